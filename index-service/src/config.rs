@@ -1,0 +1,143 @@
+//! Typed configuration: a TOML file (optional), then `LOCUS_*` environment
+//! variables, which win. Every setting and its variable is listed in
+//! `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `LOCUS_LISTEN`: address to serve on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `LOCUS_DATABASE_URL`: `sqlite://PATH` or `postgres://...`.
+    pub database_url: String,
+    /// `LOCUS_LEDGER_ORIGIN`: the log's name, first line of every checkpoint.
+    pub ledger_origin: String,
+    /// `LOCUS_LEDGER_KEY_FILE`: the log's signing key (C2SP note key form);
+    /// created on first start if missing.
+    pub ledger_key_file: PathBuf,
+    /// `LOCUS_DIRECTORY_FILE`: the consortium members allowed to submit entries.
+    pub directory_file: PathBuf,
+    /// `LOCUS_CHECKPOINT_INTERVAL_MS`: longest delay before new entries are
+    /// covered by a signed checkpoint.
+    pub checkpoint_interval_ms: u64,
+    /// `LOCUS_MAX_BATCH`: most entries committed in one transaction.
+    pub max_batch: usize,
+    /// `LOCUS_DB_POOL_SIZE`: database connections.
+    pub db_pool_size: u32,
+    /// `LOCUS_LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7300)),
+            database_url: "sqlite://locus-data/index.db".into(),
+            ledger_origin: "locus.localhost/ledger".into(),
+            ledger_key_file: "locus-data/ledger.key".into(),
+            directory_file: "locus-data/directory.json".into(),
+            checkpoint_interval_ms: 500,
+            max_batch: 4096,
+            db_pool_size: 16,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{name} is not valid: {message}")]
+    Env { name: &'static str, message: String },
+}
+
+fn env_var<T: FromStr>(name: &'static str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) => v.parse().map(Some).map_err(|e: T::Err| ConfigError::Env {
+            name,
+            message: e.to_string(),
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => Err(ConfigError::Env {
+            name,
+            message: e.to_string(),
+        }),
+    }
+}
+
+macro_rules! override_from_env {
+    ($config:ident, $($field:ident => $name:literal),+ $(,)?) => {
+        $( if let Some(v) = env_var($name)? { $config.$field = v; } )+
+    };
+}
+
+impl Config {
+    /// Reads `file` (if any), then applies the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => Config::default(),
+        };
+        override_from_env!(config,
+            listen => "LOCUS_LISTEN",
+            database_url => "LOCUS_DATABASE_URL",
+            ledger_origin => "LOCUS_LEDGER_ORIGIN",
+            ledger_key_file => "LOCUS_LEDGER_KEY_FILE",
+            directory_file => "LOCUS_DIRECTORY_FILE",
+            checkpoint_interval_ms => "LOCUS_CHECKPOINT_INTERVAL_MS",
+            max_batch => "LOCUS_MAX_BATCH",
+            db_pool_size => "LOCUS_DB_POOL_SIZE",
+            log_format => "LOCUS_LOG_FORMAT",
+        );
+        Ok(config)
+    }
+
+    pub fn checkpoint_interval(&self) -> Duration {
+        Duration::from_millis(self.checkpoint_interval_ms)
+    }
+}

@@ -1,0 +1,47 @@
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use locus_index_service::config::{Config, LogFormat};
+use locus_index_service::startup::Application;
+
+/// The Locus index service: hosts the ledger (and, next, the hashed index).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file; `LOCUS_*` environment variables override it.
+    #[arg(long, env = "LOCUS_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = Config::load(args.config.as_deref())?;
+    init_tracing(config.log_format);
+    let app = Application::build(&config).context("index-service cannot start")?;
+    // One machine-readable line on stdout so scripts and tests find the port.
+    let ready = serde_json::json!({
+        "service": "index-service",
+        "url": format!("http://{}:{}", config.listen.ip(), app.port()),
+        "ledger_vkey": app.vkey(),
+    });
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{ready}");
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOCUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,222 @@
+//! Builds the service from its configuration and serves it.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use actix_web::dev::Server;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use locus_ledger::api::{ApiError, LedgerApiDoc, LedgerState};
+use locus_ledger::db::{self, DatabaseUrl};
+use locus_ledger::members::{Directory, Members};
+use locus_ledger::metrics::LedgerMetrics;
+use locus_ledger::note::NoteSigner;
+use locus_ledger::sequencer::{Sequencer, SequencerConfig};
+use locus_ledger::store::LedgerStore;
+use prometheus::{Encoder as _, Registry, TextEncoder};
+use utoipa::OpenApi as _;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Store(#[from] locus_ledger::store::StoreError),
+    #[error(transparent)]
+    Directory(#[from] locus_ledger::members::DirectoryError),
+    #[error("the ledger refuses to start: {0}")]
+    Guard(#[from] locus_ledger::sequencer::GuardError),
+    #[error("the ledger key file {path}: {message}")]
+    Key { path: String, message: String },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    vkey: String,
+    sequencer_thread: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub fn build(config: &Config) -> Result<Self, StartupError> {
+        let url = DatabaseUrl::parse(&config.database_url)?;
+        let pool = db::connect(&url, config.db_pool_size)?;
+        let store = LedgerStore::open(pool)?;
+        tracing::info!(database = %url, "ledger storage ready");
+
+        let signer = load_or_create_signer(&config.ledger_key_file, &config.ledger_origin)?;
+        let vkey = signer.verifier().to_vkey();
+        let members = Arc::new(Members::new(Directory::load(&config.directory_file)?)?);
+
+        let registry = Registry::new();
+        let metrics = LedgerMetrics::register(&registry)?;
+        let mut sequencer_config = SequencerConfig::new(config.ledger_origin.clone());
+        sequencer_config.checkpoint_interval = config.checkpoint_interval();
+        sequencer_config.max_batch = config.max_batch.max(1);
+        let (sequencer, sequencer_thread) =
+            Sequencer::start(store.clone(), signer, members, metrics, sequencer_config)?;
+
+        let listener = TcpListener::bind(config.listen)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(LedgerState {
+            store,
+            sequencer,
+            vkey: vkey.clone(),
+        });
+        let registry = web::Data::new(registry);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(access_log())
+                .app_data(state.clone())
+                .app_data(registry.clone())
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_text))
+                .route("/openapi.json", web::get().to(openapi))
+                .configure(locus_ledger::api::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            server,
+            port,
+            vkey,
+            sequencer_thread,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The ledger's verifier key (C2SP vkey).
+    pub fn vkey(&self) -> &str {
+        &self.vkey
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the handle stops it), then lets the
+    /// sequencer sign a last checkpoint over everything it committed.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let thread = self.sequencer_thread;
+        // Workers have dropped their sequencer handles; the writer is finishing.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        result
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+fn access_log() -> actix_web::middleware::Logger {
+    // Path and status only: query strings are kept out of logs.
+    actix_web::middleware::Logger::new("%U %s %Dms").exclude("/healthz")
+}
+
+fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, StartupError> {
+    let key_error = |message: String| StartupError::Key {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let signer = NoteSigner::from_skey(text.trim()).map_err(|e| key_error(e.to_string()))?;
+            if signer.verifier().name() != origin {
+                return Err(key_error(format!(
+                    "the key is named {:?} but the ledger origin is {origin:?}",
+                    signer.verifier().name()
+                )));
+            }
+            Ok(signer)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let signer = NoteSigner::generate(origin).map_err(|e| key_error(e.to_string()))?;
+            write_secret_file(path, &format!("{}\n", signer.to_skey().as_str()))
+                .map_err(|e| key_error(e.to_string()))?;
+            tracing::info!(path = %path.display(), "created a new ledger signing key");
+            Ok(signer)
+        }
+        Err(e) => Err(key_error(e.to_string())),
+    }
+}
+
+/// Writes a file only its owner can read, refusing to overwrite one.
+fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers and the sequencer is accepting entries.
+async fn readyz(state: web::Data<LedgerState>) -> HttpResponse {
+    if let Some(reason) = state.sequencer.halted() {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "halted", "reason": reason}));
+    }
+    let store = state.store.clone();
+    let db_ok = web::block(move || store.tree_size().is_ok())
+        .await
+        .unwrap_or(false);
+    if db_ok && state.sequencer.published().is_some() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "database unavailable"}))
+    }
+}
+
+async fn metrics_text(registry: web::Data<Registry>) -> HttpResponse {
+    let mut buffer = Vec::new();
+    match TextEncoder::new().encode(&registry.gather(), &mut buffer) {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/plain; version=0.0.4"))
+            .body(buffer),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+async fn openapi() -> HttpResponse {
+    let mut doc = LedgerApiDoc::openapi();
+    doc.info.title = "Locus index service".into();
+    doc.info.description = Some(
+        "Hosts the Locus ledger: C2SP tlog-tiles reads, RFC 9162 proofs, signed entry submission and queries.".into(),
+    );
+    HttpResponse::Ok().json(doc)
+}
+
+async fn not_found() -> actix_web::Result<HttpResponse> {
+    Err(ApiError::NotFound("no such resource".into()).into())
+}

@@ -1,0 +1,298 @@
+//! Shared by the index-service tests: members with keys, a service on a free
+//! port over a fresh database (in-process or as a real process), and a client
+//! that checks what the ledger serves.
+
+#![allow(dead_code)]
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use locus_index_service::config::Config;
+use locus_index_service::startup::Application;
+use locus_ledger::checkpoint::{Checkpoint, open_checkpoint};
+use locus_ledger::merkle::Hash;
+use locus_ledger::note::NoteVerifier;
+use locus_ledger::wire::Receipt;
+use locus_protocol::entry::{Commitment, Entry, Event, RecordRetrieved, SignedEntry};
+use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey, PointerId};
+use locus_protocol::signing::SigningKey;
+use locus_tests::TestDb;
+
+pub struct TestMember {
+    pub id: MemberId,
+    pub key: SigningKey,
+}
+
+impl TestMember {
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.parse().expect("member id"),
+            key: SigningKey::generate(),
+        }
+    }
+
+    pub fn entry_at(&self, event: Event, time_ms: i64) -> SignedEntry {
+        let entry = Entry::new(self.id.clone(), self.key.key_id(), time_ms, event);
+        SignedEntry::sign(entry, &self.key).expect("sign entry")
+    }
+
+    /// A signed `record.retrieved` entry with fresh random ids, as canonical bytes.
+    pub fn retrieval(&self) -> Vec<u8> {
+        self.entry_at(random_retrieval(&self.id), now_ms()).to_canonical_bytes()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+pub fn random_bytes32() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    out
+}
+
+pub fn random_retrieval(requester: &MemberId) -> Event {
+    Event::RecordRetrieved(RecordRetrieved {
+        requester: requester.clone(),
+        custodian: "hospital-a".parse::<HospitalId>().expect("hospital id"),
+        grant: GrantId::new_random(),
+        subject: PatientKey::from_bytes(random_bytes32()),
+        pointer: PointerId::new_random(),
+        commitment: Commitment::from_bytes(random_bytes32()),
+    })
+}
+
+/// Writes the directory file listing `members` (all active unless named in
+/// `suspended`).
+pub fn write_directory(path: &Path, members: &[&TestMember], suspended: &[&str]) {
+    let list: Vec<_> = members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id,
+                "role": "hospital",
+                "ed25519": m.key.verifying_key(),
+                "status": if suspended.contains(&m.id.as_str()) { "suspended" } else { "active" },
+            })
+        })
+        .collect();
+    std::fs::write(path, serde_json::json!({ "members": list }).to_string()).expect("directory");
+}
+
+pub fn test_config(db: &TestDb) -> Config {
+    let dir = db.scratch_dir();
+    Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url().to_owned(),
+        ledger_origin: "test.locus.localhost/ledger".into(),
+        ledger_key_file: dir.join("ledger.key"),
+        directory_file: dir.join("directory.json"),
+        checkpoint_interval_ms: 100,
+        ..Config::default()
+    }
+}
+
+/// A client of one running index-service.
+pub struct LedgerClient {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub verifier: NoteVerifier,
+}
+
+impl LedgerClient {
+    pub fn new(base: String, vkey: &str) -> Self {
+        Self {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            verifier: NoteVerifier::from_vkey(vkey).expect("vkey"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn submit(&self, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.url("/ledger/entries"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("submit")
+    }
+
+    pub async fn submit_ok(&self, body: Vec<u8>) -> Receipt {
+        let response = self.submit(body).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        response.json().await.expect("receipt")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("get")
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn get_bytes(&self, path: &str) -> Vec<u8> {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes().await.expect("bytes").to_vec()
+    }
+
+    /// The newest checkpoint, its signature checked against the pinned key.
+    pub async fn checkpoint(&self) -> (Checkpoint, String) {
+        let text = String::from_utf8(self.get_bytes("/ledger/checkpoint").await).expect("utf8");
+        let (checkpoint, _) = open_checkpoint(&text, &self.verifier).expect("checkpoint signature");
+        (checkpoint, text)
+    }
+
+    /// Waits until a signed checkpoint covers at least `size` entries.
+    pub async fn checkpoint_at_least(&self, size: u64) -> Checkpoint {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (checkpoint, _) = self.checkpoint().await;
+            if checkpoint.size >= size {
+                return checkpoint;
+            }
+            assert!(Instant::now() < deadline, "no checkpoint reached size {size}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn proof(&self, path: &str) -> Vec<Hash> {
+        let body = self.get_json(path).await;
+        body["proof"]
+            .as_array()
+            .expect("proof")
+            .iter()
+            .map(|h| decode_hash(h.as_str().expect("hash")))
+            .collect()
+    }
+}
+
+pub fn decode_hash(b64: &str) -> Hash {
+    BASE64
+        .decode(b64)
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes")
+}
+
+/// An index-service running inside the test process.
+pub struct InProcess {
+    pub client: LedgerClient,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl InProcess {
+    pub async fn start(config: &Config) -> Self {
+        let app = Application::build(config).expect("index-service starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let client = LedgerClient::new(base, app.vkey());
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        Self { client, handle }
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// An index-service running as its own process (the real binary), so a test
+/// can kill it.
+pub struct Process {
+    pub child: Child,
+    pub client: LedgerClient,
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_index-service"))
+}
+
+pub fn process_command(config: &Config) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .env("LOCUS_LISTEN", config.listen.to_string())
+        .env("LOCUS_DATABASE_URL", &config.database_url)
+        .env("LOCUS_LEDGER_ORIGIN", &config.ledger_origin)
+        .env("LOCUS_LEDGER_KEY_FILE", &config.ledger_key_file)
+        .env("LOCUS_DIRECTORY_FILE", &config.directory_file)
+        .env("LOCUS_CHECKPOINT_INTERVAL_MS", config.checkpoint_interval_ms.to_string())
+        .env("LOCUS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file(config));
+    command
+}
+
+/// The process's log, beside its key, so a full pipe never stalls it.
+pub fn log_path(config: &Config) -> PathBuf {
+    config
+        .ledger_key_file
+        .parent()
+        .expect("key folder")
+        .join("index-service.log")
+}
+
+fn log_file(config: &Config) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(config))
+        .expect("log file")
+}
+
+impl Process {
+    pub fn start(config: &Config) -> Self {
+        let mut child = process_command(config).spawn().expect("spawn index-service");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the ready line");
+        if line.is_empty() {
+            let _ = child.wait();
+            panic!(
+                "index-service exited before it was ready: {}",
+                std::fs::read_to_string(log_path(config)).unwrap_or_default()
+            );
+        }
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        let client = LedgerClient::new(
+            ready["url"].as_str().expect("url").to_owned(),
+            ready["ledger_vkey"].as_str().expect("vkey"),
+        );
+        Self { child, client }
+    }
+
+    /// SIGKILL: no shutdown hooks, no last checkpoint.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

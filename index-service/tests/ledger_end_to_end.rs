@@ -1,0 +1,163 @@
+//! Several members submit a few thousand entries at once; then, through HTTP
+//! only, a client rebuilds the tree from the tlog-tiles, matches the signed
+//! checkpoint, and checks inclusion and consistency proofs from the API.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{InProcess, LedgerClient, TestMember, decode_hash, test_config, write_directory};
+use futures::StreamExt as _;
+use locus_ledger::merkle::{
+    MemoryTree, NodeId, NodeReader as _, rfc9162_leaf_hash, tree_root, verify_consistency,
+    verify_inclusion,
+};
+use locus_ledger::tiles::decode_entry_bundle;
+use locus_ledger::wire::Receipt;
+use locus_tests::{TestDb, both_backends};
+
+const SUBMITTERS: usize = 4;
+const PER_SUBMITTER: usize = 750;
+const IN_FLIGHT: usize = 32;
+
+both_backends!(concurrent_submitters_then_verify_over_http);
+
+async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
+    let members: Vec<TestMember> = (0..SUBMITTERS)
+        .map(|i| TestMember::new(&format!("hospital-{i}")))
+        .collect();
+    let config = test_config(&db);
+    write_directory(&config.directory_file, &members.iter().collect::<Vec<_>>(), &[]);
+    let service = InProcess::start(&config).await;
+    let client = Arc::new(LedgerClient::new(service.client.base.clone(), &service.client.verifier.to_vkey()));
+
+    // Every member submits concurrently, many requests in flight each.
+    let mut submitted: Vec<(Vec<u8>, Receipt)> = Vec::new();
+    let mut midway = None;
+    let streams = members.iter().map(|member| {
+        let client = Arc::clone(&client);
+        futures::stream::iter(0..PER_SUBMITTER)
+            .map(move |_| {
+                let client = Arc::clone(&client);
+                let body = member.retrieval();
+                async move {
+                    let receipt = client.submit_ok(body.clone()).await;
+                    (body, receipt)
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+    });
+    let mut all = futures::stream::select_all(streams);
+    while let Some(pair) = all.next().await {
+        submitted.push(pair);
+        if submitted.len() == SUBMITTERS * PER_SUBMITTER / 2 && midway.is_none() {
+            midway = Some(client.checkpoint().await.0);
+        }
+    }
+    let total = (SUBMITTERS * PER_SUBMITTER) as u64;
+    assert_eq!(submitted.len() as u64, total);
+
+    // Receipts are distinct leaves, and each leaf hash is the entry's.
+    let mut indexes: Vec<u64> = submitted.iter().map(|(_, r)| r.index).collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..total).collect::<Vec<_>>());
+    for (body, receipt) in &submitted {
+        assert_eq!(decode_hash(&receipt.leaf_hash), rfc9162_leaf_hash(body));
+    }
+
+    let checkpoint = client.checkpoint_at_least(total).await;
+    assert_eq!(checkpoint.size, total);
+    assert_eq!(checkpoint.origin, config.ledger_origin);
+
+    // Rebuild the whole tree from entry bundles alone.
+    let mut tree = MemoryTree::new();
+    let mut leaves_by_index = vec![Vec::new(); total as usize];
+    let full_tiles = total / 256;
+    for n in 0..=full_tiles {
+        let width = if n < full_tiles { 256 } else { total % 256 };
+        if width == 0 {
+            break;
+        }
+        let path = if width == 256 {
+            format!("/ledger/tile/entries/{}", tile_index(n))
+        } else {
+            format!("/ledger/tile/entries/{}.p/{width}", tile_index(n))
+        };
+        let bundle = client.get_bytes(&path).await;
+        let entries = decode_entry_bundle(&bundle).expect("entry bundle");
+        assert_eq!(entries.len() as u64, width);
+        for (i, entry) in entries.into_iter().enumerate() {
+            tree.push(&entry);
+            leaves_by_index[(n * 256) as usize + i] = entry;
+        }
+    }
+    let root = tree_root(&tree, total).expect("root");
+    assert_eq!(root, checkpoint.root, "tree rebuilt from tiles matches the checkpoint");
+
+    // Every submitted entry is at its receipt's index, byte for byte.
+    for (body, receipt) in &submitted {
+        assert_eq!(&leaves_by_index[receipt.index as usize], body);
+    }
+
+    // Hash tiles agree with the rebuilt tree, at level 0 and level 1.
+    for (level, count) in [(0u8, total), (1u8, total >> 8)] {
+        let mut n = 0;
+        while n * 256 < count {
+            let width = (count - n * 256).min(256);
+            let path = if width == 256 {
+                format!("/ledger/tile/{level}/{}", tile_index(n))
+            } else {
+                format!("/ledger/tile/{level}/{}.p/{width}", tile_index(n))
+            };
+            let tile = client.get_bytes(&path).await;
+            assert_eq!(tile.len() as u64, width * 32);
+            let ids: Vec<NodeId> = (0..width)
+                .map(|k| NodeId { level: level * 8, index: n * 256 + k })
+                .collect();
+            let expected = tree.read_nodes(&ids).expect("nodes").concat();
+            assert_eq!(tile, expected, "hash tile {path}");
+            n += 1;
+        }
+    }
+
+    // Inclusion proofs from the API, for a spread of leaves.
+    for index in (0..total).step_by(97).chain([total - 1]) {
+        let proof = client
+            .proof(&format!("/ledger/proof/inclusion?index={index}&size={total}"))
+            .await;
+        let leaf = rfc9162_leaf_hash(&leaves_by_index[index as usize]);
+        verify_inclusion(&leaf, index, total, &proof, &checkpoint.root).expect("inclusion");
+    }
+
+    // Consistency from the checkpoint seen midway, and from small sizes.
+    let midway = midway.expect("a midway checkpoint");
+    assert!(midway.size <= total);
+    let proof = client
+        .proof(&format!("/ledger/proof/consistency?first={}&second={total}", midway.size))
+        .await;
+    verify_consistency(midway.size, total, &midway.root, &checkpoint.root, &proof)
+        .expect("midway checkpoint is a prefix of the final one");
+    for first in [1, 2, 255, 256, 257, 1000] {
+        let proof = client
+            .proof(&format!("/ledger/proof/consistency?first={first}&second={total}"))
+            .await;
+        let first_root = tree_root(&tree, first).expect("root");
+        verify_consistency(first, total, &first_root, &checkpoint.root, &proof)
+            .expect("consistency");
+    }
+
+    // The query API finds entries by submitter, in log order.
+    let page = client
+        .get_json(&format!("/ledger/entries?submitter={}&limit=1000", members[0].id))
+        .await;
+    let entries = page["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), PER_SUBMITTER);
+    assert!(entries.windows(2).all(|w| w[0]["index"].as_u64() < w[1]["index"].as_u64()));
+    assert!(page["next"].is_null());
+
+    service.stop().await;
+}
+
+fn tile_index(n: u64) -> String {
+    locus_ledger::tiles::encode_tile_index(n)
+}

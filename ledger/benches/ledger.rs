@@ -1,0 +1,211 @@
+//! Ledger throughput and proof cost.
+//!
+//! `cargo bench -p locus-ledger --bench ledger`
+//!
+//! - `append/<backend>/sequencer/<batch>`: signed entries submitted together,
+//!   through signature check, group commit and subtree hashes, until every
+//!   receipt is back (entries per second).
+//! - `append/<backend>/plain_insert/<batch>`: the same rows written by a plain
+//!   INSERT in one transaction, no ledger work; the ratio is what we track.
+//! - `inclusion_proof/<store>/1000000`: one proof at 10^6 leaves.
+//!
+//! PostgreSQL comes from `LOCUS_TEST_POSTGRES_URL` (default 127.0.0.1:5432).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use diesel::RunQueryDsl as _;
+use locus_ledger::db::{self, DatabaseUrl};
+use locus_ledger::members::{Directory, Member, MemberRole, MemberStatus, Members};
+use locus_ledger::merkle::{CompactRange, MemoryTree, inclusion_proof, rfc9162_leaf_hash};
+use locus_ledger::metrics::LedgerMetrics;
+use locus_ledger::note::NoteSigner;
+use locus_ledger::schema::ledger_entries;
+use locus_ledger::sequencer::{Sequencer, SequencerConfig};
+use locus_ledger::store::{LedgerStore, NewEntry};
+use locus_protocol::entry::{Commitment, Entry, Event, RecordRetrieved, SignedEntry};
+use locus_protocol::ids::{GrantId, MemberId, PatientKey, PointerId};
+use locus_protocol::signing::SigningKey;
+use locus_tests::{Backend, TestDb};
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+struct Fixture {
+    member: MemberId,
+    key: SigningKey,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            member: "hospital-a".parse().unwrap(),
+            key: SigningKey::generate(),
+        }
+    }
+
+    fn entry(&self, n: u64) -> Vec<u8> {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&n.to_be_bytes());
+        seed[8..24].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let event = Event::RecordRetrieved(RecordRetrieved {
+            requester: self.member.clone(),
+            custodian: "hospital-b".parse().unwrap(),
+            grant: GrantId::new_random(),
+            subject: PatientKey::from_bytes(seed),
+            pointer: PointerId::new_random(),
+            commitment: Commitment::from_bytes(rfc9162_leaf_hash(&seed)),
+        });
+        let time = chrono::Utc::now().timestamp_millis();
+        let entry = Entry::new(self.member.clone(), self.key.key_id(), time, event);
+        SignedEntry::sign(entry, &self.key).unwrap().to_canonical_bytes()
+    }
+
+    fn members(&self) -> Arc<Members> {
+        Arc::new(
+            Members::new(Directory {
+                members: vec![Member {
+                    id: self.member.clone(),
+                    role: MemberRole::Hospital,
+                    ed25519: self.key.verifying_key(),
+                    status: MemberStatus::Active,
+                }],
+            })
+            .unwrap(),
+        )
+    }
+}
+
+fn open(db: &TestDb) -> LedgerStore {
+    let url = DatabaseUrl::parse(db.url()).unwrap();
+    LedgerStore::open(db::connect(&url, 8).unwrap()).unwrap()
+}
+
+fn plain_row(body: &[u8], idx: i64) -> NewEntry {
+    NewEntry {
+        idx,
+        leaf_hash: rfc9162_leaf_hash(body).to_vec(),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+        entry_type: "record.retrieved".into(),
+        submitter: "hospital-a".into(),
+        subject: Some(hex::encode(&body[..32])),
+        grant_id: None,
+        entry_time: 0,
+        sequenced_at: 0,
+    }
+}
+
+fn appends(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fixture = Fixture::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let mut group = c.benchmark_group(format!("append/{name}"));
+        group.sample_size(10).measurement_time(Duration::from_secs(if bench_mode() { 5 } else { 1 }));
+        for batch in [1u64, 16, 256] {
+            group.throughput(Throughput::Elements(batch));
+
+            let ledger_db = TestDb::new(backend);
+            let store = open(&ledger_db);
+            let mut config = SequencerConfig::new("bench.locus.localhost/ledger");
+            config.max_batch = batch as usize;
+            let (sequencer, _thread) = Sequencer::start(
+                store,
+                NoteSigner::generate("bench.locus.localhost/ledger").unwrap(),
+                fixture.members(),
+                LedgerMetrics::register(&prometheus::Registry::new()).unwrap(),
+                config,
+            )
+            .unwrap();
+            group.bench_function(BenchmarkId::new("sequencer", batch), |b| {
+                b.iter_custom(|iters| {
+                    let bodies: Vec<Vec<Vec<u8>>> = (0..iters)
+                        .map(|i| (0..batch).map(|j| fixture.entry(i * batch + j)).collect())
+                        .collect();
+                    let start = Instant::now();
+                    runtime.block_on(async {
+                        for round in &bodies {
+                            let submits = round.iter().map(|body| sequencer.submit(body));
+                            for receipt in futures::future::join_all(submits).await {
+                                receipt.unwrap();
+                            }
+                        }
+                    });
+                    start.elapsed()
+                });
+            });
+
+            let plain_db = TestDb::new(backend);
+            let plain = open(&plain_db);
+            let mut next_idx = 0i64;
+            group.bench_function(BenchmarkId::new("plain_insert", batch), |b| {
+                b.iter_custom(|iters| {
+                    let rounds: Vec<Vec<NewEntry>> = (0..iters)
+                        .map(|i| {
+                            (0..batch)
+                                .map(|j| {
+                                    next_idx += 1;
+                                    plain_row(&fixture.entry(i * batch + j), next_idx)
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let mut conn = plain.conn().unwrap();
+                    let start = Instant::now();
+                    for rows in &rounds {
+                        diesel::Connection::transaction::<_, diesel::result::Error, _>(&mut *conn, |conn| {
+                            diesel::insert_into(ledger_entries::table).values(rows).execute(conn)?;
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                    start.elapsed()
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+fn proofs(c: &mut Criterion) {
+    let leaves: u64 = if bench_mode() { 1_000_000 } else { 10_000 };
+    let mut tree = MemoryTree::new();
+    let mut range = CompactRange::new();
+    let mut nodes = Vec::with_capacity(leaves as usize * 2);
+    for i in 0..leaves {
+        let leaf = rfc9162_leaf_hash(&i.to_be_bytes());
+        tree.push_leaf_hash(leaf);
+        nodes.extend(range.append(leaf));
+    }
+    let db = TestDb::sqlite();
+    let store = open(&db);
+    store.append(&mut store.conn().unwrap(), &[], &nodes).unwrap();
+
+    let mut group = c.benchmark_group("inclusion_proof");
+    let mut i = 0u64;
+    group.bench_function(BenchmarkId::new("memory", leaves), |b| {
+        b.iter(|| {
+            i = (i + 7919) % leaves;
+            inclusion_proof(&tree, i, leaves).unwrap()
+        })
+    });
+    group.bench_function(BenchmarkId::new("sqlite", leaves), |b| {
+        b.iter(|| {
+            i = (i + 7919) % leaves;
+            inclusion_proof(&store, i, leaves).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, appends, proofs);
+criterion_main!(benches);

@@ -1,0 +1,443 @@
+//! The ledger's HTTP API, mounted by the hosting service under `/ledger`.
+//!
+//! Reads follow C2SP tlog-tiles (`checkpoint`, `tile/...`) so third-party tlog
+//! tools can follow the log; proofs, entry queries and submission are JSON.
+//! Everything served is covered by the newest signed checkpoint.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, ResponseError, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::StreamExt as _;
+use serde::Deserialize;
+
+use crate::merkle::{ProofError, consistency_proof, inclusion_proof};
+use crate::sequencer::{MAX_ENTRY_BYTES, Published, Sequencer, SubmitError};
+use crate::store::{Entry, EntryFilter, LedgerStore, StoreError};
+use crate::tiles::{TILE_WIDTH, TilePath, encode_entry_bundle, parse_tile_path, tile_available};
+use crate::wire::{ConsistencyProof, EntryPage, ErrorBody, InclusionProof, LoggedEntry, Receipt};
+use locus_protocol::ids::{GrantId, MemberId, PatientKey};
+
+const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+
+/// What the ledger routes need.
+#[derive(Debug, Clone)]
+pub struct LedgerState {
+    pub store: LedgerStore,
+    pub sequencer: Sequencer,
+    /// The log's verifier key in C2SP vkey form.
+    pub vkey: String,
+}
+
+/// Every way a ledger request can fail, mapped to a status in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    BeyondTree(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the ledger has not signed a checkpoint yet")]
+    NoCheckpoint,
+    #[error("storage is unavailable")]
+    Store(#[from] StoreError),
+    #[error("the ledger is unavailable")]
+    Internal(&'static str),
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Submit(e) => match e {
+                SubmitError::TooLarge => "entry_too_large",
+                SubmitError::Malformed(_) => "malformed_entry",
+                SubmitError::UnknownSubmitter => "unknown_submitter",
+                SubmitError::InactiveSubmitter(_) => "inactive_submitter",
+                SubmitError::BadSignature => "bad_signature",
+                SubmitError::ClockSkew(_) => "clock_skew",
+                SubmitError::Busy => "busy",
+                SubmitError::Unavailable => "unavailable",
+            },
+            Self::BadRequest(_) => "bad_request",
+            Self::BeyondTree(_) => "beyond_tree",
+            Self::NotFound(_) => "not_found",
+            Self::NoCheckpoint => "unavailable",
+            Self::Store(_) => "storage_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Submit(e) => match e {
+                SubmitError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                SubmitError::Malformed(_) | SubmitError::ClockSkew(_) => StatusCode::BAD_REQUEST,
+                SubmitError::UnknownSubmitter
+                | SubmitError::InactiveSubmitter(_)
+                | SubmitError::BadSignature => StatusCode::FORBIDDEN,
+                SubmitError::Busy | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            Self::BadRequest(_) | Self::BeyondTree(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NoCheckpoint | Self::Store(_) | Self::Internal(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "ledger request failed");
+        } else {
+            tracing::info!(code = self.code(), "ledger request refused");
+        }
+        HttpResponse::build(status).json(ErrorBody {
+            error: self.code().to_owned(),
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        Self::Internal("the blocking thread pool is gone")
+    }
+}
+
+fn proof_error(e: ProofError<StoreError>) -> ApiError {
+    match e {
+        ProofError::Store(e) => ApiError::Store(e),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// Registers the ledger routes under `/ledger`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/ledger")
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::BadRequest(format!("bad query: {e}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::NotFound(format!("bad path: {e}")).into()
+            }))
+            .route("/checkpoint", web::get().to(checkpoint))
+            .route("/vkey", web::get().to(vkey))
+            .route("/entries", web::post().to(submit))
+            .route("/entries", web::get().to(query_entries))
+            .route("/entries/{index}", web::get().to(entry_by_index))
+            .route("/proof/inclusion", web::get().to(prove_inclusion))
+            .route("/proof/consistency", web::get().to(prove_consistency))
+            .route("/tile/{path:.*}", web::get().to(tile)),
+    );
+}
+
+fn published(state: &LedgerState) -> Result<Published, ApiError> {
+    state.sequencer.published().ok_or(ApiError::NoCheckpoint)
+}
+
+fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes.iter().map(|h| BASE64.encode(h)).collect()
+}
+
+/// The newest signed checkpoint (C2SP signed note).
+#[utoipa::path(get, path = "/ledger/checkpoint", tag = "ledger",
+    responses((status = 200, description = "C2SP tlog-checkpoint in a signed note", content_type = "text/plain")))]
+pub async fn checkpoint(state: web::Data<LedgerState>) -> Result<HttpResponse, ApiError> {
+    let published = published(&state)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(published.note))
+}
+
+/// The log's public key in C2SP vkey form. Pin it from the consortium
+/// directory; this copy is a convenience.
+#[utoipa::path(get, path = "/ledger/vkey", tag = "ledger",
+    responses((status = 200, description = "C2SP note verifier key", content_type = "text/plain")))]
+pub async fn vkey(state: web::Data<LedgerState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
+        .body(format!("{}\n", state.vkey))
+}
+
+/// Submits one signed entry (canonical JSON, at most 65,535 bytes). Answers
+/// once the entry is durable.
+#[utoipa::path(post, path = "/ledger/entries", tag = "ledger",
+    request_body(content = String, description = "A signed entry, RFC 8785 canonical JSON", content_type = "application/json"),
+    responses(
+        (status = 200, body = Receipt),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn submit(
+    state: web::Data<LedgerState>,
+    mut payload: web::Payload,
+) -> Result<web::Json<Receipt>, ApiError> {
+    // Read by hand so an oversized body is refused with our own error, early.
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_ENTRY_BYTES {
+            return Err(SubmitError::TooLarge.into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(web::Json(state.sequencer.submit(&body).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size, at most the newest checkpoint's.
+    pub size: u64,
+}
+
+/// RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
+#[utoipa::path(get, path = "/ledger/proof/inclusion", tag = "ledger", params(InclusionQuery),
+    responses((status = 200, body = InclusionProof), (status = 400, body = ErrorBody)))]
+pub async fn prove_inclusion(
+    state: web::Data<LedgerState>,
+    query: web::Query<InclusionQuery>,
+) -> Result<web::Json<InclusionProof>, ApiError> {
+    let InclusionQuery { index, size } = query.into_inner();
+    check_size(&state, size)?;
+    if index >= size {
+        return Err(ApiError::BadRequest(format!("index {index} is not below size {size}")));
+    }
+    let store = state.store.clone();
+    let proof = web::block(move || inclusion_proof(&store, index, size))
+        .await?
+        .map_err(proof_error)?;
+    Ok(web::Json(InclusionProof {
+        index,
+        size,
+        proof: encode_hashes(&proof),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    pub first: u64,
+    pub second: u64,
+}
+
+/// RFC 9162 consistency proof between tree sizes `first` and `second`.
+#[utoipa::path(get, path = "/ledger/proof/consistency", tag = "ledger", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProof), (status = 400, body = ErrorBody)))]
+pub async fn prove_consistency(
+    state: web::Data<LedgerState>,
+    query: web::Query<ConsistencyQuery>,
+) -> Result<web::Json<ConsistencyProof>, ApiError> {
+    let ConsistencyQuery { first, second } = query.into_inner();
+    check_size(&state, second)?;
+    if first > second {
+        return Err(ApiError::BadRequest(format!("first {first} is larger than second {second}")));
+    }
+    let store = state.store.clone();
+    let proof = web::block(move || consistency_proof(&store, first, second))
+        .await?
+        .map_err(proof_error)?;
+    Ok(web::Json(ConsistencyProof {
+        first,
+        second,
+        proof: encode_hashes(&proof),
+    }))
+}
+
+fn check_size(state: &LedgerState, size: u64) -> Result<Published, ApiError> {
+    let published = published(state)?;
+    if size > published.size {
+        return Err(ApiError::BeyondTree(format!(
+            "size {size} is beyond the newest checkpoint ({})",
+            published.size
+        )));
+    }
+    Ok(published)
+}
+
+/// A C2SP tlog-tiles resource: `tile/<L>/<N>[.p/<W>]` (hashes) or
+/// `tile/entries/<N>[.p/<W>]` (entry bundles).
+#[utoipa::path(get, path = "/ledger/tile/{path}", tag = "ledger",
+    params(("path" = String, Path, description = "tile path as in C2SP tlog-tiles")),
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+pub async fn tile(
+    state: web::Data<LedgerState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let full = format!("tile/{}", path.into_inner());
+    let parsed = parse_tile_path(&full).map_err(|e| ApiError::NotFound(format!("{full}: {e}")))?;
+    let size = published(&state)?.size;
+    let store = state.store.clone();
+    let (body, width) = match parsed {
+        TilePath::Hash(tile) => {
+            if !tile_available(tile.level, tile.index, tile.width, size) {
+                return Err(ApiError::NotFound(format!("{full} is not in the published tree")));
+            }
+            let level = tile.level.saturating_mul(8);
+            let start = tile.index * TILE_WIDTH;
+            let end = start + u64::from(tile.width);
+            let hashes = web::block(move || store.node_range(level, start, end)).await??;
+            (hashes.concat(), tile.width)
+        }
+        TilePath::Entries { index, width } => {
+            if !tile_available(0, index, width, size) {
+                return Err(ApiError::NotFound(format!("{full} is not in the published tree")));
+            }
+            let start = index * TILE_WIDTH;
+            let end = start + u64::from(width);
+            let bodies = web::block(move || store.entry_bodies(start, end)).await??;
+            let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
+            let bundle =
+                encode_entry_bundle(&refs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            (bundle, width)
+        }
+    };
+    // Tiles never change once served; a full one never grows either.
+    let cache = if u64::from(width) == TILE_WIDTH {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/octet-stream"))
+        .insert_header((CACHE_CONTROL, cache))
+        .body(body))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EntryQuery {
+    /// Entry type, e.g. `record.retrieved`.
+    #[serde(rename = "type")]
+    pub entry_type: Option<String>,
+    /// Member id of the submitter.
+    pub submitter: Option<String>,
+    /// Patient key (64 hex characters).
+    pub subject: Option<String>,
+    /// Grant id.
+    pub grant: Option<String>,
+    /// Entry time from (inclusive), RFC 3339.
+    pub from: Option<String>,
+    /// Entry time until (exclusive), RFC 3339.
+    pub until: Option<String>,
+    /// Paging cursor: entries after this index.
+    pub after: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+fn parse_time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp_millis())
+                .map_err(|_| ApiError::BadRequest(format!("{field} is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn validated<T: std::str::FromStr>(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.parse::<T>().is_err() => Err(ApiError::BadRequest(format!("{field} is not valid"))),
+        other => Ok(other),
+    }
+}
+
+impl EntryQuery {
+    fn filter(self) -> Result<(EntryFilter, u32), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        if let Some(t) = &self.entry_type {
+            let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+            if !ok {
+                return Err(ApiError::BadRequest("type is not valid".into()));
+            }
+        }
+        let after = self
+            .after
+            .map(|a| i64::try_from(a).map_err(|_| ApiError::BadRequest("after is too large".into())))
+            .transpose()?;
+        Ok((
+            EntryFilter {
+                from_ms: parse_time("from", self.from.as_deref())?,
+                until_ms: parse_time("until", self.until.as_deref())?,
+                entry_type: self.entry_type,
+                submitter: validated::<MemberId>("submitter", self.submitter)?,
+                subject: validated::<PatientKey>("subject", self.subject)?,
+                grant_id: validated::<GrantId>("grant", self.grant)?,
+                after,
+            },
+            limit,
+        ))
+    }
+}
+
+fn logged(entry: Entry) -> Result<LoggedEntry, ApiError> {
+    Ok(LoggedEntry {
+        index: entry.idx as u64,
+        leaf_hash: BASE64.encode(&entry.leaf_hash),
+        sequenced_at_ms: entry.sequenced_at,
+        entry: serde_json::from_str(&entry.body)
+            .map_err(|_| ApiError::Internal("a stored entry is not JSON"))?,
+    })
+}
+
+/// Entries by type, submitter, patient key, grant and time, in log order, paged.
+#[utoipa::path(get, path = "/ledger/entries", tag = "ledger", params(EntryQuery),
+    responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
+pub async fn query_entries(
+    state: web::Data<LedgerState>,
+    query: web::Query<EntryQuery>,
+) -> Result<web::Json<EntryPage>, ApiError> {
+    let (filter, limit) = query.into_inner().filter()?;
+    let size = published(&state)?.size;
+    let store = state.store.clone();
+    let rows = web::block(move || store.query(&filter, size, i64::from(limit))).await??;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.idx as u64))
+        .flatten();
+    let entries = rows.into_iter().map(logged).collect::<Result<_, _>>()?;
+    Ok(web::Json(EntryPage { entries, next }))
+}
+
+/// One entry by its index in the log.
+#[utoipa::path(get, path = "/ledger/entries/{index}", tag = "ledger",
+    params(("index" = u64, Path, description = "leaf index")),
+    responses((status = 200, body = LoggedEntry), (status = 404, body = ErrorBody)))]
+pub async fn entry_by_index(
+    state: web::Data<LedgerState>,
+    index: web::Path<u64>,
+) -> Result<web::Json<LoggedEntry>, ApiError> {
+    let index = index.into_inner();
+    let size = published(&state)?.size;
+    if index >= size {
+        return Err(ApiError::NotFound(format!("no entry {index} in the published tree")));
+    }
+    let store = state.store.clone();
+    let entry = web::block(move || store.entry(index))
+        .await??
+        .ok_or_else(|| ApiError::NotFound(format!("no entry {index}")))?;
+    Ok(web::Json(logged(entry)?))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(checkpoint, vkey, submit, prove_inclusion, prove_consistency, tile, query_entries, entry_by_index),
+    components(schemas(Receipt, InclusionProof, ConsistencyProof, LoggedEntry, EntryPage, ErrorBody)),
+    tags((name = "ledger", description = "The tamper-evident ledger: C2SP tlog-tiles reads, RFC 9162 proofs, submission, queries"))
+)]
+#[derive(Debug)]
+pub struct LedgerApiDoc;

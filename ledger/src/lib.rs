@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod checkpoint;
+pub mod cosignature;
+pub mod db;
+pub mod members;
+pub mod merkle;
+pub mod metrics;
+pub mod note;
+pub mod schema;
+pub mod sequencer;
+pub mod store;
+pub mod tiles;
+pub mod wire;

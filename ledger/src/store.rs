@@ -1,0 +1,311 @@
+//! The ledger's storage: entries, every complete subtree hash, signed checkpoints.
+
+use diesel::prelude::*;
+
+use crate::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use crate::merkle::{Hash, NodeId, NodeReader};
+use crate::schema::{ledger_checkpoints, ledger_entries, ledger_nodes};
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
+    postgres: diesel_migrations::embed_migrations!("../migrations/ledger/postgres"),
+};
+
+// SQLite allows 32766 bound parameters per statement; stay well under it.
+const ENTRY_ROWS_PER_INSERT: usize = 1000;
+const NODE_ROWS_PER_INSERT: usize = 5000;
+
+/// A sequenced entry as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ledger_entries)]
+pub struct Entry {
+    pub idx: i64,
+    pub leaf_hash: Vec<u8>,
+    pub body: String,
+    pub entry_type: String,
+    pub submitter: String,
+    pub subject: Option<String>,
+    pub grant_id: Option<String>,
+    pub entry_time: i64,
+    pub sequenced_at: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = ledger_entries)]
+pub struct NewEntry {
+    pub idx: i64,
+    pub leaf_hash: Vec<u8>,
+    pub body: String,
+    pub entry_type: String,
+    pub submitter: String,
+    pub subject: Option<String>,
+    pub grant_id: Option<String>,
+    pub entry_time: i64,
+    pub sequenced_at: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = ledger_nodes)]
+struct NewNode<'a> {
+    level: i16,
+    idx: i64,
+    hash: &'a [u8],
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_checkpoints)]
+pub struct SignedCheckpoint {
+    pub tree_size: i64,
+    pub root: Vec<u8>,
+    pub note: String,
+    pub signed_at: i64,
+}
+
+/// What a regulator may filter entries by. Every filter is on an indexed column.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    pub entry_type: Option<String>,
+    pub submitter: Option<String>,
+    pub subject: Option<String>,
+    pub grant_id: Option<String>,
+    pub from_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only entries with an index greater than this (paging cursor).
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the stored tree is missing node {0:?}")]
+    MissingNode(NodeId),
+    #[error("a stored hash is not 32 bytes")]
+    CorruptHash,
+    #[error("index {0} does not fit the database's integer type")]
+    IndexOverflow(u64),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Db(DbError::Pool(e))
+    }
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::IndexOverflow(v))
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    Hash::try_from(bytes).map_err(|_| StoreError::CorruptHash)
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerStore {
+    pool: Pool,
+}
+
+impl LedgerStore {
+    /// Wraps a pool and brings its schema up to date.
+    pub fn open(pool: Pool) -> Result<Self, StoreError> {
+        let mut conn = pool.get()?;
+        crate::db::run_migrations(&mut conn, MIGRATIONS)?;
+        Ok(Self { pool })
+    }
+
+    pub fn conn(&self) -> Result<PooledConnection, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Number of leaves durably stored (possibly ahead of the latest checkpoint).
+    pub fn tree_size(&self) -> Result<u64, StoreError> {
+        let max: Option<i64> = ledger_entries::table
+            .select(diesel::dsl::max(ledger_entries::idx))
+            .first(&mut self.conn()?)?;
+        Ok(max.map_or(0, |m| m as u64 + 1))
+    }
+
+    /// Leaf hashes among `hashes` that are already in the log, with their index.
+    pub fn find_leaves(&self, hashes: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut found = Vec::new();
+        for chunk in hashes.chunks(ENTRY_ROWS_PER_INSERT) {
+            let rows: Vec<(Vec<u8>, i64)> = ledger_entries::table
+                .filter(ledger_entries::leaf_hash.eq_any(chunk))
+                .select((ledger_entries::leaf_hash, ledger_entries::idx))
+                .load(&mut conn)?;
+            found.extend(rows.into_iter().map(|(h, i)| (h, i as u64)));
+        }
+        Ok(found)
+    }
+
+    /// Writes a batch of leaves and the subtree hashes they complete in one
+    /// transaction: one durable commit per batch (group commit).
+    pub fn append(
+        &self,
+        conn: &mut DbConnection,
+        entries: &[NewEntry],
+        nodes: &[(NodeId, Hash)],
+    ) -> Result<(), StoreError> {
+        let node_rows = nodes
+            .iter()
+            .map(|(id, hash)| {
+                Ok(NewNode {
+                    level: i16::from(id.level),
+                    idx: to_i64(id.index)?,
+                    hash: hash.as_slice(),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        conn.transaction::<_, StoreError, _>(|conn| {
+            crate::on_backend!(conn, |conn| {
+                for chunk in entries.chunks(ENTRY_ROWS_PER_INSERT) {
+                    diesel::insert_into(ledger_entries::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+                for chunk in node_rows.chunks(NODE_ROWS_PER_INSERT) {
+                    diesel::insert_into(ledger_nodes::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+            });
+            Ok(())
+        })
+    }
+
+    pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        Ok(ledger_checkpoints::table
+            .order(ledger_checkpoints::tree_size.desc())
+            .select(SignedCheckpoint::as_select())
+            .first(&mut self.conn()?)
+            .optional()?)
+    }
+
+    /// All signed checkpoints, oldest first (for auditors).
+    pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        Ok(ledger_checkpoints::table
+            .order(ledger_checkpoints::tree_size.asc())
+            .select(SignedCheckpoint::as_select())
+            .load(&mut self.conn()?)?)
+    }
+
+    pub fn insert_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
+        diesel::insert_into(ledger_checkpoints::table)
+            .values(checkpoint)
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// Canonical entry bodies with index in `[start, end)`, in order.
+    pub fn entry_bodies(&self, start: u64, end: u64) -> Result<Vec<String>, StoreError> {
+        Ok(ledger_entries::table
+            .filter(ledger_entries::idx.ge(to_i64(start)?))
+            .filter(ledger_entries::idx.lt(to_i64(end)?))
+            .order(ledger_entries::idx.asc())
+            .select(ledger_entries::body)
+            .load(&mut self.conn()?)?)
+    }
+
+    /// Subtree hashes at `level` with index in `[start, end)`, in order.
+    pub fn node_range(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        let rows: Vec<Vec<u8>> = ledger_nodes::table
+            .filter(ledger_nodes::level.eq(i16::from(level)))
+            .filter(ledger_nodes::idx.ge(to_i64(start)?))
+            .filter(ledger_nodes::idx.lt(to_i64(end)?))
+            .order(ledger_nodes::idx.asc())
+            .select(ledger_nodes::hash)
+            .load(&mut self.conn()?)?;
+        rows.iter().map(|h| to_hash(h)).collect()
+    }
+
+    pub fn entry(&self, idx: u64) -> Result<Option<Entry>, StoreError> {
+        Ok(ledger_entries::table
+            .find(to_i64(idx)?)
+            .select(Entry::as_select())
+            .first(&mut self.conn()?)
+            .optional()?)
+    }
+
+    /// Entries matching `filter` with index below `below` (the published tree
+    /// size), in index order, at most `limit`.
+    pub fn query(
+        &self,
+        filter: &EntryFilter,
+        below: u64,
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let mut query = ledger_entries::table
+            .filter(ledger_entries::idx.lt(to_i64(below)?))
+            .select(Entry::as_select())
+            .order(ledger_entries::idx.asc())
+            .limit(limit)
+            .into_boxed();
+        if let Some(t) = &filter.entry_type {
+            query = query.filter(ledger_entries::entry_type.eq(t.clone()));
+        }
+        if let Some(s) = &filter.submitter {
+            query = query.filter(ledger_entries::submitter.eq(s.clone()));
+        }
+        if let Some(s) = &filter.subject {
+            query = query.filter(ledger_entries::subject.eq(s.clone()));
+        }
+        if let Some(g) = &filter.grant_id {
+            query = query.filter(ledger_entries::grant_id.eq(g.clone()));
+        }
+        if let Some(from) = filter.from_ms {
+            query = query.filter(ledger_entries::entry_time.ge(from));
+        }
+        if let Some(until) = filter.until_ms {
+            query = query.filter(ledger_entries::entry_time.lt(until));
+        }
+        if let Some(after) = filter.after {
+            query = query.filter(ledger_entries::idx.gt(after));
+        }
+        Ok(query.load(&mut self.conn()?)?)
+    }
+}
+
+/// Proofs and roots are read straight from the stored subtree hashes, one query
+/// per proof.
+impl NodeReader for LedgerStore {
+    type Error = StoreError;
+
+    fn read_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = ledger_nodes::table
+            .select((ledger_nodes::level, ledger_nodes::idx, ledger_nodes::hash))
+            .into_boxed();
+        for id in ids {
+            query = query.or_filter(
+                ledger_nodes::level
+                    .eq(i16::from(id.level))
+                    .and(ledger_nodes::idx.eq(to_i64(id.index)?)),
+            );
+        }
+        let rows: Vec<(i16, i64, Vec<u8>)> = query.load(&mut self.conn()?)?;
+        let found: std::collections::HashMap<(i16, i64), &Vec<u8>> =
+            rows.iter().map(|(l, i, h)| ((*l, *i), h)).collect();
+        ids.iter()
+            .map(|id| {
+                let key = (i16::from(id.level), to_i64(id.index)?);
+                found
+                    .get(&key)
+                    .ok_or(StoreError::MissingNode(*id))
+                    .and_then(|h| to_hash(h))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,54 @@
+//! JSON bodies of the ledger API, separate from storage rows.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Proof that an entry is durable in the log: returned only after its batch
+/// committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Receipt {
+    /// Position of the entry in the log.
+    pub index: u64,
+    /// RFC 9162 leaf hash of the entry, base64.
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    /// Sibling hashes from the leaf up, base64.
+    pub proof: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub first: u64,
+    pub second: u64,
+    /// RFC 9162 consistency proof, base64.
+    pub proof: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoggedEntry {
+    pub index: u64,
+    pub leaf_hash: String,
+    pub sequenced_at_ms: i64,
+    /// The signed entry exactly as logged (canonical JSON).
+    #[schema(value_type = Object)]
+    pub entry: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EntryPage {
+    pub entries: Vec<LoggedEntry>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<u64>,
+}
+
+/// Every error the ledger API returns.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}

@@ -1,0 +1,634 @@
+//! Signed ledger entries.
+//!
+//! An entry is canonical JSON (RFC 8785, see [`crate::jcs`]) signed by its submitter
+//! with Ed25519 over `ENTRY_SIGNATURE_CONTEXT || canonical(entry)`. The ledger leaf is
+//! the canonical JSON of `{"entry": ..., "sig": ...}`. Entries hold no health data and
+//! no direct identifiers: only pseudonymous keys, ids, counts and commitments.
+//!
+//! Parsing is strict (canonical bytes only, unknown fields and event types refused)
+//! so that one entry has exactly one leaf encoding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId};
+use crate::jcs::{self, CanonicalError};
+use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
+
+pub use crate::ids::{Commitment, MerkleRoot};
+
+/// Prepended to the canonical entry before signing, so an entry signature can never
+/// be replayed as a signature over anything else a member key signs.
+pub const ENTRY_SIGNATURE_CONTEXT: &[u8] = b"locus/entry/v1\n";
+
+/// The only entry format version.
+pub const ENTRY_VERSION: u8 = 1;
+
+/// One ledger entry, before signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Format version; must be [`ENTRY_VERSION`].
+    pub v: u8,
+    /// The member that submits (and signs) the entry.
+    pub submitter: MemberId,
+    /// The id of the submitter's signing key.
+    pub kid: KeyId,
+    /// When the submitter made the entry, Unix milliseconds; never negative.
+    pub time_ms: i64,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Entry {
+    /// A version-1 entry.
+    pub fn new(submitter: MemberId, kid: KeyId, time_ms: i64, event: Event) -> Self {
+        Self {
+            v: ENTRY_VERSION,
+            submitter,
+            kid,
+            time_ms,
+            event,
+        }
+    }
+
+    fn check(&self) -> Result<(), EntryError> {
+        if self.v != ENTRY_VERSION {
+            return Err(EntryError::UnsupportedVersion(self.v));
+        }
+        if self.time_ms < 0 {
+            return Err(EntryError::NegativeTime);
+        }
+        Ok(())
+    }
+}
+
+/// What an entry records. The JSON form is the variant's fields plus `"type"`.
+///
+/// To add an event: add a struct with `deny_unknown_fields`, a variant with its
+/// `rename`, and its arms in the accessors below (the compiler lists them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A custodian published a batch of pointers.
+    #[serde(rename = "pointers.published")]
+    PointersPublished(PointersPublished),
+    /// The index answered a discovery query under a grant.
+    #[serde(rename = "index.queried")]
+    IndexQueried(IndexQueried),
+    /// A custodian released a record under a grant.
+    #[serde(rename = "record.retrieved")]
+    RecordRetrieved(RecordRetrieved),
+    /// A query or retrieval was refused.
+    #[serde(rename = "access.refused")]
+    AccessRefused(AccessRefused),
+}
+
+impl Event {
+    /// The `"type"` string of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PointersPublished(_) => "pointers.published",
+            Self::IndexQueried(_) => "index.queried",
+            Self::RecordRetrieved(_) => "record.retrieved",
+            Self::AccessRefused(_) => "access.refused",
+        }
+    }
+
+    /// The patient the event is about, if any.
+    pub fn subject(&self) -> Option<&PatientKey> {
+        match self {
+            Self::PointersPublished(_) => None,
+            Self::IndexQueried(e) => Some(&e.subject),
+            Self::RecordRetrieved(e) => Some(&e.subject),
+            Self::AccessRefused(e) => e.subject.as_ref(),
+        }
+    }
+
+    /// The grant the event was made under, if any.
+    pub fn grant(&self) -> Option<&GrantId> {
+        match self {
+            Self::PointersPublished(_) => None,
+            Self::IndexQueried(e) => Some(&e.grant),
+            Self::RecordRetrieved(e) => Some(&e.grant),
+            Self::AccessRefused(e) => e.grant.as_ref(),
+        }
+    }
+
+    /// The record custodian involved, if any.
+    pub fn custodian(&self) -> Option<&HospitalId> {
+        match self {
+            Self::PointersPublished(e) => Some(&e.custodian),
+            Self::RecordRetrieved(e) => Some(&e.custodian),
+            Self::IndexQueried(_) | Self::AccessRefused(_) => None,
+        }
+    }
+}
+
+/// `pointers.published`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointersPublished {
+    /// The hospital that holds the records.
+    pub custodian: HospitalId,
+    /// Number of pointers in the batch.
+    pub count: u32,
+    /// Merkle root over the batch's content commitments.
+    pub batch_root: MerkleRoot,
+}
+
+/// `index.queried`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexQueried {
+    /// Who asked.
+    pub requester: MemberId,
+    /// Under which grant.
+    pub grant: GrantId,
+    /// About which patient.
+    pub subject: PatientKey,
+    /// How many pointers were returned.
+    pub results: u32,
+}
+
+/// `record.retrieved`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRetrieved {
+    /// Who received the record.
+    pub requester: MemberId,
+    /// Who released it.
+    pub custodian: HospitalId,
+    /// Under which grant.
+    pub grant: GrantId,
+    /// About which patient.
+    pub subject: PatientKey,
+    /// Which pointer.
+    pub pointer: PointerId,
+    /// The record's content commitment, as in the pointer.
+    pub commitment: Commitment,
+}
+
+/// `access.refused`. `grant` and `subject` are left out of the JSON when absent
+/// (not written as `null`), keeping one canonical encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRefused {
+    /// Who was refused.
+    pub requester: MemberId,
+    /// The grant presented, if any could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantId>,
+    /// The patient concerned, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<PatientKey>,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// Why access was refused (a closed list, so regulators can count them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// No grant was presented, or it did not verify.
+    NoGrant,
+    /// The grant is for another patient.
+    WrongPatient,
+    /// The record is outside the grant's scopes.
+    OutOfScope,
+    /// The record is outside the grant's data period.
+    OutOfDateRange,
+    /// The grant has expired or is not yet valid.
+    Expired,
+    /// The client certificate does not match the grant's `cnf`.
+    CertificateMismatch,
+    /// The sealed pointer did not open or did not match its commitment.
+    TamperedPointer,
+    /// The requester is suspended from the consortium.
+    MemberSuspended,
+    /// The grant was revoked.
+    Revoked,
+}
+
+/// Problems building or parsing a signed entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// Not canonical JSON of the expected shape (includes unknown fields and
+    /// unknown event types).
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+    /// `v` is not 1.
+    #[error("unsupported entry version {0}")]
+    UnsupportedVersion(u8),
+    /// `time_ms` is negative.
+    #[error("entry time must not be negative")]
+    NegativeTime,
+    /// The entry's `kid` is not the id of the signing key.
+    #[error("entry kid does not match the signing key")]
+    KeyIdMismatch,
+}
+
+/// An entry with its submitter's signature. Built only through [`SignedEntry::sign`],
+/// [`SignedEntry::parse`] or [`SignedEntry::from_parts`], which check it, so its
+/// canonical bytes are always available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEntry {
+    entry: Entry,
+    sig: Signature64,
+    /// `ENTRY_SIGNATURE_CONTEXT || canonical(entry)`.
+    signed_message: Vec<u8>,
+    /// `canonical({"entry": entry, "sig": sig})`, the ledger leaf data.
+    leaf: Vec<u8>,
+}
+
+#[derive(Serialize)]
+struct WireRef<'a> {
+    entry: &'a Entry,
+    sig: &'a Signature64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    entry: Entry,
+    sig: Signature64,
+}
+
+impl SignedEntry {
+    /// Signs `entry` with `key`. `entry.kid` must be `key.key_id()`.
+    pub fn sign(entry: Entry, key: &SigningKey) -> Result<Self, EntryError> {
+        entry.check()?;
+        if entry.kid != key.key_id() {
+            return Err(EntryError::KeyIdMismatch);
+        }
+        let signed_message = signed_message(&entry)?;
+        let sig = key.sign(&signed_message);
+        Self::assemble(entry, sig, signed_message)
+    }
+
+    /// Rebuilds a signed entry from its parts (e.g. from storage). Checks the entry's
+    /// form but not the signature: call [`SignedEntry::verify`].
+    pub fn from_parts(entry: Entry, sig: Signature64) -> Result<Self, EntryError> {
+        entry.check()?;
+        let signed_message = signed_message(&entry)?;
+        Self::assemble(entry, sig, signed_message)
+    }
+
+    fn assemble(
+        entry: Entry,
+        sig: Signature64,
+        signed_message: Vec<u8>,
+    ) -> Result<Self, EntryError> {
+        let leaf = jcs::to_canonical_vec(&WireRef {
+            entry: &entry,
+            sig: &sig,
+        })?;
+        Ok(Self {
+            entry,
+            sig,
+            signed_message,
+            leaf,
+        })
+    }
+
+    /// Parses ledger leaf data. Refuses anything but the canonical encoding of a
+    /// well-formed version-1 entry. Does not check the signature.
+    pub fn parse(bytes: &[u8]) -> Result<Self, EntryError> {
+        let wire: Wire = jcs::from_canonical_slice(bytes)?;
+        let parsed = Self::from_parts(wire.entry, wire.sig)?;
+        // Canonical JSON can still differ from our own encoding of what it parsed
+        // to, e.g. an explicit `"grant":null` that we leave out.
+        if parsed.leaf != bytes {
+            return Err(CanonicalError::NotCanonical.into());
+        }
+        Ok(parsed)
+    }
+
+    /// Checks that `key` is the one named by `kid` and that the signature is valid.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), VerifyError> {
+        if self.entry.kid != key.key_id() {
+            return Err(VerifyError);
+        }
+        key.verify(&self.signed_message, &self.sig)
+    }
+
+    /// The entry.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The signature.
+    pub fn sig(&self) -> &Signature64 {
+        &self.sig
+    }
+
+    /// The ledger leaf data (canonical JSON).
+    pub fn to_canonical_bytes(&self) -> Vec<u8> {
+        self.leaf.clone()
+    }
+
+    /// The ledger leaf data, borrowed.
+    pub fn canonical_bytes(&self) -> &[u8] {
+        &self.leaf
+    }
+
+    /// Gives up the signature and returns the entry.
+    pub fn into_entry(self) -> Entry {
+        self.entry
+    }
+}
+
+fn signed_message(entry: &Entry) -> Result<Vec<u8>, CanonicalError> {
+    let canonical = jcs::to_canonical_vec(entry)?;
+    let mut message = Vec::with_capacity(ENTRY_SIGNATURE_CONTEXT.len() + canonical.len());
+    message.extend_from_slice(ENTRY_SIGNATURE_CONTEXT);
+    message.extend_from_slice(&canonical);
+    Ok(message)
+}
+
+impl Serialize for SignedEntry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            entry: &self.entry,
+            sig: &self.sig,
+        }
+        .serialize(s)
+    }
+}
+
+/// Accepts any JSON spelling (for embedding in API bodies) but the same checks as
+/// [`SignedEntry::from_parts`]; use [`SignedEntry::parse`] for leaf bytes.
+impl<'de> Deserialize<'de> for SignedEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        Self::from_parts(wire.entry, wire.sig).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PK: &str = "1553afd87589661bffe7f636c024232c40cc9380f60c26b0070d34c25ae50bf6";
+
+    fn key() -> SigningKey {
+        SigningKey::from_seed([9; 32])
+    }
+
+    fn events() -> Vec<Event> {
+        let subject: PatientKey = PK.parse().unwrap();
+        let grant: GrantId = "123e4567-e89b-42d3-a456-426614174000".parse().unwrap();
+        vec![
+            Event::PointersPublished(PointersPublished {
+                custodian: "st-mary".parse().unwrap(),
+                count: 12,
+                batch_root: MerkleRoot::from_bytes([3; 32]),
+            }),
+            Event::IndexQueried(IndexQueried {
+                requester: "city-er".parse().unwrap(),
+                grant,
+                subject,
+                results: 3,
+            }),
+            Event::RecordRetrieved(RecordRetrieved {
+                requester: "city-er".parse().unwrap(),
+                custodian: "st-mary".parse().unwrap(),
+                grant,
+                subject,
+                pointer: "00000000-0000-4000-8000-000000000001".parse().unwrap(),
+                commitment: Commitment::from_bytes([4; 32]),
+            }),
+            Event::AccessRefused(AccessRefused {
+                requester: "city-er".parse().unwrap(),
+                grant: Some(grant),
+                subject: None,
+                reason: RefusalReason::OutOfDateRange,
+            }),
+            Event::AccessRefused(AccessRefused {
+                requester: "city-er".parse().unwrap(),
+                grant: None,
+                subject: None,
+                reason: RefusalReason::NoGrant,
+            }),
+        ]
+    }
+
+    fn entry(event: Event) -> Entry {
+        Entry::new(
+            "st-mary".parse().unwrap(),
+            key().key_id(),
+            1_700_000_000_000,
+            event,
+        )
+    }
+
+    fn signed() -> SignedEntry {
+        SignedEntry::sign(entry(events().remove(2)), &key()).unwrap()
+    }
+
+    /// Replaces `from` by `to` in the canonical leaf text.
+    fn edit(from: &str, to: &str) -> Vec<u8> {
+        let text = String::from_utf8(signed().to_canonical_bytes()).unwrap();
+        assert!(text.contains(from), "{from} not in {text}");
+        text.replacen(from, to, 1).into_bytes()
+    }
+
+    #[test]
+    fn round_trip_every_event() {
+        let key = key();
+        for event in events() {
+            let kind = event.kind();
+            let signed = SignedEntry::sign(entry(event), &key).unwrap();
+            signed.verify(&key.verifying_key()).unwrap();
+            let bytes = signed.to_canonical_bytes();
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(text.contains(&format!("\"type\":\"{kind}\"")), "{text}");
+            assert!(!text.contains("null"));
+            let parsed = SignedEntry::parse(&bytes).unwrap();
+            assert_eq!(parsed, signed);
+            parsed.verify(&key.verifying_key()).unwrap();
+            // serde in an API body (any spelling) round-trips too.
+            let pretty = serde_json::to_string_pretty(&signed).unwrap();
+            assert_eq!(
+                serde_json::from_str::<SignedEntry>(&pretty).unwrap(),
+                signed
+            );
+        }
+    }
+
+    #[test]
+    fn wire_form() {
+        let s = String::from_utf8(signed().to_canonical_bytes()).unwrap();
+        let want_prefix = format!(
+            "{{\"entry\":{{\"event\":{{\"commitment\":\"{}\",\"custodian\":\"st-mary\",\
+             \"grant\":\"123e4567-e89b-42d3-a456-426614174000\",\
+             \"pointer\":\"00000000-0000-4000-8000-000000000001\",\"requester\":\"city-er\",\
+             \"subject\":\"{PK}\",\"type\":\"record.retrieved\"}},\"kid\":\"{}\",\
+             \"submitter\":\"st-mary\",\"time_ms\":1700000000000,\"v\":1}},\"sig\":\"",
+            "04".repeat(32),
+            key().key_id()
+        );
+        assert!(s.starts_with(&want_prefix), "{s}");
+        assert!(s.ends_with("==\"}"));
+    }
+
+    #[test]
+    fn accessors() {
+        let evs = events();
+        assert_eq!(evs[0].subject(), None);
+        assert_eq!(evs[0].grant(), None);
+        assert_eq!(evs[0].custodian().unwrap().as_str(), "st-mary");
+        assert_eq!(evs[1].subject().unwrap().to_string(), PK);
+        assert!(evs[1].grant().is_some());
+        assert_eq!(evs[2].kind(), "record.retrieved");
+        assert!(evs[3].grant().is_some() && evs[3].subject().is_none());
+        assert!(evs[4].grant().is_none());
+        for e in &evs {
+            let v = serde_json::to_value(e).unwrap();
+            assert_eq!(v["type"], e.kind());
+        }
+    }
+
+    #[test]
+    fn sign_checks() {
+        let mut e = entry(events().remove(0));
+        e.kid = SigningKey::from_seed([1; 32]).key_id();
+        assert!(matches!(
+            SignedEntry::sign(e, &key()),
+            Err(EntryError::KeyIdMismatch)
+        ));
+        let mut e = entry(events().remove(0));
+        e.v = 2;
+        assert!(matches!(
+            SignedEntry::sign(e, &key()),
+            Err(EntryError::UnsupportedVersion(2))
+        ));
+        let mut e = entry(events().remove(0));
+        e.time_ms = -1;
+        assert!(matches!(
+            SignedEntry::sign(e, &key()),
+            Err(EntryError::NegativeTime)
+        ));
+        let mut e = entry(events().remove(0));
+        e.time_ms = 1 << 53;
+        assert!(matches!(
+            SignedEntry::sign(e, &key()),
+            Err(EntryError::Canonical(_))
+        ));
+    }
+
+    #[test]
+    fn parse_rejections() {
+        let canonical = signed().to_canonical_bytes();
+        let text = String::from_utf8(canonical.clone()).unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("whitespace", format!("{text}\n").into_bytes()),
+            ("pretty", serde_json::to_vec_pretty(&signed()).unwrap()),
+            ("version", edit("\"v\":1", "\"v\":2")),
+            ("version 0", edit("\"v\":1", "\"v\":0")),
+            ("unknown event", edit("record.retrieved", "record.deleted")),
+            ("unknown entry field", edit("\"v\":1}", "\"v\":1,\"x\":1}")),
+            (
+                "unknown event field",
+                edit("\"record.retrieved\"}", "\"record.retrieved\",\"zz\":1}"),
+            ),
+            ("unknown top field", edit("==\"}", "==\",\"z\":0}")),
+            ("missing field", edit("\"requester\":\"city-er\",", "")),
+            (
+                "bad id",
+                edit("\"submitter\":\"st-mary\"", "\"submitter\":\"St-Mary\""),
+            ),
+            ("negative time", edit("1700000000000", "-1700000000000")),
+            ("float time", edit("1700000000000", "1700000000000.5")),
+            (
+                "escaped",
+                edit("st-mary\",\"time", "st\\u002dmary\",\"time"),
+            ),
+            ("empty", Vec::new()),
+        ];
+        for (name, bytes) in cases {
+            assert!(SignedEntry::parse(&bytes).is_err(), "{name}");
+        }
+        assert!(SignedEntry::parse(&canonical).is_ok());
+
+        // An explicit null for an optional field is canonical JSON, but not our encoding.
+        let refused = SignedEntry::sign(entry(events().remove(4)), &key()).unwrap();
+        let text = String::from_utf8(refused.to_canonical_bytes()).unwrap();
+        let with_null = text.replacen("\"reason\"", "\"grant\":null,\"reason\"", 1);
+        assert!(matches!(
+            SignedEntry::parse(with_null.as_bytes()),
+            Err(EntryError::Canonical(CanonicalError::NotCanonical))
+        ));
+        assert!(
+            serde_json::from_str::<SignedEntry>(&with_null.replace("\"v\":1", "\"v\":3")).is_err()
+        );
+    }
+
+    #[test]
+    fn event_serde_is_strict() {
+        let good = serde_json::to_value(&events()[0]).unwrap();
+        assert!(serde_json::from_value::<Event>(good.clone()).is_ok());
+        let mut extra = good.clone();
+        extra["note"] = "hi".into();
+        assert!(serde_json::from_value::<Event>(extra).is_err());
+        let mut untyped = good.clone();
+        untyped.as_object_mut().unwrap().remove("type");
+        assert!(serde_json::from_value::<Event>(untyped).is_err());
+        let mut renamed = good;
+        renamed["type"] = "pointers.Published".into();
+        assert!(serde_json::from_value::<Event>(renamed).is_err());
+        let bad_reason = serde_json::json!({
+            "type": "access.refused", "requester": "a", "reason": "because"
+        });
+        assert!(serde_json::from_value::<Event>(bad_reason).is_err());
+        let ok_reason = serde_json::json!({
+            "type": "access.refused", "requester": "a", "reason": "member_suspended"
+        });
+        assert!(serde_json::from_value::<Event>(ok_reason).is_ok());
+    }
+
+    #[test]
+    fn wrong_key_or_kid_fails() {
+        let s = signed();
+        let other = SigningKey::from_seed([2; 32]);
+        assert_eq!(s.verify(&other.verifying_key()), Err(VerifyError));
+        // Right kid, wrong signature: re-attach another key's signature.
+        let forged = SignedEntry::from_parts(s.entry().clone(), other.sign(b"x")).unwrap();
+        assert_eq!(forged.verify(&key().verifying_key()), Err(VerifyError));
+        // An entry signed without the context prefix does not verify.
+        let bare = key().sign(&jcs::to_canonical_vec(s.entry()).unwrap());
+        let no_ctx = SignedEntry::from_parts(s.entry().clone(), bare).unwrap();
+        assert_eq!(no_ctx.verify(&key().verifying_key()), Err(VerifyError));
+    }
+
+    #[test]
+    fn any_flipped_byte_is_caught() {
+        let vk = key().verifying_key();
+        let bytes = signed().to_canonical_bytes();
+        for i in 0..bytes.len() {
+            for mask in [0x01u8, 0x20, 0x80] {
+                let mut bad = bytes.clone();
+                bad[i] ^= mask;
+                if let Ok(parsed) = SignedEntry::parse(&bad) {
+                    assert!(parsed.verify(&vk).is_err(), "byte {i} mask {mask:#x}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = SignedEntry::parse(&bytes);
+        }
+
+        #[test]
+        fn parse_never_panics_near_valid(pos in 0usize..1000, byte in proptest::num::u8::ANY) {
+            let mut bytes = signed().to_canonical_bytes();
+            let pos = pos % bytes.len();
+            bytes[pos] = byte;
+            if let Ok(parsed) = SignedEntry::parse(&bytes) {
+                proptest::prop_assert_eq!(parsed.canonical_bytes(), &bytes[..]);
+            }
+        }
+    }
+}

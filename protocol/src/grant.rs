@@ -1,0 +1,674 @@
+//! Grant claims: the payload of the EdDSA JWT the consent service issues (encoding
+//! and signing live with the services, through `jsonwebtoken`). This module holds the
+//! claims type and the checks every party runs on it.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::ids::{GrantId, MemberId, PatientKey, RequestId, ScopeTag};
+use crate::linkage::{scope_tag, LinkageKey};
+use crate::scope::ScopeSet;
+
+/// Clock difference tolerated between services, in seconds.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
+/// Longest `standing_rule.rule` / `emergency.reason`, in bytes.
+pub const MAX_BASIS_TEXT_LEN: usize = 512;
+
+/// Claims of a grant token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantClaims {
+    /// The issuer (the consent service).
+    pub iss: MemberId,
+    /// The patient.
+    pub sub: PatientKey,
+    /// The member allowed to use the grant.
+    pub aud: MemberId,
+    /// Grant id (for revocation and the ledger).
+    pub jti: GrantId,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Not before, Unix seconds.
+    pub nbf: i64,
+    /// Expires, Unix seconds (exclusive).
+    pub exp: i64,
+    /// What may be read.
+    pub scope: ScopeSet,
+    /// `scope_tag(K_link, sub, input)` for each of `scope.tag_inputs()`.
+    pub scope_tags: Vec<ScopeTag>,
+    /// Why.
+    pub purpose: PurposeOfUse,
+    /// Which clinical dates the records may have; absent means any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_period: Option<DataPeriod>,
+    /// Certificate binding (RFC 8705): only the holder of that certificate may use it.
+    pub cnf: Confirmation,
+    /// What authorizes the grant.
+    pub basis: GrantBasis,
+}
+
+/// HL7 v3 PurposeOfUse codes Locus accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PurposeOfUse {
+    /// Treatment.
+    #[serde(rename = "TREAT")]
+    Treatment,
+    /// Emergency treatment (break-glass).
+    #[serde(rename = "ETREAT")]
+    EmergencyTreatment,
+    /// Care management.
+    #[serde(rename = "CAREMGT")]
+    CareManagement,
+    /// The patient asked for the transfer.
+    #[serde(rename = "PATRQT")]
+    PatientRequested,
+}
+
+impl PurposeOfUse {
+    /// The HL7 code.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Treatment => "TREAT",
+            Self::EmergencyTreatment => "ETREAT",
+            Self::CareManagement => "CAREMGT",
+            Self::PatientRequested => "PATRQT",
+        }
+    }
+}
+
+/// What authorizes a grant. JSON: `{"kind": "patient_approval", "request": ...}` etc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GrantBasis {
+    /// The patient approved this request on their device.
+    PatientApproval {
+        /// The request the patient signed.
+        request: RequestId,
+    },
+    /// A standing rule the patient signed ahead of time.
+    StandingRule {
+        /// The rule's id.
+        rule: String,
+    },
+    /// Break-glass access, flagged for review.
+    Emergency {
+        /// The stated reason.
+        reason: String,
+    },
+}
+
+/// An inclusive range of clinical dates, `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DataPeriodWire")]
+pub struct DataPeriod {
+    /// First date included.
+    pub start: String,
+    /// Last date included.
+    pub end: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataPeriodWire {
+    start: String,
+    end: String,
+}
+
+impl TryFrom<DataPeriodWire> for DataPeriod {
+    type Error = GrantError;
+    fn try_from(w: DataPeriodWire) -> Result<Self, GrantError> {
+        let period = Self {
+            start: w.start,
+            end: w.end,
+        };
+        period.check()?;
+        Ok(period)
+    }
+}
+
+impl DataPeriod {
+    /// A checked period.
+    pub fn new(start: &str, end: &str) -> Result<Self, GrantError> {
+        let period = Self {
+            start: start.to_owned(),
+            end: end.to_owned(),
+        };
+        period.check()?;
+        Ok(period)
+    }
+
+    fn check(&self) -> Result<(), GrantError> {
+        if !is_valid_date(&self.start) || !is_valid_date(&self.end) {
+            return Err(GrantError::InvalidDate);
+        }
+        // Valid YYYY-MM-DD strings order like the dates they name.
+        if self.start > self.end {
+            return Err(GrantError::DataPeriodReversed);
+        }
+        Ok(())
+    }
+
+    /// Whether `date` (`YYYY-MM-DD`) falls in the period; false for invalid dates.
+    pub fn contains(&self, date: &str) -> bool {
+        is_valid_date(date) && self.start.as_str() <= date && date <= self.end.as_str()
+    }
+}
+
+/// Whether `s` is a real calendar date written `YYYY-MM-DD` (years 0001 to 9999,
+/// proleptic Gregorian leap years).
+pub fn is_valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |range: core::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (Some(year), Some(month), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    year >= 1 && (1..=days).contains(&day)
+}
+
+/// RFC 8705 confirmation: the SHA-256 thumbprint of the holder's DER certificate,
+/// base64url without padding (43 characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ConfirmationWire")]
+pub struct Confirmation {
+    /// `x5t#S256`
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmationWire {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: String,
+}
+
+impl TryFrom<ConfirmationWire> for Confirmation {
+    type Error = GrantError;
+    fn try_from(w: ConfirmationWire) -> Result<Self, GrantError> {
+        Self::new(&w.x5t_s256)
+    }
+}
+
+impl Confirmation {
+    /// A checked thumbprint.
+    pub fn new(x5t_s256: &str) -> Result<Self, GrantError> {
+        let c = Self {
+            x5t_s256: x5t_s256.to_owned(),
+        };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// The binding for a DER-encoded certificate.
+    pub fn for_certificate_der(der: &[u8]) -> Self {
+        Self {
+            x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(der)),
+        }
+    }
+
+    /// Whether the grant is bound to this DER-encoded certificate (constant-time).
+    pub fn matches_certificate_der(&self, der: &[u8]) -> bool {
+        let want = Self::for_certificate_der(der);
+        self.x5t_s256
+            .as_bytes()
+            .ct_eq(want.x5t_s256.as_bytes())
+            .into()
+    }
+
+    fn check(&self) -> Result<(), GrantError> {
+        // Strict decoding also refuses non-canonical trailing bits, so each
+        // thumbprint has one spelling.
+        match URL_SAFE_NO_PAD.decode(&self.x5t_s256) {
+            Ok(bytes) if self.x5t_s256.len() == 43 && bytes.len() == 32 => Ok(()),
+            _ => Err(GrantError::InvalidThumbprint),
+        }
+    }
+}
+
+/// Why grant claims are not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    /// `exp` is not after `nbf`.
+    #[error("grant expires before it becomes valid")]
+    EmptyValidity,
+    /// `nbf` is before `iat` (beyond clock skew).
+    #[error("grant becomes valid before it was issued")]
+    NotBeforeIssued,
+    /// `exp - nbf` is longer than allowed.
+    #[error("grant lasts longer than the allowed {max_secs} seconds")]
+    TooLong {
+        /// The limit in force.
+        max_secs: i64,
+    },
+    /// `iat` is in the future (beyond clock skew).
+    #[error("grant was issued in the future")]
+    IssuedInFuture,
+    /// `nbf` is in the future (beyond clock skew).
+    #[error("grant is not yet valid")]
+    NotYetValid,
+    /// `exp` has passed.
+    #[error("grant has expired")]
+    Expired,
+    /// A data period date is not a valid `YYYY-MM-DD` date.
+    #[error("data period dates must be valid YYYY-MM-DD dates")]
+    InvalidDate,
+    /// The data period ends before it starts.
+    #[error("data period ends before it starts")]
+    DataPeriodReversed,
+    /// `cnf.x5t#S256` is not a base64url SHA-256 thumbprint.
+    #[error("cnf.x5t#S256 must be base64url (no padding) of a 32-byte SHA-256 thumbprint")]
+    InvalidThumbprint,
+    /// The number of scope tags does not match the scopes.
+    #[error("scope_tags must hold one tag per distinct scope tag input ({expected})")]
+    ScopeTagCount {
+        /// How many the scopes call for.
+        expected: usize,
+    },
+    /// The same scope tag twice.
+    #[error("duplicate scope tag")]
+    DuplicateScopeTag,
+    /// A rule id or reason is empty, too long or holds control characters.
+    #[error("grant basis text must be 1 to 512 bytes without control characters")]
+    InvalidBasisText,
+    /// An emergency grant must state emergency treatment as its purpose.
+    #[error("an emergency grant must have purpose ETREAT")]
+    EmergencyPurpose,
+}
+
+fn check_basis_text(text: &str) -> Result<(), GrantError> {
+    if text.trim().is_empty()
+        || text.len() > MAX_BASIS_TEXT_LEN
+        || text.chars().any(char::is_control)
+    {
+        return Err(GrantError::InvalidBasisText);
+    }
+    Ok(())
+}
+
+/// The scope tags for `scope`, in the order of [`ScopeSet::tag_inputs`].
+pub fn scope_tags_for(key: &LinkageKey, subject: &PatientKey, scope: &ScopeSet) -> Vec<ScopeTag> {
+    scope
+        .tag_inputs()
+        .iter()
+        .map(|input| scope_tag(key, subject, input))
+        .collect()
+}
+
+impl GrantClaims {
+    /// Checks the claims' internal consistency (no clock needed): validity window
+    /// ordering and length, dates, thumbprint, basis, scope tag count.
+    /// Times are untrusted, so all arithmetic saturates.
+    pub fn check_structure(&self, max_duration_secs: i64) -> Result<(), GrantError> {
+        if self.exp <= self.nbf {
+            return Err(GrantError::EmptyValidity);
+        }
+        if self.nbf < self.iat.saturating_sub(MAX_CLOCK_SKEW_SECS) {
+            return Err(GrantError::NotBeforeIssued);
+        }
+        if self.exp.saturating_sub(self.nbf) > max_duration_secs {
+            return Err(GrantError::TooLong {
+                max_secs: max_duration_secs,
+            });
+        }
+        if let Some(period) = &self.data_period {
+            period.check()?;
+        }
+        self.cnf.check()?;
+        match &self.basis {
+            GrantBasis::PatientApproval { .. } => {}
+            GrantBasis::StandingRule { rule } => check_basis_text(rule)?,
+            GrantBasis::Emergency { reason } => {
+                check_basis_text(reason)?;
+                if self.purpose != PurposeOfUse::EmergencyTreatment {
+                    return Err(GrantError::EmergencyPurpose);
+                }
+            }
+        }
+        let expected = self.scope.tag_inputs().len();
+        if self.scope_tags.len() != expected {
+            return Err(GrantError::ScopeTagCount { expected });
+        }
+        let mut tags = self.scope_tags.clone();
+        tags.sort();
+        tags.dedup();
+        if tags.len() != self.scope_tags.len() {
+            return Err(GrantError::DuplicateScopeTag);
+        }
+        Ok(())
+    }
+
+    /// [`GrantClaims::check_structure`], and that the grant is in force at `now`
+    /// (Unix seconds), allowing [`MAX_CLOCK_SKEW_SECS`] of skew for `iat`/`nbf`.
+    pub fn validate(&self, now: i64, max_duration_secs: i64) -> Result<(), GrantError> {
+        self.check_structure(max_duration_secs)?;
+        let lenient_now = now.saturating_add(MAX_CLOCK_SKEW_SECS);
+        if self.iat > lenient_now {
+            return Err(GrantError::IssuedInFuture);
+        }
+        if self.nbf > lenient_now {
+            return Err(GrantError::NotYetValid);
+        }
+        if now >= self.exp {
+            return Err(GrantError::Expired);
+        }
+        Ok(())
+    }
+
+    /// Whether `scope_tags` are exactly the tags `key` gives for `sub` and `scope`
+    /// (for parties that hold the linkage key).
+    pub fn scope_tags_match(&self, key: &LinkageKey) -> bool {
+        let mut want = scope_tags_for(key, &self.sub, &self.scope);
+        let mut have = self.scope_tags.clone();
+        want.sort();
+        have.sort();
+        want == have
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_700_000_000;
+
+    fn key() -> LinkageKey {
+        LinkageKey::new("k1", [5; 32]).unwrap()
+    }
+
+    fn claims() -> GrantClaims {
+        let sub = PatientKey::from_bytes([1; 32]);
+        let scope: ScopeSet =
+            "patient/Observation.rs?category=laboratory patient/DiagnosticReport.r"
+                .parse()
+                .unwrap();
+        GrantClaims {
+            iss: "consent".parse().unwrap(),
+            sub,
+            aud: "city-er".parse().unwrap(),
+            jti: GrantId::new_random(),
+            iat: NOW,
+            nbf: NOW,
+            exp: NOW + DAY,
+            scope_tags: scope_tags_for(&key(), &sub, &scope),
+            scope,
+            purpose: PurposeOfUse::Treatment,
+            data_period: Some(DataPeriod::new("2024-01-01", "2024-12-31").unwrap()),
+            cnf: Confirmation::for_certificate_der(b"certificate"),
+            basis: GrantBasis::PatientApproval {
+                request: RequestId::new_random(),
+            },
+        }
+    }
+
+    #[test]
+    fn valid_grant_and_json() {
+        let c = claims();
+        c.validate(NOW + 10, 7 * DAY).unwrap();
+        assert!(c.scope_tags_match(&key()));
+        assert!(!c.scope_tags_match(&LinkageKey::new("k2", [6; 32]).unwrap()));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["purpose"], "TREAT");
+        assert_eq!(json["basis"]["kind"], "patient_approval");
+        assert_eq!(
+            json["scope"],
+            "patient/Observation.rs?category=laboratory patient/DiagnosticReport.r"
+        );
+        assert_eq!(json["cnf"]["x5t#S256"].as_str().unwrap().len(), 43);
+        assert_eq!(json["data_period"]["start"], "2024-01-01");
+        let back: GrantClaims = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn time_checks() {
+        let max = 7 * DAY;
+        let c = claims();
+        assert_eq!(c.validate(NOW + DAY, max), Err(GrantError::Expired));
+        assert_eq!(c.validate(NOW - 61, max), Err(GrantError::IssuedInFuture));
+        assert!(c.validate(NOW - 60, max).is_ok());
+        assert_eq!(
+            c.validate(NOW, DAY - 1),
+            Err(GrantError::TooLong { max_secs: DAY - 1 })
+        );
+
+        let mut c = claims();
+        c.nbf = NOW + 3600;
+        assert_eq!(c.validate(NOW, max), Err(GrantError::NotYetValid));
+        assert!(c.validate(NOW + 3600, max).is_ok());
+
+        let mut c = claims();
+        c.exp = c.nbf;
+        assert_eq!(c.check_structure(max), Err(GrantError::EmptyValidity));
+        let mut c = claims();
+        c.nbf = NOW - 61;
+        assert_eq!(c.check_structure(max), Err(GrantError::NotBeforeIssued));
+
+        // Hostile values do not overflow.
+        let mut c = claims();
+        c.iat = i64::MIN;
+        c.nbf = i64::MIN;
+        c.exp = i64::MAX;
+        assert_eq!(
+            c.validate(i64::MAX, max),
+            Err(GrantError::TooLong { max_secs: max })
+        );
+        let mut c = claims();
+        c.iat = i64::MAX;
+        c.nbf = i64::MAX - 1;
+        c.exp = i64::MAX;
+        assert_eq!(c.validate(i64::MAX, max), Err(GrantError::Expired));
+        assert_eq!(c.validate(0, max), Err(GrantError::IssuedInFuture));
+    }
+
+    #[test]
+    fn structure_checks() {
+        let max = 7 * DAY;
+        let mut c = claims();
+        c.scope_tags.pop();
+        assert_eq!(
+            c.check_structure(max),
+            Err(GrantError::ScopeTagCount { expected: 2 })
+        );
+        let mut c = claims();
+        c.scope_tags[1] = c.scope_tags[0];
+        assert_eq!(c.check_structure(max), Err(GrantError::DuplicateScopeTag));
+
+        let mut c = claims();
+        c.basis = GrantBasis::Emergency {
+            reason: "unconscious patient in ED".into(),
+        };
+        assert_eq!(c.check_structure(max), Err(GrantError::EmergencyPurpose));
+        c.purpose = PurposeOfUse::EmergencyTreatment;
+        assert!(c.check_structure(max).is_ok());
+        for bad in ["", "   ", "line\nbreak", &"x".repeat(513)] {
+            c.basis = GrantBasis::Emergency { reason: bad.into() };
+            assert_eq!(
+                c.check_structure(max),
+                Err(GrantError::InvalidBasisText),
+                "{bad:?}"
+            );
+            c.basis = GrantBasis::StandingRule { rule: bad.into() };
+            assert_eq!(
+                c.check_structure(max),
+                Err(GrantError::InvalidBasisText),
+                "{bad:?}"
+            );
+        }
+
+        let mut c = claims();
+        c.cnf.x5t_s256.pop();
+        assert_eq!(c.check_structure(max), Err(GrantError::InvalidThumbprint));
+        let mut c = claims();
+        c.data_period = Some(DataPeriod {
+            start: "2024-02-30".into(),
+            end: "2024-03-01".into(),
+        });
+        assert_eq!(c.check_structure(max), Err(GrantError::InvalidDate));
+    }
+
+    #[test]
+    fn json_rejections() {
+        let base = serde_json::to_value(claims()).unwrap();
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let mutations: Vec<(&str, Mutation)> = vec![
+            ("unknown claim", Box::new(|v| v["extra"] = 1.into())),
+            (
+                "unknown purpose",
+                Box::new(|v| v["purpose"] = "HPAYMT".into()),
+            ),
+            (
+                "lowercase purpose",
+                Box::new(|v| v["purpose"] = "treat".into()),
+            ),
+            (
+                "basis kind",
+                Box::new(|v| v["basis"]["kind"] = "guess".into()),
+            ),
+            ("basis field", Box::new(|v| v["basis"]["extra"] = 1.into())),
+            ("cnf field", Box::new(|v| v["cnf"]["x5t"] = "a".into())),
+            (
+                "cnf short",
+                Box::new(|v| v["cnf"]["x5t#S256"] = "abc".into()),
+            ),
+            (
+                "cnf padded",
+                Box::new(|v| v["cnf"]["x5t#S256"] = format!("{}=", "A".repeat(43)).into()),
+            ),
+            (
+                "period field",
+                Box::new(|v| v["data_period"]["tz"] = "Z".into()),
+            ),
+            (
+                "period date",
+                Box::new(|v| v["data_period"]["end"] = "2024-13-01".into()),
+            ),
+            (
+                "period reversed",
+                Box::new(|v| v["data_period"]["start"] = "2025-01-01".into()),
+            ),
+            (
+                "scope",
+                Box::new(|v| v["scope"] = "patient/Observation.cruds".into()),
+            ),
+            ("sub", Box::new(|v| v["sub"] = "ABC".into())),
+            ("aud", Box::new(|v| v["aud"] = "City ER".into())),
+            (
+                "missing cnf",
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("cnf");
+                }),
+            ),
+        ];
+        for (name, mutate) in mutations {
+            let mut v = base.clone();
+            mutate(&mut v);
+            assert!(serde_json::from_value::<GrantClaims>(v).is_err(), "{name}");
+        }
+        // data_period may be absent.
+        let mut v = base.clone();
+        v.as_object_mut().unwrap().remove("data_period");
+        assert_eq!(
+            serde_json::from_value::<GrantClaims>(v)
+                .unwrap()
+                .data_period,
+            None
+        );
+        // Other bases.
+        for (basis, want) in [
+            (
+                serde_json::json!({"kind": "standing_rule", "rule": "ed-labs-12m"}),
+                GrantBasis::StandingRule {
+                    rule: "ed-labs-12m".into(),
+                },
+            ),
+            (
+                serde_json::json!({"kind": "emergency", "reason": "cardiac arrest"}),
+                GrantBasis::Emergency {
+                    reason: "cardiac arrest".into(),
+                },
+            ),
+        ] {
+            assert_eq!(serde_json::from_value::<GrantBasis>(basis).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn dates() {
+        for good in [
+            "2024-02-29",
+            "2000-02-29",
+            "1999-12-31",
+            "0001-01-01",
+            "9999-12-31",
+            "2023-04-30",
+        ] {
+            assert!(is_valid_date(good), "{good}");
+        }
+        for bad in [
+            "2023-02-29",
+            "1900-02-29",
+            "2024-04-31",
+            "2024-00-10",
+            "2024-13-10",
+            "2024-01-00",
+            "2024-01-32",
+            "0000-01-01",
+            "2024-1-01",
+            "2024/01/01",
+            "24-01-01",
+            "2024-01-01T00:00:00Z",
+            "２０２４-01-01",
+            "+024-01-01",
+            "",
+        ] {
+            assert!(!is_valid_date(bad), "{bad}");
+        }
+        let p = DataPeriod::new("2024-01-01", "2024-06-30").unwrap();
+        assert!(p.contains("2024-01-01") && p.contains("2024-06-30") && p.contains("2024-03-15"));
+        assert!(!p.contains("2023-12-31") && !p.contains("2024-07-01") && !p.contains("2024-03"));
+        assert_eq!(
+            DataPeriod::new("2024-02-01", "2024-01-31"),
+            Err(GrantError::DataPeriodReversed)
+        );
+        assert!(DataPeriod::new("2024-02-01", "2024-02-01").is_ok());
+    }
+
+    #[test]
+    fn certificate_binding() {
+        let cnf = Confirmation::for_certificate_der(b"cert A");
+        assert!(cnf.matches_certificate_der(b"cert A"));
+        assert!(!cnf.matches_certificate_der(b"cert B"));
+        assert_eq!(Confirmation::new(&cnf.x5t_s256).unwrap(), cnf);
+        assert_eq!(Confirmation::new("x"), Err(GrantError::InvalidThumbprint));
+        // Wrong alphabet.
+        assert_eq!(
+            Confirmation::new(&format!("{}+", "A".repeat(42))),
+            Err(GrantError::InvalidThumbprint)
+        );
+        // Non-canonical last character (unused bits set).
+        assert_eq!(
+            Confirmation::new(&format!("{}B", "A".repeat(42))),
+            Err(GrantError::InvalidThumbprint)
+        );
+        assert_eq!(PurposeOfUse::EmergencyTreatment.code(), "ETREAT");
+    }
+}

@@ -1,0 +1,38 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+/// Gives a type whose `FromStr` validates and whose `Display` prints the canonical
+/// string form a `TryFrom<&str>` and serde impls that go through those two, so the
+/// wire form and the parser can never disagree and invalid JSON values are rejected.
+macro_rules! string_form {
+    ($ty:ty) => {
+        impl TryFrom<&str> for $ty {
+            type Error = <$ty as ::core::str::FromStr>::Err;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl ::serde::Serialize for $ty {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $ty {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as ::serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(::serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+pub mod entry;
+pub mod grant;
+pub mod ids;
+pub mod jcs;
+pub mod linkage;
+pub mod scope;
+pub mod seal;
+pub mod signing;
