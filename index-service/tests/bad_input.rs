@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{InProcess, LedgerClient, TestMember, now_ms, random_retrieval, test_config, write_directory};
+use common::{InProcess, TestClient, TestMember, now_ms, random_retrieval, test_config, write_directory};
 use locus_tests::{TestDb, both_backends};
 
 both_backends!(bad_input_is_refused_and_changes_nothing, service_endpoints_answer);
@@ -16,8 +16,8 @@ async fn expect_error(response: reqwest::Response, status: u16, code: &str) {
     assert!(!body["message"].as_str().unwrap().is_empty());
 }
 
-async fn state(client: &LedgerClient) -> (u64, usize) {
-    let (checkpoint, _) = client.checkpoint().await;
+async fn state(client: &TestClient) -> (u64, usize) {
+    let checkpoint = client.checkpoint().await;
     let page = client.get_json("/ledger/entries?limit=1000").await;
     (checkpoint.size, page["entries"].as_array().unwrap().len())
 }
@@ -136,9 +136,8 @@ async fn service_endpoints_answer(db: TestDb) {
     assert!(openapi["paths"]["/ledger/entries"].is_object());
     assert!(openapi["paths"]["/ledger/proof/inclusion"].is_object());
     let vkey = String::from_utf8(client.get_bytes("/ledger/vkey").await).unwrap();
-    assert_eq!(vkey.trim(), client.verifier.to_vkey());
+    assert_eq!(vkey.trim(), client.ledger.verifier().to_vkey());
     // An empty log still has a signed checkpoint, of size 0.
-    let (checkpoint, _) = client.checkpoint().await;
-    assert_eq!(checkpoint.size, 0);
+    assert_eq!(client.checkpoint().await.size, 0);
     service.stop().await;
 }

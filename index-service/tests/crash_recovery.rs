@@ -8,9 +8,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{LedgerClient, Process, TestMember, decode_hash, log_path, process_command, test_config, write_directory};
+use common::{Process, TestClient, TestMember, decode_hash, log_path, process_command, test_config, write_directory};
 use locus_ledger::checkpoint::Checkpoint;
-use locus_ledger::merkle::verify_consistency;
 use locus_tests::{TestDb, both_backends};
 
 both_backends!(
@@ -19,13 +18,8 @@ both_backends!(
     truncated_log_is_refused,
 );
 
-async fn assert_consistent(client: &LedgerClient, old: &Checkpoint, new: &Checkpoint) {
-    assert!(new.size >= old.size);
-    let proof = client
-        .proof(&format!("/ledger/proof/consistency?first={}&second={}", old.size, new.size))
-        .await;
-    verify_consistency(old.size, new.size, &old.root, &new.root, &proof)
-        .expect("new checkpoint extends the old one");
+async fn assert_consistent(client: &TestClient, old: &Checkpoint, new: &Checkpoint) {
+    client.ledger.prove_consistency(old, new).await.expect("new checkpoint extends the old one");
 }
 
 async fn kill_mid_stream_then_restart(db: TestDb) {
@@ -34,7 +28,10 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
     write_directory(&config.directory_file, &members.iter().collect::<Vec<_>>(), &[]);
 
     let first = Process::start(&config);
-    let client = Arc::new(LedgerClient::new(first.client.base.clone(), &first.client.verifier.to_vkey()));
+    let client = Arc::new(TestClient::new(
+        first.client.base.clone(),
+        &first.client.ledger.verifier().to_vkey(),
+    ));
     let acknowledged: Arc<Mutex<Vec<(Vec<u8>, u64)>>> = Arc::default();
 
     // Submitters run until the process dies under them.
@@ -73,7 +70,7 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
     let mut seen = client.checkpoint_at_least(1).await;
     while acknowledged.lock().unwrap().len() < 1500 {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        seen = client.checkpoint().await.0;
+        seen = client.checkpoint().await;
     }
     first.kill();
     for task in tasks {

@@ -6,13 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{InProcess, LedgerClient, TestMember, decode_hash, test_config, write_directory};
+use common::{InProcess, TestClient, TestMember, decode_hash, test_config, write_directory};
 use futures::StreamExt as _;
-use locus_ledger::merkle::{
-    MemoryTree, NodeId, NodeReader as _, rfc9162_leaf_hash, tree_root, verify_consistency,
-    verify_inclusion,
-};
-use locus_ledger::tiles::decode_entry_bundle;
+use locus_ledger::merkle::{NodeId, NodeReader as _, rfc9162_leaf_hash, tree_root};
 use locus_ledger::wire::Receipt;
 use locus_tests::{TestDb, both_backends};
 
@@ -29,7 +25,10 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     let config = test_config(&db);
     write_directory(&config.directory_file, &members.iter().collect::<Vec<_>>(), &[]);
     let service = InProcess::start(&config).await;
-    let client = Arc::new(LedgerClient::new(service.client.base.clone(), &service.client.verifier.to_vkey()));
+    let client = Arc::new(TestClient::new(
+        service.client.base.clone(),
+        &service.client.ledger.verifier().to_vkey(),
+    ));
 
     // Every member submits concurrently, many requests in flight each.
     let mut submitted: Vec<(Vec<u8>, Receipt)> = Vec::new();
@@ -51,7 +50,7 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     while let Some(pair) = all.next().await {
         submitted.push(pair);
         if submitted.len() == SUBMITTERS * PER_SUBMITTER / 2 && midway.is_none() {
-            midway = Some(client.checkpoint().await.0);
+            midway = Some(client.checkpoint().await);
         }
     }
     let total = (SUBMITTERS * PER_SUBMITTER) as u64;
@@ -69,30 +68,11 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     assert_eq!(checkpoint.size, total);
     assert_eq!(checkpoint.origin, config.ledger_origin);
 
-    // Rebuild the whole tree from entry bundles alone.
-    let mut tree = MemoryTree::new();
-    let mut leaves_by_index = vec![Vec::new(); total as usize];
-    let full_tiles = total / 256;
-    for n in 0..=full_tiles {
-        let width = if n < full_tiles { 256 } else { total % 256 };
-        if width == 0 {
-            break;
-        }
-        let path = if width == 256 {
-            format!("/ledger/tile/entries/{}", tile_index(n))
-        } else {
-            format!("/ledger/tile/entries/{}.p/{width}", tile_index(n))
-        };
-        let bundle = client.get_bytes(&path).await;
-        let entries = decode_entry_bundle(&bundle).expect("entry bundle");
-        assert_eq!(entries.len() as u64, width);
-        for (i, entry) in entries.into_iter().enumerate() {
-            tree.push(&entry);
-            leaves_by_index[(n * 256) as usize + i] = entry;
-        }
-    }
-    let root = tree_root(&tree, total).expect("root");
-    assert_eq!(root, checkpoint.root, "tree rebuilt from tiles matches the checkpoint");
+    // Rebuild the whole tree from the entry bundles alone.
+    let log = client.ledger.download_log(&checkpoint).await.expect("tiles rebuild the checkpoint's tree");
+    let tree = &log.tree;
+    let leaves_by_index = &log.entries;
+    assert_eq!(leaves_by_index.len() as u64, total);
 
     // Every submitted entry is at its receipt's index, byte for byte.
     for (body, receipt) in &submitted {
@@ -122,29 +102,26 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
 
     // Inclusion proofs from the API, for a spread of leaves.
     for index in (0..total).step_by(97).chain([total - 1]) {
-        let proof = client
-            .proof(&format!("/ledger/proof/inclusion?index={index}&size={total}"))
-            .await;
         let leaf = rfc9162_leaf_hash(&leaves_by_index[index as usize]);
-        verify_inclusion(&leaf, index, total, &proof, &checkpoint.root).expect("inclusion");
+        client.ledger.prove_inclusion(&leaf, index, &checkpoint).await.expect("inclusion");
     }
 
     // Consistency from the checkpoint seen midway, and from small sizes.
     let midway = midway.expect("a midway checkpoint");
     assert!(midway.size <= total);
-    let proof = client
-        .proof(&format!("/ledger/proof/consistency?first={}&second={total}", midway.size))
-        .await;
-    verify_consistency(midway.size, total, &midway.root, &checkpoint.root, &proof)
-        .expect("midway checkpoint is a prefix of the final one");
+    client.ledger.prove_consistency(&midway, &checkpoint).await.expect("midway is a prefix");
     for first in [1, 2, 255, 256, 257, 1000] {
-        let proof = client
-            .proof(&format!("/ledger/proof/consistency?first={first}&second={total}"))
-            .await;
-        let first_root = tree_root(&tree, first).expect("root");
-        verify_consistency(first, total, &first_root, &checkpoint.root, &proof)
-            .expect("consistency");
+        let old = locus_ledger::checkpoint::Checkpoint {
+            size: first,
+            root: tree_root(tree, first).expect("root"),
+            ..checkpoint.clone()
+        };
+        client.ledger.prove_consistency(&old, &checkpoint).await.expect("consistency");
     }
+
+    // A proof for a tampered old root fails.
+    let forged = locus_ledger::checkpoint::Checkpoint { root: [7; 32], ..midway.clone() };
+    assert!(client.ledger.prove_consistency(&forged, &checkpoint).await.is_err());
 
     // The query API finds entries by submitter, in log order.
     let page = client

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod checkpoint;
+pub mod client;
 pub mod cosignature;
 pub mod db;
 pub mod members;

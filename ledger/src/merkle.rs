@@ -214,7 +214,7 @@ fn subtree_consistency_ranges(start: u64, end: u64, size: u64) -> Vec<Range> {
             lo += k;
             if from < lo {
                 from = lo;
-                known = false;
+                known = true;
             }
         }
     }

@@ -133,32 +133,35 @@ fn proof(p: &Option<Vec<String>>) -> Vec<Hash> {
     p.iter().flatten().map(|h| opaque(h)).collect()
 }
 
+fn parse<T: serde::de::DeserializeOwned>(kind: &str, text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{kind}: {e}"))
+}
+
 /// Runs one case; returns (accepted, wanted).
 fn run_case(kind: &str, text: &str) -> (bool, bool) {
-    let parse_err = |e| panic!("{kind}: {e}");
     match kind {
         "inclusion" => {
-            let c: Inclusion = serde_json::from_str(text).unwrap_or_else(parse_err);
+            let c: Inclusion = parse(kind, text);
             let accepted = leaf(&c.leaf_hash).is_some_and(|leaf| {
                 verify_inclusion(&leaf, c.leaf_idx, c.tree_size, &proof(&c.proof), &opaque(&c.root)).is_ok()
             });
             (accepted, !c.want_err)
         }
         "consistency" => {
-            let c: Consistency = serde_json::from_str(text).unwrap_or_else(parse_err);
+            let c: Consistency = parse(kind, text);
             let accepted =
                 verify_consistency(c.size1, c.size2, &opaque(&c.root1), &opaque(&c.root2), &proof(&c.proof)).is_ok();
             (accepted, !c.want_err)
         }
         "subtreeinclusion" => {
-            let c: SubtreeInclusion = serde_json::from_str(text).unwrap_or_else(parse_err);
+            let c: SubtreeInclusion = parse(kind, text);
             let accepted = leaf(&c.leaf_hash).is_some_and(|leaf| {
                 verify_subtree_inclusion(&leaf, c.leaf_idx, c.start, c.end, &proof(&c.proof), &opaque(&c.root)).is_ok()
             });
             (accepted, !c.want_err)
         }
         "subtreeconsistency" => {
-            let c: SubtreeConsistency = serde_json::from_str(text).unwrap_or_else(parse_err);
+            let c: SubtreeConsistency = parse(kind, text);
             let accepted = verify_subtree_consistency(
                 c.start,
                 c.end,

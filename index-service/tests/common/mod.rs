@@ -13,7 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use locus_index_service::config::Config;
 use locus_index_service::startup::Application;
-use locus_ledger::checkpoint::{Checkpoint, open_checkpoint};
+use locus_ledger::checkpoint::Checkpoint;
+use locus_ledger::client::LedgerClient;
 use locus_ledger::merkle::Hash;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::wire::Receipt;
@@ -101,22 +102,25 @@ pub fn test_config(db: &TestDb) -> Config {
     }
 }
 
-/// A client of one running index-service.
-pub struct LedgerClient {
+/// Raw HTTP to one running index-service (for what a well-behaved client
+/// would never send), plus the library client that verifies what it gets.
+pub struct TestClient {
     pub base: String,
     pub http: reqwest::Client,
-    pub verifier: NoteVerifier,
+    pub ledger: LedgerClient,
 }
 
-impl LedgerClient {
+impl TestClient {
     pub fn new(base: String, vkey: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let verifier = NoteVerifier::from_vkey(vkey).expect("vkey");
         Self {
+            ledger: LedgerClient::new(&base, verifier, http.clone()),
             base,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-            verifier: NoteVerifier::from_vkey(vkey).expect("vkey"),
+            http,
         }
     }
 
@@ -157,33 +161,21 @@ impl LedgerClient {
     }
 
     /// The newest checkpoint, its signature checked against the pinned key.
-    pub async fn checkpoint(&self) -> (Checkpoint, String) {
-        let text = String::from_utf8(self.get_bytes("/ledger/checkpoint").await).expect("utf8");
-        let (checkpoint, _) = open_checkpoint(&text, &self.verifier).expect("checkpoint signature");
-        (checkpoint, text)
+    pub async fn checkpoint(&self) -> Checkpoint {
+        self.ledger.checkpoint().await.expect("verified checkpoint").0
     }
 
     /// Waits until a signed checkpoint covers at least `size` entries.
     pub async fn checkpoint_at_least(&self, size: u64) -> Checkpoint {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (checkpoint, _) = self.checkpoint().await;
+            let checkpoint = self.checkpoint().await;
             if checkpoint.size >= size {
                 return checkpoint;
             }
             assert!(Instant::now() < deadline, "no checkpoint reached size {size}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    pub async fn proof(&self, path: &str) -> Vec<Hash> {
-        let body = self.get_json(path).await;
-        body["proof"]
-            .as_array()
-            .expect("proof")
-            .iter()
-            .map(|h| decode_hash(h.as_str().expect("hash")))
-            .collect()
     }
 }
 
@@ -197,7 +189,7 @@ pub fn decode_hash(b64: &str) -> Hash {
 
 /// An index-service running inside the test process.
 pub struct InProcess {
-    pub client: LedgerClient,
+    pub client: TestClient,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -205,7 +197,7 @@ impl InProcess {
     pub async fn start(config: &Config) -> Self {
         let app = Application::build(config).expect("index-service starts");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let client = LedgerClient::new(base, app.vkey());
+        let client = TestClient::new(base, app.vkey());
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());
         Self { client, handle }
@@ -220,7 +212,7 @@ impl InProcess {
 /// can kill it.
 pub struct Process {
     pub child: Child,
-    pub client: LedgerClient,
+    pub client: TestClient,
 }
 
 pub fn binary() -> PathBuf {
@@ -276,7 +268,7 @@ impl Process {
             );
         }
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
-        let client = LedgerClient::new(
+        let client = TestClient::new(
             ready["url"].as_str().expect("url").to_owned(),
             ready["ledger_vkey"].as_str().expect("vkey"),
         );
