@@ -1,8 +1,6 @@
 //! Every kind of bad input gets a clear 4xx JSON error and changes nothing.
 
-mod common;
-
-use common::{InProcess, TestClient, TestMember, now_ms, random_retrieval, test_config, write_directory};
+use locus_tests::index::{InProcess, TestClient, TestMember, now_ms, random_retrieval, test_config, write_directory};
 use locus_tests::{TestDb, both_backends};
 
 both_backends!(bad_input_is_refused_and_changes_nothing, service_endpoints_answer);

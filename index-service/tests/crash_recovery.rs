@@ -3,14 +3,14 @@
 //! checkpoints stay consistent. A stored tree that no longer extends the last
 //! signed checkpoint makes the sequencer refuse to start.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Process, TestClient, TestMember, decode_hash, log_path, process_command, test_config, write_directory};
+use locus_tests::index::{Process, TestClient, TestMember, decode_hash, log_path, process_command, test_config, write_directory};
 use locus_ledger::checkpoint::Checkpoint;
 use locus_tests::{TestDb, both_backends};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_index-service");
 
 both_backends!(
     kill_mid_stream_then_restart,
@@ -27,7 +27,7 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
     let config = test_config(&db);
     write_directory(&config.directory_file, &members.iter().collect::<Vec<_>>(), &[]);
 
-    let first = Process::start(&config);
+    let first = Process::start(BINARY.as_ref(), &config);
     let client = Arc::new(TestClient::new(
         first.client.base.clone(),
         &first.client.ledger.verifier().to_vkey(),
@@ -80,7 +80,7 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
     assert!(acknowledged.len() >= 1500);
 
     // Restart on the same database and key.
-    let second = Process::start(&config);
+    let second = Process::start(BINARY.as_ref(), &config);
     let client = &second.client;
     let max_ack = acknowledged.iter().map(|(_, i)| *i).max().unwrap();
     let after_restart = client.checkpoint_at_least(max_ack + 1).await;
@@ -110,7 +110,7 @@ async fn restart_after(db: &TestDb, tamper: &str) -> String {
     let config = test_config(db);
     write_directory(&config.directory_file, &[&member], &[]);
 
-    let service = Process::start(&config);
+    let service = Process::start(BINARY.as_ref(), &config);
     for _ in 0..20 {
         service.client.submit_ok(member.retrieval()).await;
     }
@@ -122,7 +122,7 @@ async fn restart_after(db: &TestDb, tamper: &str) -> String {
     diesel::connection::SimpleConnection::batch_execute(&mut *pool.get().unwrap(), tamper).unwrap();
     drop(pool);
 
-    let output = process_command(&config).output().expect("run index-service");
+    let output = process_command(BINARY.as_ref(), &config).output().expect("run index-service");
     assert!(!output.status.success(), "the sequencer must refuse to start");
     std::fs::read_to_string(log_path(&config)).unwrap()
 }

@@ -2,11 +2,9 @@
 //! only, a client rebuilds the tree from the tlog-tiles, matches the signed
 //! checkpoint, and checks inclusion and consistency proofs from the API.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{InProcess, TestClient, TestMember, decode_hash, test_config, write_directory};
+use locus_tests::index::{InProcess, TestClient, TestMember, decode_hash, test_config, write_directory};
 use futures::StreamExt as _;
 use locus_ledger::merkle::{NodeId, NodeReader as _, rfc9162_leaf_hash, tree_root};
 use locus_ledger::wire::Receipt;

@@ -8,8 +8,8 @@
 //! [extension lines]
 //! ```
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 use crate::merkle::Hash;
 use crate::note::{Note, NoteError, NoteSigner, NoteVerifier};
@@ -42,7 +42,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: one line each for origin, size, root and extensions.
     pub fn to_text(&self) -> String {
-        let mut text = format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root));
+        let mut text = format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root)
+        );
         for line in &self.extensions {
             text.push_str(line);
             text.push('\n');
@@ -62,7 +67,8 @@ impl Checkpoint {
             return malformed("control character");
         }
         let mut lines = body.split('\n');
-        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next()) else {
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
+        else {
             return malformed("fewer than three lines");
         };
         if origin.is_empty() || origin.trim() != origin {
@@ -92,9 +98,8 @@ impl Checkpoint {
 }
 
 fn parse_size(s: &str) -> Option<u64> {
-    let canonical = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit())
-        && (s == "0" || !s.starts_with('0'));
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     canonical.then(|| s.parse().ok()).flatten()
 }
 
@@ -103,7 +108,9 @@ fn parse_size(s: &str) -> Option<u64> {
 pub fn sign_checkpoint(cp: &Checkpoint, signer: &NoteSigner) -> Result<Note, CheckpointError> {
     let text = cp.to_text();
     if Checkpoint::parse(&text)? != *cp {
-        return Err(CheckpointError::Malformed("the checkpoint does not round-trip"));
+        return Err(CheckpointError::Malformed(
+            "the checkpoint does not round-trip",
+        ));
     }
     let signature = signer.sign(&text)?;
     Ok(Note {
@@ -115,7 +122,10 @@ pub fn sign_checkpoint(cp: &Checkpoint, signer: &NoteSigner) -> Result<Note, Che
 /// Parses a signed checkpoint, verifies the log's signature (other
 /// signatures, e.g. cosignatures, are left for the caller), and parses the
 /// body. The caller still decides whether `origin` is the log it expects.
-pub fn open_checkpoint(note_text: &str, log_verifier: &NoteVerifier) -> Result<(Checkpoint, Note), VerifyError> {
+pub fn open_checkpoint(
+    note_text: &str,
+    log_verifier: &NoteVerifier,
+) -> Result<(Checkpoint, Note), VerifyError> {
     let note = Note::parse(note_text).map_err(|_| VerifyError)?;
     note.verify(&[log_verifier]).map_err(|_| VerifyError)?;
     let checkpoint = Checkpoint::parse(&note.text).map_err(|_| VerifyError)?;
@@ -127,14 +137,18 @@ mod tests {
     use super::*;
     use crate::merkle::rfc9162_empty_root;
 
-    const SPEC_TEXT: &str = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    const SPEC_TEXT: &str =
+        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
 
     #[test]
     fn spec_example_parses() {
         let cp = Checkpoint::parse(SPEC_TEXT).unwrap();
         assert_eq!(cp.origin, "example.com/behind-the-sofa");
         assert_eq!(cp.size, 20852163);
-        assert_eq!(STANDARD.encode(cp.root), "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=");
+        assert_eq!(
+            STANDARD.encode(cp.root),
+            "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I="
+        );
         assert!(cp.extensions.is_empty());
         assert_eq!(cp.to_text(), SPEC_TEXT);
     }
@@ -163,7 +177,7 @@ mod tests {
             String::new(),
             "\n".to_owned(),
             format!("o\n1\n{root}"),
-            format!("o\n1\n"),
+            "o\n1\n".to_owned(),
             format!("\n1\n{root}\n"),
             format!(" o\n1\n{root}\n"),
             format!("o \n1\n{root}\n"),
@@ -208,7 +222,9 @@ mod tests {
         assert_eq!(opened, cp);
         assert_eq!(opened_note, note);
 
-        let other = NoteSigner::generate("locus.example/ledger").unwrap().verifier();
+        let other = NoteSigner::generate("locus.example/ledger")
+            .unwrap()
+            .verifier();
         assert_eq!(open_checkpoint(&serialized, &other), Err(VerifyError));
         let tampered = serialized.replacen("42", "43", 1);
         assert_eq!(open_checkpoint(&tampered, &verifier), Err(VerifyError));
@@ -220,7 +236,10 @@ mod tests {
             text: text.into(),
             signatures: vec![signer.sign(text).unwrap()],
         };
-        assert_eq!(open_checkpoint(&bad.to_string(), &verifier), Err(VerifyError));
+        assert_eq!(
+            open_checkpoint(&bad.to_string(), &verifier),
+            Err(VerifyError)
+        );
 
         for bad in [
             Checkpoint {

@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 
 use crate::checkpoint::Checkpoint;
 use crate::note::{
-    self, ED25519_SIGNATURE_TYPE, NoteError, NoteSignature, SignatureVerifier, encode_skey, encode_vkey,
-    is_valid_key_name, parse_public_key, parse_seed, split_key, strip_skey_prefix,
+    self, encode_skey, encode_vkey, is_valid_key_name, parse_public_key, parse_seed, split_key,
+    strip_skey_prefix, NoteError, NoteSignature, SignatureVerifier, ED25519_SIGNATURE_TYPE,
 };
 
 /// Signature type byte of Ed25519 `cosignature/v1` keys.
@@ -101,7 +101,9 @@ impl CosignatureSigner {
         };
         let key = parse_seed(seed)?;
         let expected_id = match kind {
-            COSIGNATURE_V1_TYPE | ED25519_SIGNATURE_TYPE => note::key_id(name, kind, key.verifying_key().as_bytes()),
+            COSIGNATURE_V1_TYPE | ED25519_SIGNATURE_TYPE => {
+                note::key_id(name, kind, key.verifying_key().as_bytes())
+            }
             other => return Err(NoteError::UnsupportedKeyType(other).into()),
         };
         if expected_id != id {
@@ -134,7 +136,11 @@ impl CosignatureSigner {
     /// Cosigns a checkpoint text (the note text, without signature lines) as
     /// of `timestamp` (seconds since the UNIX epoch). The caller is stating
     /// it has checked the checkpoint's consistency with what it saw before.
-    pub fn cosign(&self, checkpoint_text: &str, timestamp: u64) -> Result<NoteSignature, CosignatureError> {
+    pub fn cosign(
+        &self,
+        checkpoint_text: &str,
+        timestamp: u64,
+    ) -> Result<NoteSignature, CosignatureError> {
         if timestamp > MAX_TIMESTAMP {
             return Err(CosignatureError::TimestampTooLarge(timestamp));
         }
@@ -207,11 +213,16 @@ impl CosignatureVerifier {
     }
 
     /// Verifies `sig` over a checkpoint text and returns its timestamp.
-    pub fn verify_cosignature(&self, checkpoint_text: &str, sig: &NoteSignature) -> Result<u64, VerifyError> {
+    pub fn verify_cosignature(
+        &self,
+        checkpoint_text: &str,
+        sig: &NoteSignature,
+    ) -> Result<u64, VerifyError> {
         if sig.name != self.name || sig.key_id != self.key_id {
             return Err(VerifyError);
         }
-        self.check(checkpoint_text, &sig.signature).ok_or(VerifyError)
+        self.check(checkpoint_text, &sig.signature)
+            .ok_or(VerifyError)
     }
 
     fn check(&self, text: &str, sig: &[u8]) -> Option<u64> {
@@ -250,10 +261,15 @@ mod tests {
     use crate::checkpoint::sign_checkpoint;
     use crate::note::{Note, NoteSigner};
 
-    const CHECKPOINT: &str = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    const CHECKPOINT: &str =
+        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
 
     fn fixed_signer() -> CosignatureSigner {
-        CosignatureSigner::from_signing_key("witness.example.com/w1", SigningKey::from_bytes(&[7; 32])).unwrap()
+        CosignatureSigner::from_signing_key(
+            "witness.example.com/w1",
+            SigningKey::from_bytes(&[7; 32]),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -285,10 +301,14 @@ mod tests {
         assert_eq!(verifier.to_vkey(), KAT_VKEY);
         let sig = signer.cosign(CHECKPOINT, 1_679_315_147).unwrap();
         assert_eq!(sig.to_string(), KAT_LINE);
-        assert_eq!(verifier.verify_cosignature(CHECKPOINT, &sig), Ok(1_679_315_147));
+        assert_eq!(
+            verifier.verify_cosignature(CHECKPOINT, &sig),
+            Ok(1_679_315_147)
+        );
     }
 
-    const KAT_VKEY: &str = "witness.example.com/w1+8122a5ab+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs";
+    const KAT_VKEY: &str =
+        "witness.example.com/w1+8122a5ab+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs";
     const KAT_LINE: &str = "\u{2014} witness.example.com/w1 gSKlqwAAAABkGFDLWr4Jea05CAgwNVtwky0Jgz6WfX0QJgM//FkB/W9BoT9TX0DkTxG+2cT4p/ViKNhUM/SnUwFcYQzugGFQ15LwDw==";
 
     #[test]
@@ -298,15 +318,22 @@ mod tests {
         assert_eq!(again.verifier(), signer.verifier());
         let verifier = CosignatureVerifier::from_vkey(&signer.verifier().to_vkey()).unwrap();
         assert_eq!(verifier, signer.verifier());
-        assert!(signer.verifier().to_vkey().contains(&format!("+{:08x}+", signer.key_id())));
+        assert!(signer
+            .verifier()
+            .to_vkey()
+            .contains(&format!("+{:08x}+", signer.key_id())));
         let debug = format!("{signer:?}");
         assert!(!debug.contains(signer.to_skey().as_str()));
 
         // A plain note skey for the same Ed25519 key cosigns under the 0x04 id.
-        let note_signer = NoteSigner::from_signing_key("w", SigningKey::from_bytes(&[3; 32])).unwrap();
+        let note_signer =
+            NoteSigner::from_signing_key("w", SigningKey::from_bytes(&[3; 32])).unwrap();
         let cosigner = CosignatureSigner::from_skey(&note_signer.to_skey()).unwrap();
         assert_ne!(cosigner.key_id(), note_signer.key_id());
-        assert_eq!(cosigner.verifier().public_key(), note_signer.verifier().public_key());
+        assert_eq!(
+            cosigner.verifier().public_key(),
+            note_signer.verifier().public_key()
+        );
         // But a plain note vkey is not a cosignature vkey.
         assert!(CosignatureVerifier::from_vkey(&note_signer.verifier().to_vkey()).is_err());
         assert!(NoteVerifier::from_vkey(&cosigner.verifier().to_vkey()).is_err());
@@ -335,8 +362,14 @@ mod tests {
             vec!["locus.example/ledger", "w1.example", "w2.example"]
         );
         assert_eq!(note.verify(&[&v2]).unwrap(), vec!["w2.example"]);
-        assert_eq!(v1.verify_cosignature(&note.text, &note.signatures[1]), Ok(1000));
-        assert_eq!(v1.verify_cosignature(&note.text, &note.signatures[2]), Err(VerifyError));
+        assert_eq!(
+            v1.verify_cosignature(&note.text, &note.signatures[1]),
+            Ok(1000)
+        );
+        assert_eq!(
+            v1.verify_cosignature(&note.text, &note.signatures[2]),
+            Err(VerifyError)
+        );
 
         // A cosignature whose timestamp was altered no longer verifies.
         let mut bad = note.clone();
@@ -354,7 +387,10 @@ mod tests {
             Err(CosignatureError::TimestampTooLarge(MAX_TIMESTAMP + 1))
         );
         assert!(signer.cosign(CHECKPOINT, MAX_TIMESTAMP).is_ok());
-        assert_eq!(signer.cosign("not a checkpoint\n", 1), Err(CosignatureError::NotACheckpoint));
+        assert_eq!(
+            signer.cosign("not a checkpoint\n", 1),
+            Err(CosignatureError::NotACheckpoint)
+        );
         assert_eq!(signer.cosign("", 1), Err(CosignatureError::NotACheckpoint));
 
         let sig = signer.cosign(CHECKPOINT, 5).unwrap();
@@ -369,7 +405,11 @@ mod tests {
         let huge = u64::MAX;
         let message = signed_message(CHECKPOINT, huge);
         let mut forged = huge.to_be_bytes().to_vec();
-        forged.extend_from_slice(&SigningKey::from_bytes(&[7; 32]).sign(message.as_bytes()).to_bytes());
+        forged.extend_from_slice(
+            &SigningKey::from_bytes(&[7; 32])
+                .sign(message.as_bytes())
+                .to_bytes(),
+        );
         assert!(!SignatureVerifier::verify(&verifier, CHECKPOINT, &forged));
     }
 }

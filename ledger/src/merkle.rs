@@ -214,7 +214,7 @@ fn subtree_consistency_ranges(start: u64, end: u64, size: u64) -> Vec<Range> {
             lo += k;
             if from < lo {
                 from = lo;
-                known = true;
+                known = false;
             }
         }
     }
@@ -359,7 +359,12 @@ fn hashes_equal(a: &Hash, b: &Hash) -> bool {
 
 /// RFC 9162 2.1.3.2: the root implied by an inclusion proof, or `None` if
 /// the proof has the wrong length for `index` and `size`.
-fn root_from_inclusion_proof(leaf_hash: &Hash, index: u64, size: u64, proof: &[Hash]) -> Option<Hash> {
+fn root_from_inclusion_proof(
+    leaf_hash: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+) -> Option<Hash> {
     if index >= size {
         return None;
     }
@@ -521,7 +526,13 @@ pub fn verify_subtree_inclusion(
     if !is_valid_subtree(start, end) || leaf_index < start || leaf_index >= end {
         return Err(VerifyError);
     }
-    verify_inclusion(leaf_hash, leaf_index - start, end - start, proof, subtree_root)
+    verify_inclusion(
+        leaf_hash,
+        leaf_index - start,
+        end - start,
+        proof,
+        subtree_root,
+    )
 }
 
 /// Verifies that the subtree `[start, end)` with root `subtree_root` is part
@@ -635,7 +646,10 @@ impl CompactRange {
     }
 
     /// As [`Self::append`], but a full tree is an error.
-    pub fn try_append(&mut self, leaf_hash: Hash) -> Result<Vec<(NodeId, Hash)>, CompactRangeError> {
+    pub fn try_append(
+        &mut self,
+        leaf_hash: Hash,
+    ) -> Result<Vec<(NodeId, Hash)>, CompactRangeError> {
         let index = self.size;
         let new_size = index.checked_add(1).ok_or(CompactRangeError::Full)?;
         // Each trailing zero of the new size is a pair of peaks to merge.
@@ -688,12 +702,17 @@ impl MemoryTree {
         Self::default()
     }
 
-    /// An empty tree with room for `leaves` leaves without reallocating.
+    /// An empty tree with room for `leaves` leaves without reallocating
+    /// (as far as memory allows: a failed reservation is not an error).
     pub fn with_capacity(leaves: usize) -> Self {
         let mut levels = Vec::new();
         let mut n = leaves;
         while n > 0 {
-            levels.push(Vec::with_capacity(n));
+            let mut row = Vec::new();
+            if row.try_reserve_exact(n).is_err() {
+                break;
+            }
+            levels.push(row);
             n /= 2;
         }
         Self { levels }
@@ -831,7 +850,12 @@ mod tests {
             ] {
                 assert!(verify_inclusion(&leaf, index, size, proof, &leaf).is_err());
             }
-            for (a, b) in [(1, u64::MAX), (u64::MAX - 1, u64::MAX), (1 << 63, u64::MAX), (u64::MAX, u64::MAX)] {
+            for (a, b) in [
+                (1, u64::MAX),
+                (u64::MAX - 1, u64::MAX),
+                (1 << 63, u64::MAX),
+                (u64::MAX, u64::MAX),
+            ] {
                 let _ = verify_consistency(a, b, &leaf, &leaf, proof);
             }
             for (s, e, n) in [
@@ -872,6 +896,11 @@ mod tests {
         assert_eq!(full.size(), u64::MAX);
         assert!(CompactRange::from_peaks(3, vec![[0; 32]]).is_err());
         assert!(CompactRange::from_peaks(0, vec![]).is_ok());
+    }
+
+    #[test]
+    fn huge_capacity_does_not_panic() {
+        assert_eq!(MemoryTree::with_capacity(usize::MAX).size(), 0);
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! A signed note is a text ending in a newline, a blank line, then one or
 //! more lines `— <key name> base64(key id (4 bytes, big endian) || signature)`.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest, Sha256};
@@ -31,7 +31,9 @@ pub enum NoteError {
     KeyIdMismatch,
     #[error("unsupported signature type {0:#04x}")]
     UnsupportedKeyType(u8),
-    #[error("note text must end with a newline and contain no control characters other than newline")]
+    #[error(
+        "note text must end with a newline and contain no control characters other than newline"
+    )]
     InvalidText,
     #[error("malformed note: {0}")]
     Malformed(&'static str),
@@ -59,7 +61,10 @@ pub trait SignatureVerifier {
 /// Key names must be non-empty, without Unicode spaces or `+` (signed-note);
 /// we also refuse control characters, which no note may contain.
 pub fn is_valid_key_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// `SHA-256(name || "\n" || signature type || public key)[:4]`, big endian.
@@ -81,7 +86,9 @@ pub(crate) fn is_valid_text(text: &str) -> bool {
 /// A fresh random Ed25519 key from the OS generator.
 pub(crate) fn generate_signing_key() -> Result<SigningKey, NoteError> {
     let mut seed = Zeroizing::new([0u8; 32]);
-    OsRng.try_fill_bytes(seed.as_mut()).map_err(|_| NoteError::Rng)?;
+    OsRng
+        .try_fill_bytes(seed.as_mut())
+        .map_err(|_| NoteError::Rng)?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -100,7 +107,11 @@ pub(crate) fn split_key(encoded: &str) -> Result<(&str, u32, Zeroizing<Vec<u8>>)
         return Err(NoteError::MalformedKey);
     }
     let id = u32::from_str_radix(id_hex, 16).map_err(|_| NoteError::MalformedKey)?;
-    let key = Zeroizing::new(STANDARD.decode(key64).map_err(|_| NoteError::MalformedKey)?);
+    let key = Zeroizing::new(
+        STANDARD
+            .decode(key64)
+            .map_err(|_| NoteError::MalformedKey)?,
+    );
     Ok((name, id, key))
 }
 
@@ -121,16 +132,29 @@ pub(crate) fn parse_seed(bytes: &[u8]) -> Result<SigningKey, NoteError> {
 }
 
 /// `PRIVATE+KEY+<name>+<key id>+base64(type || seed)`.
-pub(crate) fn encode_skey(name: &str, key_id: u32, signature_type: u8, key: &SigningKey) -> Zeroizing<String> {
+pub(crate) fn encode_skey(
+    name: &str,
+    key_id: u32,
+    signature_type: u8,
+    key: &SigningKey,
+) -> Zeroizing<String> {
     let mut raw = Zeroizing::new(Vec::with_capacity(33));
     raw.push(signature_type);
     raw.extend_from_slice(key.as_bytes());
     let encoded = Zeroizing::new(STANDARD.encode(raw.as_slice()));
-    Zeroizing::new(format!("PRIVATE+KEY+{name}+{key_id:08x}+{}", encoded.as_str()))
+    Zeroizing::new(format!(
+        "PRIVATE+KEY+{name}+{key_id:08x}+{}",
+        encoded.as_str()
+    ))
 }
 
 /// `<name>+<key id>+base64(type || public key)`.
-pub(crate) fn encode_vkey(name: &str, key_id: u32, signature_type: u8, key: &VerifyingKey) -> String {
+pub(crate) fn encode_vkey(
+    name: &str,
+    key_id: u32,
+    signature_type: u8,
+    key: &VerifyingKey,
+) -> String {
     let mut raw = Vec::with_capacity(33);
     raw.push(signature_type);
     raw.extend_from_slice(key.as_bytes());
@@ -139,7 +163,8 @@ pub(crate) fn encode_vkey(name: &str, key_id: u32, signature_type: u8, key: &Ver
 
 /// Strips `PRIVATE+KEY+` from an skey.
 pub(crate) fn strip_skey_prefix(skey: &str) -> Result<&str, NoteError> {
-    skey.strip_prefix("PRIVATE+KEY+").ok_or(NoteError::MalformedKey)
+    skey.strip_prefix("PRIVATE+KEY+")
+        .ok_or(NoteError::MalformedKey)
 }
 
 /// A log's Ed25519 note signing key. The key is wiped from memory on drop.
@@ -316,7 +341,12 @@ impl std::fmt::Display for NoteSignature {
         let mut raw = Vec::with_capacity(4 + self.signature.len());
         raw.extend_from_slice(&self.key_id.to_be_bytes());
         raw.extend_from_slice(&self.signature);
-        write!(f, "{SIGNATURE_PREFIX}{} {}", self.name, STANDARD.encode(raw))
+        write!(
+            f,
+            "{SIGNATURE_PREFIX}{} {}",
+            self.name,
+            STANDARD.encode(raw)
+        )
     }
 }
 
@@ -403,7 +433,9 @@ impl Note {
 
 fn parse_signature_line(line: &str) -> Result<NoteSignature, NoteError> {
     let Some(rest) = line.strip_prefix(SIGNATURE_PREFIX) else {
-        return Err(NoteError::Malformed("signature line must start with an em dash and a space"));
+        return Err(NoteError::Malformed(
+            "signature line must start with an em dash and a space",
+        ));
     };
     let Some((name, sig64)) = rest.split_once(' ') else {
         return Err(NoteError::Malformed("signature line has no signature"));
@@ -431,7 +463,8 @@ mod tests {
     use super::*;
 
     // The example of golang.org/x/mod/sumdb/note's package documentation.
-    const GO_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_SKEY: &str =
+        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
     const GO_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
     const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
                            then you don't know what your problem is.\n";
@@ -494,7 +527,10 @@ mod tests {
         };
         let parsed = Note::parse(&note.to_string()).unwrap();
         assert_eq!(parsed.text, text);
-        assert_eq!(parsed.verify(&[&verifier]).unwrap(), vec!["example.com/log"]);
+        assert_eq!(
+            parsed.verify(&[&verifier]).unwrap(),
+            vec!["example.com/log"]
+        );
         let debug = format!("{signer:?}");
         assert!(debug.contains("example.com/log") && !debug.contains(signer.to_skey().as_str()));
     }
@@ -543,7 +579,9 @@ mod tests {
             format!("text\n{line}\n"),
             format!("text\n\n{line}"),
             format!("text\n\n{line}\n\n"),
-            format!("text\n\n{line}\n\n{line}\n").replacen("\n\n", "\n", 1).replacen("text\n", "text\r\n", 1),
+            format!("text\n\n{line}\n\n{line}\n")
+                .replacen("\n\n", "\n", 1)
+                .replacen("text\n", "text\r\n", 1),
             format!("te\txt\n\n{line}\n"),
             format!("text\n\n{}\n", line.replace('\u{2014}', "-")),
             format!("text\n\n{}\n", line.replace("\u{2014} ", "\u{2014}")),
@@ -563,7 +601,10 @@ mod tests {
         let many = format!("text\n\n{}", format!("{line}\n").repeat(MAX_SIGNATURES + 1));
         assert_eq!(Note::parse(&many), Err(NoteError::TooManySignatures));
         let enough = format!("text\n\n{}", format!("{line}\n").repeat(MAX_SIGNATURES));
-        assert_eq!(Note::parse(&enough).unwrap().signatures.len(), MAX_SIGNATURES);
+        assert_eq!(
+            Note::parse(&enough).unwrap().signatures.len(),
+            MAX_SIGNATURES
+        );
         // The last blank line separates; earlier ones belong to the text.
         let note = Note::parse(&format!("a\n\nb\n\n{line}\n")).unwrap();
         assert_eq!(note.text, "a\n\nb\n");

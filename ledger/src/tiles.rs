@@ -7,7 +7,7 @@
 //! with `N` in 3-digit groups (`1234067` is `x001/x234/067`) and `.p/<W>`
 //! marking a partial tile of `W` (1..=255) hashes or entries.
 
-use crate::merkle::{Hash, NodeId, rfc9162_node_hash};
+use crate::merkle::{rfc9162_node_hash, Hash, NodeId};
 
 /// Hashes (or entries) in a full tile.
 pub const TILE_WIDTH: u64 = 256;
@@ -72,7 +72,11 @@ impl TileRef {
         if level > MAX_TILE_LEVEL || !valid_width(width) {
             return Err(TileError::InvalidTile { level, width });
         }
-        Ok(Self { level, index, width })
+        Ok(Self {
+            level,
+            index,
+            width,
+        })
     }
 
     pub fn is_full(&self) -> bool {
@@ -115,7 +119,13 @@ pub fn encode_tile_index(n: u64) -> String {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, g)| if i == last { format!("{g:03}") } else { format!("x{g:03}") })
+        .map(|(i, g)| {
+            if i == last {
+                format!("{g:03}")
+            } else {
+                format!("x{g:03}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -139,7 +149,10 @@ fn parse_small_decimal(s: &str, max: u16) -> Option<u16> {
         && s.len() <= 5
         && s.bytes().all(|b| b.is_ascii_digit())
         && (s == "0" || !s.starts_with('0'));
-    canonical.then(|| s.parse().ok()).flatten().filter(|&v| v <= max)
+    canonical
+        .then(|| s.parse().ok())
+        .flatten()
+        .filter(|&v| v <= max)
 }
 
 fn parse_tile_index(s: &str) -> Option<u64> {
@@ -147,7 +160,11 @@ fn parse_tile_index(s: &str) -> Option<u64> {
     let last = groups.len() - 1;
     let mut n: u64 = 0;
     for (i, group) in groups.iter().enumerate() {
-        let digits = if i == last { *group } else { group.strip_prefix('x')? };
+        let digits = if i == last {
+            *group
+        } else {
+            group.strip_prefix('x')?
+        };
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -168,7 +185,9 @@ pub fn parse_tile_path(path: &str) -> Result<TilePath, TileError> {
     let (kind, rest) = rest.split_once('/').ok_or(TileError::InvalidPath)?;
     let (index, width) = match rest.split_once(".p/") {
         Some((index, w)) => {
-            let w = parse_small_decimal(w, 255).filter(|&w| w >= 1).ok_or(TileError::InvalidPath)?;
+            let w = parse_small_decimal(w, 255)
+                .filter(|&w| w >= 1)
+                .ok_or(TileError::InvalidPath)?;
             (index, w)
         }
         None => (rest, TILE_WIDTH as u16),
@@ -177,9 +196,14 @@ pub fn parse_tile_path(path: &str) -> Result<TilePath, TileError> {
     if kind == "entries" {
         return Ok(TilePath::Entries { index, width });
     }
-    let level = parse_small_decimal(kind, u16::from(MAX_TILE_LEVEL)).ok_or(TileError::InvalidPath)?;
+    let level =
+        parse_small_decimal(kind, u16::from(MAX_TILE_LEVEL)).ok_or(TileError::InvalidPath)?;
     let level = u8::try_from(level).map_err(|_| TileError::InvalidPath)?;
-    Ok(TilePath::Hash(TileRef { level, index, width }))
+    Ok(TilePath::Hash(TileRef {
+        level,
+        index,
+        width,
+    }))
 }
 
 /// Whether the tile (`level`, `index`, `width`) exists for a tree of
@@ -205,7 +229,7 @@ pub fn tile_width(level: u8, index: u64, tree_size: u64) -> Option<u16> {
     let available = nodes_at(u32::from(level) * u32::from(TILE_HEIGHT), tree_size);
     let first = index.checked_mul(TILE_WIDTH)?;
     let width = available.checked_sub(first)?.min(TILE_WIDTH);
-    (width > 0).then(|| width as u16)
+    (width > 0).then_some(width as u16)
 }
 
 /// Every hash tile of a tree of `tree_size`, level by level: the full
@@ -214,9 +238,20 @@ pub fn tile_width(level: u8, index: u64, tree_size: u64) -> Option<u16> {
 /// width 1 at level 2.)
 pub fn tiles_for_size(tree_size: u64) -> impl Iterator<Item = TileRef> {
     (0..=MAX_TILE_LEVEL)
-        .map(move |level| (level, nodes_at(u32::from(level) * u32::from(TILE_HEIGHT), tree_size)))
+        .map(move |level| {
+            (
+                level,
+                nodes_at(u32::from(level) * u32::from(TILE_HEIGHT), tree_size),
+            )
+        })
         .take_while(|&(_, nodes)| nodes > 0)
-        .flat_map(|(level, nodes)| level_tiles(nodes).map(move |(index, width)| TileRef { level, index, width }))
+        .flat_map(|(level, nodes)| {
+            level_tiles(nodes).map(move |(index, width)| TileRef {
+                level,
+                index,
+                width,
+            })
+        })
 }
 
 /// Every entry bundle of a tree of `tree_size`.
@@ -247,7 +282,11 @@ pub fn tile_for_node(id: NodeId, tree_size: u64) -> Option<TileRef> {
     let first = id.index << below;
     let index = first / TILE_WIDTH;
     let width = tile_width(level, index, tree_size)?;
-    Some(TileRef { level, index, width })
+    Some(TileRef {
+        level,
+        index,
+        width,
+    })
 }
 
 /// Splits tile data into its hashes, checking its length against `tile`.
@@ -292,7 +331,10 @@ pub fn node_hash_from_tile(tile: &TileRef, data: &[u8], id: NodeId) -> Result<Ha
         .ok_or(not_here)?
         .to_vec();
     while row.len() > 1 {
-        row = row.chunks_exact(2).map(|p| rfc9162_node_hash(&p[0], &p[1])).collect();
+        row = row
+            .chunks_exact(2)
+            .map(|p| rfc9162_node_hash(&p[0], &p[1]))
+            .collect();
     }
     row.first().copied().ok_or(TileError::NodeNotInTile(id))
 }
@@ -345,21 +387,64 @@ mod tests {
         assert_eq!(encode_tile_index(5), "005");
         assert_eq!(encode_tile_index(999), "999");
         assert_eq!(encode_tile_index(1000), "x001/000");
-        assert_eq!(encode_tile_index(u64::MAX), "x018/x446/x744/x073/x709/x551/615");
+        assert_eq!(
+            encode_tile_index(u64::MAX),
+            "x018/x446/x744/x073/x709/x551/615"
+        );
     }
 
     #[test]
     fn path_round_trips() {
         let paths = [
-            ("tile/0/x001/x234/067", TilePath::Hash(TileRef { level: 0, index: 1_234_067, width: 256 })),
-            ("tile/0/x001/x234/067.p/8", TilePath::Hash(TileRef { level: 0, index: 1_234_067, width: 8 })),
-            ("tile/63/000", TilePath::Hash(TileRef { level: 63, index: 0, width: 256 })),
-            ("tile/1/005.p/255", TilePath::Hash(TileRef { level: 1, index: 5, width: 255 })),
-            ("tile/entries/000.p/1", TilePath::Entries { index: 0, width: 1 }),
-            ("tile/entries/x001/000", TilePath::Entries { index: 1000, width: 256 }),
+            (
+                "tile/0/x001/x234/067",
+                TilePath::Hash(TileRef {
+                    level: 0,
+                    index: 1_234_067,
+                    width: 256,
+                }),
+            ),
+            (
+                "tile/0/x001/x234/067.p/8",
+                TilePath::Hash(TileRef {
+                    level: 0,
+                    index: 1_234_067,
+                    width: 8,
+                }),
+            ),
+            (
+                "tile/63/000",
+                TilePath::Hash(TileRef {
+                    level: 63,
+                    index: 0,
+                    width: 256,
+                }),
+            ),
+            (
+                "tile/1/005.p/255",
+                TilePath::Hash(TileRef {
+                    level: 1,
+                    index: 5,
+                    width: 255,
+                }),
+            ),
+            (
+                "tile/entries/000.p/1",
+                TilePath::Entries { index: 0, width: 1 },
+            ),
+            (
+                "tile/entries/x001/000",
+                TilePath::Entries {
+                    index: 1000,
+                    width: 256,
+                },
+            ),
             (
                 "tile/entries/x018/x446/x744/x073/x709/x551/615",
-                TilePath::Entries { index: u64::MAX, width: 256 },
+                TilePath::Entries {
+                    index: u64::MAX,
+                    width: 256,
+                },
             ),
         ];
         for (text, parsed) in paths {
@@ -422,20 +507,50 @@ mod tests {
         let level0: Vec<_> = tiles.iter().filter(|t| t.level == 0).collect();
         assert_eq!(level0.len(), 274);
         assert!(level0[..273].iter().all(|t| t.is_full()));
-        assert_eq!(level0[273], &TileRef { level: 0, index: 273, width: 112 });
+        assert_eq!(
+            level0[273],
+            &TileRef {
+                level: 0,
+                index: 273,
+                width: 112
+            }
+        );
         let rest: Vec<_> = tiles.iter().filter(|t| t.level > 0).copied().collect();
         assert_eq!(
             rest,
             vec![
-                TileRef { level: 1, index: 0, width: 256 },
-                TileRef { level: 1, index: 1, width: 17 },
-                TileRef { level: 2, index: 0, width: 1 },
+                TileRef {
+                    level: 1,
+                    index: 0,
+                    width: 256
+                },
+                TileRef {
+                    level: 1,
+                    index: 1,
+                    width: 17
+                },
+                TileRef {
+                    level: 2,
+                    index: 0,
+                    width: 1
+                },
             ]
         );
         let tiles: Vec<TileRef> = tiles_for_size(256).collect();
         assert_eq!(
             tiles,
-            vec![TileRef { level: 0, index: 0, width: 256 }, TileRef { level: 1, index: 0, width: 1 }]
+            vec![
+                TileRef {
+                    level: 0,
+                    index: 0,
+                    width: 256
+                },
+                TileRef {
+                    level: 1,
+                    index: 0,
+                    width: 1
+                }
+            ]
         );
         assert_eq!(tiles_for_size(0).count(), 0);
         assert_eq!(entry_bundles_for_size(70_000).count(), 274);
@@ -471,13 +586,71 @@ mod tests {
 
     #[test]
     fn node_ids_of_tiles() {
-        let ids: Vec<NodeId> = TileRef { level: 1, index: 2, width: 3 }.node_ids().collect();
-        assert_eq!(ids, vec![NodeId::new(8, 512), NodeId::new(8, 513), NodeId::new(8, 514)]);
-        assert_eq!(TileRef { level: 0, index: 0, width: 256 }.node_ids().count(), 256);
-        assert_eq!(TileRef { level: 8, index: 0, width: 1 }.node_ids().count(), 0);
-        assert_eq!(TileRef { level: 0, index: u64::MAX, width: 1 }.node_ids().count(), 0);
-        assert_eq!(TileRef { level: 0, index: 0, width: 0 }.node_ids().count(), 0);
-        assert_eq!(TileRef { level: 0, index: 0, width: 300 }.node_ids().count(), 0);
+        let ids: Vec<NodeId> = TileRef {
+            level: 1,
+            index: 2,
+            width: 3,
+        }
+        .node_ids()
+        .collect();
+        assert_eq!(
+            ids,
+            vec![
+                NodeId::new(8, 512),
+                NodeId::new(8, 513),
+                NodeId::new(8, 514)
+            ]
+        );
+        assert_eq!(
+            TileRef {
+                level: 0,
+                index: 0,
+                width: 256
+            }
+            .node_ids()
+            .count(),
+            256
+        );
+        assert_eq!(
+            TileRef {
+                level: 8,
+                index: 0,
+                width: 1
+            }
+            .node_ids()
+            .count(),
+            0
+        );
+        assert_eq!(
+            TileRef {
+                level: 0,
+                index: u64::MAX,
+                width: 1
+            }
+            .node_ids()
+            .count(),
+            0
+        );
+        assert_eq!(
+            TileRef {
+                level: 0,
+                index: 0,
+                width: 0
+            }
+            .node_ids()
+            .count(),
+            0
+        );
+        assert_eq!(
+            TileRef {
+                level: 0,
+                index: 0,
+                width: 300
+            }
+            .node_ids()
+            .count(),
+            0
+        );
         assert!(TileRef::new(0, 0, 0).is_err());
         assert!(TileRef::new(64, 0, 1).is_err());
         assert!(TileRef::new(63, 0, 256).is_ok());
@@ -511,13 +684,21 @@ mod tests {
         assert_eq!(tile_for_node(NodeId::new(0, 70_000), size), None);
         assert_eq!(tile_for_node(NodeId::new(17, 0), size), None);
         assert_eq!(tile_for_node(NodeId::new(200, 0), size), None);
-        let tile = TileRef { level: 0, index: 0, width: 256 };
+        let tile = TileRef {
+            level: 0,
+            index: 0,
+            width: 256,
+        };
         let data = tile_data(&tile);
         assert!(node_hash_from_tile(&tile, &data[..100], NodeId::new(0, 0)).is_err());
         assert!(node_hash_from_tile(&tile, &data, NodeId::new(0, 256)).is_err());
         assert!(node_hash_from_tile(&tile, &data, NodeId::new(8, 0)).is_err());
         assert!(node_hash_from_tile(&tile, &data, NodeId::new(3, u64::MAX)).is_err());
-        let partial = TileRef { level: 0, index: 0, width: 5 };
+        let partial = TileRef {
+            level: 0,
+            index: 0,
+            width: 5,
+        };
         assert!(node_hash_from_tile(&partial, &data[..160], NodeId::new(3, 0)).is_err());
         assert!(node_hash_from_tile(&partial, &data[..160], NodeId::new(2, 0)).is_ok());
     }
@@ -529,7 +710,10 @@ mod tests {
         let bundle = encode_entry_bundle(&entries).unwrap();
         assert_eq!(&bundle[..5], &[0, 0, 0, 1, b'a']);
         let decoded = decode_entry_bundle(&bundle).unwrap();
-        assert_eq!(decoded.iter().map(Vec::as_slice).collect::<Vec<_>>(), entries);
+        assert_eq!(
+            decoded.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+            entries
+        );
 
         let too_big = vec![0u8; MAX_ENTRY_LEN + 1];
         assert_eq!(
@@ -538,13 +722,26 @@ mod tests {
         );
         let many = vec![&b"x"[..]; 257];
         assert_eq!(encode_entry_bundle(&many), Err(TileError::TooManyEntries));
-        assert_eq!(encode_entry_bundle(&many[..256]).map(|b| b.len()), Ok(256 * 3));
+        assert_eq!(
+            encode_entry_bundle(&many[..256]).map(|b| b.len()),
+            Ok(256 * 3)
+        );
 
         assert_eq!(decode_entry_bundle(&[]), Ok(vec![]));
         for bad in [&[0u8][..], &[0, 2, 1], &[0, 1, 1, 0]] {
-            assert_eq!(decode_entry_bundle(bad), Err(TileError::TruncatedBundle), "{bad:?}");
+            assert_eq!(
+                decode_entry_bundle(bad),
+                Err(TileError::TruncatedBundle),
+                "{bad:?}"
+            );
         }
-        assert_eq!(decode_entry_bundle(&[0, 0].repeat(257)), Err(TileError::TooManyEntries));
-        assert_eq!(decode_entry_bundle(&[0, 0].repeat(256)).map(|e| e.len()), Ok(256));
+        assert_eq!(
+            decode_entry_bundle(&[0, 0].repeat(257)),
+            Err(TileError::TooManyEntries)
+        );
+        assert_eq!(
+            decode_entry_bundle(&[0, 0].repeat(256)).map(|e| e.len()),
+            Ok(256)
+        );
     }
 }

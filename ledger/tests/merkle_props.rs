@@ -7,10 +7,10 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use locus_ledger::merkle::{
-    CompactRange, Hash, MemoryTree, MemoryTreeError, NodeId, NodeReader, ProofError, consistency_proof, inclusion_proof,
-    rfc9162_empty_root, rfc9162_leaf_hash, rfc9162_node_hash, subtree_consistency_proof, subtree_inclusion_proof,
-    subtree_root, tree_root, verify_consistency, verify_inclusion, verify_subtree_consistency,
-    verify_subtree_inclusion,
+    consistency_proof, inclusion_proof, rfc9162_empty_root, rfc9162_leaf_hash, rfc9162_node_hash,
+    subtree_consistency_proof, subtree_inclusion_proof, subtree_root, tree_root,
+    verify_consistency, verify_inclusion, verify_subtree_consistency, verify_subtree_inclusion,
+    CompactRange, Hash, MemoryTree, MemoryTreeError, NodeId, NodeReader, ProofError,
 };
 use proptest::prelude::*;
 
@@ -75,7 +75,11 @@ fn measured<T>(size: u64, f: impl FnOnce(&View) -> Result<T, ProofError<MemoryTr
     let out = f(&v).unwrap_or_else(|e| panic!("size {size}: {e:?}"));
     assert!(v.calls.get() <= 1, "{} read_nodes calls", v.calls.get());
     let log = 64 - u64::from(size.leading_zeros());
-    assert!(v.nodes.get() as u64 <= 2 * log + 2, "{} nodes read for size {size}", v.nodes.get());
+    assert!(
+        v.nodes.get() as u64 <= 2 * log + 2,
+        "{} nodes read for size {size}",
+        v.nodes.get()
+    );
     out
 }
 
@@ -165,8 +169,20 @@ fn naive_inclusion_root(leaf: &Hash, m: u64, n: u64, proof: &[Hash]) -> Option<H
 
 /// Follows the SUBTREE_SUBPROOF recursion backwards: returns the subtree
 /// root and the tree root the proof implies, if it uses every hash.
-fn naive_subtree_consistency(start: u64, end: u64, n: u64, sub_root: &Hash, proof: &[Hash]) -> Option<(Hash, Hash)> {
-    fn go(start: u64, end: u64, n: u64, known: Option<&Hash>, proof: &[Hash]) -> Option<(Hash, Hash, usize)> {
+fn naive_subtree_consistency(
+    start: u64,
+    end: u64,
+    n: u64,
+    sub_root: &Hash,
+    proof: &[Hash],
+) -> Option<(Hash, Hash)> {
+    fn go(
+        start: u64,
+        end: u64,
+        n: u64,
+        known: Option<&Hash>,
+        proof: &[Hash],
+    ) -> Option<(Hash, Hash, usize)> {
         if start == 0 && end == n {
             return match known {
                 Some(h) => Some((*h, *h, 0)),
@@ -183,7 +199,11 @@ fn naive_subtree_consistency(start: u64, end: u64, n: u64, sub_root: &Hash, proo
             Some((a, rfc9162_node_hash(sibling, &b), used + 1))
         } else {
             let (a, b, used) = go(0, end - k, n - k, None, rest)?;
-            Some((rfc9162_node_hash(sibling, &a), rfc9162_node_hash(sibling, &b), used + 1))
+            Some((
+                rfc9162_node_hash(sibling, &a),
+                rfc9162_node_hash(sibling, &b),
+                used + 1,
+            ))
         }
     }
     if start >= end || end > n {
@@ -277,7 +297,11 @@ fn subtree_in_tree() -> impl Strategy<Value = (u64, u64, u64)> {
             (Just(size), Just(end), 0..=max_level)
         })
         .prop_map(|(size, end, level)| {
-            let start = (end - 1).checked_shr(level).unwrap_or(0).checked_shl(level).unwrap_or(0);
+            let start = (end - 1)
+                .checked_shr(level)
+                .unwrap_or(0)
+                .checked_shl(level)
+                .unwrap_or(0);
             (start, end, size)
         })
 }
@@ -437,7 +461,11 @@ fn compact_range_tracks_the_tree() {
         }
         appended += nodes.len() as u64;
         assert_eq!(range.size(), size);
-        assert_eq!(range.root(), tree_root(&view(size), size).unwrap(), "size {size}");
+        assert_eq!(
+            range.root(),
+            tree_root(&view(size), size).unwrap(),
+            "size {size}"
+        );
         // Every stored node came out of append exactly once.
         assert_eq!(appended, 2 * size - u64::from(size.count_ones()));
     }
@@ -462,4 +490,31 @@ proptest! {
         prop_assert_eq!(range.root(), tree_root(&view(end), end).unwrap());
         prop_assert!(CompactRange::from_peaks(size, vec![[0; 32]; ids.len() + 1]).is_err());
     }
+}
+
+/// Scale check, not run by default: `cargo test --release -p locus-ledger
+/// --test merkle_props -- --ignored`.
+#[test]
+#[ignore]
+fn memory_tree_at_a_million_leaves() {
+    const N: u64 = 1 << 20;
+    let started = std::time::Instant::now();
+    let mut tree = MemoryTree::with_capacity(N as usize);
+    let mut range = CompactRange::new();
+    for i in 0..N {
+        let leaf = rfc9162_leaf_hash(&i.to_be_bytes());
+        tree.push_leaf_hash(leaf);
+        range.append(leaf);
+    }
+    eprintln!("built {N} leaves in {:?}", started.elapsed());
+    assert_eq!(tree.root(), range.root());
+    let proof = inclusion_proof(&tree, N / 3, N).unwrap();
+    verify_inclusion(
+        &tree.node(NodeId::new(0, N / 3)).unwrap(),
+        N / 3,
+        N,
+        &proof,
+        &tree.root(),
+    )
+    .unwrap();
 }

@@ -10,11 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use locus_ledger::merkle::{
-    Hash, MemoryTree, is_valid_subtree, subtree_consistency_proof, subtree_inclusion_proof, subtree_root,
+    is_valid_subtree, subtree_consistency_proof, subtree_inclusion_proof, subtree_root,
     verify_consistency, verify_inclusion, verify_subtree_consistency, verify_subtree_inclusion,
+    Hash, MemoryTree,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -31,14 +32,20 @@ fn vectors_dir() -> Option<PathBuf> {
         "Merkle test vectors not found at {}: CI must check the project out beside shared/",
         dir.display()
     );
-    eprintln!("notice: {} not found; skipping the Merkle vector tests", dir.display());
+    eprintln!(
+        "notice: {} not found; skipping the Merkle vector tests",
+        dir.display()
+    );
     None
 }
 
 fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path()
+        })
         .collect();
     entries.sort();
     for path in entries {
@@ -106,7 +113,9 @@ struct SubtreeConsistency {
 }
 
 fn raw(b64: &str) -> Vec<u8> {
-    STANDARD.decode(b64).unwrap_or_else(|e| panic!("bad base64 {b64:?}: {e}"))
+    STANDARD
+        .decode(b64)
+        .unwrap_or_else(|e| panic!("bad base64 {b64:?}: {e}"))
 }
 
 /// The leaf hash: one that is not 32 bytes cannot be passed to the typed
@@ -143,20 +152,41 @@ fn run_case(kind: &str, text: &str) -> (bool, bool) {
         "inclusion" => {
             let c: Inclusion = parse(kind, text);
             let accepted = leaf(&c.leaf_hash).is_some_and(|leaf| {
-                verify_inclusion(&leaf, c.leaf_idx, c.tree_size, &proof(&c.proof), &opaque(&c.root)).is_ok()
+                verify_inclusion(
+                    &leaf,
+                    c.leaf_idx,
+                    c.tree_size,
+                    &proof(&c.proof),
+                    &opaque(&c.root),
+                )
+                .is_ok()
             });
             (accepted, !c.want_err)
         }
         "consistency" => {
             let c: Consistency = parse(kind, text);
-            let accepted =
-                verify_consistency(c.size1, c.size2, &opaque(&c.root1), &opaque(&c.root2), &proof(&c.proof)).is_ok();
+            let accepted = verify_consistency(
+                c.size1,
+                c.size2,
+                &opaque(&c.root1),
+                &opaque(&c.root2),
+                &proof(&c.proof),
+            )
+            .is_ok();
             (accepted, !c.want_err)
         }
         "subtreeinclusion" => {
             let c: SubtreeInclusion = parse(kind, text);
             let accepted = leaf(&c.leaf_hash).is_some_and(|leaf| {
-                verify_subtree_inclusion(&leaf, c.leaf_idx, c.start, c.end, &proof(&c.proof), &opaque(&c.root)).is_ok()
+                verify_subtree_inclusion(
+                    &leaf,
+                    c.leaf_idx,
+                    c.start,
+                    c.end,
+                    &proof(&c.proof),
+                    &opaque(&c.root),
+                )
+                .is_ok()
             });
             (accepted, !c.want_err)
         }
@@ -184,14 +214,25 @@ fn transparency_dev_vectors() {
     };
     let mut files = Vec::new();
     json_files(&dir, &mut files);
-    assert_eq!(files.len(), EXPECTED_CASES, "vector files under {}", dir.display());
+    assert_eq!(
+        files.len(),
+        EXPECTED_CASES,
+        "vector files under {}",
+        dir.display()
+    );
 
     // folder -> (ran, accepted)
     let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     for path in &files {
         let rel = path.strip_prefix(&dir).unwrap();
-        let kind = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+        let kind = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(path).unwrap();
         let (accepted, wanted) = run_case(&kind, &text);
         let entry = tally.entry(kind).or_default();
@@ -203,7 +244,12 @@ fn transparency_dev_vectors() {
     }
     let ran: usize = tally.values().map(|t| t.0).sum();
     eprintln!("Merkle vectors (ran, accepted): {tally:?}");
-    assert!(failures.is_empty(), "{} of {ran} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(ran, EXPECTED_CASES);
     let want: BTreeMap<String, (usize, usize)> = [
         ("consistency", (98, 6)),
@@ -265,7 +311,9 @@ fn mtc_subtree_inclusion_proofs() {
             let root = subtree_root(&tree, start, end).unwrap();
             for index in start..end {
                 let proof = subtree_inclusion_proof(&tree, index, start, end).unwrap();
-                let leaf = tree.node(locus_ledger::merkle::NodeId::new(0, index)).unwrap();
+                let leaf = tree
+                    .node(locus_ledger::merkle::NodeId::new(0, index))
+                    .unwrap();
                 verify_subtree_inclusion(&leaf, index, start, end, &proof, &root).unwrap();
                 h.update(proof_line(format!("{index} [{start}, {end})"), &proof));
             }

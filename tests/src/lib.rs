@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod db;
+pub mod index;
 
 pub use db::{Backend, TestDb, postgres_admin_url};
 

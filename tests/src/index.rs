@@ -1,8 +1,6 @@
-//! Shared by the index-service tests: members with keys, a service on a free
-//! port over a fresh database (in-process or as a real process), and a client
-//! that checks what the ledger serves.
-
-#![allow(dead_code)]
+//! An index-service for tests: members with keys, the service on a free port
+//! over a fresh database (in-process or as the real binary), and a client that
+//! checks what the ledger serves.
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -21,8 +19,9 @@ use locus_ledger::wire::Receipt;
 use locus_protocol::entry::{Commitment, Entry, Event, RecordRetrieved, SignedEntry};
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey, PointerId};
 use locus_protocol::signing::SigningKey;
-use locus_tests::TestDb;
+use crate::TestDb;
 
+#[derive(Debug)]
 pub struct TestMember {
     pub id: MemberId,
     pub key: SigningKey,
@@ -104,6 +103,7 @@ pub fn test_config(db: &TestDb) -> Config {
 
 /// Raw HTTP to one running index-service (for what a well-behaved client
 /// would never send), plus the library client that verifies what it gets.
+#[derive(Debug)]
 pub struct TestClient {
     pub base: String,
     pub http: reqwest::Client,
@@ -188,6 +188,7 @@ pub fn decode_hash(b64: &str) -> Hash {
 }
 
 /// An index-service running inside the test process.
+#[allow(missing_debug_implementations)]
 pub struct InProcess {
     pub client: TestClient,
     handle: actix_web::dev::ServerHandle,
@@ -210,17 +211,16 @@ impl InProcess {
 
 /// An index-service running as its own process (the real binary), so a test
 /// can kill it.
+#[derive(Debug)]
 pub struct Process {
     pub child: Child,
     pub client: TestClient,
 }
 
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_index-service"))
-}
-
-pub fn process_command(config: &Config) -> Command {
-    let mut command = Command::new(binary());
+/// The real `index-service` binary with `config` in its environment. `binary`
+/// is `env!("CARGO_BIN_EXE_index-service")` in that package's tests.
+pub fn process_command(binary: &Path, config: &Config) -> Command {
+    let mut command = Command::new(binary);
     command
         .env("LOCUS_LISTEN", config.listen.to_string())
         .env("LOCUS_DATABASE_URL", &config.database_url)
@@ -253,8 +253,8 @@ fn log_file(config: &Config) -> std::fs::File {
 }
 
 impl Process {
-    pub fn start(config: &Config) -> Self {
-        let mut child = process_command(config).spawn().expect("spawn index-service");
+    pub fn start(binary: &Path, config: &Config) -> Self {
+        let mut child = process_command(binary, config).spawn().expect("spawn index-service");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         std::io::BufReader::new(stdout)
