@@ -8,12 +8,13 @@ use std::thread::JoinHandle;
 use actix_web::dev::Server;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use locus_ledger::api::{ApiError, LedgerApiDoc, LedgerState};
-use locus_ledger::db::{self, DatabaseUrl};
+use locus_ledger::api::{LedgerApiDoc, LedgerState};
+use locus_service::db::{self, DatabaseUrl};
 use locus_ledger::members::{Directory, Members};
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
-use locus_ledger::sequencer::{Sequencer, SequencerConfig};
+use locus_ledger::sequencer::{MAX_ENTRY_BYTES, Sequencer, SequencerConfig};
+use locus_service::http::{json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
@@ -88,6 +89,7 @@ impl Application {
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
                 .route("/openapi.json", web::get().to(openapi))
+                .configure(|cfg| json_extractors(cfg, MAX_ENTRY_BYTES))
                 .configure(locus_ledger::api::configure)
                 .default_service(web::to(not_found))
         })
@@ -215,8 +217,4 @@ async fn openapi() -> HttpResponse {
         "Hosts the Locus ledger: C2SP tlog-tiles reads, RFC 9162 proofs, signed entry submission and queries.".into(),
     );
     HttpResponse::Ok().json(doc)
-}
-
-async fn not_found() -> actix_web::Result<HttpResponse> {
-    Err(ApiError::NotFound("no such resource".into()).into())
 }

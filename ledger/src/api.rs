@@ -119,16 +119,11 @@ fn proof_error(e: ProofError<StoreError>) -> ApiError {
     }
 }
 
-/// Registers the ledger routes under `/ledger`.
+/// Registers the ledger routes under `/ledger`. The host app installs
+/// `locus_service::http::json_extractors` so malformed queries get JSON errors.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/ledger")
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError::BadRequest(format!("bad query: {e}")).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::NotFound(format!("bad path: {e}")).into()
-            }))
             .route("/checkpoint", web::get().to(checkpoint))
             .route("/vkey", web::get().to(vkey))
             .route("/entries", web::post().to(submit))

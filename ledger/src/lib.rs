@@ -5,7 +5,6 @@ pub mod api;
 pub mod checkpoint;
 pub mod client;
 pub mod cosignature;
-pub mod db;
 pub mod members;
 pub mod merkle;
 pub mod metrics;

@@ -203,6 +203,10 @@ fn subtree_consistency_ranges(start: u64, end: u64, size: u64) -> Vec<Range> {
             }
             break;
         }
+        // Only an empty subtree (refused by every caller) gets here.
+        if hi - lo < 2 {
+            break;
+        }
         let k = split_point(hi - lo);
         if end <= lo + k {
             outer.push((lo + k, hi));

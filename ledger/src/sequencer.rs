@@ -19,7 +19,7 @@ use locus_protocol::entry::SignedEntry;
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
-use crate::db::PooledConnection;
+use locus_service::db::PooledConnection;
 use crate::members::{MemberStatus, Members};
 use crate::merkle::{CompactRange, Hash, consistency_proof, rfc9162_leaf_hash, verify_consistency};
 use crate::metrics::LedgerMetrics;

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use crate::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_entries, ledger_nodes};
 
@@ -115,7 +115,7 @@ impl LedgerStore {
     /// Wraps a pool and brings its schema up to date.
     pub fn open(pool: Pool) -> Result<Self, StoreError> {
         let mut conn = pool.get()?;
-        crate::db::run_migrations(&mut conn, MIGRATIONS)?;
+        locus_service::db::run_migrations(&mut conn, MIGRATIONS)?;
         Ok(Self { pool })
     }
 
@@ -168,7 +168,7 @@ impl LedgerStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         conn.transaction::<_, StoreError, _>(|conn| {
-            crate::on_backend!(conn, |conn| {
+            locus_service::on_backend!(conn, |conn| {
                 for chunk in entries.chunks(ENTRY_ROWS_PER_INSERT) {
                     diesel::insert_into(ledger_entries::table)
                         .values(chunk)

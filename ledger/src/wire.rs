@@ -46,9 +46,4 @@ pub struct EntryPage {
     pub next: Option<u64>,
 }
 
-/// Every error the ledger API returns.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-    pub message: String,
-}
+pub use locus_service::http::ErrorBody;

@@ -144,8 +144,7 @@ pub fn connect(url: &DatabaseUrl, max_size: u32) -> Result<Pool, DbError> {
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(10))
-        .build(DbManager { url: url.clone() })
-        .map_err(|e| DbError::Migration(format!("cannot open the database: {e}")))?;
+        .build(DbManager { url: url.clone() })?;
     Ok(pool)
 }
 

@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod db;
+pub mod http;
+pub mod pki;
+pub mod tls;
