@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod pointers;
+pub mod schema;
 pub mod startup;

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use locus_protocol::entry::SignedEntry;
 
 use crate::checkpoint::{Checkpoint, open_checkpoint};
-use crate::merkle::{Hash, MemoryTree, rfc9162_leaf_hash, tree_root, verify_consistency, verify_inclusion};
+use crate::merkle::{Hash, MemoryTree, rfc9162_empty_root, rfc9162_leaf_hash, tree_root, verify_consistency, verify_inclusion};
 use crate::note::NoteVerifier;
 use crate::tiles::{TILE_WIDTH, TilePath, decode_entry_bundle, entry_bundles_for_size, tile_path};
 use crate::wire::{ConsistencyProof, EntryPage, ErrorBody, InclusionProof, Receipt};
@@ -136,6 +136,15 @@ impl LedgerClient {
     pub async fn prove_consistency(&self, old: &Checkpoint, new: &Checkpoint) -> Result<(), ClientError> {
         if new.size < old.size {
             return Err(ClientError::BadProof("the newer checkpoint is smaller"));
+        }
+        if old.size == 0 {
+            // No proof exists from the empty tree (RFC 9162); it is a prefix of
+            // every tree if it really is the empty tree.
+            return if old.root == rfc9162_empty_root() {
+                Ok(())
+            } else {
+                Err(ClientError::BadProof("a size-0 checkpoint with a non-empty root"))
+            };
         }
         let proof: ConsistencyProof = self
             .get_json(&format!("proof/consistency?first={}&second={}", old.size, new.size))

@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 use crate::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 use locus_service::db::PooledConnection;
 use crate::members::{MemberStatus, Members};
-use crate::merkle::{CompactRange, Hash, consistency_proof, rfc9162_leaf_hash, verify_consistency};
+use crate::merkle::{
+    CompactRange, Hash, consistency_proof, rfc9162_empty_root, rfc9162_leaf_hash, verify_consistency,
+};
 use crate::metrics::LedgerMetrics;
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::store::{LedgerStore, NewEntry, SignedCheckpoint, StoreError};
@@ -309,8 +311,13 @@ impl Writer {
             return Err(GuardError::Truncated { stored: size, signed });
         }
         if signed == 0 {
-            // The empty tree is a prefix of every tree.
-            return Ok(());
+            // RFC 9162 has no consistency proof from the empty tree; it is a
+            // prefix of every tree, provided it is the empty tree.
+            return if signed_root == rfc9162_empty_root() {
+                Ok(())
+            } else {
+                Err(GuardError::Inconsistent { signed, size })
+            };
         }
         let inconsistent = GuardError::Inconsistent { signed, size };
         let proof = match consistency_proof(&self.store, signed, size) {

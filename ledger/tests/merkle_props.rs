@@ -491,30 +491,3 @@ proptest! {
         prop_assert!(CompactRange::from_peaks(size, vec![[0; 32]; ids.len() + 1]).is_err());
     }
 }
-
-/// Scale check, not run by default: `cargo test --release -p locus-ledger
-/// --test merkle_props -- --ignored`.
-#[test]
-#[ignore]
-fn memory_tree_at_a_million_leaves() {
-    const N: u64 = 1 << 20;
-    let started = std::time::Instant::now();
-    let mut tree = MemoryTree::with_capacity(N as usize);
-    let mut range = CompactRange::new();
-    for i in 0..N {
-        let leaf = rfc9162_leaf_hash(&i.to_be_bytes());
-        tree.push_leaf_hash(leaf);
-        range.append(leaf);
-    }
-    eprintln!("built {N} leaves in {:?}", started.elapsed());
-    assert_eq!(tree.root(), range.root());
-    let proof = inclusion_proof(&tree, N / 3, N).unwrap();
-    verify_inclusion(
-        &tree.node(NodeId::new(0, N / 3)).unwrap(),
-        N / 3,
-        N,
-        &proof,
-        &tree.root(),
-    )
-    .unwrap();
-}

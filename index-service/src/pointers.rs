@@ -1,0 +1,206 @@
+//! The hashed index: sealed pointers, the scope tags they answer to, and
+//! nothing the index could read.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
+use locus_service::db::{DbConnection, DbError, Migrations, Pool};
+
+use crate::schema::{pointer_tags, pointers};
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: diesel_migrations::embed_migrations!("../migrations/index-service/sqlite"),
+    postgres: diesel_migrations::embed_migrations!("../migrations/index-service/postgres"),
+};
+
+const ROWS_PER_INSERT: usize = 1000;
+
+pub const ACTIVE: &str = "active";
+pub const SUPERSEDED: &str = "superseded";
+pub const WITHDRAWN: &str = "withdrawn";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = pointers)]
+pub struct Pointer {
+    pub pointer_id: String,
+    pub patient_key: String,
+    pub custodian: String,
+    pub sealed: Vec<u8>,
+    pub published_at: i64,
+    pub status: String,
+    pub superseded_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = pointers)]
+struct NewPointerRow {
+    pointer_id: String,
+    patient_key: String,
+    custodian: String,
+    sealed: Vec<u8>,
+    published_at: i64,
+    status: &'static str,
+    superseded_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = pointer_tags)]
+struct NewTagRow {
+    scope_tag: String,
+    pointer_id: String,
+}
+
+/// A pointer as a custodian publishes it.
+#[derive(Debug, Clone)]
+pub struct NewPointer {
+    pub pointer_id: PointerId,
+    pub patient_key: PatientKey,
+    pub scope_tags: Vec<ScopeTag>,
+    pub sealed: Vec<u8>,
+    /// A pointer of the same custodian that this one replaces (a new version).
+    pub supersedes: Option<PointerId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PointerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("pointer {0} is already published with other contents or by another custodian")]
+    Conflict(PointerId),
+    #[error("pointer {0} is not one of this custodian's active pointers")]
+    NotOwned(PointerId),
+}
+
+impl From<diesel::result::Error> for PointerError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for PointerError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Db(DbError::Pool(e))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PointerStore {
+    pool: Pool,
+}
+
+impl PointerStore {
+    pub fn open(pool: Pool) -> Result<Self, PointerError> {
+        locus_service::db::run_migrations(&mut *pool.get()?, MIGRATIONS)?;
+        Ok(Self { pool })
+    }
+
+    /// Publishes a custodian's batch in one transaction: all or nothing.
+    /// Re-publishing an identical pointer is a no-op, so a custodian can retry.
+    pub fn publish(&self, custodian: &HospitalId, batch: &[NewPointer], now_ms: i64) -> Result<usize, PointerError> {
+        let mut pooled = self.pool.get()?;
+        let conn: &mut DbConnection = &mut pooled;
+        conn.transaction::<_, PointerError, _>(|conn| {
+            let ids: Vec<String> = batch.iter().map(|p| p.pointer_id.to_string()).collect();
+            let existing: Vec<Pointer> = pointers::table
+                .filter(pointers::pointer_id.eq_any(&ids))
+                .select(Pointer::as_select())
+                .load(conn)?;
+            let mut seen = HashSet::new();
+            let mut rows = Vec::new();
+            let mut tags = Vec::new();
+            for pointer in batch {
+                let id = pointer.pointer_id.to_string();
+                if !seen.insert(id.clone()) {
+                    return Err(PointerError::Conflict(pointer.pointer_id.clone()));
+                }
+                if let Some(old) = existing.iter().find(|e| e.pointer_id == id) {
+                    let same = old.custodian == custodian.as_str()
+                        && old.patient_key == pointer.patient_key.to_string()
+                        && old.sealed == pointer.sealed;
+                    if same {
+                        continue;
+                    }
+                    return Err(PointerError::Conflict(pointer.pointer_id.clone()));
+                }
+                if let Some(old) = &pointer.supersedes {
+                    let updated = diesel::update(
+                        pointers::table
+                            .filter(pointers::pointer_id.eq(old.to_string()))
+                            .filter(pointers::custodian.eq(custodian.as_str()))
+                            .filter(pointers::status.eq(ACTIVE)),
+                    )
+                    .set((pointers::status.eq(SUPERSEDED), pointers::superseded_by.eq(Some(id.clone()))))
+                    .execute(conn)?;
+                    if updated != 1 {
+                        return Err(PointerError::NotOwned(old.clone()));
+                    }
+                }
+                rows.push(NewPointerRow {
+                    pointer_id: id.clone(),
+                    patient_key: pointer.patient_key.to_string(),
+                    custodian: custodian.to_string(),
+                    sealed: pointer.sealed.clone(),
+                    published_at: now_ms,
+                    status: ACTIVE,
+                    superseded_by: None,
+                });
+                let unique: HashSet<String> = pointer.scope_tags.iter().map(ToString::to_string).collect();
+                tags.extend(unique.into_iter().map(|scope_tag| NewTagRow {
+                    scope_tag,
+                    pointer_id: id.clone(),
+                }));
+            }
+            let inserted = rows.len();
+            locus_service::on_backend!(conn, |conn| {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    diesel::insert_into(pointers::table).values(chunk).execute(conn)?;
+                }
+                for chunk in tags.chunks(ROWS_PER_INSERT) {
+                    diesel::insert_into(pointer_tags::table).values(chunk).execute(conn)?;
+                }
+            });
+            Ok(inserted)
+        })
+    }
+
+    /// Withdraws a custodian's active pointers; someone else's are refused.
+    pub fn withdraw(&self, custodian: &HospitalId, ids: &[PointerId]) -> Result<usize, PointerError> {
+        let mut conn = self.pool.get()?;
+        conn.transaction::<_, PointerError, _>(|conn| {
+            for id in ids {
+                let updated = diesel::update(
+                    pointers::table
+                        .filter(pointers::pointer_id.eq(id.to_string()))
+                        .filter(pointers::custodian.eq(custodian.as_str()))
+                        .filter(pointers::status.eq(ACTIVE)),
+                )
+                .set(pointers::status.eq(WITHDRAWN))
+                .execute(conn)?;
+                if updated != 1 {
+                    return Err(PointerError::NotOwned(id.clone()));
+                }
+            }
+            Ok(ids.len())
+        })
+    }
+
+    /// The active pointers of `patient` carrying any of `tags`: exactly what a
+    /// grant covers, and nothing about the rest.
+    pub fn discover(&self, patient: &PatientKey, tags: &[ScopeTag]) -> Result<Vec<Pointer>, PointerError> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        let matching = pointer_tags::table
+            .filter(pointer_tags::scope_tag.eq_any(tags))
+            .select(pointer_tags::pointer_id);
+        Ok(pointers::table
+            .filter(pointers::pointer_id.eq_any(matching))
+            .filter(pointers::patient_key.eq(patient.to_string()))
+            .filter(pointers::status.eq(ACTIVE))
+            .order(pointers::pointer_id.asc())
+            .select(Pointer::as_select())
+            .load(&mut *self.pool.get()?)?)
+    }
+}

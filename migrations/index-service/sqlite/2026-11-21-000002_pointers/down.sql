@@ -1,0 +1,2 @@
+DROP TABLE pointer_tags;
+DROP TABLE pointers;
