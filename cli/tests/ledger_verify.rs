@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use locus_tests::index::{InProcess, TestMember, test_config, write_directory};
+use locus_tests::index::{InProcess, TestMember, admit, test_config};
 use locus_tests::{TestDb, both_backends};
 
 both_backends!(verify_honest_then_tampered_log);
@@ -19,11 +19,12 @@ fn locus(args: &[&str]) -> (i32, String, String) {
 
 async fn verify_honest_then_tampered_log(db: TestDb) {
     let member = TestMember::new("hospital-a");
-    let config = test_config(&db);
-    write_directory(&config.directory_file, &[&member], &[]);
+    let authority = TestMember::authority();
+    let config = test_config(&db, &authority);
     let service = InProcess::start(&config).await;
     let client = &service.client;
-    for _ in 0..300 {
+    admit(client, &authority, &[&member]).await;
+    for _ in 0..299 {
         client.submit_ok(member.retrieval()).await;
     }
     client.checkpoint_at_least(300).await;

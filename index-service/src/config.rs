@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use locus_service::tls::TlsFiles;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,8 +22,21 @@ pub struct Config {
     /// `LOCUS_LEDGER_KEY_FILE`: the log's signing key (C2SP note key form);
     /// created on first start if missing.
     pub ledger_key_file: PathBuf,
-    /// `LOCUS_DIRECTORY_FILE`: the consortium members allowed to submit entries.
-    pub directory_file: PathBuf,
+    /// `LOCUS_AUTHORITY_KEY`: the consortium authority's Ed25519 public key
+    /// (base64url); only it admits, suspends and withdraws members. Required.
+    pub authority_key: Option<String>,
+    /// `LOCUS_MEMBER_ID`: this index's member id in the directory.
+    pub member_id: String,
+    /// `LOCUS_MEMBER_KEY_FILE`: this index's Ed25519 key (PKCS#8 PEM) that signs
+    /// its own entries (discoveries, refusals); created on first start if missing.
+    pub member_key_file: PathBuf,
+    /// `LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`: the consortium CA
+    /// and this node's certificate and key (PEM). With all three, the service
+    /// serves HTTPS and requires a consortium client certificate; without them,
+    /// plain HTTP on loopback for development.
+    pub tls_ca_cert: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// `LOCUS_CHECKPOINT_INTERVAL_MS`: longest delay before new entries are
     /// covered by a signed checkpoint.
     pub checkpoint_interval_ms: u64,
@@ -59,7 +73,12 @@ impl Default for Config {
             database_url: "sqlite://locus-data/index.db".into(),
             ledger_origin: "locus.localhost/ledger".into(),
             ledger_key_file: "locus-data/ledger.key".into(),
-            directory_file: "locus-data/directory.json".into(),
+            authority_key: None,
+            member_id: "index".into(),
+            member_key_file: "locus-data/index-member.pem".into(),
+            tls_ca_cert: None,
+            tls_cert: None,
+            tls_key: None,
             checkpoint_interval_ms: 500,
             max_batch: 4096,
             db_pool_size: 16,
@@ -89,6 +108,7 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
+        Ok(v) if v.is_empty() => Ok(None),
         Ok(v) => v.parse().map(Some).map_err(|e: T::Err| ConfigError::Env {
             name,
             message: e.to_string(),
@@ -104,6 +124,12 @@ where
 macro_rules! override_from_env {
     ($config:ident, $($field:ident => $name:literal),+ $(,)?) => {
         $( if let Some(v) = env_var($name)? { $config.$field = v; } )+
+    };
+}
+
+macro_rules! override_optional_from_env {
+    ($config:ident, $($field:ident => $name:literal),+ $(,)?) => {
+        $( if let Some(v) = env_var($name)? { $config.$field = Some(v); } )+
     };
 }
 
@@ -128,13 +154,36 @@ impl Config {
             database_url => "LOCUS_DATABASE_URL",
             ledger_origin => "LOCUS_LEDGER_ORIGIN",
             ledger_key_file => "LOCUS_LEDGER_KEY_FILE",
-            directory_file => "LOCUS_DIRECTORY_FILE",
+            member_id => "LOCUS_MEMBER_ID",
+            member_key_file => "LOCUS_MEMBER_KEY_FILE",
             checkpoint_interval_ms => "LOCUS_CHECKPOINT_INTERVAL_MS",
             max_batch => "LOCUS_MAX_BATCH",
             db_pool_size => "LOCUS_DB_POOL_SIZE",
             log_format => "LOCUS_LOG_FORMAT",
         );
+        override_optional_from_env!(config,
+            authority_key => "LOCUS_AUTHORITY_KEY",
+            tls_ca_cert => "LOCUS_TLS_CA_CERT",
+            tls_cert => "LOCUS_TLS_CERT",
+            tls_key => "LOCUS_TLS_KEY",
+        );
         Ok(config)
+    }
+
+    /// The TLS files, when all three are set; an error when only some are.
+    pub fn tls(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        match (&self.tls_ca_cert, &self.tls_cert, &self.tls_key) {
+            (Some(ca_cert), Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                ca_cert: ca_cert.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None, None) => Ok(None),
+            _ => Err(ConfigError::Env {
+                name: "LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT, LOCUS_TLS_KEY",
+                message: "set all three or none".into(),
+            }),
+        }
     }
 
     pub fn checkpoint_interval(&self) -> Duration {

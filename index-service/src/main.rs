@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     // One machine-readable line on stdout so scripts and tests find the port.
     let ready = serde_json::json!({
         "service": "index-service",
-        "url": format!("http://{}:{}", config.listen.ip(), app.port()),
+        "url": app.url(),
         "ledger_vkey": app.vkey(),
     });
     #[allow(clippy::print_stdout)]

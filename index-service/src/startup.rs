@@ -10,16 +10,21 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use locus_ledger::api::{LedgerApiDoc, LedgerState};
 use locus_service::db::{self, DatabaseUrl};
-use locus_ledger::members::{Directory, Members};
+use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{MAX_ENTRY_BYTES, Sequencer, SequencerConfig};
 use locus_service::http::{json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
+use locus_protocol::ids::MemberId;
+use locus_protocol::signing::{SigningKey, VerifyingKey};
+use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
 
+use crate::api::{IndexApiDoc, IndexState};
 use crate::config::Config;
+use crate::pointers::PointerStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -28,11 +33,15 @@ pub enum StartupError {
     #[error(transparent)]
     Store(#[from] locus_ledger::store::StoreError),
     #[error(transparent)]
-    Directory(#[from] locus_ledger::members::DirectoryError),
+    Pointers(#[from] crate::pointers::PointerError),
     #[error("the ledger refuses to start: {0}")]
     Guard(#[from] locus_ledger::sequencer::GuardError),
-    #[error("the ledger key file {path}: {message}")]
+    #[error("the key file {path}: {message}")]
     Key { path: String, message: String },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Tls(#[from] locus_service::tls::TlsError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen: {0}")]
@@ -43,6 +52,7 @@ pub enum StartupError {
 pub struct Application {
     server: Server,
     port: u16,
+    url: String,
     vkey: String,
     sequencer_thread: JoinHandle<()>,
 }
@@ -57,33 +67,57 @@ impl Application {
     pub fn build(config: &Config) -> Result<Self, StartupError> {
         let url = DatabaseUrl::parse(&config.database_url)?;
         let pool = db::connect(&url, config.db_pool_size)?;
-        let store = LedgerStore::open(pool)?;
-        tracing::info!(database = %url, "ledger storage ready");
+        let store = LedgerStore::open(pool.clone())?;
+        let pointers = PointerStore::open(pool)?;
+        tracing::info!(database = %url, "storage ready");
 
         let signer = load_or_create_signer(&config.ledger_key_file, &config.ledger_origin)?;
         let vkey = signer.verifier().to_vkey();
-        let members = Arc::new(Members::new(Directory::load(&config.directory_file)?)?);
+        let authority = parse_authority_key(config.authority_key.as_deref())?;
+        let directory = Arc::new(LedgerDirectory::new(authority));
+        let member: MemberId = config
+            .member_id
+            .parse()
+            .map_err(|_| StartupError::Config("LOCUS_MEMBER_ID is not a member id".into()))?;
+        let member_key = load_or_create_member_key(&config.member_key_file)?;
 
         let registry = Registry::new();
         let metrics = LedgerMetrics::register(&registry)?;
         let mut sequencer_config = SequencerConfig::new(config.ledger_origin.clone());
         sequencer_config.checkpoint_interval = config.checkpoint_interval();
         sequencer_config.max_batch = config.max_batch.max(1);
-        let (sequencer, sequencer_thread) =
-            Sequencer::start(store.clone(), signer, members, metrics, sequencer_config)?;
+        let (sequencer, sequencer_thread) = Sequencer::start(
+            store.clone(),
+            signer,
+            Arc::clone(&directory),
+            metrics,
+            sequencer_config,
+        )?;
 
-        let listener = TcpListener::bind(config.listen)?;
-        let port = listener.local_addr()?.port();
-        let state = web::Data::new(LedgerState {
-            store,
-            sequencer,
+        let ledger_state = web::Data::new(LedgerState {
+            store: store.clone(),
+            sequencer: sequencer.clone(),
             vkey: vkey.clone(),
         });
+        let index_state = web::Data::new(IndexState {
+            pointers,
+            ledger: store,
+            sequencer,
+            directory,
+            member,
+            key: Arc::new(member_key),
+        });
         let registry = web::Data::new(registry);
+        let tls = config
+            .tls()
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let listener = TcpListener::bind(config.listen)?;
+        let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(access_log())
-                .app_data(state.clone())
+                .app_data(ledger_state.clone())
+                .app_data(index_state.clone())
                 .app_data(registry.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
@@ -91,17 +125,30 @@ impl Application {
                 .route("/openapi.json", web::get().to(openapi))
                 .configure(|cfg| json_extractors(cfg, MAX_ENTRY_BYTES))
                 .configure(locus_ledger::api::configure)
+                .configure(crate::api::configure)
                 .default_service(web::to(not_found))
         })
-        .listen(listener)?
-        .shutdown_timeout(10)
-        .run();
+        .on_connect(record_peer_certificate)
+        .shutdown_timeout(10);
+        let (server, scheme) = match &tls {
+            Some(files) => (
+                server.listen_openssl(listener, server_acceptor(files)?)?,
+                "https",
+            ),
+            None => (server.listen(listener)?, "http"),
+        };
         Ok(Self {
-            server,
+            server: server.run(),
             port,
+            url: format!("{scheme}://{}:{port}", config.listen.ip()),
             vkey,
             sequencer_thread,
         })
+    }
+
+    /// Where the service answers, e.g. `https://127.0.0.1:7300`.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn port(&self) -> u16 {
@@ -160,6 +207,32 @@ fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, Startu
     }
 }
 
+fn parse_authority_key(encoded: Option<&str>) -> Result<VerifyingKey, StartupError> {
+    let encoded = encoded.ok_or_else(|| {
+        StartupError::Config("LOCUS_AUTHORITY_KEY (the consortium authority's public key) is required".into())
+    })?;
+    serde_json::from_value(serde_json::Value::String(encoded.trim().to_owned()))
+        .map_err(|_| StartupError::Config("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 public key".into()))
+}
+
+fn load_or_create_member_key(path: &Path) -> Result<SigningKey, StartupError> {
+    let key_error = |message: String| StartupError::Key {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate();
+            let pem = key.to_pkcs8_pem().map_err(|e| key_error(e.to_string()))?;
+            write_secret_file(path, &pem).map_err(|e| key_error(e.to_string()))?;
+            tracing::info!(path = %path.display(), "created a new member signing key");
+            Ok(key)
+        }
+        Err(e) => Err(key_error(e.to_string())),
+    }
+}
+
 /// Writes a file only its owner can read, refusing to overwrite one.
 fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -212,9 +285,10 @@ async fn metrics_text(registry: web::Data<Registry>) -> HttpResponse {
 
 async fn openapi() -> HttpResponse {
     let mut doc = LedgerApiDoc::openapi();
+    doc.merge(IndexApiDoc::openapi());
     doc.info.title = "Locus index service".into();
     doc.info.description = Some(
-        "Hosts the Locus ledger: C2SP tlog-tiles reads, RFC 9162 proofs, signed entry submission and queries.".into(),
+        "The hashed index of sealed pointers, and the Locus ledger: C2SP tlog-tiles reads, RFC 9162 proofs, signed entry submission and queries.".into(),
     );
     HttpResponse::Ok().json(doc)
 }

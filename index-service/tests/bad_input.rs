@@ -1,6 +1,7 @@
 //! Every kind of bad input gets a clear 4xx JSON error and changes nothing.
 
-use locus_tests::index::{InProcess, TestClient, TestMember, now_ms, random_retrieval, test_config, write_directory};
+use locus_protocol::directory::{MemberRole, MemberStatus};
+use locus_tests::index::{InProcess, TestClient, TestMember, admit, now_ms, random_retrieval, test_config};
 use locus_tests::{TestDb, both_backends};
 
 both_backends!(bad_input_is_refused_and_changes_nothing, service_endpoints_answer);
@@ -24,16 +25,19 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     let member = TestMember::new("hospital-a");
     let stranger = TestMember::new("hospital-z");
     let suspended = TestMember::new("hospital-s");
-    let config = test_config(&db);
-    write_directory(&config.directory_file, &[&member, &suspended], &["hospital-s"]);
+    let authority = TestMember::authority();
+    let config = test_config(&db, &authority);
     let service = InProcess::start(&config).await;
     let client = &service.client;
+    admit(client, &authority, &[&member, &suspended]).await;
+    let suspension = suspended.update(MemberRole::Hospital, MemberStatus::Suspended, None);
+    client.submit_ok(authority.signed(suspension)).await;
 
     let good = member.retrieval();
     let receipt = client.submit_ok(good.clone()).await;
-    client.checkpoint_at_least(1).await;
+    client.checkpoint_at_least(4).await;
     let before = state(client).await;
-    assert_eq!(before, (1, 1));
+    assert_eq!(before, (4, 4));
 
     // The same entry again is not a second leaf: the submitter gets its receipt back.
     assert_eq!(client.submit_ok(good.clone()).await, receipt);
@@ -53,6 +57,14 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     // Not a member, and a suspended member.
     expect_error(client.submit(stranger.retrieval()).await, 403, "unknown_submitter").await;
     expect_error(client.submit(suspended.retrieval()).await, 403, "inactive_submitter").await;
+
+    // Only the authority changes the directory: a member cannot admit itself
+    // or anyone else, and the authority's key cannot be forged.
+    let self_admission = stranger.update(MemberRole::Hospital, MemberStatus::Active, None);
+    expect_error(client.submit(member.signed(self_admission.clone())).await, 400, "malformed_entry").await;
+    let mut fake_authority = TestMember::authority();
+    fake_authority.key = locus_protocol::signing::SigningKey::generate();
+    expect_error(client.submit(fake_authority.signed(self_admission)).await, 403, "bad_signature").await;
 
     // Not canonical: whitespace, reordered keys, and not JSON at all.
     let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&member.retrieval()).unwrap()).unwrap();
@@ -97,8 +109,8 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         expect_error(client.get(path).await, 400, "bad_request").await;
     }
     for path in [
-        "/ledger/proof/inclusion?index=0&size=2",
-        "/ledger/proof/consistency?first=1&second=2",
+        "/ledger/proof/inclusion?index=0&size=5",
+        "/ledger/proof/consistency?first=1&second=5",
         "/ledger/proof/inclusion?index=0&size=18446744073709551615",
     ] {
         expect_error(client.get(path).await, 400, "beyond_tree").await;
@@ -106,11 +118,11 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     for path in [
         "/ledger/tile/0/000",
         "/ledger/tile/0/x000",
-        "/ledger/tile/0/000.p/2",
+        "/ledger/tile/0/000.p/5",
         "/ledger/tile/0/000.p/0",
         "/ledger/tile/entries/001",
         "/ledger/tile/99/000",
-        "/ledger/entries/1",
+        "/ledger/entries/4",
         "/ledger/entries/nope",
         "/no/such/route",
     ] {
@@ -122,8 +134,7 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
 }
 
 async fn service_endpoints_answer(db: TestDb) {
-    let config = test_config(&db);
-    write_directory(&config.directory_file, &[], &[]);
+    let config = test_config(&db, &TestMember::authority());
     let service = InProcess::start(&config).await;
     let client = &service.client;
     assert_eq!(client.get_json("/healthz").await["status"], "ok");

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use locus_tests::index::{Process, TestClient, TestMember, decode_hash, log_path, process_command, test_config, write_directory};
+use locus_tests::index::{Process, TestClient, TestMember, admit, decode_hash, log_path, process_command, test_config};
 use locus_ledger::checkpoint::Checkpoint;
 use locus_tests::{TestDb, both_backends};
 
@@ -24,10 +24,11 @@ async fn assert_consistent(client: &TestClient, old: &Checkpoint, new: &Checkpoi
 
 async fn kill_mid_stream_then_restart(db: TestDb) {
     let members: Vec<TestMember> = (0..3).map(|i| TestMember::new(&format!("hospital-{i}"))).collect();
-    let config = test_config(&db);
-    write_directory(&config.directory_file, &members.iter().collect::<Vec<_>>(), &[]);
+    let authority = TestMember::authority();
+    let config = test_config(&db, &authority);
 
     let first = Process::start(BINARY.as_ref(), &config);
+    admit(&first.client, &authority, &members.iter().collect::<Vec<_>>()).await;
     let client = Arc::new(TestClient::new(
         first.client.base.clone(),
         &first.client.ledger.verifier().to_vkey(),
@@ -107,11 +108,12 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
 /// and returns what a restart printed, asserting that it refused to start.
 async fn restart_after(db: &TestDb, tamper: &str) -> String {
     let member = TestMember::new("hospital-a");
-    let config = test_config(db);
-    write_directory(&config.directory_file, &[&member], &[]);
+    let authority = TestMember::authority();
+    let config = test_config(db, &authority);
 
     let service = Process::start(BINARY.as_ref(), &config);
-    for _ in 0..20 {
+    admit(&service.client, &authority, &[&member]).await;
+    for _ in 0..19 {
         service.client.submit_ok(member.retrieval()).await;
     }
     service.client.checkpoint_at_least(20).await;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use locus_tests::index::{InProcess, TestClient, TestMember, decode_hash, test_config, write_directory};
+use locus_tests::index::{InProcess, TestClient, TestMember, admit, decode_hash, test_config};
 use futures::StreamExt as _;
 use locus_ledger::merkle::{NodeId, NodeReader as _, rfc9162_leaf_hash, tree_root};
 use locus_ledger::wire::Receipt;
@@ -20,9 +20,10 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     let members: Vec<TestMember> = (0..SUBMITTERS)
         .map(|i| TestMember::new(&format!("hospital-{i}")))
         .collect();
-    let config = test_config(&db);
-    write_directory(&config.directory_file, &members.iter().collect::<Vec<_>>(), &[]);
+    let authority = TestMember::authority();
+    let config = test_config(&db, &authority);
     let service = InProcess::start(&config).await;
+    let admitted = admit(&service.client, &authority, &members.iter().collect::<Vec<_>>()).await;
     let client = Arc::new(TestClient::new(
         service.client.base.clone(),
         &service.client.ledger.verifier().to_vkey(),
@@ -51,13 +52,13 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
             midway = Some(client.checkpoint().await);
         }
     }
-    let total = (SUBMITTERS * PER_SUBMITTER) as u64;
-    assert_eq!(submitted.len() as u64, total);
+    assert_eq!(submitted.len(), SUBMITTERS * PER_SUBMITTER);
+    let total = submitted.len() as u64 + admitted;
 
     // Receipts are distinct leaves, and each leaf hash is the entry's.
     let mut indexes: Vec<u64> = submitted.iter().map(|(_, r)| r.index).collect();
     indexes.sort_unstable();
-    assert_eq!(indexes, (0..total).collect::<Vec<_>>());
+    assert_eq!(indexes, (admitted..total).collect::<Vec<_>>());
     for (body, receipt) in &submitted {
         assert_eq!(decode_hash(&receipt.leaf_hash), rfc9162_leaf_hash(body));
     }

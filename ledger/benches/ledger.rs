@@ -16,13 +16,16 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use locus_service::db::{self, DatabaseUrl};
-use locus_ledger::members::{Directory, Member, MemberRole, MemberStatus, Members};
+use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::merkle::{CompactRange, MemoryTree, inclusion_proof, rfc9162_leaf_hash};
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
 use locus_ledger::store::{LedgerStore, NewEntry};
-use locus_protocol::entry::{Commitment, Entry, Event, RecordRetrieved, SignedEntry};
+use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
+use locus_protocol::entry::{Commitment, Entry, Event, MemberUpdated, RecordRetrieved, SignedEntry};
+use locus_protocol::grant::Confirmation;
+use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, PointerId};
 use locus_protocol::signing::SigningKey;
 use locus_tests::{Backend, TestDb};
@@ -61,18 +64,27 @@ impl Fixture {
         SignedEntry::sign(entry, &self.key).unwrap().to_canonical_bytes()
     }
 
-    fn members(&self) -> Arc<Members> {
-        Arc::new(
-            Members::new(Directory {
-                members: vec![Member {
-                    id: self.member.clone(),
-                    role: MemberRole::Hospital,
-                    ed25519: self.key.verifying_key(),
-                    status: MemberStatus::Active,
-                }],
-            })
-            .unwrap(),
-        )
+    /// A directory where this fixture's member is an admitted hospital.
+    fn directory(&self) -> Arc<LedgerDirectory> {
+        let authority = SigningKey::generate();
+        let directory = LedgerDirectory::new(authority.verifying_key());
+        let admission = Entry::new(
+            AUTHORITY_MEMBER.parse().unwrap(),
+            authority.key_id(),
+            0,
+            Event::MemberUpdated(MemberUpdated {
+                member: self.member.clone(),
+                role: MemberRole::Hospital,
+                display_name: "Bench hospital".into(),
+                ed25519: self.key.verifying_key(),
+                x25519: X25519SecretKey::generate().public_key(),
+                certificate: Confirmation::for_certificate_der(b"bench"),
+                endpoint: None,
+                status: MemberStatus::Active,
+            }),
+        );
+        directory.apply(&admission);
+        Arc::new(directory)
     }
 }
 
@@ -119,7 +131,7 @@ fn appends(c: &mut Criterion) {
             let (sequencer, _thread) = Sequencer::start(
                 store,
                 NoteSigner::generate("bench.locus.localhost/ledger").unwrap(),
-                fixture.members(),
+                fixture.directory(),
                 LedgerMetrics::register(&prometheus::Registry::new()).unwrap(),
                 config,
             )

@@ -5,7 +5,7 @@ pub mod api;
 pub mod checkpoint;
 pub mod client;
 pub mod cosignature;
-pub mod members;
+pub mod directory;
 pub mod merkle;
 pub mod metrics;
 pub mod note;

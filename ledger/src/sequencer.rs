@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
 use locus_service::db::PooledConnection;
-use crate::members::{MemberStatus, Members};
+use crate::directory::{LedgerDirectory, SubmitterRefusal};
 use crate::merkle::{
     CompactRange, Hash, consistency_proof, rfc9162_empty_root, rfc9162_leaf_hash, verify_consistency,
 };
@@ -92,6 +92,8 @@ pub enum GuardError {
     Inconsistent { signed: u64, size: u64 },
     #[error("cannot sign the checkpoint: {0}")]
     Sign(String),
+    #[error("the logged directory cannot be trusted: {0}")]
+    Directory(String),
 }
 
 /// The latest checkpoint, as served to readers.
@@ -114,6 +116,8 @@ struct Shared {
 struct Job {
     leaf_hash: Hash,
     row: NewEntry,
+    /// Kept for the directory, which changes once the entry is durable.
+    entry: locus_protocol::entry::Entry,
     reply: oneshot::Sender<Result<Receipt, SubmitError>>,
 }
 
@@ -122,7 +126,7 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Sequencer {
     tx: mpsc::SyncSender<Job>,
-    members: Arc<Members>,
+    directory: Arc<LedgerDirectory>,
     shared: Arc<Shared>,
     metrics: LedgerMetrics,
     max_clock_skew: Duration,
@@ -133,11 +137,15 @@ impl Sequencer {
     pub fn start(
         store: LedgerStore,
         signer: NoteSigner,
-        members: Arc<Members>,
+        directory: Arc<LedgerDirectory>,
         metrics: LedgerMetrics,
         config: SequencerConfig,
     ) -> Result<(Self, JoinHandle<()>), GuardError> {
         let verifier = signer.verifier();
+        let updates = store.entry_bodies_of_type(crate::directory::MEMBER_UPDATED)?;
+        directory
+            .replay(updates.iter().map(String::as_str))
+            .map_err(|e| GuardError::Directory(e.to_owned()))?;
         let size = store.tree_size()?;
         let peaks = crate::merkle::NodeReader::read_nodes(&store, &CompactRange::peak_ids(size))?;
         let range = CompactRange::from_peaks(size, peaks).map_err(|_| GuardError::Inconsistent {
@@ -154,6 +162,7 @@ impl Sequencer {
             last_signed: None,
             last_signed_at: Instant::now(),
             shared: Arc::clone(&shared),
+            directory: Arc::clone(&directory),
             metrics: metrics.clone(),
             config: config.clone(),
         };
@@ -173,7 +182,7 @@ impl Sequencer {
         Ok((
             Self {
                 tx,
-                members,
+                directory,
                 shared,
                 metrics,
                 max_clock_skew: config.max_clock_skew,
@@ -214,13 +223,15 @@ impl Sequencer {
         }
         let signed = SignedEntry::parse(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
         let entry = signed.entry();
-        let member = self.members.get(&entry.submitter).ok_or(SubmitError::UnknownSubmitter)?;
-        match member.status {
-            MemberStatus::Active => {}
-            MemberStatus::Suspended => return Err(SubmitError::InactiveSubmitter("suspended")),
-            MemberStatus::Withdrawn => return Err(SubmitError::InactiveSubmitter("withdrawn")),
+        let key = self.directory.submitter_key(&entry.submitter).map_err(|refusal| match refusal {
+            SubmitterRefusal::Unknown => SubmitError::UnknownSubmitter,
+            SubmitterRefusal::Suspended => SubmitError::InactiveSubmitter("suspended"),
+            SubmitterRefusal::Withdrawn => SubmitError::InactiveSubmitter("withdrawn"),
+        })?;
+        signed.verify(&key).map_err(|_| SubmitError::BadSignature)?;
+        if !self.directory.may_submit(entry) {
+            return Err(SubmitError::Malformed("only the consortium authority updates the directory".into()));
         }
-        signed.verify(&member.ed25519).map_err(|_| SubmitError::BadSignature)?;
         let now = now_ms();
         let skew = self.max_clock_skew.as_millis() as i64;
         if (entry.time_ms - now).abs() > skew {
@@ -242,7 +253,12 @@ impl Sequencer {
         };
         let (reply, rx) = oneshot::channel();
         self.tx
-            .try_send(Job { leaf_hash, row, reply })
+            .try_send(Job {
+                leaf_hash,
+                row,
+                entry: entry.clone(),
+                reply,
+            })
             .map_err(|e| match e {
                 TrySendError::Full(_) => SubmitError::Busy,
                 TrySendError::Disconnected(_) => SubmitError::Unavailable,
@@ -275,6 +291,7 @@ struct Writer {
     last_signed: Option<(u64, Hash)>,
     last_signed_at: Instant,
     shared: Arc<Shared>,
+    directory: Arc<LedgerDirectory>,
     metrics: LedgerMetrics,
     config: SequencerConfig,
 }
@@ -428,6 +445,11 @@ impl Writer {
         }
         match self.write_batch(&jobs) {
             Ok(indexes) => {
+                // The directory changes only once its entries are durable, and
+                // before the authority hears back.
+                for job in &jobs {
+                    self.directory.apply(&job.entry);
+                }
                 for (job, index) in jobs.into_iter().zip(indexes) {
                     let receipt = Receipt {
                         index,

@@ -217,6 +217,26 @@ impl LedgerStore {
             .load(&mut self.conn()?)?)
     }
 
+    /// Every logged entry of one type, in log order.
+    pub fn entry_bodies_of_type(&self, entry_type: &str) -> Result<Vec<String>, StoreError> {
+        Ok(ledger_entries::table
+            .filter(ledger_entries::entry_type.eq(entry_type))
+            .order(ledger_entries::idx.asc())
+            .select(ledger_entries::body)
+            .load(&mut self.conn()?)?)
+    }
+
+    /// Whether an entry of `entry_type` names `grant_id` (e.g. a revocation).
+    pub fn grant_has(&self, entry_type: &str, grant_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = ledger_entries::table
+            .filter(ledger_entries::grant_id.eq(grant_id))
+            .filter(ledger_entries::entry_type.eq(entry_type))
+            .select(ledger_entries::idx)
+            .first(&mut self.conn()?)
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     /// Subtree hashes at `level` with index in `[start, end)`, in order.
     pub fn node_range(&self, level: u8, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
         let rows: Vec<Vec<u8>> = ledger_nodes::table

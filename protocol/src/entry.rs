@@ -10,10 +10,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::directory::{check_display_name, check_endpoint, MemberUpdateError};
+use crate::grant::Confirmation;
 use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId};
 use crate::jcs::{self, CanonicalError};
+use crate::seal::X25519PublicKey;
 use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
 
+pub use crate::directory::{MemberRole, MemberStatus};
 pub use crate::ids::{Commitment, MerkleRoot};
 
 /// Prepended to the canonical entry before signing, so an entry signature can never
@@ -58,7 +62,7 @@ impl Entry {
         if self.time_ms < 0 {
             return Err(EntryError::NegativeTime);
         }
-        Ok(())
+        self.event.check()
     }
 }
 
@@ -81,6 +85,12 @@ pub enum Event {
     /// A query or retrieval was refused.
     #[serde(rename = "access.refused")]
     AccessRefused(AccessRefused),
+    /// The consortium authority admitted or changed a member.
+    #[serde(rename = "member.updated")]
+    MemberUpdated(MemberUpdated),
+    /// The consent service revoked a grant.
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked(GrantRevoked),
 }
 
 impl Event {
@@ -91,26 +101,30 @@ impl Event {
             Self::IndexQueried(_) => "index.queried",
             Self::RecordRetrieved(_) => "record.retrieved",
             Self::AccessRefused(_) => "access.refused",
+            Self::MemberUpdated(_) => "member.updated",
+            Self::GrantRevoked(_) => "grant.revoked",
         }
     }
 
     /// The patient the event is about, if any.
     pub fn subject(&self) -> Option<&PatientKey> {
         match self {
-            Self::PointersPublished(_) => None,
+            Self::PointersPublished(_) | Self::MemberUpdated(_) => None,
             Self::IndexQueried(e) => Some(&e.subject),
             Self::RecordRetrieved(e) => Some(&e.subject),
             Self::AccessRefused(e) => e.subject.as_ref(),
+            Self::GrantRevoked(e) => Some(&e.subject),
         }
     }
 
     /// The grant the event was made under, if any.
     pub fn grant(&self) -> Option<&GrantId> {
         match self {
-            Self::PointersPublished(_) => None,
+            Self::PointersPublished(_) | Self::MemberUpdated(_) => None,
             Self::IndexQueried(e) => Some(&e.grant),
             Self::RecordRetrieved(e) => Some(&e.grant),
             Self::AccessRefused(e) => e.grant.as_ref(),
+            Self::GrantRevoked(e) => Some(&e.grant),
         }
     }
 
@@ -119,7 +133,22 @@ impl Event {
         match self {
             Self::PointersPublished(e) => Some(&e.custodian),
             Self::RecordRetrieved(e) => Some(&e.custodian),
-            Self::IndexQueried(_) | Self::AccessRefused(_) => None,
+            Self::IndexQueried(_)
+            | Self::AccessRefused(_)
+            | Self::MemberUpdated(_)
+            | Self::GrantRevoked(_) => None,
+        }
+    }
+
+    /// Checks what serde alone cannot (for events built in code rather than parsed).
+    fn check(&self) -> Result<(), EntryError> {
+        match self {
+            Self::MemberUpdated(e) => Ok(e.check()?),
+            Self::PointersPublished(_)
+            | Self::IndexQueried(_)
+            | Self::RecordRetrieved(_)
+            | Self::AccessRefused(_)
+            | Self::GrantRevoked(_) => Ok(()),
         }
     }
 }
@@ -185,12 +214,95 @@ pub struct AccessRefused {
     pub reason: RefusalReason,
 }
 
+/// `member.updated`: the whole new state of one member (not a diff), so the directory
+/// is the latest such entry per member. Submitted by the consortium authority; see
+/// [`crate::directory`]. `endpoint` is left out of the JSON when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "MemberUpdatedWire")]
+pub struct MemberUpdated {
+    /// Which member.
+    pub member: MemberId,
+    /// Its role.
+    pub role: MemberRole,
+    /// The organisation's name as shown to patients (never a person's name):
+    /// 1 to 128 characters, no control or bidi-override characters.
+    pub display_name: String,
+    /// The key that signs its ledger entries, grants and provenance.
+    pub ed25519: VerifyingKey,
+    /// The key records and pointers are sealed to.
+    pub x25519: X25519PublicKey,
+    /// The SHA-256 thumbprint of its TLS client and server certificate.
+    pub certificate: Confirmation,
+    /// Its base URL (`https://`), for members that serve requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Whether it may act.
+    pub status: MemberStatus,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberUpdatedWire {
+    member: MemberId,
+    role: MemberRole,
+    display_name: String,
+    ed25519: VerifyingKey,
+    x25519: X25519PublicKey,
+    certificate: Confirmation,
+    #[serde(default)]
+    endpoint: Option<String>,
+    status: MemberStatus,
+}
+
+impl TryFrom<MemberUpdatedWire> for MemberUpdated {
+    type Error = MemberUpdateError;
+    fn try_from(w: MemberUpdatedWire) -> Result<Self, MemberUpdateError> {
+        let update = Self {
+            member: w.member,
+            role: w.role,
+            display_name: w.display_name,
+            ed25519: w.ed25519,
+            x25519: w.x25519,
+            certificate: w.certificate,
+            endpoint: w.endpoint,
+            status: w.status,
+        };
+        update.check()?;
+        Ok(update)
+    }
+}
+
+impl MemberUpdated {
+    /// Checks the display name and endpoint (see [`check_display_name`],
+    /// [`check_endpoint`]).
+    pub fn check(&self) -> Result<(), MemberUpdateError> {
+        check_display_name(&self.display_name)?;
+        if let Some(endpoint) = &self.endpoint {
+            check_endpoint(endpoint)?;
+        }
+        Ok(())
+    }
+}
+
+/// `grant.revoked`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRevoked {
+    /// Which grant (its `jti`).
+    pub grant: GrantId,
+    /// The grant's patient.
+    pub subject: PatientKey,
+}
+
 /// Why access was refused (a closed list, so regulators can count them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
-    /// No grant was presented, or it did not verify.
+    /// No grant was presented.
     NoGrant,
+    /// The grant token did not verify: malformed, wrong algorithm, unknown or
+    /// inactive signing key, bad signature, another audience, or invalid claims.
+    InvalidGrant,
     /// The grant is for another patient.
     WrongPatient,
     /// The record is outside the grant's scopes.
@@ -225,6 +337,9 @@ pub enum EntryError {
     /// The entry's `kid` is not the id of the signing key.
     #[error("entry kid does not match the signing key")]
     KeyIdMismatch,
+    /// A `member.updated` event with an invalid display name or endpoint.
+    #[error(transparent)]
+    InvalidMember(#[from] MemberUpdateError),
 }
 
 /// An entry with its submitter's signature. Built only through [`SignedEntry::sign`],
@@ -409,7 +524,22 @@ mod tests {
                 subject: None,
                 reason: RefusalReason::NoGrant,
             }),
+            Event::MemberUpdated(member_updated()),
+            Event::GrantRevoked(GrantRevoked { grant, subject }),
         ]
+    }
+
+    fn member_updated() -> MemberUpdated {
+        MemberUpdated {
+            member: "st-mary".parse().unwrap(),
+            role: MemberRole::Hospital,
+            display_name: "St Mary's Hospital".into(),
+            ed25519: key().verifying_key(),
+            x25519: crate::seal::X25519SecretKey::from_bytes([8; 32]).public_key(),
+            certificate: Confirmation::for_certificate_der(b"st-mary certificate"),
+            endpoint: None,
+            status: MemberStatus::Active,
+        }
     }
 
     fn entry(event: Event) -> Entry {
@@ -482,6 +612,12 @@ mod tests {
         assert_eq!(evs[2].kind(), "record.retrieved");
         assert!(evs[3].grant().is_some() && evs[3].subject().is_none());
         assert!(evs[4].grant().is_none());
+        assert_eq!(evs[5].kind(), "member.updated");
+        assert!(evs[5].subject().is_none() && evs[5].grant().is_none());
+        assert!(evs[5].custodian().is_none());
+        assert_eq!(evs[6].kind(), "grant.revoked");
+        assert_eq!(evs[6].subject().unwrap().to_string(), PK);
+        assert!(evs[6].grant().is_some() && evs[6].custodian().is_none());
         for e in &evs {
             let v = serde_json::to_value(e).unwrap();
             assert_eq!(v["type"], e.kind());
@@ -584,6 +720,66 @@ mod tests {
             "type": "access.refused", "requester": "a", "reason": "member_suspended"
         });
         assert!(serde_json::from_value::<Event>(ok_reason).is_ok());
+    }
+
+    #[test]
+    fn member_updated_wire_and_checks() {
+        let mut m = member_updated();
+        m.endpoint = Some("https://st-mary.example:8443".into());
+        let json = serde_json::to_value(Event::MemberUpdated(m.clone())).unwrap();
+        assert_eq!(json["type"], "member.updated");
+        assert_eq!(json["role"], "hospital");
+        assert_eq!(json["status"], "active");
+        assert_eq!(
+            json["certificate"]["x5t#S256"].as_str().unwrap(),
+            m.certificate.x5t_s256
+        );
+        assert_eq!(
+            serde_json::from_value::<Event>(json.clone()).unwrap(),
+            Event::MemberUpdated(m.clone())
+        );
+        // No endpoint: left out, not null.
+        let bare = serde_json::to_value(Event::MemberUpdated(member_updated())).unwrap();
+        assert!(bare.get("endpoint").is_none());
+
+        for (field, value) in [
+            ("display_name", serde_json::json!("")),
+            ("display_name", serde_json::json!("St\u{0}Mary")),
+            ("display_name", serde_json::json!("x".repeat(129))),
+            ("endpoint", serde_json::json!("http://st-mary.example")),
+            ("endpoint", serde_json::json!("https://st mary.example")),
+            ("role", serde_json::json!("owner")),
+            ("status", serde_json::json!("Active")),
+            ("certificate", serde_json::json!({"x5t#S256": "short"})),
+            ("extra", serde_json::json!(1)),
+        ] {
+            let mut bad = json.clone();
+            bad[field] = value;
+            assert!(serde_json::from_value::<Event>(bad).is_err(), "{field}");
+        }
+
+        // Built in code, the same checks run when signing.
+        let mut m = member_updated();
+        m.display_name = "line\nbreak".into();
+        let e = entry(Event::MemberUpdated(m));
+        assert!(matches!(
+            SignedEntry::sign(e, &key()),
+            Err(EntryError::InvalidMember(
+                MemberUpdateError::InvalidDisplayName
+            ))
+        ));
+        let mut m = member_updated();
+        m.endpoint = Some("ftp://x".into());
+        assert!(matches!(
+            SignedEntry::from_parts(entry(Event::MemberUpdated(m)), key().sign(b"")),
+            Err(EntryError::InvalidMember(
+                MemberUpdateError::InvalidEndpoint
+            ))
+        ));
+        let reason = serde_json::json!({
+            "type": "access.refused", "requester": "a", "reason": "invalid_grant"
+        });
+        assert!(serde_json::from_value::<Event>(reason).is_ok());
     }
 
     #[test]

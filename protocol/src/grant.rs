@@ -1,6 +1,6 @@
-//! Grant claims: the payload of the EdDSA JWT the consent service issues (encoding
-//! and signing live with the services, through `jsonwebtoken`). This module holds the
-//! claims type and the checks every party runs on it.
+//! Grant claims: the payload of the EdDSA JWT the consent service issues (the token
+//! itself is [`crate::grant_token`]). This module holds the claims type and the
+//! checks every party runs on it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

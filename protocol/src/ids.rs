@@ -36,6 +36,9 @@ pub enum IdError {
          and neither end with '-' nor contain \"--\""
     )]
     Name { kind: &'static str },
+    /// Not a FHIR resource id.
+    #[error("FHIR id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")]
+    Fhir,
 }
 
 /// Decodes exactly `2 * N` lowercase hex characters.
@@ -144,6 +147,12 @@ hex32_id!(
     /// A Merkle tree root (SHA-256), e.g. over a published batch's commitments.
     MerkleRoot,
     "merkle root"
+);
+
+hex32_id!(
+    /// A plain (unsalted) SHA-256 digest of some content, e.g. of a record as released.
+    ContentDigest,
+    "content digest"
 );
 
 /// UUID ids. Distinct types so that a pointer id can never be passed as a grant id.
@@ -319,6 +328,50 @@ impl FromStr for HospitalId {
 
 string_form!(HospitalId);
 
+/// Longest [`FhirId`], in characters.
+pub const MAX_FHIR_ID_LEN: usize = 64;
+
+/// A FHIR R4 resource id (the `id` datatype): 1 to 64 characters of
+/// `[A-Za-z0-9\-.]`. Kept exactly as given: R4 calls ids case-insensitive, but
+/// servers look them up case-sensitively, so folding case could name another record.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FhirId(String);
+
+impl FhirId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FhirId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for FhirId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FhirId({})", self.0)
+    }
+}
+
+impl FromStr for FhirId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let ok = (1..=MAX_FHIR_ID_LEN).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::Fhir)
+        }
+    }
+}
+
+string_form!(FhirId);
+
 /// Identifies an Ed25519 member key: the first 8 bytes of
 /// `SHA-256(KEY_ID_LABEL || public key)`, as 16 lowercase hex characters.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -480,6 +533,38 @@ mod tests {
                 .to_string(),
             "st-mary"
         );
+    }
+
+    #[test]
+    fn fhir_ids() {
+        for good in [
+            "a",
+            "Obs-1.2",
+            "123",
+            &"Z".repeat(64),
+            "e5b9d1c2-0000-4000-8000-000000000001",
+        ] {
+            let id: FhirId = good.parse().unwrap();
+            assert_eq!(id.as_str(), good);
+            assert_eq!(
+                serde_json::from_str::<FhirId>(&serde_json::to_string(&id).unwrap()).unwrap(),
+                id
+            );
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "a_b",
+            "é",
+            "a\n",
+            &"a".repeat(65),
+            "Observation/1",
+        ] {
+            assert_eq!(bad.parse::<FhirId>(), Err(IdError::Fhir), "{bad:?}");
+        }
+        let d: ContentDigest = HEX64.parse().unwrap();
+        assert_eq!(d.to_string(), HEX64);
     }
 
     #[test]

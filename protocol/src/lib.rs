@@ -28,11 +28,14 @@ macro_rules! string_form {
     };
 }
 
+pub mod directory;
 pub mod entry;
 pub mod grant;
+pub mod grant_token;
 pub mod ids;
 pub mod jcs;
 pub mod linkage;
+pub mod pointer;
 pub mod scope;
 pub mod seal;
 pub mod signing;

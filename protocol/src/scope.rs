@@ -226,6 +226,8 @@ impl fmt::Display for Token {
     }
 }
 
+string_form!(Token);
+
 /// A `system|code` pair (both required).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Coding {
@@ -268,6 +270,8 @@ impl fmt::Display for Coding {
         write!(f, "{}|{}", self.system, self.code)
     }
 }
+
+string_form!(Coding);
 
 /// Read-only SMART v2 permissions: `r`, `s` or `rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

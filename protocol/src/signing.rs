@@ -4,7 +4,9 @@
 //! mauled into a second valid one.
 //!
 //! [`SigningKey::sign`] signs the message as given; callers domain-separate it
-//! (entries prepend [`crate::entry::ENTRY_SIGNATURE_CONTEXT`]).
+//! (entries prepend [`crate::entry::ENTRY_SIGNATURE_CONTEXT`], provenance
+//! [`crate::pointer::PROVENANCE_SIGNATURE_CONTEXT`]). Grant tokens are verified by
+//! `jsonwebtoken` instead, see [`crate::grant_token`] for why that is equivalent.
 
 use core::fmt;
 use core::str::FromStr;

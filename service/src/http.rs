@@ -68,7 +68,13 @@ pub fn json_extractors(cfg: &mut actix_web::web::ServiceConfig, body_limit: usiz
     .app_data(web::PathConfig::default().error_handler(|e, _| {
         JsonError::not_found(format!("bad path: {e}")).into()
     }))
-    .app_data(web::JsonConfig::default().limit(body_limit).error_handler(|e, _| {
+    .app_data(json_config(body_limit))
+    .app_data(web::PayloadConfig::default().limit(body_limit));
+}
+
+/// JSON bodies of at most `limit` bytes, with JSON errors (413 when too large).
+pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default().limit(limit).error_handler(|e, _| {
         let status = match &e {
             actix_web::error::JsonPayloadError::Overflow { .. }
             | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,8 +83,7 @@ pub fn json_extractors(cfg: &mut actix_web::web::ServiceConfig, body_limit: usiz
         };
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
         JsonError::new(status, code, format!("bad JSON body: {e}")).into()
-    }))
-    .app_data(web::PayloadConfig::default().limit(body_limit));
+    })
 }
 
 /// The default service: unknown routes get a JSON 404.

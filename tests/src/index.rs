@@ -16,15 +16,23 @@ use locus_ledger::client::LedgerClient;
 use locus_ledger::merkle::Hash;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::wire::Receipt;
-use locus_protocol::entry::{Commitment, Entry, Event, RecordRetrieved, SignedEntry};
+use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
+use locus_protocol::entry::{Commitment, Entry, Event, MemberUpdated, RecordRetrieved, SignedEntry};
+use locus_protocol::grant::Confirmation;
+use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey, PointerId};
 use locus_protocol::signing::SigningKey;
 use crate::TestDb;
 
+/// A consortium member with fresh keys. The consortium authority is one too,
+/// under the id `consortium`.
 #[derive(Debug)]
 pub struct TestMember {
     pub id: MemberId,
     pub key: SigningKey,
+    pub x25519: X25519SecretKey,
+    /// Thumbprint of the member's TLS certificate (random unless set).
+    pub certificate: Confirmation,
 }
 
 impl TestMember {
@@ -32,7 +40,40 @@ impl TestMember {
         Self {
             id: id.parse().expect("member id"),
             key: SigningKey::generate(),
+            x25519: X25519SecretKey::generate(),
+            certificate: Confirmation::for_certificate_der(&random_bytes32()),
         }
+    }
+
+    pub fn authority() -> Self {
+        Self::new(AUTHORITY_MEMBER)
+    }
+
+    /// The authority's public key as configuration wants it.
+    pub fn public_key_config(&self) -> String {
+        serde_json::to_value(self.key.verifying_key())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .expect("base64url key")
+    }
+
+    /// The directory record the authority logs for this member.
+    pub fn update(&self, role: MemberRole, status: MemberStatus, endpoint: Option<String>) -> Event {
+        Event::MemberUpdated(MemberUpdated {
+            member: self.id.clone(),
+            role,
+            display_name: format!("Test {}", self.id),
+            ed25519: self.key.verifying_key(),
+            x25519: self.x25519.public_key(),
+            certificate: self.certificate.clone(),
+            endpoint,
+            status,
+        })
+    }
+
+    /// Canonical bytes of `event`, signed by this member now.
+    pub fn signed(&self, event: Event) -> Vec<u8> {
+        self.entry_at(event, now_ms()).to_canonical_bytes()
     }
 
     pub fn entry_at(&self, event: Event, time_ms: i64) -> SignedEntry {
@@ -71,31 +112,25 @@ pub fn random_retrieval(requester: &MemberId) -> Event {
     })
 }
 
-/// Writes the directory file listing `members` (all active unless named in
-/// `suspended`).
-pub fn write_directory(path: &Path, members: &[&TestMember], suspended: &[&str]) {
-    let list: Vec<_> = members
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "id": m.id,
-                "role": "hospital",
-                "ed25519": m.key.verifying_key(),
-                "status": if suspended.contains(&m.id.as_str()) { "suspended" } else { "active" },
-            })
-        })
-        .collect();
-    std::fs::write(path, serde_json::json!({ "members": list }).to_string()).expect("directory");
+/// The authority admits `members` as active hospitals; returns how many
+/// entries that logged.
+pub async fn admit(client: &TestClient, authority: &TestMember, members: &[&TestMember]) -> u64 {
+    for member in members {
+        let event = member.update(MemberRole::Hospital, MemberStatus::Active, None);
+        client.submit_ok(authority.signed(event)).await;
+    }
+    members.len() as u64
 }
 
-pub fn test_config(db: &TestDb) -> Config {
+pub fn test_config(db: &TestDb, authority: &TestMember) -> Config {
     let dir = db.scratch_dir();
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database_url: db.url().to_owned(),
         ledger_origin: "test.locus.localhost/ledger".into(),
         ledger_key_file: dir.join("ledger.key"),
-        directory_file: dir.join("directory.json"),
+        member_key_file: dir.join("index-member.pem"),
+        authority_key: Some(authority.public_key_config()),
         checkpoint_interval_ms: 100,
         ..Config::default()
     }
@@ -197,8 +232,7 @@ pub struct InProcess {
 impl InProcess {
     pub async fn start(config: &Config) -> Self {
         let app = Application::build(config).expect("index-service starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let client = TestClient::new(base, app.vkey());
+        let client = TestClient::new(app.url().to_owned(), app.vkey());
         let handle = app.handle();
         actix_web::rt::spawn(app.run_until_stopped());
         Self { client, handle }
@@ -226,7 +260,8 @@ pub fn process_command(binary: &Path, config: &Config) -> Command {
         .env("LOCUS_DATABASE_URL", &config.database_url)
         .env("LOCUS_LEDGER_ORIGIN", &config.ledger_origin)
         .env("LOCUS_LEDGER_KEY_FILE", &config.ledger_key_file)
-        .env("LOCUS_DIRECTORY_FILE", &config.directory_file)
+        .env("LOCUS_MEMBER_KEY_FILE", &config.member_key_file)
+        .env("LOCUS_AUTHORITY_KEY", config.authority_key.as_deref().unwrap_or_default())
         .env("LOCUS_CHECKPOINT_INTERVAL_MS", config.checkpoint_interval_ms.to_string())
         .env("LOCUS_LOG", "warn")
         .stdin(Stdio::null())

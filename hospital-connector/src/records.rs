@@ -1,0 +1,838 @@
+//! The hospital's own record store: every version of every imported resource, under
+//! the patient's pseudonymous key, with a salted commitment to its exact content;
+//! and the results this hospital received from others.
+//!
+//! Content is the resource's original JSON text with insignificant whitespace
+//! removed, not RFC 8785 canonical JSON: FHIR carries decimals (`valueQuantity`)
+//! and `locus_protocol::jcs` accepts integers only, while re-printing decimals
+//! through floating point could change them. The commitment
+//! ([`locus_protocol::pointer::content_commitment`]) is therefore over the exact
+//! stored bytes, which a retrieval hands over unchanged, so the receiver can check
+//! it byte for byte.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
+use locus_protocol::pointer::{content_commitment, random_salt, verify_commitment};
+use locus_protocol::scope::{record_tag_inputs, ResourceType};
+use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use uuid::Uuid;
+
+use crate::schema::{received_results, records};
+
+/// The connector's migrations, one set per dialect.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: diesel_migrations::embed_migrations!("../migrations/hospital-connector/sqlite"),
+    postgres: diesel_migrations::embed_migrations!("../migrations/hospital-connector/postgres"),
+};
+
+// 13 columns per row: well under SQLite's 32766 bound parameters per statement.
+const ROWS_PER_INSERT: usize = 500;
+// Ids per `IN (...)` lookup.
+const KEYS_PER_QUERY: usize = 500;
+
+/// Store failures. Messages name resources by type and id, never by patient.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("a stored {table}.{column} value is not in the expected form")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+    },
+    #[error("the system random number generator failed")]
+    Rng,
+    #[error("the {0} is not valid JSON")]
+    InvalidJson(&'static str),
+    #[error("{resource_type}/{resource_id} appears more than once in one batch")]
+    DuplicateInput {
+        resource_type: ResourceType,
+        resource_id: FhirId,
+    },
+    #[error("{resource_type}/{resource_id} version {version} is not in the store")]
+    NotFound {
+        resource_type: ResourceType,
+        resource_id: FhirId,
+        version: u32,
+    },
+    #[error("{resource_type}/{resource_id} version {version} is already published under another pointer")]
+    AlreadyPublished {
+        resource_type: ResourceType,
+        resource_id: FhirId,
+        version: u32,
+    },
+    #[error("this retrieval (pointer and ledger receipt) is already stored")]
+    DuplicateReceipt,
+    #[error("a version or index number does not fit the database's integer type")]
+    Overflow,
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(DbError::Query(e))
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        Self::Db(DbError::Pool(e))
+    }
+}
+
+/// One resource to store, as the importer (or any other source) derives it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewRecordInput {
+    pub patient_key: PatientKey,
+    pub resource_type: ResourceType,
+    pub resource_id: FhirId,
+    /// Canonical category tokens: `code` for the standard observation categories,
+    /// otherwise `system|code`.
+    pub categories: Vec<String>,
+    /// `system|code` of every coding of the resource's `code`.
+    pub codes: Vec<String>,
+    pub effective_date: Option<NaiveDate>,
+    /// The resource's JSON text as it will be stored and committed to.
+    pub content: String,
+}
+
+// Content is health data: never print it.
+impl fmt::Debug for NewRecordInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewRecordInput")
+            .field("patient_key", &self.patient_key)
+            .field("resource_type", &self.resource_type)
+            .field("resource_id", &self.resource_id)
+            .field("categories", &self.categories.len())
+            .field("codes", &self.codes.len())
+            .field("content_bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`RecordStore::upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// A resource the store had not seen: version 1.
+    Inserted,
+    /// Identical to the current version: nothing written.
+    Unchanged,
+    /// Changed: this new version is now current, the previous one is not.
+    NewVersion(u32),
+}
+
+/// A `records` row as inserted.
+#[derive(Clone, Insertable)]
+#[diesel(table_name = records)]
+pub struct NewRecord {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub version: i32,
+    pub patient_key: String,
+    pub categories: String,
+    pub codes: String,
+    pub effective_date: Option<String>,
+    pub content: String,
+    pub salt: Vec<u8>,
+    pub commitment: Vec<u8>,
+    pub imported_at: i64,
+    pub published_pointer: Option<String>,
+    pub current: bool,
+}
+
+impl fmt::Debug for NewRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewRecord")
+            .field("resource_type", &self.resource_type)
+            .field("resource_id", &self.resource_id)
+            .field("version", &self.version)
+            .field("content_bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `records` row as stored (see [`Record`] for the decoded form).
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = records)]
+pub struct RecordRow {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub version: i32,
+    pub patient_key: String,
+    pub categories: String,
+    pub codes: String,
+    pub effective_date: Option<String>,
+    pub content: String,
+    pub salt: Vec<u8>,
+    pub commitment: Vec<u8>,
+    pub imported_at: i64,
+    pub published_pointer: Option<String>,
+    pub current: bool,
+}
+
+impl fmt::Debug for RecordRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordRow")
+            .field("resource_type", &self.resource_type)
+            .field("resource_id", &self.resource_id)
+            .field("version", &self.version)
+            .field("content_bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One version of one of the hospital's records.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    pub patient_key: PatientKey,
+    pub resource_type: ResourceType,
+    pub resource_id: FhirId,
+    pub version: u32,
+    pub categories: Vec<String>,
+    pub codes: Vec<String>,
+    pub effective_date: Option<NaiveDate>,
+    pub content: String,
+    pub salt: [u8; 32],
+    pub commitment: Commitment,
+    /// Unix time in milliseconds.
+    pub imported_at: i64,
+    pub published_pointer: Option<PointerId>,
+    pub current: bool,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("patient_key", &self.patient_key)
+            .field("resource_type", &self.resource_type)
+            .field("resource_id", &self.resource_id)
+            .field("version", &self.version)
+            .field("commitment", &self.commitment)
+            .field("published_pointer", &self.published_pointer)
+            .field("current", &self.current)
+            .field("content_bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Record {
+    /// The codes as `(system, code)` pairs, as [`locus_protocol::scope`] takes them.
+    pub fn code_pairs(&self) -> Vec<(&str, &str)> {
+        self.codes
+            .iter()
+            .filter_map(|c| c.split_once('|'))
+            .collect()
+    }
+
+    /// The scope tag inputs this record is published under.
+    pub fn tag_inputs(&self) -> Vec<String> {
+        let categories: Vec<&str> = self.categories.iter().map(String::as_str).collect();
+        record_tag_inputs(self.resource_type, &categories, &self.code_pairs())
+    }
+
+    /// Whether the stored commitment matches the stored content and salt.
+    pub fn verify_commitment(&self) -> bool {
+        verify_commitment(&self.commitment, &self.salt, self.content.as_bytes())
+    }
+}
+
+fn corrupt(column: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        table: "records",
+        column,
+    }
+}
+
+impl TryFrom<RecordRow> for Record {
+    type Error = StoreError;
+
+    fn try_from(row: RecordRow) -> Result<Self, StoreError> {
+        let string_list = |text: &str, column| {
+            serde_json::from_str::<Vec<String>>(text).map_err(|_| corrupt(column))
+        };
+        Ok(Self {
+            patient_key: row
+                .patient_key
+                .parse()
+                .map_err(|_| corrupt("patient_key"))?,
+            resource_type: row
+                .resource_type
+                .parse()
+                .map_err(|_| corrupt("resource_type"))?,
+            version: u32::try_from(row.version).map_err(|_| corrupt("version"))?,
+            categories: string_list(&row.categories, "categories")?,
+            codes: string_list(&row.codes, "codes")?,
+            effective_date: row
+                .effective_date
+                .as_deref()
+                .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+                .transpose()
+                .map_err(|_| corrupt("effective_date"))?,
+            salt: row.salt.try_into().map_err(|_| corrupt("salt"))?,
+            commitment: Commitment::from_bytes(
+                row.commitment
+                    .try_into()
+                    .map_err(|_| corrupt("commitment"))?,
+            ),
+            imported_at: row.imported_at,
+            published_pointer: row
+                .published_pointer
+                .as_deref()
+                .map(PointerId::from_str)
+                .transpose()
+                .map_err(|_| corrupt("published_pointer"))?,
+            current: row.current,
+            resource_id: row
+                .resource_id
+                .parse()
+                .map_err(|_| corrupt("resource_id"))?,
+            content: row.content,
+        })
+    }
+}
+
+/// The pointer a record version was published under, for [`RecordStore::mark_published`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub resource_type: ResourceType,
+    pub resource_id: FhirId,
+    pub version: u32,
+    pub pointer_id: PointerId,
+}
+
+/// Rows in the record store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCount {
+    /// Every stored version.
+    pub versions: u64,
+    /// Current versions only: one per resource.
+    pub current: u64,
+}
+
+/// A result fetched from another hospital, to be stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewReceivedResult {
+    pub patient_key: PatientKey,
+    pub custodian: HospitalId,
+    pub pointer_id: PointerId,
+    pub resource_type: ResourceType,
+    pub resource_id: FhirId,
+    pub version: u32,
+    /// The resource's JSON text exactly as the custodian committed to it.
+    pub content: String,
+    pub commitment: Commitment,
+    /// The custodian's signed statement about the result (JSON).
+    pub provenance: String,
+    /// Ledger index of the `record.retrieved` entry.
+    pub receipt_index: u64,
+}
+
+impl fmt::Debug for NewReceivedResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewReceivedResult")
+            .field("patient_key", &self.patient_key)
+            .field("custodian", &self.custodian)
+            .field("pointer_id", &self.pointer_id)
+            .field("receipt_index", &self.receipt_index)
+            .field("content_bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored received result.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReceivedResult {
+    pub id: Uuid,
+    pub patient_key: PatientKey,
+    pub custodian: HospitalId,
+    pub pointer_id: PointerId,
+    pub resource_type: ResourceType,
+    pub resource_id: FhirId,
+    pub version: u32,
+    pub content: String,
+    pub commitment: Commitment,
+    pub provenance: String,
+    pub receipt_index: u64,
+    /// Unix time in milliseconds.
+    pub received_at: i64,
+}
+
+impl fmt::Debug for ReceivedResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReceivedResult")
+            .field("id", &self.id)
+            .field("patient_key", &self.patient_key)
+            .field("custodian", &self.custodian)
+            .field("pointer_id", &self.pointer_id)
+            .field("receipt_index", &self.receipt_index)
+            .field("content_bytes", &self.content.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `received_results` row.
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = received_results)]
+struct ReceivedRow {
+    id: String,
+    patient_key: String,
+    custodian: String,
+    pointer_id: String,
+    resource_type: String,
+    resource_id: String,
+    version: i32,
+    content: String,
+    commitment: Vec<u8>,
+    provenance: String,
+    receipt_index: i64,
+    received_at: i64,
+}
+
+impl TryFrom<ReceivedRow> for ReceivedResult {
+    type Error = StoreError;
+
+    fn try_from(row: ReceivedRow) -> Result<Self, StoreError> {
+        let bad = |column| StoreError::Corrupt {
+            table: "received_results",
+            column,
+        };
+        Ok(Self {
+            id: Uuid::try_parse(&row.id).map_err(|_| bad("id"))?,
+            patient_key: row.patient_key.parse().map_err(|_| bad("patient_key"))?,
+            custodian: row.custodian.parse().map_err(|_| bad("custodian"))?,
+            pointer_id: row.pointer_id.parse().map_err(|_| bad("pointer_id"))?,
+            resource_type: row
+                .resource_type
+                .parse()
+                .map_err(|_| bad("resource_type"))?,
+            version: u32::try_from(row.version).map_err(|_| bad("version"))?,
+            commitment: Commitment::from_bytes(
+                row.commitment.try_into().map_err(|_| bad("commitment"))?,
+            ),
+            receipt_index: u64::try_from(row.receipt_index).map_err(|_| bad("receipt_index"))?,
+            received_at: row.received_at,
+            resource_id: row.resource_id.parse().map_err(|_| bad("resource_id"))?,
+            content: row.content,
+            provenance: row.provenance,
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn is_json(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+fn to_json_list(items: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(items).map_err(|_| StoreError::InvalidJson("category or code list"))
+}
+
+/// Runs `f` in one transaction that takes SQLite's write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail
+/// with SQLITE_BUSY when another writer got in between, which no busy timeout cures.
+fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgres(_) => {
+            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The original error is the one worth reporting; a failed rollback
+            // leaves the connection marked broken, and the pool drops it.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
+/// The hospital's record store over a connection pool.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    pool: Pool,
+}
+
+impl RecordStore {
+    /// Wraps a pool and brings its schema up to date.
+    pub fn open(pool: Pool) -> Result<Self, StoreError> {
+        let mut conn = pool.get()?;
+        locus_service::db::run_migrations(&mut conn, MIGRATIONS)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn conn(&self) -> Result<PooledConnection, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Stores one resource: see [`RecordStore::upsert_many`].
+    pub fn upsert(&self, input: &NewRecordInput) -> Result<Upserted, StoreError> {
+        let mut outcomes = self.upsert_many(std::slice::from_ref(input))?;
+        outcomes.pop().ok_or(StoreError::Corrupt {
+            table: "records",
+            column: "version",
+        })
+    }
+
+    /// Stores resources in one transaction, all or nothing. A resource identical to
+    /// its current version (same patient key, categories, codes, date and content
+    /// bytes) is left alone; a changed one gets the next version with a fresh salt,
+    /// and the previous version stops being current. Outcomes are in input order.
+    pub fn upsert_many(&self, inputs: &[NewRecordInput]) -> Result<Vec<Upserted>, StoreError> {
+        // Validate and encode everything before touching the database.
+        let mut seen = HashSet::with_capacity(inputs.len());
+        let mut encoded = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            if !seen.insert((input.resource_type, input.resource_id.as_str())) {
+                return Err(StoreError::DuplicateInput {
+                    resource_type: input.resource_type,
+                    resource_id: input.resource_id.clone(),
+                });
+            }
+            if !is_json(&input.content) {
+                return Err(StoreError::InvalidJson("record content"));
+            }
+            encoded.push(Encoded {
+                patient_key: input.patient_key.to_string(),
+                categories: to_json_list(&input.categories)?,
+                codes: to_json_list(&input.codes)?,
+                effective_date: input
+                    .effective_date
+                    .map(|d| d.format("%Y-%m-%d").to_string()),
+            });
+        }
+
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |conn| {
+            let existing = load_current(conn, inputs)?;
+            let imported_at = now_ms();
+            let mut outcomes = Vec::with_capacity(inputs.len());
+            let mut retire = Vec::new();
+            let mut rows = Vec::new();
+            for (input, enc) in inputs.iter().zip(encoded) {
+                let key = (input.resource_type.as_str(), input.resource_id.as_str());
+                let found = existing.get(&(input.resource_type, input.resource_id.to_string()));
+                let version = match found {
+                    None => 1,
+                    Some(old) if enc.same_as(old, &input.content) => {
+                        outcomes.push(Upserted::Unchanged);
+                        continue;
+                    }
+                    Some(old) => {
+                        retire.push((key, old.version));
+                        old.version.checked_add(1).ok_or(StoreError::Overflow)?
+                    }
+                };
+                outcomes.push(if version == 1 {
+                    Upserted::Inserted
+                } else {
+                    Upserted::NewVersion(u32::try_from(version).map_err(|_| StoreError::Overflow)?)
+                });
+                let salt = random_salt().map_err(|_| StoreError::Rng)?;
+                rows.push(NewRecord {
+                    resource_type: key.0.to_owned(),
+                    resource_id: key.1.to_owned(),
+                    version,
+                    patient_key: enc.patient_key,
+                    categories: enc.categories,
+                    codes: enc.codes,
+                    effective_date: enc.effective_date,
+                    commitment: content_commitment(&salt, input.content.as_bytes())
+                        .as_bytes()
+                        .to_vec(),
+                    content: input.content.clone(),
+                    salt: salt.to_vec(),
+                    imported_at,
+                    published_pointer: None,
+                    current: true,
+                });
+            }
+            // Retire before inserting: at most one current version may exist.
+            for ((resource_type, resource_id), version) in retire {
+                diesel::update(
+                    records::table
+                        .filter(records::resource_type.eq(resource_type))
+                        .filter(records::resource_id.eq(resource_id))
+                        .filter(records::version.eq(version)),
+                )
+                .set(records::current.eq(false))
+                .execute(conn)?;
+            }
+            locus_service::on_backend!(conn, |conn| {
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    diesel::insert_into(records::table)
+                        .values(chunk)
+                        .execute(conn)?;
+                }
+            });
+            Ok(outcomes)
+        })
+    }
+
+    /// The current version of every record of one patient, by type and id.
+    pub fn current_for_patient(&self, patient: &PatientKey) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<RecordRow> = records::table
+            .filter(records::patient_key.eq(patient.to_string()))
+            .filter(records::current.eq(true))
+            .order((records::resource_type.asc(), records::resource_id.asc()))
+            .select(RecordRow::as_select())
+            .load(&mut self.conn()?)?;
+        rows.into_iter().map(Record::try_from).collect()
+    }
+
+    /// The current version of one record.
+    pub fn get(
+        &self,
+        resource_type: ResourceType,
+        resource_id: &FhirId,
+    ) -> Result<Option<Record>, StoreError> {
+        let row: Option<RecordRow> = records::table
+            .filter(records::resource_type.eq(resource_type.as_str()))
+            .filter(records::resource_id.eq(resource_id.as_str()))
+            .filter(records::current.eq(true))
+            .select(RecordRow::as_select())
+            .first(&mut self.conn()?)
+            .optional()?;
+        row.map(Record::try_from).transpose()
+    }
+
+    /// One version of one record, current or not (a pointer names a version).
+    pub fn get_version(
+        &self,
+        resource_type: ResourceType,
+        resource_id: &FhirId,
+        version: u32,
+    ) -> Result<Option<Record>, StoreError> {
+        let version = i32::try_from(version).map_err(|_| StoreError::Overflow)?;
+        let row: Option<RecordRow> = records::table
+            .find((resource_type.as_str(), resource_id.as_str(), version))
+            .select(RecordRow::as_select())
+            .first(&mut self.conn()?)
+            .optional()?;
+        row.map(Record::try_from).transpose()
+    }
+
+    /// Every version of one record, oldest first.
+    pub fn versions(
+        &self,
+        resource_type: ResourceType,
+        resource_id: &FhirId,
+    ) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<RecordRow> = records::table
+            .filter(records::resource_type.eq(resource_type.as_str()))
+            .filter(records::resource_id.eq(resource_id.as_str()))
+            .order(records::version.asc())
+            .select(RecordRow::as_select())
+            .load(&mut self.conn()?)?;
+        rows.into_iter().map(Record::try_from).collect()
+    }
+
+    /// Up to `limit` current records not yet published, oldest import first.
+    pub fn unpublished(&self, limit: u32) -> Result<Vec<Record>, StoreError> {
+        let rows: Vec<RecordRow> = records::table
+            .filter(records::current.eq(true))
+            .filter(records::published_pointer.is_null())
+            .order((
+                records::imported_at.asc(),
+                records::resource_type.asc(),
+                records::resource_id.asc(),
+            ))
+            .limit(i64::from(limit))
+            .select(RecordRow::as_select())
+            .load(&mut self.conn()?)?;
+        rows.into_iter().map(Record::try_from).collect()
+    }
+
+    /// Records the pointers that record versions were published under, in one
+    /// transaction. Marking a version again with the same pointer is a no-op; with
+    /// another pointer it is an error and nothing is marked.
+    pub fn mark_published(&self, published: &[Published]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |conn| {
+            for p in published {
+                let version = i32::try_from(p.version).map_err(|_| StoreError::Overflow)?;
+                let pointer = p.pointer_id.to_string();
+                let key = (p.resource_type.as_str(), p.resource_id.as_str(), version);
+                let updated = diesel::update(
+                    records::table
+                        .find(key)
+                        .filter(records::published_pointer.is_null()),
+                )
+                .set(records::published_pointer.eq(&pointer))
+                .execute(conn)?;
+                if updated == 1 {
+                    continue;
+                }
+                let stored: Option<Option<String>> = records::table
+                    .find(key)
+                    .select(records::published_pointer)
+                    .first(conn)
+                    .optional()?;
+                match stored {
+                    None => {
+                        return Err(StoreError::NotFound {
+                            resource_type: p.resource_type,
+                            resource_id: p.resource_id.clone(),
+                            version: p.version,
+                        })
+                    }
+                    Some(Some(existing)) if existing == pointer => {}
+                    Some(_) => {
+                        return Err(StoreError::AlreadyPublished {
+                            resource_type: p.resource_type,
+                            resource_id: p.resource_id.clone(),
+                            version: p.version,
+                        })
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// How many versions and current records the store holds.
+    pub fn count(&self) -> Result<RecordCount, StoreError> {
+        let mut conn = self.conn()?;
+        let versions: i64 = records::table.count().get_result(&mut conn)?;
+        let current: i64 = records::table
+            .filter(records::current.eq(true))
+            .count()
+            .get_result(&mut conn)?;
+        let to_u64 = |n: i64| u64::try_from(n).map_err(|_| StoreError::Overflow);
+        Ok(RecordCount {
+            versions: to_u64(versions)?,
+            current: to_u64(current)?,
+        })
+    }
+
+    /// Stores a result received from another hospital. The same retrieval
+    /// (pointer and receipt) stored twice is [`StoreError::DuplicateReceipt`].
+    pub fn insert_received(
+        &self,
+        result: &NewReceivedResult,
+    ) -> Result<ReceivedResult, StoreError> {
+        if !is_json(&result.content) {
+            return Err(StoreError::InvalidJson("received content"));
+        }
+        if !is_json(&result.provenance) {
+            return Err(StoreError::InvalidJson("provenance"));
+        }
+        let row = ReceivedRow {
+            id: Uuid::new_v4().to_string(),
+            patient_key: result.patient_key.to_string(),
+            custodian: result.custodian.to_string(),
+            pointer_id: result.pointer_id.to_string(),
+            resource_type: result.resource_type.to_string(),
+            resource_id: result.resource_id.to_string(),
+            version: i32::try_from(result.version).map_err(|_| StoreError::Overflow)?,
+            content: result.content.clone(),
+            commitment: result.commitment.as_bytes().to_vec(),
+            provenance: result.provenance.clone(),
+            receipt_index: i64::try_from(result.receipt_index).map_err(|_| StoreError::Overflow)?,
+            received_at: now_ms(),
+        };
+        match diesel::insert_into(received_results::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+        {
+            Ok(_) => ReceivedResult::try_from(row),
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                Err(StoreError::DuplicateReceipt)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every received result about one patient, oldest first.
+    pub fn received_for_patient(
+        &self,
+        patient: &PatientKey,
+    ) -> Result<Vec<ReceivedResult>, StoreError> {
+        let rows: Vec<ReceivedRow> = received_results::table
+            .filter(received_results::patient_key.eq(patient.to_string()))
+            .order((
+                received_results::received_at.asc(),
+                received_results::id.asc(),
+            ))
+            .select(ReceivedRow::as_select())
+            .load(&mut self.conn()?)?;
+        rows.into_iter().map(ReceivedResult::try_from).collect()
+    }
+
+    /// One received result by its id.
+    pub fn received(&self, id: Uuid) -> Result<Option<ReceivedResult>, StoreError> {
+        let row: Option<ReceivedRow> = received_results::table
+            .find(id.to_string())
+            .select(ReceivedRow::as_select())
+            .first(&mut self.conn()?)
+            .optional()?;
+        row.map(ReceivedResult::try_from).transpose()
+    }
+}
+
+/// An input's derived columns in stored form.
+struct Encoded {
+    patient_key: String,
+    categories: String,
+    codes: String,
+    effective_date: Option<String>,
+}
+
+impl Encoded {
+    fn same_as(&self, row: &RecordRow, content: &str) -> bool {
+        self.patient_key == row.patient_key
+            && self.categories == row.categories
+            && self.codes == row.codes
+            && self.effective_date == row.effective_date
+            && content == row.content
+    }
+}
+
+/// The current rows of the resources among `inputs` that the store already holds.
+fn load_current(
+    conn: &mut DbConnection,
+    inputs: &[NewRecordInput],
+) -> Result<HashMap<(ResourceType, String), RecordRow>, StoreError> {
+    let mut found = HashMap::new();
+    for resource_type in ResourceType::ALL.iter().copied() {
+        let ids: Vec<&str> = inputs
+            .iter()
+            .filter(|i| i.resource_type == resource_type)
+            .map(|i| i.resource_id.as_str())
+            .collect();
+        for chunk in ids.chunks(KEYS_PER_QUERY) {
+            let rows: Vec<RecordRow> = records::table
+                .filter(records::resource_type.eq(resource_type.as_str()))
+                .filter(records::resource_id.eq_any(chunk))
+                .filter(records::current.eq(true))
+                .select(RecordRow::as_select())
+                .load(conn)?;
+            for row in rows {
+                found.insert((resource_type, row.resource_id.clone()), row);
+            }
+        }
+    }
+    Ok(found)
+}

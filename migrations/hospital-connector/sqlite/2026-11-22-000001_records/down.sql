@@ -1,0 +1,2 @@
+DROP TABLE received_results;
+DROP TABLE records;

@@ -1,0 +1,339 @@
+//! The consortium directory: who the members are, their keys, certificate and status.
+//!
+//! The directory is not configured anywhere: it is the fold, in log order, of the
+//! `member.updated` entries that the consortium authority ([`AUTHORITY_MEMBER`])
+//! submits to the ledger, the latest entry per member winning. Every service that
+//! replays the same log therefore holds the same directory, and every change to it is
+//! on the record.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::entry::{Entry, Event, MemberUpdated};
+use crate::grant::Confirmation;
+use crate::ids::{KeyId, MemberId};
+use crate::signing::VerifyingKey;
+
+/// The member id of the consortium authority, the only submitter whose
+/// `member.updated` entries change the directory.
+pub const AUTHORITY_MEMBER: &str = "consortium";
+
+/// Longest member display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 128;
+/// Longest member endpoint URL, in bytes.
+pub const MAX_ENDPOINT_LEN: usize = 256;
+
+/// What a member does in the consortium.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// The consortium authority: admits, updates and suspends members.
+    Authority,
+    /// The index operator (index-service, ledger sequencer).
+    Index,
+    /// The consent service: issues and revokes grants.
+    Consent,
+    /// A hospital: publishes pointers, requests and releases records.
+    Hospital,
+    /// A regulator: reads and audits the ledger.
+    Regulator,
+}
+
+/// Whether a member may act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// In good standing.
+    Active,
+    /// Temporarily barred; may become active again.
+    Suspended,
+    /// Left the consortium.
+    Withdrawn,
+}
+
+/// Why a `member.updated` event is not acceptable. Values are never echoed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberUpdateError {
+    /// Empty, too long, padded with spaces, or holding control or bidi characters.
+    #[error(
+        "display name must be 1 to 128 characters without control or bidirectional-override \
+         characters and without leading or trailing spaces"
+    )]
+    InvalidDisplayName,
+    /// Not an `https://` URL of printable ASCII, or too long.
+    #[error("endpoint must be an https:// URL of at most 256 printable ASCII characters")]
+    InvalidEndpoint,
+}
+
+/// Unicode bidirectional controls (embeddings, overrides, isolates, marks). They are
+/// format characters, not control characters, but can make one name read as another
+/// in the patient's app.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a member's display name: an organisation's name, shown to patients.
+pub fn check_display_name(name: &str) -> Result<(), MemberUpdateError> {
+    let count = name.chars().count();
+    let ok = (1..=MAX_DISPLAY_NAME_CHARS).contains(&count)
+        && name.trim() == name
+        && !name.chars().any(|c| c.is_control() || is_bidi_control(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(MemberUpdateError::InvalidDisplayName)
+    }
+}
+
+/// Checks a member's endpoint: `https://` and printable ASCII (no whitespace or
+/// controls; internationalised hosts go in punycode), at most [`MAX_ENDPOINT_LEN`] bytes.
+pub fn check_endpoint(url: &str) -> Result<(), MemberUpdateError> {
+    let ok = url.len() <= MAX_ENDPOINT_LEN
+        && url
+            .strip_prefix("https://")
+            .is_some_and(|rest| !rest.is_empty())
+        && url.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(MemberUpdateError::InvalidEndpoint)
+    }
+}
+
+/// The current state of every member: the fold of `member.updated` events.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    members: BTreeMap<MemberId, MemberUpdated>,
+    /// `x5t#S256` → the member that last got that certificate.
+    by_certificate: HashMap<String, MemberId>,
+}
+
+impl Directory {
+    /// Applies one update: it replaces whatever was known about the member. A
+    /// certificate belongs to one member at a time, so an update that gives a member
+    /// a certificate another member had moves the certificate to it.
+    pub fn apply(&mut self, update: &MemberUpdated) {
+        if let Some(previous) = self.members.get(&update.member) {
+            let old = &previous.certificate.x5t_s256;
+            if *old != update.certificate.x5t_s256
+                && self.by_certificate.get(old) == Some(&update.member)
+            {
+                self.by_certificate.remove(old);
+            }
+        }
+        self.by_certificate
+            .insert(update.certificate.x5t_s256.clone(), update.member.clone());
+        self.members.insert(update.member.clone(), update.clone());
+    }
+
+    /// Applies `entry` if it is a `member.updated` submitted by [`AUTHORITY_MEMBER`];
+    /// returns whether it did. The caller must have verified the entry's signature
+    /// against the authority's key (the ledger does this when sequencing).
+    pub fn apply_entry(&mut self, entry: &Entry) -> bool {
+        match &entry.event {
+            Event::MemberUpdated(update) if entry.submitter.as_str() == AUTHORITY_MEMBER => {
+                self.apply(update);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The latest state of `member`, whatever its status.
+    pub fn get(&self, member: &MemberId) -> Option<&MemberUpdated> {
+        self.members.get(member)
+    }
+
+    /// The member whose TLS certificate has this thumbprint, whatever its status.
+    pub fn by_certificate(&self, certificate: &Confirmation) -> Option<&MemberUpdated> {
+        let member = self.by_certificate.get(&certificate.x5t_s256)?;
+        self.members.get(member)
+    }
+
+    /// `member`, only if it is active.
+    pub fn active(&self, member: &MemberId) -> Option<&MemberUpdated> {
+        self.get(member)
+            .filter(|m| m.status == MemberStatus::Active)
+    }
+
+    /// The Ed25519 key named `kid` of an active member with `role`: what a verifier
+    /// of grant tokens (role [`MemberRole::Consent`]) passes as its key resolver.
+    pub fn active_key(&self, role: MemberRole, kid: &KeyId) -> Option<VerifyingKey> {
+        self.members
+            .values()
+            .find(|m| {
+                m.role == role && m.status == MemberStatus::Active && m.ed25519.key_id() == *kid
+            })
+            .map(|m| m.ed25519)
+    }
+
+    /// Every member, in member id order.
+    pub fn members(&self) -> impl Iterator<Item = &MemberUpdated> {
+        self.members.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::ENTRY_VERSION;
+    use crate::seal::X25519SecretKey;
+    use crate::signing::SigningKey;
+
+    fn update(member: &str, cert: &[u8], status: MemberStatus) -> MemberUpdated {
+        MemberUpdated {
+            member: member.parse().unwrap(),
+            role: MemberRole::Hospital,
+            display_name: "St Mary's Hospital".into(),
+            ed25519: SigningKey::from_seed([member.len() as u8; 32]).verifying_key(),
+            x25519: X25519SecretKey::from_bytes([7; 32]).public_key(),
+            certificate: Confirmation::for_certificate_der(cert),
+            endpoint: Some("https://st-mary.example:8443".into()),
+            status,
+        }
+    }
+
+    fn id(s: &str) -> MemberId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn latest_update_wins() {
+        let mut dir = Directory::default();
+        assert!(dir.get(&id("st-mary")).is_none());
+        dir.apply(&update("st-mary", b"cert 1", MemberStatus::Active));
+        assert!(dir.active(&id("st-mary")).is_some());
+        dir.apply(&update("st-mary", b"cert 1", MemberStatus::Suspended));
+        assert_eq!(
+            dir.get(&id("st-mary")).unwrap().status,
+            MemberStatus::Suspended
+        );
+        assert!(dir.active(&id("st-mary")).is_none());
+        dir.apply(&update("st-mary", b"cert 1", MemberStatus::Active));
+        assert!(dir.active(&id("st-mary")).is_some());
+        dir.apply(&update("city-er", b"cert 2", MemberStatus::Withdrawn));
+        let ids: Vec<&str> = dir.members().map(|m| m.member.as_str()).collect();
+        assert_eq!(ids, ["city-er", "st-mary"]);
+        assert!(dir.active(&id("city-er")).is_none());
+    }
+
+    #[test]
+    fn certificates_follow_updates() {
+        let c1 = Confirmation::for_certificate_der(b"cert 1");
+        let c2 = Confirmation::for_certificate_der(b"cert 2");
+        let mut dir = Directory::default();
+        dir.apply(&update("st-mary", b"cert 1", MemberStatus::Active));
+        assert_eq!(dir.by_certificate(&c1).unwrap().member.as_str(), "st-mary");
+        // Renewal: the old certificate no longer identifies anyone.
+        dir.apply(&update("st-mary", b"cert 2", MemberStatus::Active));
+        assert!(dir.by_certificate(&c1).is_none());
+        assert_eq!(dir.by_certificate(&c2).unwrap().member.as_str(), "st-mary");
+        // Handing the certificate to another member moves it.
+        dir.apply(&update("city-er", b"cert 2", MemberStatus::Active));
+        assert_eq!(dir.by_certificate(&c2).unwrap().member.as_str(), "city-er");
+        // And st-mary renewing away from it does not take it from city-er.
+        dir.apply(&update("st-mary", b"cert 3", MemberStatus::Active));
+        assert_eq!(dir.by_certificate(&c2).unwrap().member.as_str(), "city-er");
+        assert_eq!(
+            dir.by_certificate(&Confirmation::for_certificate_der(b"cert 3"))
+                .unwrap()
+                .member
+                .as_str(),
+            "st-mary"
+        );
+    }
+
+    #[test]
+    fn only_the_authority_updates_the_directory() {
+        let mut dir = Directory::default();
+        let u = update("st-mary", b"c", MemberStatus::Active);
+        let kid = SigningKey::from_seed([1; 32]).key_id();
+        let by_hospital = Entry::new(id("st-mary"), kid, 1, Event::MemberUpdated(u.clone()));
+        assert!(!dir.apply_entry(&by_hospital));
+        assert!(dir.get(&id("st-mary")).is_none());
+        let by_authority = Entry::new(id(AUTHORITY_MEMBER), kid, 1, Event::MemberUpdated(u));
+        assert_eq!(by_authority.v, ENTRY_VERSION);
+        assert!(dir.apply_entry(&by_authority));
+        assert!(dir.active(&id("st-mary")).is_some());
+    }
+
+    #[test]
+    fn active_key_lookup() {
+        let mut dir = Directory::default();
+        let mut consent = update("consent", b"c", MemberStatus::Active);
+        consent.role = MemberRole::Consent;
+        let kid = consent.ed25519.key_id();
+        dir.apply(&consent);
+        assert_eq!(
+            dir.active_key(MemberRole::Consent, &kid),
+            Some(consent.ed25519)
+        );
+        assert_eq!(dir.active_key(MemberRole::Hospital, &kid), None);
+        let other = SigningKey::from_seed([99; 32]).key_id();
+        assert_eq!(dir.active_key(MemberRole::Consent, &other), None);
+        consent.status = MemberStatus::Suspended;
+        dir.apply(&consent);
+        assert_eq!(dir.active_key(MemberRole::Consent, &kid), None);
+    }
+
+    #[test]
+    fn name_and_endpoint_rules() {
+        for good in [
+            "A",
+            "St Mary's Hospital",
+            "Hôpital Saint-Louis",
+            "北京协和医院",
+            &"x".repeat(128),
+        ] {
+            assert_eq!(check_display_name(good), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "",
+            " St Mary",
+            "St Mary ",
+            "St\nMary",
+            "St\u{7f}Mary",
+            "St \u{202e}yraM",
+            "a\u{2066}b",
+            &"x".repeat(129),
+        ] {
+            assert_eq!(
+                check_display_name(bad),
+                Err(MemberUpdateError::InvalidDisplayName),
+                "{bad:?}"
+            );
+        }
+        for good in ["https://a", "https://st-mary.example:8443/locus?x=1"] {
+            assert_eq!(check_endpoint(good), Ok(()), "{good:?}");
+        }
+        let long = format!("https://{}", "a".repeat(249));
+        for bad in [
+            "",
+            "https://",
+            "http://st-mary.example",
+            "HTTPS://st-mary.example",
+            "https://st mary.example",
+            "https://st-mary.example\n",
+            "https://hôpital.example",
+            " https://st-mary.example",
+            &long,
+        ] {
+            assert_eq!(
+                check_endpoint(bad),
+                Err(MemberUpdateError::InvalidEndpoint),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_endpoint(&long[..256]), Ok(()));
+        assert_eq!(
+            serde_json::to_string(&MemberRole::Authority).unwrap(),
+            "\"authority\""
+        );
+        assert_eq!(
+            serde_json::from_str::<MemberStatus>("\"withdrawn\"").unwrap(),
+            MemberStatus::Withdrawn
+        );
+        assert!(serde_json::from_str::<MemberStatus>("\"Withdrawn\"").is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! The checks every party that honours a grant makes, in one place: who is
+//! asking (their certificate, in the directory, active), whether the grant
+//! token verifies for them (consent's signature, audience, time), and whether
+//! it is bound to the certificate they present (RFC 8705).
+//! Revocation is checked by the caller, against the ledger it can reach.
+
+use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
+use locus_protocol::entry::RefusalReason;
+use locus_protocol::grant::{Confirmation, GrantClaims};
+use locus_protocol::grant_token::{GrantTokenError, decode_grant};
+use locus_protocol::ids::MemberId;
+
+/// Longest grant any verifier accepts, whatever the consent service says.
+pub const MAX_GRANT_SECS: i64 = 30 * 24 * 3600;
+
+/// A request whose grant holds, from a member allowed to act.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub requester: MemberId,
+    pub claims: GrantClaims,
+}
+
+/// Why a request was refused, with what is known of it for the ledger.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    pub reason: RefusalReason,
+    pub requester: Option<MemberId>,
+    pub claims: Option<GrantClaims>,
+    pub message: &'static str,
+}
+
+impl Refused {
+    pub fn new(reason: RefusalReason, message: &'static str) -> Self {
+        Self {
+            reason,
+            requester: None,
+            claims: None,
+            message,
+        }
+    }
+}
+
+/// The member behind a TLS peer, only if active.
+pub fn active_peer(directory: &Directory, peer: &Confirmation) -> Result<MemberId, Refused> {
+    let member = directory
+        .by_certificate(peer)
+        .ok_or_else(|| Refused::new(RefusalReason::MemberSuspended, "the client certificate belongs to no member"))?;
+    if member.status != MemberStatus::Active {
+        return Err(Refused {
+            requester: Some(member.member.clone()),
+            ..Refused::new(RefusalReason::MemberSuspended, "the requesting member is not active")
+        });
+    }
+    Ok(member.member.clone())
+}
+
+/// Checks a presented grant token for the peer holding `peer` at time `now`.
+pub fn check_grant(
+    directory: &Directory,
+    token: Option<&str>,
+    peer: &Confirmation,
+    now: i64,
+) -> Result<Authorized, Refused> {
+    let requester = active_peer(directory, peer)?;
+    let refused = |reason, message| Refused {
+        requester: Some(requester.clone()),
+        ..Refused::new(reason, message)
+    };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(refused(RefusalReason::NoGrant, "no grant was presented"));
+    };
+    let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
+    let claims = decode_grant(token, &keys, &requester, now, MAX_GRANT_SECS).map_err(|e| match e {
+        GrantTokenError::Expired | GrantTokenError::NotYetValid => {
+            refused(RefusalReason::Expired, "the grant has expired or is not yet valid")
+        }
+        GrantTokenError::WrongAudience => refused(RefusalReason::InvalidGrant, "the grant was issued to another member"),
+        _ => refused(RefusalReason::InvalidGrant, "the grant does not verify"),
+    })?;
+    if claims.cnf != *peer {
+        return Err(Refused {
+            claims: Some(claims),
+            ..refused(
+                RefusalReason::CertificateMismatch,
+                "the grant is bound to another certificate",
+            )
+        });
+    }
+    Ok(Authorized { requester, claims })
+}
