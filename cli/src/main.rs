@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod ledger;
+mod pki;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,9 @@ enum Command {
     /// Read and verify a ledger as an outsider: only its URL and its key.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// The consortium's certificate authority and node certificates.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Ledger(command) => ledger::run(command).await,
+            Command::Pki(command) => pki::run(command),
         }
     });
     match result {

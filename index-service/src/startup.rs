@@ -18,6 +18,7 @@ use locus_service::http::{json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
 use locus_protocol::signing::{SigningKey, VerifyingKey};
+use locus_service::files::write_secret_file;
 use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
@@ -198,7 +199,7 @@ fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, Startu
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let signer = NoteSigner::generate(origin).map_err(|e| key_error(e.to_string()))?;
-            write_secret_file(path, &format!("{}\n", signer.to_skey().as_str()))
+            write_secret_file(path, format!("{}\n", signer.to_skey().as_str()).as_bytes())
                 .map_err(|e| key_error(e.to_string()))?;
             tracing::info!(path = %path.display(), "created a new ledger signing key");
             Ok(signer)
@@ -225,28 +226,12 @@ fn load_or_create_member_key(path: &Path) -> Result<SigningKey, StartupError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate();
             let pem = key.to_pkcs8_pem().map_err(|e| key_error(e.to_string()))?;
-            write_secret_file(path, &pem).map_err(|e| key_error(e.to_string()))?;
+            write_secret_file(path, pem.as_bytes()).map_err(|e| key_error(e.to_string()))?;
             tracing::info!(path = %path.display(), "created a new member signing key");
             Ok(key)
         }
         Err(e) => Err(key_error(e.to_string())),
     }
-}
-
-/// Writes a file only its owner can read, refusing to overwrite one.
-fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 async fn healthz() -> HttpResponse {

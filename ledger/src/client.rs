@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use locus_protocol::entry::SignedEntry;
 
 use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::directory::{LedgerDirectory, MEMBER_UPDATED};
 use crate::merkle::{Hash, MemoryTree, rfc9162_empty_root, rfc9162_leaf_hash, tree_root, verify_consistency, verify_inclusion};
 use crate::note::NoteVerifier;
 use crate::tiles::{TILE_WIDTH, TilePath, decode_entry_bundle, entry_bundles_for_size, tile_path};
@@ -195,6 +196,14 @@ impl LedgerClient {
         })
     }
 
+    /// Whether the consent service has logged the revocation of `grant`. Only
+    /// checkpointed entries are served, so a revocation shows here within one
+    /// checkpoint interval.
+    pub async fn is_revoked(&self, grant: &locus_protocol::ids::GrantId) -> Result<bool, ClientError> {
+        let page = self.entries(&format!("type=grant.revoked&grant={grant}&limit=1")).await?;
+        Ok(!page.entries.is_empty())
+    }
+
     /// One page of the entry query (`query` is the URL query string).
     pub async fn entries(&self, query: &str) -> Result<EntryPage, ClientError> {
         self.get_json(&format!("entries?{query}")).await
@@ -225,4 +234,61 @@ fn decode_hashes(encoded: &[String]) -> Result<Vec<Hash>, ClientError> {
                 .ok_or_else(|| ClientError::Malformed("a proof hash is not 32 bytes of base64".into()))
         })
         .collect()
+}
+
+/// Follows the directory on the ledger: the authority's `member.updated`
+/// entries, each checked against the pinned authority key, folded in log
+/// order. Services that do not host the ledger keep their view current with
+/// it.
+#[derive(Debug)]
+pub struct DirectoryFollower {
+    client: LedgerClient,
+    directory: LedgerDirectory,
+    cursor: std::sync::Mutex<Option<u64>>,
+}
+
+impl DirectoryFollower {
+    pub fn new(client: LedgerClient, authority: locus_protocol::signing::VerifyingKey) -> Self {
+        Self {
+            client,
+            directory: LedgerDirectory::new(authority),
+            cursor: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn directory(&self) -> &LedgerDirectory {
+        &self.directory
+    }
+
+    /// Reads every directory change logged since the last call. Entries not
+    /// signed by the authority are an error: the ledger would never log them.
+    pub async fn refresh(&self) -> Result<usize, ClientError> {
+        let mut applied = 0;
+        loop {
+            let after = *self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+            let query = match after {
+                Some(after) => format!("type={MEMBER_UPDATED}&limit=1000&after={after}"),
+                None => format!("type={MEMBER_UPDATED}&limit=1000"),
+            };
+            let page = self.client.entries(&query).await?;
+            let canonical: Vec<String> = page
+                .entries
+                .iter()
+                .map(|e| {
+                    locus_protocol::jcs::canonicalize(&e.entry)
+                        .map_err(|_| ClientError::Malformed("a directory entry is not canonical JSON".into()))
+                })
+                .collect::<Result<_, _>>()?;
+            applied += self
+                .directory
+                .replay(canonical.iter().map(String::as_str))
+                .map_err(|e| ClientError::Malformed(e.into()))?;
+            if let Some(last) = page.entries.last() {
+                *self.cursor.lock().unwrap_or_else(|p| p.into_inner()) = Some(last.index);
+            }
+            if page.next.is_none() {
+                return Ok(applied);
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod db;
+pub mod files;
 pub mod http;
 pub mod pki;
 pub mod tls;

@@ -1,0 +1,67 @@
+//! A client of the index API, for hospital connectors (mutual TLS).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use locus_service::http::ErrorBody;
+
+use crate::api::{DiscoverRequest, DiscoverResponse, PublishRequest, PublishResponse, PublishedPointer, WithdrawRequest};
+use locus_protocol::ids::PointerId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexClientError {
+    #[error("the index cannot be reached: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("the index refused ({status}, {code}): {message}")]
+    Refused { status: u16, code: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct IndexClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl IndexClient {
+    /// `http` must carry the member's client certificate.
+    pub fn new(service_url: &str, http: reqwest::Client) -> Self {
+        Self {
+            base: format!("{}/index", service_url.trim_end_matches('/')),
+            http,
+        }
+    }
+
+    async fn post<T: serde::Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, body: &T) -> Result<R, IndexClientError> {
+        let response = self.http.post(format!("{}/{path}", self.base)).json(body).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Option<ErrorBody> = response.json().await.ok();
+            return Err(IndexClientError::Refused {
+                status: status.as_u16(),
+                code: body.as_ref().map_or_else(|| "unknown".into(), |b| b.error.clone()),
+                message: body.map_or_else(String::new, |b| b.message),
+            });
+        }
+        Ok(response.json().await?)
+    }
+
+    pub async fn publish(&self, pointers: Vec<PublishedPointer>) -> Result<PublishResponse, IndexClientError> {
+        self.post("pointers", &PublishRequest { pointers }).await
+    }
+
+    pub async fn withdraw(&self, pointer_ids: Vec<PointerId>) -> Result<serde_json::Value, IndexClientError> {
+        self.post("pointers/withdraw", &WithdrawRequest { pointer_ids }).await
+    }
+
+    pub async fn discover(&self, grant: &str) -> Result<DiscoverResponse, IndexClientError> {
+        self.post("discover", &DiscoverRequest { grant: Some(grant.to_owned()) }).await
+    }
+}
+
+/// A sealed pointer as the index wire carries it.
+pub fn encode_sealed(sealed: &[u8]) -> String {
+    BASE64.encode(sealed)
+}
+
+pub fn decode_sealed(sealed: &str) -> Option<Vec<u8>> {
+    BASE64.decode(sealed).ok()
+}
