@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
@@ -436,9 +436,16 @@ fn to_json_list(items: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(|_| StoreError::InvalidJson("category or code list"))
 }
 
-/// Runs `f` in one transaction that takes SQLite's write lock up front
-/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail
-/// with SQLITE_BUSY when another writer got in between, which no busy timeout cures.
+/// Serializes writers of new record versions on PostgreSQL (see [`write_transaction`]).
+const RECORDS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7263;
+
+/// Runs `f` in one transaction in which the writer holds the lock on new record
+/// versions from the start. Upserting reads the current versions and then
+/// writes the next ones, so two importers of the same resource must not
+/// interleave: on SQLite, `BEGIN IMMEDIATE` takes the write lock up front (a
+/// deferred transaction that reads and then writes can fail with SQLITE_BUSY,
+/// which no busy timeout cures); on PostgreSQL, a transaction-scoped advisory lock
+/// does the same, where otherwise both would insert version n+1 and one would fail.
 fn write_transaction<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
@@ -451,14 +458,24 @@ fn write_transaction<T>(
             <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?
         }
     }
-    match f(conn) {
+    let result = match conn {
+        DbConnection::Postgres(c) => c
+            .batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock({RECORDS_WRITER_LOCK})"
+            ))
+            .map_err(StoreError::from),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+    .and_then(|()| f(conn));
+    match result {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
         }
         Err(e) => {
-            // The original error is the one worth reporting; a failed rollback
-            // leaves the connection marked broken, and the pool drops it.
+            // The original error is the one worth reporting. A failed rollback
+            // leaves diesel's transaction manager broken, so the connection fails
+            // the pool's check-out test and is replaced.
             let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
             Err(e)
         }
@@ -634,6 +651,16 @@ impl RecordStore {
         row.map(Record::try_from).transpose()
     }
 
+    /// The record version published under `pointer`, if it is one of ours.
+    pub fn by_pointer(&self, pointer: &PointerId) -> Result<Option<Record>, StoreError> {
+        let row: Option<RecordRow> = records::table
+            .filter(records::published_pointer.eq(pointer.to_string()))
+            .select(RecordRow::as_select())
+            .first(&mut self.conn()?)
+            .optional()?;
+        row.map(Record::try_from).transpose()
+    }
+
     /// Every version of one record, oldest first.
     pub fn versions(
         &self,
@@ -772,8 +799,10 @@ impl RecordStore {
     ) -> Result<Vec<ReceivedResult>, StoreError> {
         let rows: Vec<ReceivedRow> = received_results::table
             .filter(received_results::patient_key.eq(patient.to_string()))
+            // Ids are random: within one millisecond, the ledger order decides.
             .order((
                 received_results::received_at.asc(),
+                received_results::receipt_index.asc(),
                 received_results::id.asc(),
             ))
             .select(ReceivedRow::as_select())

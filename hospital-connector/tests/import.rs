@@ -1,6 +1,9 @@
 //! Importing the Synthea sample bundles into the record store, on both backends.
 //! Expected numbers come from walking the JSON here, independently of the importer.
 
+// Helpers and scenarios outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
@@ -102,26 +105,26 @@ fn expected(path: &Path) -> Expected {
             }
         }
     }
-    let is_record =
-        |r: &&&Value| matches!(r["resourceType"].as_str(), Some("Observation" | "DiagnosticReport"));
+    let is_record = |r: &&&Value| {
+        matches!(
+            r["resourceType"].as_str(),
+            Some("Observation" | "DiagnosticReport")
+        )
+    };
     let laboratory = resources
         .iter()
         .filter(is_record)
         .filter(|r| {
             r["category"].as_array().into_iter().flatten().any(|c| {
                 c["coding"].as_array().into_iter().flatten().any(|coding| {
-                    coding["system"]
-                        == "http://terminology.hl7.org/CodeSystem/observation-category"
+                    coding["system"] == "http://terminology.hl7.org/CodeSystem/observation-category"
                         && coding["code"] == "laboratory"
                 })
             })
         })
         .count();
     Expected {
-        patient_key: patient_key(
-            &linkage_key(),
-            &normalize_identifier(ssn.unwrap()).unwrap(),
-        ),
+        patient_key: patient_key(&linkage_key(), &normalize_identifier(ssn.unwrap()).unwrap()),
         records: resources.iter().filter(is_record).count(),
         laboratory,
         secrets,
@@ -178,19 +181,19 @@ fn non_content_text(store: &RecordStore) -> Vec<String> {
         ))
         .load(&mut conn)
         .unwrap();
-    let received: Vec<(String, String, String, String, String, String, Vec<u8>)> =
-        received_results::table
-            .select((
-                received_results::id,
-                received_results::patient_key,
-                received_results::custodian,
-                received_results::pointer_id,
-                received_results::resource_type,
-                received_results::resource_id,
-                received_results::commitment,
-            ))
-            .load(&mut conn)
-            .unwrap();
+    type Received = (String, String, String, String, String, String, Vec<u8>);
+    let received: Vec<Received> = received_results::table
+        .select((
+            received_results::id,
+            received_results::patient_key,
+            received_results::custodian,
+            received_results::pointer_id,
+            received_results::resource_type,
+            received_results::resource_id,
+            received_results::commitment,
+        ))
+        .load(&mut conn)
+        .unwrap();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     rows.into_iter()
         .map(|r| {
@@ -210,11 +213,18 @@ fn non_content_text(store: &RecordStore) -> Vec<String> {
                 r.11
             )
         })
-        .chain(
-            received
-                .into_iter()
-                .map(|r| format!("{} {} {} {} {} {} {}", r.0, r.1, r.2, r.3, r.4, r.5, hex(&r.6))),
-        )
+        .chain(received.into_iter().map(|r| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                r.0,
+                r.1,
+                r.2,
+                r.3,
+                r.4,
+                r.5,
+                hex(&r.6)
+            )
+        }))
         .collect()
 }
 
@@ -251,7 +261,10 @@ async fn import_and_reimport(db: TestDb) {
         let json = std::fs::read(file).unwrap();
         let report = import_bundle(&store, &key, US_SSN_SYSTEM, &json).unwrap();
         assert_eq!(report.patient_key, want.patient_key);
-        assert_eq!((report.inserted, report.unchanged, report.new_versions), (want.records, 0, 0));
+        assert_eq!(
+            (report.inserted, report.unchanged, report.new_versions),
+            (want.records, 0, 0)
+        );
         check_patient(&store, want);
     }
     let count = RecordCount {
@@ -263,7 +276,10 @@ async fn import_and_reimport(db: TestDb) {
     for (file, want) in files.iter().zip(&expected) {
         let json = std::fs::read(file).unwrap();
         let report = import_bundle(&store, &key, US_SSN_SYSTEM, &json).unwrap();
-        assert_eq!((report.inserted, report.unchanged, report.new_versions), (0, want.records, 0));
+        assert_eq!(
+            (report.inserted, report.unchanged, report.new_versions),
+            (0, want.records, 0)
+        );
     }
     assert_eq!(store.count().unwrap(), count);
     assert_no_secrets(&store, &expected);
@@ -283,7 +299,9 @@ async fn modified_resource_gets_new_version(db: TestDb) {
     let at = original.find("\"valueQuantity\"").unwrap();
     let value_at = at + original[at..].find("\"value\": ").unwrap() + "\"value\": ".len();
     let value_end = value_at + original[value_at..].find([',', '\n', '}']).unwrap();
-    let observation_at = original[..at].rfind("\"resourceType\": \"Observation\"").unwrap();
+    let observation_at = original[..at]
+        .rfind("\"resourceType\": \"Observation\"")
+        .unwrap();
     let id_at = observation_at + original[observation_at..].find("\"id\": \"").unwrap() + 7;
     let id: FhirId = original[id_at..id_at + original[id_at..].find('"').unwrap()]
         .parse()
@@ -320,10 +338,16 @@ async fn modified_resource_gets_new_version(db: TestDb) {
     assert_ne!(old.commitment, current.commitment);
     let versions = store.versions(ResourceType::Observation, &id).unwrap();
     assert_eq!(
-        versions.iter().map(|r| (r.version, r.current)).collect::<Vec<_>>(),
+        versions
+            .iter()
+            .map(|r| (r.version, r.current))
+            .collect::<Vec<_>>(),
         vec![(1, false), (2, true)]
     );
-    assert_eq!(store.current_for_patient(&want.patient_key).unwrap().len(), want.records);
+    assert_eq!(
+        store.current_for_patient(&want.patient_key).unwrap().len(),
+        want.records
+    );
 
     // The changed file again: unchanged. The original again: version 3.
     let report = import_bundle(&store, &key, US_SSN_SYSTEM, modified.as_bytes()).unwrap();
@@ -331,7 +355,11 @@ async fn modified_resource_gets_new_version(db: TestDb) {
     let report = import_bundle(&store, &key, US_SSN_SYSTEM, original.as_bytes()).unwrap();
     assert_eq!(report.new_versions, 1);
     assert_eq!(
-        store.get(ResourceType::Observation, &id).unwrap().unwrap().version,
+        store
+            .get(ResourceType::Observation, &id)
+            .unwrap()
+            .unwrap()
+            .version,
         3
     );
 }
@@ -394,7 +422,9 @@ fn input(id: &str, patient: PatientKey, value: &str) -> NewRecordInput {
         categories: vec!["laboratory".into()],
         codes: vec!["http://loinc.org|2339-0".into()],
         effective_date: chrono::NaiveDate::from_ymd_opt(2020, 1, 2),
-        content: format!(r#"{{"resourceType":"Observation","id":"{id}","valueQuantity":{{"value":{value}}}}}"#),
+        content: format!(
+            r#"{{"resourceType":"Observation","id":"{id}","valueQuantity":{{"value":{value}}}}}"#
+        ),
     }
 }
 
@@ -404,10 +434,22 @@ async fn store_api(db: TestDb) {
     let alice = PatientKey::from_bytes([1; 32]);
     let bob = PatientKey::from_bytes([2; 32]);
 
-    assert_eq!(store.upsert(&input("o1", alice, "5.10")).unwrap(), Upserted::Inserted);
-    assert_eq!(store.upsert(&input("o1", alice, "5.10")).unwrap(), Upserted::Unchanged);
-    assert_eq!(store.upsert(&input("o1", alice, "5.1")).unwrap(), Upserted::NewVersion(2));
-    assert_eq!(store.upsert(&input("o1", alice, "5.2")).unwrap(), Upserted::NewVersion(3));
+    assert_eq!(
+        store.upsert(&input("o1", alice, "5.10")).unwrap(),
+        Upserted::Inserted
+    );
+    assert_eq!(
+        store.upsert(&input("o1", alice, "5.10")).unwrap(),
+        Upserted::Unchanged
+    );
+    assert_eq!(
+        store.upsert(&input("o1", alice, "5.1")).unwrap(),
+        Upserted::NewVersion(2)
+    );
+    assert_eq!(
+        store.upsert(&input("o1", alice, "5.2")).unwrap(),
+        Upserted::NewVersion(3)
+    );
     // Metadata alone counts as a change, patient key included.
     let mut moved = input("o1", bob, "5.2");
     assert_eq!(store.upsert(&moved).unwrap(), Upserted::NewVersion(4));
@@ -416,13 +458,21 @@ async fn store_api(db: TestDb) {
     assert!(store.current_for_patient(&alice).unwrap().is_empty());
     let o1: FhirId = "o1".parse().unwrap();
     let record = store.get(ResourceType::Observation, &o1).unwrap().unwrap();
-    assert_eq!((record.version, record.patient_key, record.effective_date), (5, bob, None));
+    assert_eq!(
+        (record.version, record.patient_key, record.effective_date),
+        (5, bob, None)
+    );
     assert_eq!(
         record.commitment,
         content_commitment(&record.salt, record.content.as_bytes())
     );
-    assert!(record.tag_inputs().contains(&"Observation?category=laboratory".to_owned()));
-    assert!(store.get(ResourceType::DiagnosticReport, &o1).unwrap().is_none());
+    assert!(record
+        .tag_inputs()
+        .contains(&"Observation?category=laboratory".to_owned()));
+    assert!(store
+        .get(ResourceType::DiagnosticReport, &o1)
+        .unwrap()
+        .is_none());
 
     // A batch is all or nothing.
     let err = store
@@ -435,13 +485,27 @@ async fn store_api(db: TestDb) {
         store.upsert_many(&[input("o2", alice, "1"), bad]),
         Err(StoreError::InvalidJson(_))
     ));
-    assert_eq!(store.count().unwrap(), RecordCount { versions: 5, current: 1 });
+    assert_eq!(
+        store.count().unwrap(),
+        RecordCount {
+            versions: 5,
+            current: 1
+        }
+    );
     let outcomes = store
-        .upsert_many(&[input("o2", alice, "1"), input("o1", bob, "0"), input("o3", alice, "1")])
+        .upsert_many(&[
+            input("o2", alice, "1"),
+            input("o1", bob, "0"),
+            input("o3", alice, "1"),
+        ])
         .unwrap();
     assert_eq!(
         outcomes,
-        vec![Upserted::Inserted, Upserted::NewVersion(6), Upserted::Inserted]
+        vec![
+            Upserted::Inserted,
+            Upserted::NewVersion(6),
+            Upserted::Inserted
+        ]
     );
 
     // Publishing marks.
@@ -458,7 +522,10 @@ async fn store_api(db: TestDb) {
     };
     store.mark_published(std::slice::from_ref(&mark)).unwrap();
     store.mark_published(std::slice::from_ref(&mark)).unwrap();
-    let o2 = store.get(ResourceType::Observation, &mark.resource_id).unwrap().unwrap();
+    let o2 = store
+        .get(ResourceType::Observation, &mark.resource_id)
+        .unwrap()
+        .unwrap();
     assert_eq!(o2.published_pointer, Some(pointer));
     assert_eq!(store.unpublished(10).unwrap().len(), 2);
     let other = Published {
@@ -543,7 +610,50 @@ async fn store_api(db: TestDb) {
     assert_eq!(reopened.count().unwrap().current, 3);
 }
 
+/// Importers racing over the same bundles: each resource is stored once, and
+/// nobody fails.
+async fn concurrent_imports(db: TestDb) {
+    let Some(dir) = synthea_dir() else { return };
+    let store = open_store(&db);
+    let files: Vec<PathBuf> = bundle_files(&dir).into_iter().take(2).collect();
+    let total: usize = files.iter().map(|f| expected(f).records).sum();
+    let bundles: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let threads = 4;
+    let (inserted, unchanged) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (store, bundles) = (store.clone(), &bundles);
+                scope.spawn(move || {
+                    let key = linkage_key();
+                    let mut sums = (0, 0);
+                    for i in 0..bundles.len() {
+                        let bundle = &bundles[(i + t) % bundles.len()];
+                        let report = import_bundle(&store, &key, US_SSN_SYSTEM, bundle).unwrap();
+                        assert_eq!(report.new_versions, 0);
+                        sums.0 += report.inserted;
+                        sums.1 += report.unchanged;
+                    }
+                    sums
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
+    assert_eq!((inserted, unchanged), (total, (threads - 1) * total));
+    assert_eq!(
+        store.count().unwrap(),
+        RecordCount {
+            versions: total as u64,
+            current: total as u64
+        }
+    );
+}
+
 both_backends!(
+    concurrent_imports,
     import_and_reimport,
     modified_resource_gets_new_version,
     bundle_without_ssn_is_refused,
@@ -564,10 +674,22 @@ fn import_all_bundles_from_a_folder() {
 
     let seen = RefCell::new(Vec::new());
     let progress = |p: locus_hospital_connector::ImportProgress<'_>| {
-        seen.borrow_mut()
-            .push((p.file.is_some(), p.files_done, p.files_total, p.bytes_done, p.bytes_total));
+        seen.borrow_mut().push((
+            p.file.is_some(),
+            p.files_done,
+            p.files_total,
+            p.bytes_done,
+            p.bytes_total,
+        ));
     };
-    let summary = import_paths(&store, &key, US_SSN_SYSTEM, &[dir.clone()], &progress).unwrap();
+    let summary = import_paths(
+        &store,
+        &key,
+        US_SSN_SYSTEM,
+        std::slice::from_ref(&dir),
+        &progress,
+    )
+    .unwrap();
     assert_eq!(
         summary,
         ImportSummary {
@@ -600,13 +722,20 @@ fn import_all_bundles_from_a_folder() {
 
     // Again, given as single files: nothing changes.
     let summary = import_paths(&store, &key, US_SSN_SYSTEM, &files, &|_| {}).unwrap();
-    assert_eq!((summary.files, summary.unchanged, summary.inserted), (41, total, 0));
+    assert_eq!(
+        (summary.files, summary.unchanged, summary.inserted),
+        (41, total, 0)
+    );
     assert_eq!(store.count().unwrap().versions, total as u64);
 
     // A failing file is named, and the files before it stay imported.
     let scratch = tempfile::tempdir().unwrap();
     std::fs::copy(&files[0], scratch.path().join("a.json")).unwrap();
-    std::fs::write(scratch.path().join("b.json"), b"{\"resourceType\": \"Bundle\"}").unwrap();
+    std::fs::write(
+        scratch.path().join("b.json"),
+        b"{\"resourceType\": \"Bundle\"}",
+    )
+    .unwrap();
     std::fs::write(scratch.path().join("c.txt"), b"ignored").unwrap();
     let err = import_paths(
         &store,
@@ -619,7 +748,10 @@ fn import_all_bundles_from_a_folder() {
     match &err {
         ImportError::File { path, source } => {
             assert!(path.ends_with("b.json"));
-            assert!(matches!(**source, ImportError::Bundle(FhirError::NoPatient)));
+            assert!(matches!(
+                **source,
+                ImportError::Bundle(FhirError::NoPatient)
+            ));
         }
         other => panic!("{other:?}"),
     }
@@ -632,4 +764,14 @@ fn import_all_bundles_from_a_folder() {
         &|_| {},
     );
     assert!(matches!(missing, Err(ImportError::Read { .. })));
+    // An oversized file is refused before parsing (sparse: no disk used).
+    let big = scratch.path().join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(locus_hospital_connector::fhir::MAX_BUNDLE_BYTES as u64 + 1)
+        .unwrap();
+    assert!(matches!(
+        import_paths(&store, &key, US_SSN_SYSTEM, &[big], &|_| {}),
+        Err(ImportError::TooLarge { .. })
+    ));
 }

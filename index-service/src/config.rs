@@ -4,9 +4,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
+use locus_service::config::{ConfigError, from_file, tls_files};
+use locus_service::override_from_env;
+use locus_service::telemetry::LogFormat;
 use locus_service::tls::TlsFiles;
 use serde::Deserialize;
 
@@ -48,24 +50,6 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err("expected text or json".into()),
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -87,68 +71,10 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
-    #[error("{name} is not valid: {message}")]
-    Env { name: &'static str, message: String },
-}
-
-fn env_var<T: FromStr>(name: &'static str) -> Result<Option<T>, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if v.is_empty() => Ok(None),
-        Ok(v) => v.parse().map(Some).map_err(|e: T::Err| ConfigError::Env {
-            name,
-            message: e.to_string(),
-        }),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(e) => Err(ConfigError::Env {
-            name,
-            message: e.to_string(),
-        }),
-    }
-}
-
-macro_rules! override_from_env {
-    ($config:ident, $($field:ident => $name:literal),+ $(,)?) => {
-        $( if let Some(v) = env_var($name)? { $config.$field = v; } )+
-    };
-}
-
-macro_rules! override_optional_from_env {
-    ($config:ident, $($field:ident => $name:literal),+ $(,)?) => {
-        $( if let Some(v) = env_var($name)? { $config.$field = Some(v); } )+
-    };
-}
-
 impl Config {
     /// Reads `file` (if any), then applies the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut config = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                    path: path.to_owned(),
-                    source,
-                })?
-            }
-            None => Config::default(),
-        };
+        let mut config: Config = from_file(file)?;
         override_from_env!(config,
             listen => "LOCUS_LISTEN",
             database_url => "LOCUS_DATABASE_URL",
@@ -161,29 +87,18 @@ impl Config {
             db_pool_size => "LOCUS_DB_POOL_SIZE",
             log_format => "LOCUS_LOG_FORMAT",
         );
-        override_optional_from_env!(config,
-            authority_key => "LOCUS_AUTHORITY_KEY",
-            tls_ca_cert => "LOCUS_TLS_CA_CERT",
-            tls_cert => "LOCUS_TLS_CERT",
-            tls_key => "LOCUS_TLS_KEY",
+        override_from_env!(config,
+            ?authority_key => "LOCUS_AUTHORITY_KEY",
+            ?tls_ca_cert => "LOCUS_TLS_CA_CERT",
+            ?tls_cert => "LOCUS_TLS_CERT",
+            ?tls_key => "LOCUS_TLS_KEY",
         );
         Ok(config)
     }
 
-    /// The TLS files, when all three are set; an error when only some are.
+    /// The TLS files, when all three are set.
     pub fn tls(&self) -> Result<Option<TlsFiles>, ConfigError> {
-        match (&self.tls_ca_cert, &self.tls_cert, &self.tls_key) {
-            (Some(ca_cert), Some(cert), Some(key)) => Ok(Some(TlsFiles {
-                ca_cert: ca_cert.clone(),
-                cert: cert.clone(),
-                key: key.clone(),
-            })),
-            (None, None, None) => Ok(None),
-            _ => Err(ConfigError::Env {
-                name: "LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT, LOCUS_TLS_KEY",
-                message: "set all three or none".into(),
-            }),
-        }
+        tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)
     }
 
     pub fn checkpoint_interval(&self) -> Duration {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use locus_index_service::config::{Config, LogFormat};
+use locus_index_service::config::Config;
 use locus_index_service::startup::Application;
 
 /// The Locus index service: hosts the ledger (and, next, the hashed index).
@@ -20,7 +20,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
-    init_tracing(config.log_format);
+    locus_service::telemetry::init(config.log_format);
     let app = Application::build(&config).context("index-service cannot start")?;
     // One machine-readable line on stdout so scripts and tests find the port.
     let ready = serde_json::json!({
@@ -34,14 +34,4 @@ async fn main() -> anyhow::Result<()> {
     }
     app.run_until_stopped().await?;
     Ok(())
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOCUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -17,8 +17,8 @@ use locus_ledger::sequencer::{MAX_ENTRY_BYTES, Sequencer, SequencerConfig};
 use locus_service::http::{json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
-use locus_protocol::signing::{SigningKey, VerifyingKey};
-use locus_service::files::write_secret_file;
+use locus_protocol::signing::VerifyingKey;
+use locus_service::files::{load_or_create_signing_key, write_secret_file};
 use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
@@ -37,6 +37,8 @@ pub enum StartupError {
     Pointers(#[from] crate::pointers::PointerError),
     #[error("the ledger refuses to start: {0}")]
     Guard(#[from] locus_ledger::sequencer::GuardError),
+    #[error(transparent)]
+    KeyFile(#[from] locus_service::files::KeyFileError),
     #[error("the key file {path}: {message}")]
     Key { path: String, message: String },
     #[error("{0}")]
@@ -80,7 +82,7 @@ impl Application {
             .member_id
             .parse()
             .map_err(|_| StartupError::Config("LOCUS_MEMBER_ID is not a member id".into()))?;
-        let member_key = load_or_create_member_key(&config.member_key_file)?;
+        let member_key = load_or_create_signing_key(&config.member_key_file)?;
 
         let registry = Registry::new();
         let metrics = LedgerMetrics::register(&registry)?;
@@ -214,24 +216,6 @@ fn parse_authority_key(encoded: Option<&str>) -> Result<VerifyingKey, StartupErr
     })?;
     serde_json::from_value(serde_json::Value::String(encoded.trim().to_owned()))
         .map_err(|_| StartupError::Config("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 public key".into()))
-}
-
-fn load_or_create_member_key(path: &Path) -> Result<SigningKey, StartupError> {
-    let key_error = |message: String| StartupError::Key {
-        path: path.display().to_string(),
-        message,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_error(e.to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = SigningKey::generate();
-            let pem = key.to_pkcs8_pem().map_err(|e| key_error(e.to_string()))?;
-            write_secret_file(path, pem.as_bytes()).map_err(|e| key_error(e.to_string()))?;
-            tracing::info!(path = %path.display(), "created a new member signing key");
-            Ok(key)
-        }
-        Err(e) => Err(key_error(e.to_string())),
-    }
 }
 
 async fn healthz() -> HttpResponse {

@@ -204,6 +204,15 @@ impl LedgerClient {
         Ok(!page.entries.is_empty())
     }
 
+    /// The canonical bytes of the entry at `index` (hash them to check a
+    /// receipt or a proof).
+    pub async fn entry(&self, index: u64) -> Result<Vec<u8>, ClientError> {
+        let logged: crate::wire::LoggedEntry = self.get_json(&format!("entries/{index}")).await?;
+        locus_protocol::jcs::canonicalize(&logged.entry)
+            .map(String::into_bytes)
+            .map_err(|_| ClientError::Malformed("a logged entry is not canonical JSON".into()))
+    }
+
     /// One page of the entry query (`query` is the URL query string).
     pub async fn entries(&self, query: &str) -> Result<EntryPage, ClientError> {
         self.get_json(&format!("entries?{query}")).await

@@ -2,8 +2,10 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod config;
 pub mod db;
 pub mod files;
 pub mod http;
 pub mod pki;
+pub mod telemetry;
 pub mod tls;

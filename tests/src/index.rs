@@ -151,6 +151,11 @@ impl TestClient {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
+        Self::with_http(base, vkey, http)
+    }
+
+    /// A client that talks through `http` (e.g. with a client certificate).
+    pub fn with_http(base: String, vkey: &str, http: reqwest::Client) -> Self {
         let verifier = NoteVerifier::from_vkey(vkey).expect("vkey");
         Self {
             ledger: LedgerClient::new(&base, verifier, http.clone()),

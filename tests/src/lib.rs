@@ -3,6 +3,7 @@
 
 mod db;
 pub mod index;
+pub mod network;
 
 pub use db::{Backend, TestDb, postgres_admin_url};
 

@@ -45,4 +45,4 @@ CREATE TABLE received_results (
     received_at   BIGINT  NOT NULL,
     UNIQUE (pointer_id, receipt_index)
 );
-CREATE INDEX received_results_patient ON received_results (patient_key, received_at, id);
+CREATE INDEX received_results_patient ON received_results (patient_key, received_at, receipt_index);

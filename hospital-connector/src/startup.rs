@@ -1,0 +1,185 @@
+//! Builds a connector from its configuration and serves it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use locus_index_service::client::IndexClient;
+use locus_ledger::client::{DirectoryFollower, LedgerClient};
+use locus_ledger::note::NoteVerifier;
+use locus_protocol::ids::{HospitalId, MemberId};
+use locus_protocol::signing::VerifyingKey;
+use locus_service::config::ConfigError;
+use locus_service::db::{self, DatabaseUrl};
+use locus_service::files::{load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key};
+use locus_service::http::{json_extractors, not_found};
+use locus_service::tls::{http_client, record_peer_certificate, server_acceptor};
+use utoipa::OpenApi as _;
+
+use crate::config::{Config, required};
+use crate::node::Node;
+use crate::records::RecordStore;
+
+/// Largest request body: a grant, a pointer id and a sealed pointer.
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Store(#[from] crate::records::StoreError),
+    #[error(transparent)]
+    KeyFile(#[from] locus_service::files::KeyFileError),
+    #[error(transparent)]
+    Tls(#[from] locus_service::tls::TlsError),
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A connector, bound and ready to serve.
+pub struct Application {
+    server: Server,
+    port: u16,
+    url: String,
+    node: Arc<Node>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub fn build(config: &Config) -> Result<Self, StartupError> {
+        let member: MemberId = required(&config.member_id, "LOCUS_MEMBER_ID is required")?
+            .parse()
+            .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
+        let hospital: HospitalId = member
+            .as_str()
+            .parse()
+            .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a hospital id"))?;
+        let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
+        let vkey = required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?;
+        let verifier = NoteVerifier::from_vkey(vkey.trim())
+            .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
+        let authority: VerifyingKey = serde_json::from_value(serde_json::Value::String(
+            required(&config.authority_key, "LOCUS_AUTHORITY_KEY is required")?.trim().to_owned(),
+        ))
+        .map_err(|_| StartupError::Invalid("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 key"))?;
+        let tls = config.tls()?;
+
+        let url = DatabaseUrl::parse(&config.database_url)?;
+        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)?;
+        let http = http_client(&tls, Duration::from_secs(15))?;
+        let ledger = LedgerClient::new(index_url, verifier, http.clone());
+        let node = Arc::new(Node {
+            hospital,
+            member,
+            key: load_or_create_signing_key(&config.member_key_file)?,
+            x25519: load_or_create_x25519_key(&config.x25519_key_file)?,
+            linkage: load_linkage_key(&config.linkage_key_file)?,
+            identifier_system: config.identifier_system.clone(),
+            store,
+            index: IndexClient::new(index_url, http.clone()),
+            directory: DirectoryFollower::new(ledger.clone(), authority),
+            ledger,
+            http,
+        });
+
+        let listener = TcpListener::bind(config.listen)?;
+        let port = listener.local_addr()?.port();
+        let data = web::Data::new(Arc::clone(&node));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/healthz", web::get().to(healthz))
+                .route("/openapi.json", web::get().to(openapi))
+                .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
+                .route("/connector/retrieve", web::post().to(crate::retrieve::retrieve))
+                .default_service(web::to(not_found))
+        })
+        .on_connect(record_peer_certificate)
+        .shutdown_timeout(10)
+        .listen_openssl(listener, server_acceptor(&tls)?)?
+        .run();
+        Ok(Self {
+            server,
+            port,
+            url: format!("https://{}:{port}", config.listen.ip()),
+            node,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where the connector answers retrievals.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn node(&self) -> Arc<Node> {
+        Arc::clone(&self.node)
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves, follows the directory and publishes new records, until stopped.
+    pub async fn run_until_stopped(self, config: &Config) -> std::io::Result<()> {
+        let follower = Arc::clone(&self.node);
+        let refresh = config.directory_refresh();
+        let directory = actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = follower.directory.refresh().await {
+                    tracing::warn!(error = %e, "directory not refreshed");
+                }
+                actix_web::rt::time::sleep(refresh).await;
+            }
+        });
+        let publisher = Arc::clone(&self.node);
+        let interval = config.publish_interval();
+        let publishing = actix_web::rt::spawn(async move {
+            loop {
+                match publisher.publish_pending().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "published"),
+                    Err(e) => tracing::warn!(error = %e, "publishing will be retried"),
+                }
+                actix_web::rt::time::sleep(interval).await;
+            }
+        });
+        let result = self.server.await;
+        directory.abort();
+        publishing.abort();
+        result
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn openapi() -> HttpResponse {
+    let mut doc = ConnectorApiDoc::openapi();
+    doc.info.title = "Locus hospital connector".into();
+    HttpResponse::Ok().json(doc)
+}
+
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(crate::retrieve::retrieve),
+    components(schemas(crate::retrieve::RetrieveRequest, crate::retrieve::RetrieveResponse, locus_service::http::ErrorBody)),
+    tags((name = "connector", description = "Retrieval of this hospital's records under a grant (mutual TLS)"))
+)]
+pub struct ConnectorApiDoc;
