@@ -1,6 +1,8 @@
 //! `locus ledger verify` against a running ledger: accepts an honest log,
 //! remembers what it accepted, and names what is wrong with a tampered one.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::process::Command;
 
 use locus_tests::index::{InProcess, TestMember, admit, test_config};

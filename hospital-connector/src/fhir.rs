@@ -560,17 +560,7 @@ mod tests {
     /// The Synthea sample folder, or `None` (with a notice) when it is absent
     /// outside CI.
     fn synthea_dir() -> Option<PathBuf> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/synthea-r4");
-        if dir.is_dir() {
-            return Some(dir);
-        }
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Synthea sample bundles are missing at {} (CI is set, so this fails)",
-            dir.display()
-        );
-        eprintln!("notice: {} not found; skipping", dir.display());
-        None
+        locus_tests::shared_path("data/synthea-r4")
     }
 
     fn patient(identifiers: Value) -> Value {

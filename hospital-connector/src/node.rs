@@ -6,7 +6,7 @@ use std::time::Duration;
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{ClientError, DirectoryFollower, LedgerClient};
 use locus_ledger::wire::Receipt;
-use locus_protocol::entry::{AccessRefused, Entry, Event, SignedEntry};
+use locus_protocol::entry::{Entry, Event, SignedEntry};
 use locus_protocol::ids::{HospitalId, MemberId};
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::seal::X25519SecretKey;
@@ -51,15 +51,9 @@ impl Node {
 
     /// Logs a refusal; the refusal stands even if the ledger cannot take it now.
     pub async fn log_refusal(&self, refused: &Refused) {
-        let Some(requester) = refused.requester.clone() else {
+        let Some(event) = refused.entry_event() else {
             return;
         };
-        let event = Event::AccessRefused(AccessRefused {
-            requester,
-            grant: refused.claims.as_ref().map(|c| c.jti.clone()),
-            subject: refused.claims.as_ref().map(|c| c.sub.clone()),
-            reason: refused.reason,
-        });
         if let Err(e) = self.log(event).await {
             tracing::warn!(error = %e, "a refusal could not be logged");
         }

@@ -68,8 +68,8 @@ impl Node {
             let supersedes = self.previous_pointer(record).await?;
             commitments.push(record.commitment.as_bytes());
             pointers.push(PublishedPointer {
-                pointer_id: pointer_id.clone(),
-                patient_key: record.patient_key.clone(),
+                pointer_id,
+                patient_key: record.patient_key,
                 scope_tags,
                 sealed: encode_sealed(&sealed),
                 supersedes,
@@ -133,7 +133,7 @@ pub fn pointer_body(record: &Record) -> Result<PointerBody, PublishError> {
         categories,
         codes,
         effective: record.effective_date.map(|d| d.format("%Y-%m-%d").to_string()),
-        commitment: record.commitment.clone(),
+        commitment: record.commitment,
         salt: record.salt,
     })
 }

@@ -123,7 +123,7 @@ impl Node {
         };
         let request = RetrieveRequest {
             grant: Some(grant.to_owned()),
-            pointer_id: pointer.pointer_id.clone(),
+            pointer_id: pointer.pointer_id,
             sealed: pointer.sealed.clone(),
         };
         let response = self.request_retrieval(&endpoint, &request).await?;
@@ -156,14 +156,14 @@ impl Node {
         self.check_receipt(claims, pointer, &response).await?;
 
         let result = NewReceivedResult {
-            patient_key: claims.sub.clone(),
+            patient_key: claims.sub,
             custodian: pointer.custodian.clone(),
-            pointer_id: pointer.pointer_id.clone(),
+            pointer_id: pointer.pointer_id,
             resource_type: statement.resource_type,
             resource_id: statement.resource_id.clone(),
             version: statement.version,
             content: released.content,
-            commitment: statement.commitment.clone(),
+            commitment: statement.commitment,
             provenance: serde_json::to_string(provenance).map_err(|e| ResultError::Store(e.to_string()))?,
             receipt_index: response.receipt.index,
         };

@@ -137,7 +137,7 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
     let claims = &authorized.claims;
     let refused = |reason, message| Refused {
         requester: Some(authorized.requester.clone()),
-        claims: Some(claims.clone()),
+        claims: Some(Box::new(claims.clone())),
         ..Refused::new(reason, message)
     };
     match node.ledger.is_revoked(&claims.jti).await {
@@ -179,10 +179,10 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
         .log(Event::RecordRetrieved(RecordRetrieved {
             requester: authorized.requester.clone(),
             custodian: node.hospital.clone(),
-            grant: claims.jti.clone(),
-            subject: claims.sub.clone(),
-            pointer: request.pointer_id.clone(),
-            commitment: body.commitment.clone(),
+            grant: claims.jti,
+            subject: claims.sub,
+            pointer: request.pointer_id,
+            commitment: body.commitment,
         }))
         .await
         .map_err(|_| RetrieveError::LedgerUnavailable)?;
@@ -207,11 +207,11 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
     let provenance = SignedProvenance::sign(
         Provenance {
             custodian: node.hospital.clone(),
-            pointer: request.pointer_id.clone(),
+            pointer: request.pointer_id,
             resource_type: record.resource_type,
             resource_id: record.resource_id.clone(),
             version: record.version,
-            commitment: record.commitment.clone(),
+            commitment: record.commitment,
             content_sha256: content_digest(record.content.as_bytes()),
             retrieved_at_ms: chrono::Utc::now().timestamp_millis(),
             receipt_index: receipt.index,
@@ -236,7 +236,7 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
 impl Node {
     /// Whether `pointer` is one of ours, for another patient than the grant's.
     async fn pointer_of_other_patient(&self, pointer: &PointerId, claims: &locus_protocol::grant::GrantClaims) -> bool {
-        let (store, pointer) = (self.store.clone(), pointer.clone());
+        let (store, pointer) = (self.store.clone(), *pointer);
         match tokio::task::spawn_blocking(move || store.by_pointer(&pointer)).await {
             Ok(Ok(Some(record))) => record.patient_key != claims.sub,
             _ => false,

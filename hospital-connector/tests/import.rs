@@ -27,17 +27,7 @@ use serde_json::Value;
 const SUBSET: usize = 6;
 
 fn synthea_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/synthea-r4");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the Synthea sample bundles are missing at {} (CI is set, so this fails)",
-        dir.display()
-    );
-    eprintln!("notice: {} not found; skipping", dir.display());
-    None
+    locus_tests::shared_path("data/synthea-r4")
 }
 
 fn bundle_files(dir: &Path) -> Vec<PathBuf> {

@@ -13,7 +13,7 @@ use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
 use locus_protocol::directory::MemberRole;
-use locus_protocol::entry::{AccessRefused, Entry, Event, IndexQueried, SignedEntry};
+use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
 use locus_service::access::{Refused, check_grant};
@@ -197,15 +197,9 @@ impl IndexState {
 
     /// Logs a refusal; the refusal stands even if the ledger cannot take it.
     async fn log_refusal(&self, refused: &Refused) {
-        let Some(requester) = refused.requester.clone() else {
+        let Some(event) = refused.entry_event() else {
             return;
         };
-        let event = Event::AccessRefused(AccessRefused {
-            requester,
-            grant: refused.claims.as_ref().map(|c| c.jti.clone()),
-            subject: refused.claims.as_ref().map(|c| c.sub.clone()),
-            reason: refused.reason,
-        });
         if let Err(e) = self.log(event).await {
             tracing::warn!(error = %e, "a refusal could not be logged");
         }
@@ -304,7 +298,7 @@ pub async fn discover(
     if web::block(move || ledger.grant_has(REVOKED, &grant)).await?.map_err(|_| IndexError::Unavailable)? {
         let refused = Refused {
             requester: Some(authorized.requester.clone()),
-            claims: Some(claims.clone()),
+            claims: Some(Box::new(claims.clone())),
             ..Refused::new(locus_protocol::entry::RefusalReason::Revoked, "the grant was revoked")
         };
         state.log_refusal(&refused).await;
@@ -312,13 +306,13 @@ pub async fn discover(
     }
 
     let store = state.pointers.clone();
-    let (subject, tags) = (claims.sub.clone(), claims.scope_tags.clone());
+    let (subject, tags) = (claims.sub, claims.scope_tags.clone());
     let found = web::block(move || store.discover(&subject, &tags)).await??;
     let receipt = state
         .log(Event::IndexQueried(IndexQueried {
             requester: authorized.requester.clone(),
-            grant: claims.jti.clone(),
-            subject: claims.sub.clone(),
+            grant: claims.jti,
+            subject: claims.sub,
             results: u32::try_from(found.len()).unwrap_or(u32::MAX),
         }))
         .await

@@ -112,7 +112,7 @@ impl PointerStore {
             for pointer in batch {
                 let id = pointer.pointer_id.to_string();
                 if !seen.insert(id.clone()) {
-                    return Err(PointerError::Conflict(pointer.pointer_id.clone()));
+                    return Err(PointerError::Conflict(pointer.pointer_id));
                 }
                 if let Some(old) = existing.iter().find(|e| e.pointer_id == id) {
                     let same = old.custodian == custodian.as_str()
@@ -121,7 +121,7 @@ impl PointerStore {
                     if same {
                         continue;
                     }
-                    return Err(PointerError::Conflict(pointer.pointer_id.clone()));
+                    return Err(PointerError::Conflict(pointer.pointer_id));
                 }
                 if let Some(old) = &pointer.supersedes {
                     let updated = diesel::update(
@@ -133,7 +133,7 @@ impl PointerStore {
                     .set((pointers::status.eq(SUPERSEDED), pointers::superseded_by.eq(Some(id.clone()))))
                     .execute(conn)?;
                     if updated != 1 {
-                        return Err(PointerError::NotOwned(old.clone()));
+                        return Err(PointerError::NotOwned(*old));
                     }
                 }
                 rows.push(NewPointerRow {
@@ -178,7 +178,7 @@ impl PointerStore {
                 .set(pointers::status.eq(WITHDRAWN))
                 .execute(conn)?;
                 if updated != 1 {
-                    return Err(PointerError::NotOwned(id.clone()));
+                    return Err(PointerError::NotOwned(*id));
                 }
             }
             Ok(ids.len())

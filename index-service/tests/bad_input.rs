@@ -1,5 +1,7 @@
 //! Every kind of bad input gets a clear 4xx JSON error and changes nothing.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_tests::index::{InProcess, TestClient, TestMember, admit, now_ms, random_retrieval, test_config};
 use locus_tests::{TestDb, both_backends};

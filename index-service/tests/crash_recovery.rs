@@ -3,6 +3,8 @@
 //! checkpoints stay consistent. A stored tree that no longer extends the last
 //! signed checkpoint makes the sequencer refuse to start.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +35,9 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
         first.client.base.clone(),
         &first.client.ledger.verifier().to_vkey(),
     ));
-    let acknowledged: Arc<Mutex<Vec<(Vec<u8>, u64)>>> = Arc::default();
+    // (entry bytes, acknowledged index)
+    type Acknowledged = Arc<Mutex<Vec<(Vec<u8>, u64)>>>;
+    let acknowledged: Acknowledged = Arc::default();
 
     // Submitters run until the process dies under them.
     let mut tasks = Vec::new();

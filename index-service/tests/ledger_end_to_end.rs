@@ -2,6 +2,8 @@
 //! only, a client rebuilds the tree from the tlog-tiles, matches the signed
 //! checkpoint, and checks inclusion and consistency proofs from the API.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use locus_tests::index::{InProcess, TestClient, TestMember, admit, decode_hash, test_config};

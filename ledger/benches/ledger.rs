@@ -11,6 +11,8 @@
 //!
 //! PostgreSQL comes from `LOCUS_TEST_POSTGRES_URL` (default 127.0.0.1:5432).
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

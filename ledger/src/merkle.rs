@@ -233,7 +233,7 @@ pub fn is_valid_subtree(start: u64, end: u64) -> bool {
         return false;
     }
     match (end - start).checked_next_power_of_two() {
-        Some(width) => start % width == 0,
+        Some(width) => start.is_multiple_of(width),
         // Wider than 2^63: only a prefix of the tree can be that wide.
         None => start == 0,
     }
@@ -744,7 +744,7 @@ impl MemoryTree {
             row.push(hash);
             let n = row.len();
             // An even count means the new node is a right child.
-            if n % 2 != 0 {
+            if !n.is_multiple_of(2) {
                 break;
             }
             hash = rfc9162_node_hash(&row[n - 2], &row[n - 1]);

@@ -3,6 +3,8 @@
 //! definitions: MTH, PATH and PROOF of RFC 9162 2.1, and SUBTREE_PROOF of
 //! the Merkle Tree Certificates draft.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::cell::Cell;
 use std::sync::OnceLock;
 

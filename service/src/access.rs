@@ -5,7 +5,7 @@
 //! Revocation is checked by the caller, against the ledger it can reach.
 
 use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
-use locus_protocol::entry::RefusalReason;
+use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
 use locus_protocol::grant_token::{GrantTokenError, decode_grant};
 use locus_protocol::ids::MemberId;
@@ -26,11 +26,23 @@ pub struct Authorized {
 pub struct Refused {
     pub reason: RefusalReason,
     pub requester: Option<MemberId>,
-    pub claims: Option<GrantClaims>,
+    /// Boxed: refusals travel in `Result`s and the claims are large.
+    pub claims: Option<Box<GrantClaims>>,
     pub message: &'static str,
 }
 
 impl Refused {
+    /// The `access.refused` entry that records this refusal; `None` when the
+    /// requester is not even known (nothing to attribute it to).
+    pub fn entry_event(&self) -> Option<Event> {
+        Some(Event::AccessRefused(AccessRefused {
+            requester: self.requester.clone()?,
+            grant: self.claims.as_ref().map(|c| c.jti),
+            subject: self.claims.as_ref().map(|c| c.sub),
+            reason: self.reason,
+        }))
+    }
+
     pub fn new(reason: RefusalReason, message: &'static str) -> Self {
         Self {
             reason,
@@ -80,7 +92,7 @@ pub fn check_grant(
     })?;
     if claims.cnf != *peer {
         return Err(Refused {
-            claims: Some(claims),
+            claims: Some(Box::new(claims)),
             ..refused(
                 RefusalReason::CertificateMismatch,
                 "the grant is bound to another certificate",

@@ -1,6 +1,8 @@
 //! A server behind `server_acceptor` serves only clients holding a certificate
 //! from the same consortium CA, and handlers see which certificate it was.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};

@@ -254,7 +254,7 @@ impl TestNetwork {
         let now = chrono::Utc::now().timestamp();
         let mut claims = GrantClaims {
             iss: self.consent.id.clone(),
-            sub: patient.clone(),
+            sub: *patient,
             aud: to.node.member.clone(),
             jti: GrantId::new_random(),
             iat: now,
