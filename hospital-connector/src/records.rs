@@ -233,7 +233,8 @@ impl Record {
     /// The scope tag inputs this record is published under.
     pub fn tag_inputs(&self) -> Vec<String> {
         let categories: Vec<&str> = self.categories.iter().map(String::as_str).collect();
-        record_tag_inputs(self.resource_type, &categories, &self.code_pairs())
+        let effective = self.effective_date.map(|d| d.format("%Y-%m-%d").to_string());
+        record_tag_inputs(self.resource_type, &categories, &self.code_pairs(), effective.as_deref())
     }
 
     /// Whether the stored commitment matches the stored content and salt.

@@ -68,6 +68,10 @@ impl Node {
         let discovered = self.index.discover(grant).await?;
         let mut report = FetchReport::default();
         for pointer in discovered.pointers {
+            // Our own records are already here.
+            if pointer.custodian == self.hospital {
+                continue;
+            }
             match self.fetch_one(grant, &claims, &pointer).await {
                 Ok(id) => report.received.push(id),
                 Err(e) => {

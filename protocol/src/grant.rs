@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::ids::{GrantId, MemberId, PatientKey, RequestId, ScopeTag};
 use crate::linkage::{scope_tag, LinkageKey};
-use crate::scope::ScopeSet;
+use crate::scope::{dated_tag_input, ScopeSet};
 
 /// Clock difference tolerated between services, in seconds.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
@@ -100,6 +100,10 @@ pub enum GrantBasis {
     },
 }
 
+/// The longest data period a grant may name, in months: bounds the number of
+/// dated scope tags a grant carries.
+pub const MAX_PERIOD_MONTHS: usize = 60;
+
 /// An inclusive range of clinical dates, `YYYY-MM-DD`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "DataPeriodWire")]
@@ -148,7 +152,25 @@ impl DataPeriod {
         if self.start > self.end {
             return Err(GrantError::DataPeriodReversed);
         }
+        if self.months().len() > MAX_PERIOD_MONTHS {
+            return Err(GrantError::DataPeriodTooLong);
+        }
         Ok(())
+    }
+
+    /// Every month (`YYYY-MM`) the period touches, in order: the granularity at
+    /// which the index can match dates (see [`crate::scope::dated_tag_input`]).
+    pub fn months(&self) -> Vec<String> {
+        let parse = |d: &str| -> Option<(u32, u32)> { Some((d.get(0..4)?.parse().ok()?, d.get(5..7)?.parse().ok()?)) };
+        let (Some((mut year, mut month)), Some(last)) = (parse(&self.start), parse(&self.end)) else {
+            return Vec::new();
+        };
+        let mut months = Vec::new();
+        while (year, month) <= last && months.len() <= MAX_PERIOD_MONTHS {
+            months.push(format!("{year:04}-{month:02}"));
+            (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+        }
+        months
     }
 
     /// Whether `date` (`YYYY-MM-DD`) falls in the period; false for invalid dates.
@@ -273,6 +295,9 @@ pub enum GrantError {
     /// The data period ends before it starts.
     #[error("data period ends before it starts")]
     DataPeriodReversed,
+    /// The data period spans more than [`MAX_PERIOD_MONTHS`] months.
+    #[error("the data period spans more than {MAX_PERIOD_MONTHS} months")]
+    DataPeriodTooLong,
     /// `cnf.x5t#S256` is not a base64url SHA-256 thumbprint.
     #[error("cnf.x5t#S256 must be base64url (no padding) of a 32-byte SHA-256 thumbprint")]
     InvalidThumbprint,
@@ -304,12 +329,34 @@ fn check_basis_text(text: &str) -> Result<(), GrantError> {
 }
 
 /// The scope tags for `scope`, in the order of [`ScopeSet::tag_inputs`].
-pub fn scope_tags_for(key: &LinkageKey, subject: &PatientKey, scope: &ScopeSet) -> Vec<ScopeTag> {
-    scope
-        .tag_inputs()
+pub fn scope_tags_for(
+    key: &LinkageKey,
+    subject: &PatientKey,
+    scope: &ScopeSet,
+    period: Option<&DataPeriod>,
+) -> Vec<ScopeTag> {
+    tag_inputs_for(scope, period)
         .iter()
         .map(|input| scope_tag(key, subject, input))
         .collect()
+}
+
+/// The tag inputs a grant is matched by: the scope's, or with a data period,
+/// the scope's for each month of the period, so the index returns only records
+/// of those months and no count of the others. The custodian enforces the
+/// exact days.
+pub fn tag_inputs_for(scope: &ScopeSet, period: Option<&DataPeriod>) -> Vec<String> {
+    let inputs = scope.tag_inputs();
+    match period {
+        None => inputs,
+        Some(period) => {
+            let months = period.months();
+            inputs
+                .iter()
+                .flat_map(|input| months.iter().map(move |m| dated_tag_input(input, m)))
+                .collect()
+        }
+    }
 }
 
 impl GrantClaims {
@@ -342,7 +389,7 @@ impl GrantClaims {
                 }
             }
         }
-        let expected = self.scope.tag_inputs().len();
+        let expected = tag_inputs_for(&self.scope, self.data_period.as_ref()).len();
         if self.scope_tags.len() != expected {
             return Err(GrantError::ScopeTagCount { expected });
         }
@@ -375,7 +422,7 @@ impl GrantClaims {
     /// Whether `scope_tags` are exactly the tags `key` gives for `sub` and `scope`
     /// (for parties that hold the linkage key).
     pub fn scope_tags_match(&self, key: &LinkageKey) -> bool {
-        let mut want = scope_tags_for(key, &self.sub, &self.scope);
+        let mut want = scope_tags_for(key, &self.sub, &self.scope, self.data_period.as_ref());
         let mut have = self.scope_tags.clone();
         want.sort();
         have.sort();
@@ -408,15 +455,47 @@ mod tests {
             iat: NOW,
             nbf: NOW,
             exp: NOW + DAY,
-            scope_tags: scope_tags_for(&key(), &sub, &scope),
+            scope_tags: scope_tags_for(&key(), &sub, &scope, Some(&period())),
             scope,
             purpose: PurposeOfUse::Treatment,
-            data_period: Some(DataPeriod::new("2024-01-01", "2024-12-31").unwrap()),
+            data_period: Some(period()),
             cnf: Confirmation::for_certificate_der(b"certificate"),
             basis: GrantBasis::PatientApproval {
                 request: RequestId::new_random(),
             },
         }
+    }
+
+    fn period() -> DataPeriod {
+        DataPeriod::new("2024-01-01", "2024-12-31").unwrap()
+    }
+
+    #[test]
+    fn months_of_a_period() {
+        let months = DataPeriod::new("2023-11-15", "2024-02-01").unwrap().months();
+        assert_eq!(months, ["2023-11", "2023-12", "2024-01", "2024-02"]);
+        assert_eq!(period().months().len(), 12);
+        assert!(matches!(DataPeriod::new("2000-01-01", "2010-01-01"), Err(GrantError::DataPeriodTooLong)));
+    }
+
+    #[test]
+    fn dated_grants_match_only_their_months() {
+        let scope: ScopeSet = "patient/Observation.rs?category=laboratory".parse().unwrap();
+        let sub = PatientKey::from_bytes([9; 32]);
+        let tags = scope_tags_for(&key(), &sub, &scope, Some(&DataPeriod::new("2024-03-01", "2024-04-30").unwrap()));
+        let record = |date: &str| -> Vec<ScopeTag> {
+            crate::scope::record_tag_inputs(crate::scope::ResourceType::Observation, &["laboratory"], &[], Some(date))
+                .iter()
+                .map(|i| scope_tag(&key(), &sub, i))
+                .collect()
+        };
+        assert!(record("2024-03-31").iter().any(|t| tags.contains(t)));
+        assert!(record("2024-04-01").iter().any(|t| tags.contains(t)));
+        assert!(!record("2024-05-01").iter().any(|t| tags.contains(t)));
+        assert!(!record("2023-03-15").iter().any(|t| tags.contains(t)));
+        // An undated grant still finds a dated record.
+        let undated = scope_tags_for(&key(), &sub, &scope, None);
+        assert!(record("2019-01-01").iter().any(|t| undated.contains(t)));
     }
 
     #[test]

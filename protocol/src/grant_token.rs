@@ -256,7 +256,7 @@ mod tests {
             iat: NOW,
             nbf: NOW,
             exp: NOW + DAY,
-            scope_tags: scope_tags_for(&link, &sub, &scope),
+            scope_tags: scope_tags_for(&link, &sub, &scope, Some(&DataPeriod::new("2024-01-01", "2024-12-31").unwrap())),
             scope,
             purpose: PurposeOfUse::Treatment,
             data_period: Some(DataPeriod::new("2024-01-01", "2024-12-31").unwrap()),
@@ -565,7 +565,7 @@ mod tests {
             .collect();
         c.scope = scopes.join(" ").parse().unwrap();
         let link = LinkageKey::new("k1", [5; 32]).unwrap();
-        c.scope_tags = scope_tags_for(&link, &c.sub, &c.scope);
+        c.scope_tags = scope_tags_for(&link, &c.sub, &c.scope, c.data_period.as_ref());
         assert_eq!(
             encode_grant(&c, &consent_key()),
             Err(GrantTokenError::TooLong)

@@ -315,7 +315,7 @@ impl PointerBody {
         let categories: Vec<String> = self.categories.iter().map(Token::to_string).collect();
         let categories: Vec<&str> = categories.iter().map(String::as_str).collect();
         let codes: Vec<(&str, &str)> = self.codes.iter().map(|c| (c.system(), c.code())).collect();
-        record_tag_inputs(self.resource_type, &categories, &codes)
+        record_tag_inputs(self.resource_type, &categories, &codes, self.effective.as_deref())
     }
 
     /// Whether `grant` lets its holder read this record: a scope must cover it
@@ -470,7 +470,12 @@ mod tests {
             iat: 0,
             nbf: 0,
             exp: 1,
-            scope_tags: scope_tags_for(&LinkageKey::new("k", [5; 32]).unwrap(), &sub, &scope),
+            scope_tags: scope_tags_for(
+                &LinkageKey::new("k", [5; 32]).unwrap(),
+                &sub,
+                &scope,
+                period.map(|(s, e)| DataPeriod::new(s, e).unwrap()).as_ref(),
+            ),
             scope,
             purpose: PurposeOfUse::Treatment,
             data_period: period.map(|(s, e)| DataPeriod::new(s, e).unwrap()),
@@ -550,7 +555,8 @@ mod tests {
             record_tag_inputs(
                 ResourceType::Observation,
                 &[LAB],
-                &[("http://loinc.org", "718-7")]
+                &[("http://loinc.org", "718-7")],
+                Some("2024-03-15")
             )
         );
     }

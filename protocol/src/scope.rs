@@ -590,14 +590,23 @@ impl FromStr for ScopeSet {
 
 string_form!(ScopeSet);
 
+/// A tag input restricted to one month (`YYYY-MM`): what a grant with a data
+/// period is matched by.
+pub fn dated_tag_input(input: &str, month: &str) -> String {
+    format!("{input}@{month}")
+}
+
 /// Every tag input a record can be found under: its resource type, each category
 /// (a `system|code` category also under its bare code, since a bare filter matches
-/// it) and each code. Sorted, without duplicates. Values that no scope could name
-/// are left out. Pass each to [`crate::linkage::scope_tag`] when publishing.
+/// it) and each code; and, when the record has a clinical date (`YYYY-MM-DD`),
+/// each of those again for its month, so grants limited to a period find it.
+/// Sorted, without duplicates. Values that no scope could name are left out.
+/// Pass each to [`crate::linkage::scope_tag`] when publishing.
 pub fn record_tag_inputs(
     resource: ResourceType,
     categories: &[&str],
     codes: &[(&str, &str)],
+    effective: Option<&str>,
 ) -> Vec<String> {
     let mut inputs = vec![resource.to_string()];
     for token in categories.iter().filter_map(|c| c.parse::<Token>().ok()) {
@@ -608,6 +617,10 @@ pub fn record_tag_inputs(
     }
     for coding in codes.iter().filter_map(|(s, c)| Coding::new(s, c).ok()) {
         inputs.push(format!("{resource}?code={coding}"));
+    }
+    if let Some(month) = effective.and_then(|d| d.get(..7)) {
+        let dated: Vec<String> = inputs.iter().map(|i| dated_tag_input(i, month)).collect();
+        inputs.extend(dated);
     }
     inputs.sort();
     inputs.dedup();
@@ -847,7 +860,8 @@ mod tests {
             record_tag_inputs(
                 ResourceType::Observation,
                 &[&qualified, "laboratory", "bad value"],
-                &[("http://loinc.org", "2339-0"), ("no-system", "x")]
+                &[("http://loinc.org", "2339-0"), ("no-system", "x")],
+                None
             ),
             vec![
                 "Observation".to_string(),
@@ -969,7 +983,7 @@ mod tests {
             let (resource, categories, codes) = record;
             let cats: Vec<&str> = categories.iter().map(String::as_str).collect();
             let codes: Vec<(&str, &str)> = codes.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect();
-            let tags = record_tag_inputs(resource, &cats, &codes);
+            let tags = record_tag_inputs(resource, &cats, &codes, None);
             prop_assert_eq!(
                 scope.covers(resource, &cats, &codes),
                 tags.contains(&scope.tag_input())

@@ -3,7 +3,9 @@
 
 mod db;
 pub mod index;
+pub mod logs;
 pub mod network;
+pub mod synthea;
 
 pub use db::{Backend, TestDb, postgres_admin_url};
 

@@ -251,6 +251,7 @@ impl TestNetwork {
         adjust: impl FnOnce(&mut GrantClaims),
     ) -> (String, GrantClaims) {
         let scope: ScopeSet = scope.parse().expect("scope");
+        let data_period = period.map(|(start, end)| DataPeriod::new(start, end).expect("period"));
         let now = chrono::Utc::now().timestamp();
         let mut claims = GrantClaims {
             iss: self.consent.id.clone(),
@@ -260,10 +261,10 @@ impl TestNetwork {
             iat: now,
             nbf: now,
             exp: now + 3600,
-            scope_tags: scope_tags_for(&self.linkage, patient, &scope),
+            scope_tags: scope_tags_for(&self.linkage, patient, &scope, data_period.as_ref()),
             scope,
             purpose: PurposeOfUse::Treatment,
-            data_period: period.map(|(start, end)| DataPeriod::new(start, end).expect("period")),
+            data_period,
             cnf: to.certificate.clone(),
             basis: GrantBasis::PatientApproval {
                 request: RequestId::new_random(),
