@@ -3,6 +3,7 @@
 // A command-line program: stdout is its interface.
 #![allow(clippy::print_stdout)]
 
+mod import;
 mod ledger;
 mod pki;
 
@@ -21,6 +22,8 @@ enum Command {
     /// Read and verify a ledger as an outsider: only its URL and its key.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Load FHIR R4 bundles into a hospital's own record store.
+    Import(import::ImportArgs),
     /// The consortium's certificate authority and node certificates.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Ledger(command) => ledger::run(command).await,
             Command::Pki(command) => pki::run(command),
+            Command::Import(args) => import::run(args),
         }
     });
     match result {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod db;
+pub mod fhir;
 pub mod index;
 pub mod logs;
 pub mod network;

@@ -101,7 +101,8 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     // A patient's laboratory results at A over the twelve whole months (what
     // the index can match) ending with the latest: the patient for whom that
     // window holds the most results while leaving some out.
-    let window = |labs: &[locus_tests::synthea::LabResult]| -> Option<(String, String, Vec<(String, String)>)> {
+    type Window = (String, String, Vec<(String, String)>);
+    let window = |labs: &[locus_tests::synthea::LabResult]| -> Option<Window> {
         let latest = labs.iter().map(|l| l.date.as_str()).max()?;
         let end = last_day_of_month(latest);
         let first = chrono::NaiveDate::parse_from_str(&format!("{}-01", &latest[..7]), "%Y-%m-%d").unwrap();
