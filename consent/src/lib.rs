@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod schema;
+pub mod session;
 pub mod store;
