@@ -15,13 +15,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::pointer::{content_commitment, random_salt, verify_commitment};
 use locus_protocol::scope::{record_tag_inputs, ResourceType};
-use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection, write_transaction};
 use uuid::Uuid;
 
 use crate::schema::{received_results, records};
@@ -51,18 +50,19 @@ pub enum StoreError {
     Rng,
     #[error("the {0} is not valid JSON")]
     InvalidJson(&'static str),
-    #[error("{resource_type}/{resource_id} appears more than once in one batch")]
+    // Messages name no resource: they reach logs. The fields are for callers.
+    #[error("a resource appears more than once in one batch")]
     DuplicateInput {
         resource_type: ResourceType,
         resource_id: FhirId,
     },
-    #[error("{resource_type}/{resource_id} version {version} is not in the store")]
+    #[error("a record version is not in the store")]
     NotFound {
         resource_type: ResourceType,
         resource_id: FhirId,
         version: u32,
     },
-    #[error("{resource_type}/{resource_id} version {version} is already published under another pointer")]
+    #[error("a record version is already published under another pointer")]
     AlreadyPublished {
         resource_type: ResourceType,
         resource_id: FhirId,
@@ -437,51 +437,9 @@ fn to_json_list(items: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(items).map_err(|_| StoreError::InvalidJson("category or code list"))
 }
 
-/// Serializes writers of new record versions on PostgreSQL (see [`write_transaction`]).
+/// Serializes writers of new record versions on PostgreSQL (see
+/// [`locus_service::db::write_transaction`]).
 const RECORDS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7263;
-
-/// Runs `f` in one transaction in which the writer holds the lock on new record
-/// versions from the start. Upserting reads the current versions and then
-/// writes the next ones, so two importers of the same resource must not
-/// interleave: on SQLite, `BEGIN IMMEDIATE` takes the write lock up front (a
-/// deferred transaction that reads and then writes can fail with SQLITE_BUSY,
-/// which no busy timeout cures); on PostgreSQL, a transaction-scoped advisory lock
-/// does the same, where otherwise both would insert version n+1 and one would fail.
-fn write_transaction<T>(
-    conn: &mut DbConnection,
-    f: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    match conn {
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-        }
-        DbConnection::Postgres(_) => {
-            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?
-        }
-    }
-    let result = match conn {
-        DbConnection::Postgres(c) => c
-            .batch_execute(&format!(
-                "SELECT pg_advisory_xact_lock({RECORDS_WRITER_LOCK})"
-            ))
-            .map_err(StoreError::from),
-        DbConnection::Sqlite(_) => Ok(()),
-    }
-    .and_then(|()| f(conn));
-    match result {
-        Ok(value) => {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
-            Ok(value)
-        }
-        Err(e) => {
-            // The original error is the one worth reporting. A failed rollback
-            // leaves diesel's transaction manager broken, so the connection fails
-            // the pool's check-out test and is replaced.
-            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
-            Err(e)
-        }
-    }
-}
 
 /// The hospital's record store over a connection pool.
 #[derive(Debug, Clone)]
@@ -543,7 +501,7 @@ impl RecordStore {
         }
 
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
             let existing = load_current(conn, inputs)?;
             let imported_at = now_ms();
             let mut outcomes = Vec::with_capacity(inputs.len());
@@ -698,7 +656,7 @@ impl RecordStore {
     /// another pointer it is an error and nothing is marked.
     pub fn mark_published(&self, published: &[Published]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, |conn| {
+        write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
             for p in published {
                 let version = i32::try_from(p.version).map_err(|_| StoreError::Overflow)?;
                 let pointer = p.pointer_id.to_string();

@@ -157,7 +157,7 @@ impl Node {
             return Err(ResultError::BadCommitment);
         }
 
-        self.check_receipt(claims, pointer, &response).await?;
+        self.check_receipt(claims, pointer, &response, &custodian_key, &statement.commitment).await?;
 
         let result = NewReceivedResult {
             patient_key: claims.sub,
@@ -180,12 +180,15 @@ impl Node {
     }
 
     /// The receipt names a leaf that is in the signed log, and that leaf is the
-    /// custodian's `record.retrieved` entry for this grant and pointer.
+    /// custodian's own signed `record.retrieved` entry for this grant, patient,
+    /// pointer and commitment.
     async fn check_receipt(
         &self,
         claims: &GrantClaims,
         pointer: &DiscoveredPointer,
         response: &RetrieveResponse,
+        custodian_key: &locus_protocol::signing::VerifyingKey,
+        commitment: &locus_protocol::ids::Commitment,
     ) -> Result<(), ResultError> {
         let bad = |e: ClientError| ResultError::BadReceipt(e.to_string());
         let index = response.receipt.index;
@@ -197,10 +200,15 @@ impl Node {
         }
         self.ledger.prove_inclusion(&leaf_hash, index, &checkpoint).await.map_err(bad)?;
         let entry = SignedEntry::parse(&logged).map_err(|e| ResultError::BadReceipt(e.to_string()))?;
+        entry
+            .verify(custodian_key)
+            .map_err(|_| ResultError::BadReceipt("the logged entry is not signed by the custodian".into()))?;
         let matches = matches!(&entry.entry().event, Event::RecordRetrieved(r)
             if r.custodian == pointer.custodian
                 && r.pointer == pointer.pointer_id
                 && r.grant == claims.jti
+                && r.subject == claims.sub
+                && r.commitment == *commitment
                 && r.requester == self.member)
             && entry.entry().submitter == *pointer.custodian.as_member();
         if !matches {

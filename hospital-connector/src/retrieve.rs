@@ -63,8 +63,6 @@ pub enum RetrieveError {
     BadRequest(&'static str),
     #[error("the ledger cannot log this retrieval, so nothing is released")]
     LedgerUnavailable,
-    #[error("the record is no longer held")]
-    Gone,
     #[error("the record failed its integrity check and is not released")]
     Integrity,
     #[error("the connector is unavailable")]
@@ -80,7 +78,6 @@ impl RetrieveError {
                 .unwrap_or_else(|| "refused".into()),
             Self::BadRequest(_) => "bad_request".into(),
             Self::LedgerUnavailable => "ledger_unavailable".into(),
-            Self::Gone => "gone".into(),
             Self::Integrity => "integrity".into(),
             Self::Unavailable => "unavailable".into(),
         }
@@ -92,7 +89,6 @@ impl ResponseError for RetrieveError {
         match self {
             Self::Refused(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Gone => StatusCode::GONE,
             Self::LedgerUnavailable | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Integrity => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -165,7 +161,19 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
             return Err(refused(reason.0, reason.1).into());
         }
     };
-    if let Err(reason) = body.permitted_by(claims) {
+    // Anyone holding our public key can seal a pointer, so what it claims is
+    // not trusted: the record it names must be the current version published
+    // under exactly this pointer, and scope and dates are checked against the
+    // record as stored.
+    let (store, pointer) = (node.store.clone(), request.pointer_id);
+    let record = tokio::task::spawn_blocking(move || store.by_pointer(&pointer))
+        .await
+        .map_err(|_| RetrieveError::Unavailable)?
+        .map_err(|_| RetrieveError::Unavailable)?
+        .filter(|r| r.current && r.patient_key == claims.sub && r.commitment == body.commitment)
+        .ok_or_else(|| refused(RefusalReason::TamperedPointer, "the pointer is not a current pointer of this hospital"))?;
+    let stored = crate::publish::pointer_body(&record).map_err(|_| RetrieveError::Integrity)?;
+    if let Err(reason) = stored.permitted_by(claims) {
         let message = match reason {
             RefusalReason::OutOfDateRange => "the record is outside the grant's dates",
             _ => "the record is outside the grant's scope",
@@ -187,13 +195,8 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
         .await
         .map_err(|_| RetrieveError::LedgerUnavailable)?;
 
-    let (store, resource_type, id, version) = (node.store.clone(), body.resource_type, body.resource_id.clone(), body.version);
-    let record = tokio::task::spawn_blocking(move || store.get_version(resource_type, &id, version))
-        .await
-        .map_err(|_| RetrieveError::Unavailable)?
-        .map_err(|_| RetrieveError::Unavailable)?
-        .ok_or(RetrieveError::Gone)?;
-    if record.patient_key != claims.sub || record.commitment != body.commitment || !body.commits_to(record.content.as_bytes()) {
+    // The content must still be what was committed to when it was published.
+    if !record.verify_commitment() || !body.commits_to(record.content.as_bytes()) {
         return Err(RetrieveError::Integrity);
     }
 

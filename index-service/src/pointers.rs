@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
-use locus_service::db::{DbConnection, DbError, Migrations, Pool};
+use locus_service::db::{DbError, Migrations, Pool, write_transaction};
 
 use crate::schema::{pointer_tags, pointers};
 
@@ -15,6 +15,8 @@ pub const MIGRATIONS: Migrations = Migrations {
 };
 
 const ROWS_PER_INSERT: usize = 1000;
+/// Serializes pointer writers on PostgreSQL (see `write_transaction`).
+const POINTERS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7074;
 
 pub const ACTIVE: &str = "active";
 pub const SUPERSEDED: &str = "superseded";
@@ -99,8 +101,7 @@ impl PointerStore {
     /// Re-publishing an identical pointer is a no-op, so a custodian can retry.
     pub fn publish(&self, custodian: &HospitalId, batch: &[NewPointer], now_ms: i64) -> Result<usize, PointerError> {
         let mut pooled = self.pool.get()?;
-        let conn: &mut DbConnection = &mut pooled;
-        conn.transaction::<_, PointerError, _>(|conn| {
+        write_transaction(&mut pooled, POINTERS_WRITER_LOCK, |conn| {
             let ids: Vec<String> = batch.iter().map(|p| p.pointer_id.to_string()).collect();
             let existing: Vec<Pointer> = pointers::table
                 .filter(pointers::pointer_id.eq_any(&ids))
@@ -166,8 +167,8 @@ impl PointerStore {
 
     /// Withdraws a custodian's active pointers; someone else's are refused.
     pub fn withdraw(&self, custodian: &HospitalId, ids: &[PointerId]) -> Result<usize, PointerError> {
-        let mut conn = self.pool.get()?;
-        conn.transaction::<_, PointerError, _>(|conn| {
+        let mut pooled = self.pool.get()?;
+        write_transaction(&mut pooled, POINTERS_WRITER_LOCK, |conn| {
             for id in ids {
                 let updated = diesel::update(
                     pointers::table

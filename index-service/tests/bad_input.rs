@@ -31,7 +31,9 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     let config = test_config(&db, &authority);
     let service = InProcess::start(&config).await;
     let client = &service.client;
-    admit(client, &authority, &[&member, &suspended]).await;
+    admit(client, &authority, &[&member]).await;
+    let admission = authority.signed(suspended.update(MemberRole::Hospital, MemberStatus::Active, None));
+    let admitted = client.submit_ok(admission.clone()).await;
     let suspension = suspended.update(MemberRole::Hospital, MemberStatus::Suspended, None);
     client.submit_ok(authority.signed(suspension)).await;
 
@@ -63,10 +65,27 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     // Only the authority changes the directory: a member cannot admit itself
     // or anyone else, and the authority's key cannot be forged.
     let self_admission = stranger.update(MemberRole::Hospital, MemberStatus::Active, None);
-    expect_error(client.submit(member.signed(self_admission.clone())).await, 400, "malformed_entry").await;
+    expect_error(client.submit(member.signed(self_admission.clone())).await, 403, "not_permitted").await;
     let mut fake_authority = TestMember::authority();
     fake_authority.key = locus_protocol::signing::SigningKey::generate();
     expect_error(client.submit(fake_authority.signed(self_admission)).await, 403, "bad_signature").await;
+
+    // A member logs only its own acts: not a release in another hospital's
+    // name, not a revocation (the consent service's), not a discovery (the index's).
+    let other = TestMember::new("hospital-q");
+    let someone_elses_release = random_retrieval(&other.id);
+    expect_error(client.submit(member.signed(someone_elses_release)).await, 403, "not_permitted").await;
+    let revocation = locus_protocol::entry::Event::GrantRevoked(locus_protocol::entry::GrantRevoked {
+        grant: locus_protocol::ids::GrantId::new_random(),
+        subject: locus_protocol::ids::PatientKey::from_bytes([1; 32]),
+        by_device: None,
+    });
+    expect_error(client.submit(member.signed(revocation)).await, 403, "not_permitted").await;
+
+    // Replaying the suspended member's old admission does not reinstate it:
+    // the log already holds it, so it is neither a new leaf nor a change.
+    assert_eq!(client.submit_ok(admission).await, admitted);
+    expect_error(client.submit(suspended.retrieval()).await, 403, "inactive_submitter").await;
 
     // Not canonical: whitespace, reordered keys, and not JSON at all.
     let pretty = serde_json::to_vec_pretty(&serde_json::from_slice::<serde_json::Value>(&member.retrieval()).unwrap()).unwrap();
@@ -131,6 +150,8 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         expect_error(client.get(path).await, 404, "not_found").await;
     }
 
+    // Past the checkpoint interval, so anything wrongly accepted would show.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(state(client).await, before, "refused requests changed nothing");
     service.stop().await;
 }

@@ -59,6 +59,7 @@ impl ApiError {
                 SubmitError::UnknownSubmitter => "unknown_submitter",
                 SubmitError::InactiveSubmitter(_) => "inactive_submitter",
                 SubmitError::BadSignature => "bad_signature",
+                SubmitError::NotPermitted(_) => "not_permitted",
                 SubmitError::ClockSkew(_) => "clock_skew",
                 SubmitError::Busy => "busy",
                 SubmitError::Unavailable => "unavailable",
@@ -81,7 +82,8 @@ impl ResponseError for ApiError {
                 SubmitError::Malformed(_) | SubmitError::ClockSkew(_) => StatusCode::BAD_REQUEST,
                 SubmitError::UnknownSubmitter
                 | SubmitError::InactiveSubmitter(_)
-                | SubmitError::BadSignature => StatusCode::FORBIDDEN,
+                | SubmitError::BadSignature
+                | SubmitError::NotPermitted(_) => StatusCode::FORBIDDEN,
                 SubmitError::Busy | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::BadRequest(_) | Self::BeyondTree(_) => StatusCode::BAD_REQUEST,

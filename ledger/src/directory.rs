@@ -5,8 +5,9 @@
 
 use std::sync::{RwLock, RwLockReadGuard};
 
-use locus_protocol::directory::{AUTHORITY_MEMBER, Directory};
+use locus_protocol::directory::{AUTHORITY_MEMBER, Directory, MemberRole};
 use locus_protocol::entry::{Entry, Event, SignedEntry};
+
 use locus_protocol::ids::MemberId;
 use locus_protocol::signing::VerifyingKey;
 
@@ -53,10 +54,39 @@ impl LedgerDirectory {
         }
     }
 
-    /// Whether `entry` may be logged at all: only the authority changes the
-    /// directory.
-    pub fn may_submit(&self, entry: &Entry) -> bool {
-        !matches!(entry.event, Event::MemberUpdated(_)) || entry.submitter.as_str() == AUTHORITY_MEMBER
+    /// Whether the submitter may log this kind of entry: each kind is the act of
+    /// one role, and an entry about a custodian's release is that custodian's
+    /// own. Otherwise any member could revoke others' grants or write releases
+    /// in another hospital's name.
+    pub fn may_submit(&self, entry: &Entry) -> Result<(), &'static str> {
+        let kind = entry.event.kind();
+        if kind == MEMBER_UPDATED || entry.submitter.as_str() == AUTHORITY_MEMBER {
+            return if kind == MEMBER_UPDATED && entry.submitter.as_str() == AUTHORITY_MEMBER {
+                Ok(())
+            } else {
+                Err("only the consortium authority updates the directory, and it logs nothing else")
+            };
+        }
+        let members = self.read();
+        let role = members.get(&entry.submitter).map(|m| m.role).ok_or("the submitter is not a member")?;
+        let allowed = match kind {
+            "index.queried" => role == MemberRole::Index,
+            "access.refused" => matches!(role, MemberRole::Index | MemberRole::Hospital),
+            "record.retrieved" | "pointers.published" => {
+                role == MemberRole::Hospital
+                    && entry.event.custodian().map(|c| c.as_member()) == Some(&entry.submitter)
+            }
+            // Everything about patients' decisions, devices, grants and rules
+            // is the consent service's to log.
+            "grant.revoked" | "grant.issued" | "access.requested" | "access.decided" | "device.enrolled"
+            | "device.removed" | "rule.created" | "rule.revoked" => role == MemberRole::Consent,
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err("the submitter's role does not log this kind of entry")
+        }
     }
 
     /// Applies an entry that is now durable in the log.

@@ -71,6 +71,8 @@ pub enum SubmitError {
     InactiveSubmitter(&'static str),
     #[error("the entry's signature does not verify under the submitter's key")]
     BadSignature,
+    #[error("{0}")]
+    NotPermitted(&'static str),
     #[error("the entry's time is more than {0} seconds from the ledger's clock")]
     ClockSkew(u64),
     #[error("the ledger is busy; retry shortly")]
@@ -229,9 +231,7 @@ impl Sequencer {
             SubmitterRefusal::Withdrawn => SubmitError::InactiveSubmitter("withdrawn"),
         })?;
         signed.verify(&key).map_err(|_| SubmitError::BadSignature)?;
-        if !self.directory.may_submit(entry) {
-            return Err(SubmitError::Malformed("only the consortium authority updates the directory".into()));
-        }
+        self.directory.may_submit(entry).map_err(SubmitError::NotPermitted)?;
         let now = now_ms();
         let skew = self.max_clock_skew.as_millis() as i64;
         if (entry.time_ms - now).abs() > skew {
@@ -275,6 +275,7 @@ impl SubmitError {
             Self::UnknownSubmitter => "unknown_submitter",
             Self::InactiveSubmitter(_) => "inactive_submitter",
             Self::BadSignature => "bad_signature",
+            Self::NotPermitted(_) => "not_permitted",
             Self::ClockSkew(_) => "clock_skew",
             Self::Busy => "busy",
             Self::Unavailable => "unavailable",
@@ -446,11 +447,14 @@ impl Writer {
         match self.write_batch(&jobs) {
             Ok(indexes) => {
                 // The directory changes only once its entries are durable, and
-                // before the authority hears back.
-                for job in &jobs {
-                    self.directory.apply(&job.entry);
+                // before the authority hears back; an entry the log already
+                // held (a replay) changes nothing.
+                for (job, (_, appended)) in jobs.iter().zip(&indexes) {
+                    if *appended {
+                        self.directory.apply(&job.entry);
+                    }
                 }
-                for (job, index) in jobs.into_iter().zip(indexes) {
+                for (job, (index, _)) in jobs.into_iter().zip(indexes) {
                     let receipt = Receipt {
                         index,
                         leaf_hash: BASE64.encode(job.leaf_hash),
@@ -464,13 +468,39 @@ impl Writer {
                 for job in jobs {
                     let _ = job.reply.send(Err(SubmitError::Unavailable));
                 }
+                self.recover();
             }
         }
     }
 
-    /// Returns each job's index. An entry already in the log (a submitter
-    /// retrying after a lost answer) gets its existing index, not a second leaf.
-    fn write_batch(&mut self, jobs: &[Job]) -> Result<Vec<u64>, StoreError> {
+    /// After a failed batch the connection may be dead, and the commit may even
+    /// have happened with its answer lost: take a fresh connection and reload
+    /// the tree from storage rather than trust this process's memory.
+    fn recover(&mut self) {
+        let reloaded = self.store.conn().and_then(|conn| {
+            let size = self.store.tree_size()?;
+            let peaks = crate::merkle::NodeReader::read_nodes(&self.store, &CompactRange::peak_ids(size))?;
+            Ok((conn, size, peaks))
+        });
+        match reloaded {
+            Ok((conn, size, peaks)) => match CompactRange::from_peaks(size, peaks) {
+                Ok(range) => {
+                    self.conn = conn;
+                    self.range = range;
+                    tracing::info!(size, "storage reconnected; tree reloaded");
+                }
+                Err(_) => {
+                    *write_lock(&self.shared.halted) = Some("the stored tree is corrupt".into());
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "storage still unavailable"),
+        }
+    }
+
+    /// Returns each job's index, and whether this batch appended it. An entry
+    /// already in the log (a submitter retrying after a lost answer) gets its
+    /// existing index, not a second leaf.
+    fn write_batch(&mut self, jobs: &[Job]) -> Result<Vec<(u64, bool)>, StoreError> {
         let hashes: Vec<Vec<u8>> = jobs.iter().map(|j| j.leaf_hash.to_vec()).collect();
         let mut known: HashMap<Hash, u64> = HashMap::new();
         for (hash, index) in self.store.find_leaves(&hashes)? {
@@ -485,7 +515,7 @@ impl Writer {
         let now = now_ms();
         for job in jobs {
             if let Some(&index) = known.get(&job.leaf_hash) {
-                indexes.push(index);
+                indexes.push((index, false));
                 continue;
             }
             let index = range.size();
@@ -495,7 +525,7 @@ impl Writer {
             row.sequenced_at = now;
             rows.push(row);
             known.insert(job.leaf_hash, index);
-            indexes.push(index);
+            indexes.push((index, true));
         }
         if !rows.is_empty() {
             let started = Instant::now();

@@ -3,17 +3,31 @@
 //! An entry is canonical JSON (RFC 8785, see [`crate::jcs`]) signed by its submitter
 //! with Ed25519 over `ENTRY_SIGNATURE_CONTEXT || canonical(entry)`. The ledger leaf is
 //! the canonical JSON of `{"entry": ..., "sig": ...}`. Entries hold no health data and
-//! no direct identifiers: only pseudonymous keys, ids, counts and commitments.
+//! no direct identifiers: only pseudonymous keys, ids, counts, commitments, scopes and
+//! purposes (scope strings may name a category or code, e.g. a LOINC code), device
+//! public keys and signatures; the only free text is an emergency grant's bounded
+//! reason.
+//!
+//! Consent events carry what the patient's device signed ([`crate::consent`]) and the
+//! signature, so a regulator can check from the ledger alone that the patient agreed:
+//! see [`Event::device_signed`].
 //!
 //! Parsing is strict (canonical bytes only, unknown fields and event types refused)
 //! so that one entry has exactly one leaf encoding.
 
 use serde::{Deserialize, Serialize};
 
+use crate::consent::{
+    check_time, ConsentError, Decision, RequestTerms, Revocation, RuleRevocation, StandingRule,
+};
+use crate::device::{DeviceKey, DeviceKeyId};
 use crate::directory::{check_display_name, check_endpoint, MemberUpdateError};
-use crate::grant::Confirmation;
-use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId};
+use crate::grant::{
+    check_basis_text, Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse,
+};
+use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId, RuleId};
 use crate::jcs::{self, CanonicalError};
+use crate::scope::ScopeSet;
 use crate::seal::X25519PublicKey;
 use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
 
@@ -91,6 +105,28 @@ pub enum Event {
     /// The consent service revoked a grant.
     #[serde(rename = "grant.revoked")]
     GrantRevoked(GrantRevoked),
+    /// The consent service enrolled a patient's device.
+    #[serde(rename = "device.enrolled")]
+    DeviceEnrolled(DeviceEnrolled),
+    /// The consent service removed a patient's device.
+    #[serde(rename = "device.removed")]
+    DeviceRemoved(DeviceRemoved),
+    /// A hospital asked for access.
+    #[serde(rename = "access.requested")]
+    AccessRequested(AccessRequested),
+    /// The patient approved or refused a request on their device.
+    #[serde(rename = "access.decided")]
+    AccessDecided(AccessDecided),
+    /// The consent service issued a grant (after an approval, under a standing rule,
+    /// or for an emergency).
+    #[serde(rename = "grant.issued")]
+    GrantIssued(GrantIssued),
+    /// The patient signed a standing rule.
+    #[serde(rename = "rule.created")]
+    RuleCreated(RuleCreated),
+    /// The patient revoked a standing rule.
+    #[serde(rename = "rule.revoked")]
+    RuleRevoked(RuleRevoked),
 }
 
 impl Event {
@@ -103,6 +139,13 @@ impl Event {
             Self::AccessRefused(_) => "access.refused",
             Self::MemberUpdated(_) => "member.updated",
             Self::GrantRevoked(_) => "grant.revoked",
+            Self::DeviceEnrolled(_) => "device.enrolled",
+            Self::DeviceRemoved(_) => "device.removed",
+            Self::AccessRequested(_) => "access.requested",
+            Self::AccessDecided(_) => "access.decided",
+            Self::GrantIssued(_) => "grant.issued",
+            Self::RuleCreated(_) => "rule.created",
+            Self::RuleRevoked(_) => "rule.revoked",
         }
     }
 
@@ -114,6 +157,13 @@ impl Event {
             Self::RecordRetrieved(e) => Some(&e.subject),
             Self::AccessRefused(e) => e.subject.as_ref(),
             Self::GrantRevoked(e) => Some(&e.subject),
+            Self::DeviceEnrolled(e) => Some(&e.subject),
+            Self::DeviceRemoved(e) => Some(&e.subject),
+            Self::AccessRequested(e) => Some(&e.terms.subject),
+            Self::AccessDecided(e) => Some(e.decision.subject()),
+            Self::GrantIssued(e) => Some(&e.subject),
+            Self::RuleCreated(e) => Some(&e.rule.subject),
+            Self::RuleRevoked(e) => Some(&e.subject),
         }
     }
 
@@ -125,6 +175,13 @@ impl Event {
             Self::RecordRetrieved(e) => Some(&e.grant),
             Self::AccessRefused(e) => e.grant.as_ref(),
             Self::GrantRevoked(e) => Some(&e.grant),
+            Self::GrantIssued(e) => Some(&e.grant),
+            Self::DeviceEnrolled(_)
+            | Self::DeviceRemoved(_)
+            | Self::AccessRequested(_)
+            | Self::AccessDecided(_)
+            | Self::RuleCreated(_)
+            | Self::RuleRevoked(_) => None,
         }
     }
 
@@ -136,7 +193,70 @@ impl Event {
             Self::IndexQueried(_)
             | Self::AccessRefused(_)
             | Self::MemberUpdated(_)
-            | Self::GrantRevoked(_) => None,
+            | Self::GrantRevoked(_)
+            | Self::DeviceEnrolled(_)
+            | Self::DeviceRemoved(_)
+            | Self::AccessRequested(_)
+            | Self::AccessDecided(_)
+            | Self::GrantIssued(_)
+            | Self::RuleCreated(_)
+            | Self::RuleRevoked(_) => None,
+        }
+    }
+
+    /// The device signature this event carries and what it covers, if any:
+    /// `access.decided`, `rule.created`, `rule.revoked` and a patient's
+    /// `grant.revoked`. Verify it with the key of the `device.enrolled` entry for the
+    /// same device and subject ([`SignedConsent::verify`]).
+    pub fn device_signed(&self) -> Result<Option<SignedConsent>, ConsentError> {
+        let signed = |device: &DeviceKeyId,
+                      subject: &PatientKey,
+                      message: Result<Vec<u8>, ConsentError>,
+                      signature: &Signature64| {
+            Ok(Some(SignedConsent {
+                device: *device,
+                subject: *subject,
+                message: message?,
+                signature: *signature,
+            }))
+        };
+        match self {
+            Self::AccessDecided(e) => signed(
+                e.decision.device(),
+                e.decision.subject(),
+                e.decision.signing_bytes(),
+                &e.signature,
+            ),
+            Self::RuleCreated(e) => signed(
+                &e.rule.device,
+                &e.rule.subject,
+                e.rule.signing_bytes(),
+                &e.signature,
+            ),
+            Self::RuleRevoked(e) => signed(
+                &e.device,
+                &e.subject,
+                e.revocation().signing_bytes(),
+                &e.signature,
+            ),
+            Self::GrantRevoked(e) => match (&e.by_device, e.revocation()) {
+                (Some(by), Some(revocation)) => signed(
+                    &by.device,
+                    &e.subject,
+                    revocation.signing_bytes(),
+                    &by.signature,
+                ),
+                _ => Ok(None),
+            },
+            Self::PointersPublished(_)
+            | Self::IndexQueried(_)
+            | Self::RecordRetrieved(_)
+            | Self::AccessRefused(_)
+            | Self::MemberUpdated(_)
+            | Self::DeviceEnrolled(_)
+            | Self::DeviceRemoved(_)
+            | Self::AccessRequested(_)
+            | Self::GrantIssued(_) => Ok(None),
         }
     }
 
@@ -144,12 +264,43 @@ impl Event {
     fn check(&self) -> Result<(), EntryError> {
         match self {
             Self::MemberUpdated(e) => Ok(e.check()?),
+            Self::GrantRevoked(e) => Ok(e.check()?),
+            Self::DeviceEnrolled(e) => Ok(e.check()?),
+            Self::AccessRequested(e) => Ok(e.terms.check()?),
+            Self::AccessDecided(e) => Ok(e.decision.check()?),
+            Self::GrantIssued(e) => Ok(e.check()?),
+            Self::RuleCreated(e) => Ok(e.rule.check()?),
+            Self::RuleRevoked(e) => Ok(e.check()?),
             Self::PointersPublished(_)
             | Self::IndexQueried(_)
             | Self::RecordRetrieved(_)
             | Self::AccessRefused(_)
-            | Self::GrantRevoked(_) => Ok(()),
+            | Self::DeviceRemoved(_) => Ok(()),
         }
+    }
+}
+
+/// A device signature from the ledger with the bytes it covers (without
+/// [`crate::device::DEVICE_SIGNATURE_CONTEXT`]); see [`Event::device_signed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedConsent {
+    /// The device that signed.
+    pub device: DeviceKeyId,
+    /// The patient it signed for: the device must be enrolled for this patient.
+    pub subject: PatientKey,
+    /// The consent object's signing bytes.
+    pub message: Vec<u8>,
+    /// The signature.
+    pub signature: Signature64,
+}
+
+impl SignedConsent {
+    /// Checks that `key` is the signing device's key and that the signature is valid.
+    pub fn verify(&self, key: &DeviceKey) -> Result<(), VerifyError> {
+        if key.thumbprint() != self.device {
+            return Err(VerifyError);
+        }
+        key.verify(&self.message, self.signature.as_bytes())
     }
 }
 
@@ -284,14 +435,235 @@ impl MemberUpdated {
     }
 }
 
-/// `grant.revoked`
+checked_struct! {
+    /// `grant.revoked`. `by_device` is present when the patient revoked the grant
+    /// from a device, and left out of the JSON otherwise (so entries written before
+    /// it existed still parse, with the same bytes).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct GrantRevoked {
+        /// Which grant (its `jti`).
+        pub grant: GrantId,
+        /// The grant's patient.
+        pub subject: PatientKey,
+        /// The patient's signed revocation, if it came from the patient.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub by_device: Option<DeviceRevocation>,
+    }
+}
+
+impl GrantRevoked {
+    /// Checks the device signing time, if any.
+    pub fn check(&self) -> Result<(), ConsentError> {
+        match &self.by_device {
+            Some(by) => by.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// The revocation the device signed, rebuilt from the entry, if it came from a
+    /// device.
+    pub fn revocation(&self) -> Option<Revocation> {
+        self.by_device.as_ref().map(|by| Revocation {
+            grant: self.grant,
+            subject: self.subject,
+            device: by.device,
+            signed_at_ms: by.signed_at_ms,
+        })
+    }
+}
+
+checked_struct! {
+    /// Who revoked a grant from which device, and the signature over the
+    /// [`Revocation`] built from the `grant.revoked` entry and these fields.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct DeviceRevocation {
+        /// The device that signed.
+        pub device: DeviceKeyId,
+        /// When, Unix milliseconds (device clock).
+        pub signed_at_ms: i64,
+        /// The device signature.
+        pub signature: Signature64,
+    }
+}
+
+impl DeviceRevocation {
+    /// Checks the signing time.
+    pub fn check(&self) -> Result<(), ConsentError> {
+        check_time(self.signed_at_ms)
+    }
+}
+
+checked_struct! {
+    /// `device.enrolled`: the device's public key, so that its signatures can be
+    /// checked from the ledger alone. `device` must be the key's thumbprint.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct DeviceEnrolled {
+        /// The patient.
+        pub subject: PatientKey,
+        /// The device (its key's RFC 7638 thumbprint).
+        pub device: DeviceKeyId,
+        /// The public key, as a JWK.
+        pub key: DeviceKey,
+    }
+}
+
+impl DeviceEnrolled {
+    /// Checks that `device` is the key's thumbprint.
+    pub fn check(&self) -> Result<(), ConsentError> {
+        if self.key.thumbprint() == self.device {
+            Ok(())
+        } else {
+            Err(ConsentError::DeviceMismatch)
+        }
+    }
+}
+
+/// `device.removed`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GrantRevoked {
-    /// Which grant (its `jti`).
-    pub grant: GrantId,
-    /// The grant's patient.
+pub struct DeviceRemoved {
+    /// The patient.
     pub subject: PatientKey,
+    /// The device.
+    pub device: DeviceKeyId,
+}
+
+/// `access.requested`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRequested {
+    /// What was asked for.
+    pub terms: RequestTerms,
+}
+
+/// `access.decided`: the patient's decision and their device's signature over
+/// [`Decision::signing_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessDecided {
+    /// What the patient signed.
+    pub decision: Decision,
+    /// The device signature.
+    pub signature: Signature64,
+}
+
+checked_struct! {
+    /// `grant.issued`: everything a later retrieval is checked against (the token's
+    /// claims but `iss`, `iat` and the scope tags). Times are Unix seconds, as in the
+    /// token. An emergency grant is one with `basis.kind = "emergency"`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct GrantIssued {
+        /// The grant (the token's `jti`).
+        pub grant: GrantId,
+        /// The patient (`sub`).
+        pub subject: PatientKey,
+        /// Who may use it (`aud`).
+        pub requester: MemberId,
+        /// What may be read.
+        pub scope: ScopeSet,
+        /// Which clinical dates; absent means any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub data_period: Option<DataPeriod>,
+        /// Why.
+        pub purpose: PurposeOfUse,
+        /// `nbf`
+        pub not_before: i64,
+        /// `exp` (exclusive)
+        pub expires: i64,
+        /// What authorizes it.
+        pub basis: GrantBasis,
+        /// The certificate it is bound to.
+        pub cnf: Confirmation,
+    }
+}
+
+impl GrantIssued {
+    /// The entry for a grant's claims.
+    pub fn from_claims(claims: &GrantClaims) -> Self {
+        Self {
+            grant: claims.jti,
+            subject: claims.sub,
+            requester: claims.aud.clone(),
+            scope: claims.scope.clone(),
+            data_period: claims.data_period.clone(),
+            purpose: claims.purpose,
+            not_before: claims.nbf,
+            expires: claims.exp,
+            basis: claims.basis.clone(),
+            cnf: claims.cnf.clone(),
+        }
+    }
+
+    /// Checks the validity window, and the basis: a standing rule is named by its
+    /// [`RuleId`]; an emergency has purpose `ETREAT` and a reason of at most
+    /// [`crate::grant::MAX_BASIS_TEXT_LEN`] bytes without control characters.
+    pub fn check(&self) -> Result<(), ConsentError> {
+        check_time(self.not_before).map_err(|_| ConsentError::InvalidValidity)?;
+        check_time(self.expires).map_err(|_| ConsentError::InvalidValidity)?;
+        if self.expires <= self.not_before {
+            return Err(ConsentError::InvalidValidity);
+        }
+        match &self.basis {
+            GrantBasis::PatientApproval { .. } => Ok(()),
+            GrantBasis::StandingRule { rule } => rule
+                .parse::<RuleId>()
+                .map(drop)
+                .map_err(|_| ConsentError::InvalidRuleBasis),
+            GrantBasis::Emergency { reason } => {
+                check_basis_text(reason)?;
+                if self.purpose != PurposeOfUse::EmergencyTreatment {
+                    return Err(crate::grant::GrantError::EmergencyPurpose.into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `rule.created`: the rule and the device signature over
+/// [`StandingRule::signing_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleCreated {
+    /// What the patient signed.
+    pub rule: StandingRule,
+    /// The device signature.
+    pub signature: Signature64,
+}
+
+checked_struct! {
+    /// `rule.revoked`: the fields of the [`RuleRevocation`] the device signed, and
+    /// the signature.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub struct RuleRevoked {
+        /// The rule.
+        pub rule: RuleId,
+        /// The patient.
+        pub subject: PatientKey,
+        /// The device that signed.
+        pub device: DeviceKeyId,
+        /// When, Unix milliseconds (device clock).
+        pub signed_at_ms: i64,
+        /// The device signature.
+        pub signature: Signature64,
+    }
+}
+
+impl RuleRevoked {
+    /// Checks the signing time.
+    pub fn check(&self) -> Result<(), ConsentError> {
+        check_time(self.signed_at_ms)
+    }
+
+    /// The revocation the device signed.
+    pub fn revocation(&self) -> RuleRevocation {
+        RuleRevocation {
+            rule: self.rule,
+            subject: self.subject,
+            device: self.device,
+            signed_at_ms: self.signed_at_ms,
+        }
+    }
 }
 
 /// Why access was refused (a closed list, so regulators can count them).
@@ -340,6 +712,9 @@ pub enum EntryError {
     /// A `member.updated` event with an invalid display name or endpoint.
     #[error(transparent)]
     InvalidMember(#[from] MemberUpdateError),
+    /// A consent event with an invalid value (duration, time, device id, basis, ...).
+    #[error(transparent)]
+    InvalidConsent(#[from] ConsentError),
 }
 
 /// An entry with its submitter's signature. Built only through [`SignedEntry::sign`],
@@ -482,6 +857,8 @@ impl<'de> Deserialize<'de> for SignedEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consent::{Approval, Refusal, RuleAudience};
+    use crate::device::DeviceSigner;
 
     const PK: &str = "1553afd87589661bffe7f636c024232c40cc9380f60c26b0070d34c25ae50bf6";
 
@@ -525,7 +902,152 @@ mod tests {
                 reason: RefusalReason::NoGrant,
             }),
             Event::MemberUpdated(member_updated()),
-            Event::GrantRevoked(GrantRevoked { grant, subject }),
+            Event::GrantRevoked(GrantRevoked {
+                grant,
+                subject,
+                by_device: None,
+            }),
+        ]
+        .into_iter()
+        .chain(consent_events(&device_signer()))
+        .collect()
+    }
+
+    /// A fixed simulated phone (Ed25519, so signatures are deterministic).
+    fn device_signer() -> DeviceSigner {
+        DeviceSigner::from_ed25519(SigningKey::from_seed([5; 32])).unwrap()
+    }
+
+    fn terms() -> RequestTerms {
+        RequestTerms {
+            request: "00000000-0000-4000-8000-0000000000aa".parse().unwrap(),
+            requester: "city-er".parse().unwrap(),
+            subject: PK.parse().unwrap(),
+            purpose: PurposeOfUse::Treatment,
+            scope: "patient/Observation.rs?code=http://loinc.org|2339-0"
+                .parse()
+                .unwrap(),
+            data_period: Some(DataPeriod::new("2024-01-01", "2024-06-30").unwrap()),
+            duration_secs: 86_400,
+        }
+    }
+
+    fn rule(device: DeviceKeyId) -> StandingRule {
+        StandingRule {
+            rule: "00000000-0000-4000-8000-0000000000bb".parse().unwrap(),
+            subject: PK.parse().unwrap(),
+            who: RuleAudience::AnyHospital,
+            scope: "patient/Observation.rs?category=laboratory"
+                .parse()
+                .unwrap(),
+            data_window_days: Some(365),
+            grant_duration_secs: 86_400,
+            purposes: vec![PurposeOfUse::EmergencyTreatment],
+            device,
+            signed_at_ms: 1_699_999_000_000,
+        }
+    }
+
+    fn issued(basis: GrantBasis, purpose: PurposeOfUse) -> GrantIssued {
+        GrantIssued {
+            grant: "00000000-0000-4000-8000-0000000000cc".parse().unwrap(),
+            subject: PK.parse().unwrap(),
+            requester: "city-er".parse().unwrap(),
+            scope: terms().scope,
+            data_period: terms().data_period,
+            purpose,
+            not_before: 1_700_000_000,
+            expires: 1_700_086_400,
+            basis,
+            cnf: Confirmation::for_certificate_der(b"city-er certificate"),
+        }
+    }
+
+    fn sig64(bytes: Vec<u8>) -> Signature64 {
+        Signature64::try_from(&bytes[..]).unwrap()
+    }
+
+    /// One of each consent event, device-signed by `phone`.
+    fn consent_events(phone: &DeviceSigner) -> Vec<Event> {
+        let device = phone.device_id();
+        let subject: PatientKey = PK.parse().unwrap();
+        let mut approval = Approval::of(&terms(), device, 1_699_999_500_000);
+        approval.duration_secs = 3600;
+        let decision = Decision::Approve(approval);
+        let refusal = Decision::Refuse(Refusal {
+            request: terms().request,
+            subject,
+            device,
+            signed_at_ms: 1_699_999_500_000,
+        });
+        let rule = rule(device);
+        let revocation = Revocation {
+            grant: "00000000-0000-4000-8000-0000000000cc".parse().unwrap(),
+            subject,
+            device,
+            signed_at_ms: 1_700_000_100_000,
+        };
+        let rule_revocation = RuleRevocation {
+            rule: rule.rule,
+            subject,
+            device,
+            signed_at_ms: 1_700_000_200_000,
+        };
+        let sign = |bytes: Vec<u8>| sig64(phone.sign(&bytes));
+        vec![
+            Event::DeviceEnrolled(DeviceEnrolled {
+                subject,
+                device,
+                key: phone.public_jwk(),
+            }),
+            Event::DeviceRemoved(DeviceRemoved { subject, device }),
+            Event::AccessRequested(AccessRequested { terms: terms() }),
+            Event::AccessDecided(AccessDecided {
+                signature: sign(decision.signing_bytes().unwrap()),
+                decision,
+            }),
+            Event::AccessDecided(AccessDecided {
+                signature: sign(refusal.signing_bytes().unwrap()),
+                decision: refusal,
+            }),
+            Event::GrantIssued(issued(
+                GrantBasis::PatientApproval {
+                    request: terms().request,
+                },
+                PurposeOfUse::Treatment,
+            )),
+            Event::GrantIssued(issued(
+                GrantBasis::StandingRule {
+                    rule: rule.rule.to_string(),
+                },
+                PurposeOfUse::EmergencyTreatment,
+            )),
+            Event::GrantIssued(issued(
+                GrantBasis::Emergency {
+                    reason: "unconscious on arrival".into(),
+                },
+                PurposeOfUse::EmergencyTreatment,
+            )),
+            Event::RuleCreated(RuleCreated {
+                signature: sign(rule.signing_bytes().unwrap()),
+                rule,
+            }),
+            Event::RuleRevoked(RuleRevoked {
+                rule: rule_revocation.rule,
+                subject,
+                device,
+                signed_at_ms: rule_revocation.signed_at_ms,
+                signature: sign(rule_revocation.signing_bytes().unwrap()),
+            }),
+            Event::GrantRevoked(GrantRevoked {
+                grant: revocation.grant,
+                subject,
+                by_device: Some(DeviceRevocation {
+                    device,
+                    signed_at_ms: revocation.signed_at_ms,
+                    signature: sign(revocation.signing_bytes().unwrap()),
+                }),
+            }),
         ]
     }
 
@@ -583,6 +1105,252 @@ mod tests {
                 signed
             );
         }
+    }
+
+    #[test]
+    fn consent_accessors() {
+        let subject: PatientKey = PK.parse().unwrap();
+        let kinds: Vec<&str> = consent_events(&device_signer())
+            .iter()
+            .map(Event::kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "device.enrolled",
+                "device.removed",
+                "access.requested",
+                "access.decided",
+                "access.decided",
+                "grant.issued",
+                "grant.issued",
+                "grant.issued",
+                "rule.created",
+                "rule.revoked",
+                "grant.revoked",
+            ]
+        );
+        for e in consent_events(&device_signer()) {
+            assert_eq!(e.subject(), Some(&subject), "{}", e.kind());
+            assert_eq!(e.custodian(), None);
+            let has_grant = matches!(e.kind(), "grant.issued" | "grant.revoked");
+            assert_eq!(e.grant().is_some(), has_grant, "{}", e.kind());
+            assert_eq!(serde_json::to_value(&e).unwrap()["type"], e.kind());
+        }
+    }
+
+    /// What a regulator does: from the ledger leaves alone, find each device's key
+    /// in its `device.enrolled` entry and check every device signature.
+    #[test]
+    fn device_signatures_verify_from_the_ledger_alone() {
+        let phone = device_signer();
+        let leaves: Vec<Vec<u8>> = consent_events(&phone)
+            .into_iter()
+            .map(|e| {
+                SignedEntry::sign(entry(e), &key())
+                    .unwrap()
+                    .to_canonical_bytes()
+            })
+            .collect();
+        let parsed: Vec<Event> = leaves
+            .iter()
+            .map(|leaf| SignedEntry::parse(leaf).unwrap().into_entry().event)
+            .collect();
+        let enrolled: Vec<&DeviceEnrolled> = parsed
+            .iter()
+            .filter_map(|e| match e {
+                Event::DeviceEnrolled(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let mut checked = 0;
+        for event in &parsed {
+            if let Some(signed) = event.device_signed().unwrap() {
+                let enrolment = enrolled
+                    .iter()
+                    .find(|d| d.device == signed.device && d.subject == signed.subject)
+                    .unwrap();
+                signed.verify(&enrolment.key).unwrap();
+                // The signed bytes are the consent object's canonical JSON.
+                assert!(jcs::from_canonical_slice::<serde_json::Value>(&signed.message).is_ok());
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5);
+
+        // A decision altered after signing (here: a longer grant) no longer verifies,
+        // nor does a signature moved onto another decision.
+        let Event::AccessDecided(mut decided) = parsed[3].clone() else {
+            panic!("expected access.decided");
+        };
+        let Decision::Approve(approval) = &mut decided.decision else {
+            panic!("expected an approval");
+        };
+        approval.duration_secs = 86_400;
+        let signed = Event::AccessDecided(decided)
+            .device_signed()
+            .unwrap()
+            .unwrap();
+        assert_eq!(signed.verify(&enrolled[0].key), Err(VerifyError));
+        let Event::AccessDecided(mut refused) = parsed[4].clone() else {
+            panic!("expected access.decided");
+        };
+        let Event::AccessDecided(approved) = &parsed[3] else {
+            panic!("expected access.decided");
+        };
+        refused.signature = approved.signature;
+        let signed = Event::AccessDecided(refused)
+            .device_signed()
+            .unwrap()
+            .unwrap();
+        assert_eq!(signed.verify(&enrolled[0].key), Err(VerifyError));
+        // Another device's key is refused before the signature is even checked.
+        let other = DeviceSigner::generate_p256().public_jwk();
+        let signed = parsed[8].device_signed().unwrap().unwrap();
+        assert_eq!(signed.verify(&other), Err(VerifyError));
+        // Events without a device signature give none.
+        for i in [0, 1, 2, 5, 6, 7] {
+            assert_eq!(parsed[i].device_signed().unwrap(), None, "{i}");
+        }
+    }
+
+    #[test]
+    fn old_grant_revoked_entries_still_parse() {
+        let grant: GrantId = "123e4567-e89b-42d3-a456-426614174000".parse().unwrap();
+        // The exact event JSON written before `by_device` existed.
+        let old =
+            format!("{{\"grant\":\"{grant}\",\"subject\":\"{PK}\",\"type\":\"grant.revoked\"}}");
+        let event: Event = serde_json::from_str(&old).unwrap();
+        let Event::GrantRevoked(revoked) = &event else {
+            panic!("expected grant.revoked");
+        };
+        assert_eq!(revoked.by_device, None);
+        assert_eq!(revoked.revocation(), None);
+        assert_eq!(jcs::to_canonical_vec(&event).unwrap(), old.as_bytes());
+        let signed = SignedEntry::sign(entry(event), &key()).unwrap();
+        assert_eq!(
+            SignedEntry::parse(signed.canonical_bytes()).unwrap(),
+            signed
+        );
+    }
+
+    #[test]
+    fn consent_event_checks() {
+        let phone = device_signer();
+        let events = consent_events(&phone);
+        let refused = |event: Event| {
+            let json = serde_json::to_value(&event).unwrap();
+            assert!(
+                serde_json::from_value::<Event>(json).is_err(),
+                "{}",
+                event.kind()
+            );
+            assert!(
+                matches!(
+                    SignedEntry::sign(entry(event), &key()),
+                    Err(EntryError::InvalidConsent(_))
+                ),
+                "sign"
+            );
+        };
+        // Enrolled device id must be the key's thumbprint.
+        refused(Event::DeviceEnrolled(DeviceEnrolled {
+            subject: PK.parse().unwrap(),
+            device: DeviceSigner::generate_p256().device_id(),
+            key: phone.public_jwk(),
+        }));
+        // A grant must expire after it starts.
+        let mut g = issued(
+            GrantBasis::PatientApproval {
+                request: terms().request,
+            },
+            PurposeOfUse::Treatment,
+        );
+        g.expires = g.not_before;
+        refused(Event::GrantIssued(g));
+        // Emergency grants need ETREAT and a bounded reason.
+        refused(Event::GrantIssued(issued(
+            GrantBasis::Emergency {
+                reason: "cardiac arrest".into(),
+            },
+            PurposeOfUse::Treatment,
+        )));
+        refused(Event::GrantIssued(issued(
+            GrantBasis::Emergency {
+                reason: "x".repeat(513),
+            },
+            PurposeOfUse::EmergencyTreatment,
+        )));
+        // A rule basis names a rule id, not free text.
+        refused(Event::GrantIssued(issued(
+            GrantBasis::StandingRule {
+                rule: "labs for any ED, ask Dr Smith".into(),
+            },
+            PurposeOfUse::EmergencyTreatment,
+        )));
+        // Negative device times.
+        let Event::RuleRevoked(mut r) = events[9].clone() else {
+            panic!("expected rule.revoked");
+        };
+        r.signed_at_ms = -1;
+        refused(Event::RuleRevoked(r));
+        let Event::GrantRevoked(mut g) = events[10].clone() else {
+            panic!("expected grant.revoked");
+        };
+        if let Some(by) = &mut g.by_device {
+            by.signed_at_ms = -1;
+        }
+        refused(Event::GrantRevoked(g));
+        // Invalid consent objects inside events.
+        let mut t = terms();
+        t.duration_secs = 0;
+        refused(Event::AccessRequested(AccessRequested { terms: t }));
+        let mut r = rule(phone.device_id());
+        r.purposes.clear();
+        refused(Event::RuleCreated(RuleCreated {
+            rule: r,
+            signature: Signature64::from_bytes([0; 64]),
+        }));
+
+        // Unknown members are refused everywhere, including nested objects.
+        for (i, event) in events.iter().enumerate() {
+            let json = serde_json::to_value(event).unwrap();
+            let mut extra = json.clone();
+            extra["note"] = "free text".into();
+            assert!(serde_json::from_value::<Event>(extra).is_err(), "{i}");
+            for nested in ["terms", "decision", "rule", "by_device", "key"] {
+                if json.get(nested).is_some_and(serde_json::Value::is_object) {
+                    let mut extra = json.clone();
+                    extra[nested]["note"] = "free text".into();
+                    assert!(
+                        serde_json::from_value::<Event>(extra).is_err(),
+                        "{i} {nested}"
+                    );
+                }
+            }
+        }
+        // The grant.issued entry carries the token's claims.
+        let claims = GrantClaims {
+            iss: "consent".parse().unwrap(),
+            sub: PK.parse().unwrap(),
+            aud: "city-er".parse().unwrap(),
+            jti: "00000000-0000-4000-8000-0000000000cc".parse().unwrap(),
+            iat: 1_700_000_000,
+            nbf: 1_700_000_000,
+            exp: 1_700_086_400,
+            scope: terms().scope,
+            scope_tags: Vec::new(),
+            purpose: PurposeOfUse::Treatment,
+            data_period: terms().data_period,
+            cnf: Confirmation::for_certificate_der(b"city-er certificate"),
+            basis: GrantBasis::PatientApproval {
+                request: terms().request,
+            },
+        };
+        assert_eq!(
+            Event::GrantIssued(GrantIssued::from_claims(&claims)),
+            events[5]
+        );
     }
 
     #[test]

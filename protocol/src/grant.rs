@@ -161,14 +161,21 @@ impl DataPeriod {
     /// Every month (`YYYY-MM`) the period touches, in order: the granularity at
     /// which the index can match dates (see [`crate::scope::dated_tag_input`]).
     pub fn months(&self) -> Vec<String> {
-        let parse = |d: &str| -> Option<(u32, u32)> { Some((d.get(0..4)?.parse().ok()?, d.get(5..7)?.parse().ok()?)) };
-        let (Some((mut year, mut month)), Some(last)) = (parse(&self.start), parse(&self.end)) else {
+        let parse = |d: &str| -> Option<(u32, u32)> {
+            Some((d.get(0..4)?.parse().ok()?, d.get(5..7)?.parse().ok()?))
+        };
+        let (Some((mut year, mut month)), Some(last)) = (parse(&self.start), parse(&self.end))
+        else {
             return Vec::new();
         };
         let mut months = Vec::new();
         while (year, month) <= last && months.len() <= MAX_PERIOD_MONTHS {
             months.push(format!("{year:04}-{month:02}"));
-            (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+            (year, month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
         }
         months
     }
@@ -177,6 +184,79 @@ impl DataPeriod {
     pub fn contains(&self, date: &str) -> bool {
         is_valid_date(date) && self.start.as_str() <= date && date <= self.end.as_str()
     }
+
+    /// The `days` days (at least 1) ending with `end` (inclusive), e.g. a standing
+    /// rule's "last 365 days" of data as of `end`.
+    pub fn last_days(end: &str, days: u32) -> Result<Self, GrantError> {
+        let (year, month, day) = parse_date(end).ok_or(GrantError::InvalidDate)?;
+        if days == 0 {
+            return Err(GrantError::DataPeriodReversed);
+        }
+        let first = days_from_civil(year, month, day) - i64::from(days - 1);
+        let (year, month, day) = civil_from_days(first);
+        if year < 1 {
+            return Err(GrantError::InvalidDate);
+        }
+        Self::new(&format!("{year:04}-{month:02}-{day:02}"), end)
+    }
+
+    /// Whether every date of this period is also in `outer`.
+    pub fn is_within(&self, outer: &DataPeriod) -> bool {
+        outer.start <= self.start && self.end <= outer.end
+    }
+
+    /// The dates in both periods, if any.
+    pub fn intersection(&self, other: &DataPeriod) -> Option<DataPeriod> {
+        let start = self.start.as_str().max(other.start.as_str());
+        let end = self.end.as_str().min(other.end.as_str());
+        (start <= end).then(|| Self {
+            start: start.to_owned(),
+            end: end.to_owned(),
+        })
+    }
+}
+
+/// `(year, month, day)` of a valid `YYYY-MM-DD` date.
+fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
+    if !is_valid_date(s) {
+        return None;
+    }
+    Some((
+        s.get(0..4)?.parse().ok()?,
+        s.get(5..7)?.parse().ok()?,
+        s.get(8..10)?.parse().ok()?,
+    ))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`); exact for every date [`is_valid_date`] accepts.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    // Both fit: day 1..=31, month 1..=12.
+    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
+    let month = (if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    }) as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Whether `s` is a real calendar date written `YYYY-MM-DD` (years 0001 to 9999,
@@ -318,7 +398,7 @@ pub enum GrantError {
     EmergencyPurpose,
 }
 
-fn check_basis_text(text: &str) -> Result<(), GrantError> {
+pub(crate) fn check_basis_text(text: &str) -> Result<(), GrantError> {
     if text.trim().is_empty()
         || text.len() > MAX_BASIS_TEXT_LEN
         || text.chars().any(char::is_control)
@@ -472,22 +552,39 @@ mod tests {
 
     #[test]
     fn months_of_a_period() {
-        let months = DataPeriod::new("2023-11-15", "2024-02-01").unwrap().months();
+        let months = DataPeriod::new("2023-11-15", "2024-02-01")
+            .unwrap()
+            .months();
         assert_eq!(months, ["2023-11", "2023-12", "2024-01", "2024-02"]);
         assert_eq!(period().months().len(), 12);
-        assert!(matches!(DataPeriod::new("2000-01-01", "2010-01-01"), Err(GrantError::DataPeriodTooLong)));
+        assert!(matches!(
+            DataPeriod::new("2000-01-01", "2010-01-01"),
+            Err(GrantError::DataPeriodTooLong)
+        ));
     }
 
     #[test]
     fn dated_grants_match_only_their_months() {
-        let scope: ScopeSet = "patient/Observation.rs?category=laboratory".parse().unwrap();
+        let scope: ScopeSet = "patient/Observation.rs?category=laboratory"
+            .parse()
+            .unwrap();
         let sub = PatientKey::from_bytes([9; 32]);
-        let tags = scope_tags_for(&key(), &sub, &scope, Some(&DataPeriod::new("2024-03-01", "2024-04-30").unwrap()));
+        let tags = scope_tags_for(
+            &key(),
+            &sub,
+            &scope,
+            Some(&DataPeriod::new("2024-03-01", "2024-04-30").unwrap()),
+        );
         let record = |date: &str| -> Vec<ScopeTag> {
-            crate::scope::record_tag_inputs(crate::scope::ResourceType::Observation, &["laboratory"], &[], Some(date))
-                .iter()
-                .map(|i| scope_tag(&key(), &sub, i))
-                .collect()
+            crate::scope::record_tag_inputs(
+                crate::scope::ResourceType::Observation,
+                &["laboratory"],
+                &[],
+                Some(date),
+            )
+            .iter()
+            .map(|i| scope_tag(&key(), &sub, i))
+            .collect()
         };
         assert!(record("2024-03-31").iter().any(|t| tags.contains(t)));
         assert!(record("2024-04-01").iter().any(|t| tags.contains(t)));
@@ -563,9 +660,10 @@ mod tests {
         let max = 7 * DAY;
         let mut c = claims();
         c.scope_tags.pop();
+        // Two scopes, each tagged for each of the period's 12 months.
         assert_eq!(
             c.check_structure(max),
-            Err(GrantError::ScopeTagCount { expected: 2 })
+            Err(GrantError::ScopeTagCount { expected: 24 })
         );
         let mut c = claims();
         c.scope_tags[1] = c.scope_tags[0];
@@ -729,6 +827,94 @@ mod tests {
             Err(GrantError::DataPeriodReversed)
         );
         assert!(DataPeriod::new("2024-02-01", "2024-02-01").is_ok());
+    }
+
+    #[test]
+    fn last_days_and_period_algebra() {
+        let p = |s: &str, e: &str| DataPeriod::new(s, e).unwrap();
+        assert_eq!(
+            DataPeriod::last_days("2024-12-31", 1).unwrap(),
+            p("2024-12-31", "2024-12-31")
+        );
+        assert_eq!(
+            DataPeriod::last_days("2024-12-31", 366).unwrap(),
+            p("2024-01-01", "2024-12-31")
+        );
+        assert_eq!(
+            DataPeriod::last_days("2024-03-01", 2).unwrap(),
+            p("2024-02-29", "2024-03-01")
+        );
+        assert_eq!(
+            DataPeriod::last_days("2023-03-01", 2).unwrap(),
+            p("2023-02-28", "2023-03-01")
+        );
+        assert_eq!(
+            DataPeriod::last_days("2000-03-01", 2).unwrap(),
+            p("2000-02-29", "2000-03-01")
+        );
+        assert_eq!(
+            DataPeriod::last_days("1900-03-01", 2).unwrap(),
+            p("1900-02-28", "1900-03-01")
+        );
+        assert_eq!(
+            DataPeriod::last_days("2025-01-01", 365).unwrap(),
+            p("2024-01-03", "2025-01-01")
+        );
+        assert_eq!(
+            DataPeriod::last_days("0001-01-01", 1).unwrap(),
+            p("0001-01-01", "0001-01-01")
+        );
+        assert_eq!(
+            DataPeriod::last_days("0001-01-01", 2),
+            Err(GrantError::InvalidDate)
+        );
+        assert_eq!(
+            DataPeriod::last_days("2024-02-30", 2),
+            Err(GrantError::InvalidDate)
+        );
+        assert_eq!(
+            DataPeriod::last_days("2024-01-01", 0),
+            Err(GrantError::DataPeriodReversed)
+        );
+        assert_eq!(
+            DataPeriod::last_days("2024-01-01", u32::MAX),
+            Err(GrantError::InvalidDate)
+        );
+        assert_eq!(
+            DataPeriod::last_days("2024-01-01", 3000),
+            Err(GrantError::DataPeriodTooLong)
+        );
+        // Day arithmetic agrees with a plain walk over every date of four centuries.
+        let mut day = 0;
+        for year in 1999..=2401 {
+            for month in 1..=12u32 {
+                for d in 1..=31u32 {
+                    let date = format!("{year:04}-{month:02}-{d:02}");
+                    if is_valid_date(&date) {
+                        assert_eq!(
+                            civil_from_days(days_from_civil(year, month, d)),
+                            (year, month, d)
+                        );
+                        if day != 0 {
+                            assert_eq!(days_from_civil(year, month, d), day + 1, "{date}");
+                        }
+                        day = days_from_civil(year, month, d);
+                    }
+                }
+            }
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+
+        let year = p("2024-01-01", "2024-12-31");
+        assert!(p("2024-02-01", "2024-02-29").is_within(&year));
+        assert!(year.is_within(&year));
+        assert!(!p("2023-12-31", "2024-01-31").is_within(&year));
+        assert!(!p("2024-12-01", "2025-01-01").is_within(&year));
+        assert_eq!(
+            year.intersection(&p("2024-12-01", "2025-01-31")),
+            Some(p("2024-12-01", "2024-12-31"))
+        );
+        assert_eq!(year.intersection(&p("2025-01-01", "2025-01-31")), None);
     }
 
     #[test]

@@ -256,7 +256,12 @@ mod tests {
             iat: NOW,
             nbf: NOW,
             exp: NOW + DAY,
-            scope_tags: scope_tags_for(&link, &sub, &scope, Some(&DataPeriod::new("2024-01-01", "2024-12-31").unwrap())),
+            scope_tags: scope_tags_for(
+                &link,
+                &sub,
+                &scope,
+                Some(&DataPeriod::new("2024-01-01", "2024-12-31").unwrap()),
+            ),
             scope,
             purpose: PurposeOfUse::Treatment,
             data_period: Some(DataPeriod::new("2024-01-01", "2024-12-31").unwrap()),

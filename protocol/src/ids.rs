@@ -39,6 +39,9 @@ pub enum IdError {
     /// Not a FHIR resource id.
     #[error("FHIR id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")]
     Fhir,
+    /// Not exactly `len` characters of unpadded base64url.
+    #[error("{kind} must be exactly {len} base64url characters without padding")]
+    Base64Url { kind: &'static str, len: usize },
 }
 
 /// Decodes exactly `2 * N` lowercase hex characters.
@@ -228,6 +231,11 @@ uuid_id!(
     /// Identifies one access request.
     RequestId,
     "request id"
+);
+uuid_id!(
+    /// Identifies one standing rule a patient signed (see [`crate::consent::StandingRule`]).
+    RuleId,
+    "rule id"
 );
 
 fn is_member_name(s: &str) -> bool {

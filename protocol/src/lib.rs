@@ -28,6 +28,38 @@ macro_rules! string_form {
     };
 }
 
+/// Defines a struct with public named fields whose `Deserialize` reads the fields
+/// (refusing unknown ones) and then runs the struct's `check(&self)`, so a value
+/// parsed from JSON has passed the same checks as one built in code. Field
+/// attributes (`#[serde(default, skip_serializing_if = ...)]`) apply both ways;
+/// derive `Serialize` in the struct's own attributes.
+macro_rules! checked_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name { $( $(#[$fmeta])* pub $field: $ty, )* }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                // Same name, so serde's messages name the right type.
+                #[derive(::serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct $name { $( $(#[$fmeta])* $field: $ty, )* }
+                let wire = <$name as ::serde::Deserialize>::deserialize(d)?;
+                let value = Self { $( $field: wire.$field, )* };
+                value.check().map_err(::serde::de::Error::custom)?;
+                Ok(value)
+            }
+        }
+    };
+}
+
+pub mod consent;
+pub mod device;
 pub mod directory;
 pub mod entry;
 pub mod grant;

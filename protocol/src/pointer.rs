@@ -315,7 +315,12 @@ impl PointerBody {
         let categories: Vec<String> = self.categories.iter().map(Token::to_string).collect();
         let categories: Vec<&str> = categories.iter().map(String::as_str).collect();
         let codes: Vec<(&str, &str)> = self.codes.iter().map(|c| (c.system(), c.code())).collect();
-        record_tag_inputs(self.resource_type, &categories, &codes, self.effective.as_deref())
+        record_tag_inputs(
+            self.resource_type,
+            &categories,
+            &codes,
+            self.effective.as_deref(),
+        )
     }
 
     /// Whether `grant` lets its holder read this record: a scope must cover it

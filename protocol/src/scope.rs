@@ -437,6 +437,25 @@ impl Scope {
         }
     }
 
+    /// Whether everything this scope allows, `broader` allows too: the same resource
+    /// type, no permission `broader` lacks, and a filter at least as narrow. No filter
+    /// is broader than any filter; a bare category (`laboratory`, any system) is
+    /// broader than the same code with a system; otherwise the filters must be equal
+    /// (a code and a category are never comparable: a code need not be in a category).
+    pub fn is_within(&self, broader: &Scope) -> bool {
+        let permissions = (!self.permissions.read || broader.permissions.read)
+            && (!self.permissions.search || broader.permissions.search);
+        let filter = match (&self.filter, &broader.filter) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(ScopeFilter::Category(narrow)), Some(ScopeFilter::Category(wide))) => {
+                narrow == wide || (wide.system.is_none() && wide.code == narrow.code)
+            }
+            (Some(narrow), Some(wide)) => narrow == wide,
+        };
+        self.resource == broader.resource && permissions && filter
+    }
+
     /// The category or code token this scope names, if any
     /// (`laboratory`, `http://loinc.org|2339-0`).
     pub fn filter_token(&self) -> Option<String> {
@@ -541,6 +560,19 @@ impl ScopeSet {
         codes: &[(&str, &str)],
     ) -> bool {
         self.0.iter().any(|s| s.covers(resource, categories, codes))
+    }
+
+    /// The first scope of this set that no scope of `broader` has within it
+    /// ([`Scope::is_within`]), if any.
+    pub fn first_outside(&self, broader: &ScopeSet) -> Option<&Scope> {
+        self.0
+            .iter()
+            .find(|scope| !broader.0.iter().any(|wide| scope.is_within(wide)))
+    }
+
+    /// Whether every scope of this set is within some scope of `broader`.
+    pub fn is_within(&self, broader: &ScopeSet) -> bool {
+        self.first_outside(broader).is_none()
     }
 
     /// The distinct [`Scope::tag_input`]s, sorted: what the grant's `scope_tags`
@@ -854,6 +886,71 @@ mod tests {
     }
 
     #[test]
+    fn within_table() {
+        let s = |s: &str| s.parse::<Scope>().unwrap();
+        let qualified = format!("patient/Observation.rs?category={LAB_SYSTEM}|laboratory");
+        let within = [
+            (
+                "patient/Observation.rs?category=laboratory",
+                "patient/Observation.rs",
+            ),
+            ("patient/Observation.r", "patient/Observation.rs"),
+            (
+                "patient/Observation.s?category=laboratory",
+                "patient/Observation.rs?category=laboratory",
+            ),
+            ("patient/Observation.rs", "patient/Observation.rs"),
+            (
+                "patient/Observation.rs?code=http://loinc.org|2339-0",
+                "patient/Observation.rs",
+            ),
+            (&qualified, "patient/Observation.rs?category=laboratory"),
+        ];
+        for (narrow, wide) in within {
+            assert!(s(narrow).is_within(&s(wide)), "{narrow} within {wide}");
+        }
+        let not_within = [
+            (
+                "patient/Observation.rs",
+                "patient/Observation.rs?category=laboratory",
+            ),
+            ("patient/Observation.rs", "patient/Observation.r"),
+            ("patient/Observation.r", "patient/DiagnosticReport.r"),
+            (
+                "patient/Observation.r?category=imaging",
+                "patient/Observation.r?category=laboratory",
+            ),
+            (
+                "patient/Observation.r?code=http://loinc.org|2339-0",
+                "patient/Observation.r?category=laboratory",
+            ),
+            ("patient/Observation.r?category=laboratory", &qualified),
+        ];
+        for (narrow, wide) in not_within {
+            assert!(!s(narrow).is_within(&s(wide)), "{narrow} not within {wide}");
+        }
+        let wide: ScopeSet =
+            "patient/Observation.rs?category=laboratory patient/DiagnosticReport.r"
+                .parse()
+                .unwrap();
+        let narrow: ScopeSet =
+            "patient/DiagnosticReport.r patient/Observation.r?category=laboratory"
+                .parse()
+                .unwrap();
+        assert!(narrow.is_within(&wide));
+        let wider: ScopeSet = "patient/DiagnosticReport.r patient/Observation.r"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            wider
+                .first_outside(&wide)
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("patient/Observation.r")
+        );
+    }
+
+    #[test]
     fn record_tags() {
         let qualified = format!("{LAB_SYSTEM}|laboratory");
         assert_eq!(
@@ -976,6 +1073,21 @@ mod tests {
         fn parsing_never_panics(s in "\\PC{0,80}") {
             let _ = s.parse::<Scope>();
             let _ = s.parse::<ScopeSet>();
+        }
+
+        #[test]
+        fn within_never_widens(
+            narrow in small_scope_strategy(),
+            wide in small_scope_strategy(),
+            record in record_strategy(),
+        ) {
+            let (resource, categories, codes) = record;
+            let cats: Vec<&str> = categories.iter().map(String::as_str).collect();
+            let codes: Vec<(&str, &str)> = codes.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect();
+            if narrow.is_within(&wide) && narrow.covers(resource, &cats, &codes) {
+                prop_assert!(wide.covers(resource, &cats, &codes));
+            }
+            prop_assert!(narrow.is_within(&narrow));
         }
 
         #[test]

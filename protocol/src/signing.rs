@@ -201,8 +201,9 @@ impl FromStr for VerifyingKey {
 
 string_form!(VerifyingKey);
 
-/// A 64-byte Ed25519 signature. String and JSON form: standard base64 with padding
-/// (88 characters); decoding is strict so each signature has one spelling.
+/// A 64-byte signature: Ed25519, or (on the ledger) a patient device's ECDSA P-256
+/// `r || s` signature (see [`crate::device`]). String and JSON form: standard base64
+/// with padding (88 characters); decoding is strict so each signature has one spelling.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Signature64([u8; 64]);
 
@@ -225,6 +226,14 @@ impl Signature64 {
     /// The 64 signature bytes.
     pub const fn as_bytes(&self) -> &[u8; 64] {
         &self.0
+    }
+}
+
+/// Exactly 64 bytes, e.g. what [`crate::device::DeviceSigner::sign`] returns.
+impl TryFrom<&[u8]> for Signature64 {
+    type Error = SignatureParseError;
+    fn try_from(bytes: &[u8]) -> Result<Self, SignatureParseError> {
+        bytes.try_into().map(Self).map_err(|_| SignatureParseError)
     }
 }
 

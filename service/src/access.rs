@@ -11,7 +11,7 @@ use locus_protocol::grant_token::{GrantTokenError, decode_grant};
 use locus_protocol::ids::MemberId;
 
 /// Longest grant any verifier accepts, whatever the consent service says.
-pub const MAX_GRANT_SECS: i64 = 30 * 24 * 3600;
+pub const MAX_GRANT_SECS: i64 = locus_protocol::consent::MAX_GRANT_DURATION_SECS;
 
 /// A request whose grant holds, from a member allowed to act.
 #[derive(Debug, Clone)]

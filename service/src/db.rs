@@ -163,6 +163,44 @@ pub fn run_migrations(conn: &mut DbConnection, migrations: Migrations) -> Result
     result.map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// Runs `f` in one transaction that holds the write lock from its start: for
+/// work that reads and then writes, and must not interleave with another
+/// writer. On SQLite, `BEGIN IMMEDIATE` takes the write lock up front (a
+/// deferred transaction that reads and then writes can fail with SQLITE_BUSY,
+/// which no busy timeout cures); on PostgreSQL, the transaction-scoped advisory
+/// lock `lock` serializes the writers that take it.
+pub fn write_transaction<T, E: From<diesel::result::Error>>(
+    conn: &mut DbConnection,
+    lock: i64,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConnection::Postgres(_) => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
+    }
+    let result = match conn {
+        DbConnection::Postgres(c) => c
+            .batch_execute(&format!("SELECT pg_advisory_xact_lock({lock})"))
+            .map_err(E::from),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+    .and_then(|()| f(conn));
+    match result {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // The original error is the one worth reporting. A failed rollback
+            // leaves diesel's transaction manager broken, so the connection fails
+            // the pool's check-out test and is replaced.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
 impl fmt::Debug for Migrations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Migrations")

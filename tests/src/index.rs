@@ -101,10 +101,12 @@ pub fn random_bytes32() -> [u8; 32] {
     out
 }
 
-pub fn random_retrieval(requester: &MemberId) -> Event {
+/// A release by `custodian` (which must be the entry's submitter) to a random
+/// requester.
+pub fn random_retrieval(custodian: &MemberId) -> Event {
     Event::RecordRetrieved(RecordRetrieved {
-        requester: requester.clone(),
-        custodian: "hospital-a".parse::<HospitalId>().expect("hospital id"),
+        requester: "hospital-z".parse().expect("member id"),
+        custodian: custodian.as_str().parse::<HospitalId>().expect("hospital id"),
         grant: GrantId::new_random(),
         subject: PatientKey::from_bytes(random_bytes32()),
         pointer: PointerId::new_random(),

@@ -75,5 +75,15 @@ async fn publish_supersede_withdraw(db: TestDb) {
 
     // Discovery without a grant is refused, and the refusal is logged.
     refused(b.node.index.discover("").await, 403, "no_grant");
+    let mut logged = false;
+    for _ in 0..100 {
+        let page = network.admin.ledger.entries("type=access.refused&submitter=index").await.unwrap();
+        if page.entries.iter().any(|e| e.entry["entry"]["event"]["reason"] == "no_grant") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(logged, "the index logged the refusal");
     network.stop().await;
 }
