@@ -1,6 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod config;
 pub mod schema;
+pub mod service;
 pub mod session;
+pub mod startup;
 pub mod store;
+pub mod words;

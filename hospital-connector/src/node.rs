@@ -6,7 +6,7 @@ use std::time::Duration;
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{ClientError, DirectoryFollower, LedgerClient};
 use locus_ledger::wire::Receipt;
-use locus_protocol::entry::{Entry, Event, SignedEntry};
+use locus_protocol::entry::Event;
 use locus_protocol::ids::{HospitalId, MemberId};
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::seal::X25519SecretKey;
@@ -43,10 +43,7 @@ impl Node {
     /// Signs one of this hospital's entries and waits until the ledger has made
     /// it durable.
     pub async fn log(&self, event: Event) -> Result<Receipt, ClientError> {
-        let now = chrono::Utc::now().timestamp_millis();
-        let entry = Entry::new(self.member.clone(), self.key.key_id(), now, event);
-        let signed = SignedEntry::sign(entry, &self.key).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        self.ledger.submit(&signed).await
+        self.ledger.log(&self.member, &self.key, event).await
     }
 
     /// Logs a refusal; the refusal stands even if the ledger cannot take it now.

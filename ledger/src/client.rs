@@ -101,6 +101,19 @@ impl LedgerClient {
         Ok(receipt)
     }
 
+    /// Signs `event` as `submitter` with `key`, now, and submits it.
+    pub async fn log(
+        &self,
+        submitter: &locus_protocol::ids::MemberId,
+        key: &locus_protocol::signing::SigningKey,
+        event: locus_protocol::entry::Event,
+    ) -> Result<Receipt, ClientError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let entry = locus_protocol::entry::Entry::new(submitter.clone(), key.key_id(), now, event);
+        let signed = SignedEntry::sign(entry, key).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.submit(&signed).await
+    }
+
     /// The newest checkpoint, verified, with its signed note.
     pub async fn checkpoint(&self) -> Result<(Checkpoint, String), ClientError> {
         let note = self

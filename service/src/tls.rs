@@ -56,6 +56,16 @@ pub fn server_acceptor(files: &TlsFiles) -> Result<SslAcceptorBuilder, TlsError>
     Ok(builder)
 }
 
+/// Server side for the public (patients' devices): TLS 1.2+ with this node's
+/// certificate, no client certificate asked for.
+pub fn public_acceptor(files: &TlsFiles) -> Result<SslAcceptorBuilder, TlsError> {
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    builder.set_certificate_chain_file(&files.cert)?;
+    builder.set_private_key_file(&files.key, SslFiletype::PEM)?;
+    builder.check_private_key()?;
+    Ok(builder)
+}
+
 /// Client side: trusts only the consortium CA and presents the node's own
 /// certificate.
 pub fn http_client(files: &TlsFiles, timeout: Duration) -> Result<reqwest::Client, TlsError> {

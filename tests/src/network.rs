@@ -42,12 +42,26 @@ impl std::fmt::Debug for TestHospital {
     }
 }
 
+/// The consent service in the network.
+#[allow(missing_debug_implementations)]
+pub struct TestConsent {
+    /// Its API for members (mutual TLS).
+    pub member_url: String,
+    /// Its API for patients' devices.
+    pub patient_url: String,
+    pub state: Arc<locus_consent::service::Consent>,
+    handles: [actix_web::dev::ServerHandle; 2],
+    _db: TestDb,
+}
+
 #[allow(missing_debug_implementations)]
 pub struct TestNetwork {
     pub dir: tempfile::TempDir,
     pub ca: CertificateAuthority,
     pub authority: TestMember,
     pub consent: TestMember,
+    /// The running consent service (its key is `consent.key`).
+    pub consent_service: TestConsent,
     pub linkage: LinkageKey,
     pub index_url: String,
     pub index_db: TestDb,
@@ -83,7 +97,9 @@ impl TestNetwork {
         let mut authority = TestMember::authority();
         let (authority_tls, authority_cert) = issue("consortium");
         authority.certificate = authority_cert;
-        let consent = TestMember::new("consent");
+        let mut consent = TestMember::new("consent");
+        let (consent_tls, consent_cert) = issue("consent");
+        consent.certificate = consent_cert;
         let linkage = LinkageKey::generate("k1").expect("linkage key");
         let linkage_path = dir.path().join("linkage.key");
         write_linkage_key(&linkage_path, &linkage).expect("linkage file");
@@ -102,6 +118,38 @@ impl TestNetwork {
         let index_handle = index.handle();
         actix_web::rt::spawn(index.run_until_stopped());
         let index_key = load_or_create_signing_key(&config.member_key_file).expect("index key");
+
+        // The consent service, signing with the consent member's key.
+        let consent_db = TestDb::new(backend);
+        let consent_key_file = dir.path().join("consent-member.pem");
+        locus_service::files::write_secret_file(
+            &consent_key_file,
+            consent.key.to_pkcs8_pem().expect("pem").as_bytes(),
+        )
+        .expect("consent key");
+        let consent_config = locus_consent::config::Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            patient_listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: consent_db.url().to_owned(),
+            member_key_file: consent_key_file,
+            linkage_key_file: linkage_path.clone(),
+            index_url: Some(index_url.clone()),
+            ledger_vkey: Some(admin.ledger.verifier().to_vkey()),
+            authority_key: Some(authority.public_key_config()),
+            tls_ca_cert: Some(consent_tls.ca_cert.clone()),
+            tls_cert: Some(consent_tls.cert.clone()),
+            tls_key: Some(consent_tls.key.clone()),
+            ..Default::default()
+        };
+        let consent_app = locus_consent::startup::Application::build(&consent_config).expect("consent starts");
+        let consent_service = TestConsent {
+            member_url: consent_app.member_url.clone(),
+            patient_url: consent_app.patient_url.clone(),
+            state: consent_app.consent(),
+            handles: consent_app.handles(),
+            _db: consent_db,
+        };
+        actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(100)));
 
         // The connectors, bound first so their endpoints can be listed.
         let mut started = Vec::new();
@@ -132,7 +180,7 @@ impl TestNetwork {
 
         // The authority admits everyone, with their real keys and certificates.
         let mut admissions = vec![
-            consent.update(MemberRole::Consent, MemberStatus::Active, None),
+            consent.update(MemberRole::Consent, MemberStatus::Active, Some(consent_service.member_url.clone())),
             Event::MemberUpdated(locus_protocol::entry::MemberUpdated {
                 member: config.member_id.parse().expect("index id"),
                 role: MemberRole::Index,
@@ -184,6 +232,7 @@ impl TestNetwork {
             ca,
             authority,
             consent,
+            consent_service,
             linkage,
             index_url,
             index_db,
@@ -194,6 +243,13 @@ impl TestNetwork {
         let expected = hospitals.len() + 2;
         for hospital in &network.hospitals {
             network.wait_for_directory(hospital, expected).await;
+        }
+        for _ in 0..200 {
+            network.consent_service.state.directory.refresh().await.ok();
+            if network.consent_service.state.directory.directory().read().members().count() >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         network
     }
@@ -279,7 +335,23 @@ impl TestNetwork {
         self.index_handle.stop(true).await;
     }
 
+    /// A patient's phone: a client of the consent service's patient API,
+    /// trusting the consortium CA, with no client certificate.
+    pub fn phone(&self) -> reqwest::Client {
+        let ca = std::fs::read(self.dir.path().join("ca.pem")).expect("ca");
+        reqwest::Client::builder()
+            .use_native_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
+    }
+
     pub async fn stop(self) {
+        for handle in &self.consent_service.handles {
+            handle.stop(true).await;
+        }
         for hospital in &self.hospitals {
             hospital.handle.stop(true).await;
         }

@@ -1,0 +1,159 @@
+//! Builds the consent service from its configuration and serves it.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use locus_ledger::client::{DirectoryFollower, LedgerClient};
+use locus_ledger::note::NoteVerifier;
+use locus_protocol::signing::VerifyingKey;
+use locus_service::config::ConfigError;
+use locus_service::db::{self, DatabaseUrl};
+use locus_service::files::{load_linkage_key, load_or_create_signing_key};
+use locus_service::http::{json_extractors, not_found};
+use locus_service::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
+
+use crate::config::Config;
+use crate::service::{Consent, Limits};
+use crate::session::SessionKeys;
+use crate::store::ConsentStore;
+
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    KeyFile(#[from] locus_service::files::KeyFileError),
+    #[error(transparent)]
+    Tls(#[from] locus_service::tls::TlsError),
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, StartupError> {
+    value.as_deref().ok_or(StartupError::Invalid(name))
+}
+
+/// The consent service, bound and ready: one server for members (mutual
+/// TLS), one for patients' devices.
+pub struct Application {
+    members: Server,
+    patients: Server,
+    pub member_url: String,
+    pub patient_url: String,
+    consent: Arc<Consent>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("member_url", &self.member_url).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub fn build(config: &Config) -> Result<Self, StartupError> {
+        let member = config.member_id.parse().map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
+        let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
+        let verifier = NoteVerifier::from_vkey(required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?.trim())
+            .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
+        let authority: VerifyingKey = serde_json::from_value(serde_json::Value::String(
+            required(&config.authority_key, "LOCUS_AUTHORITY_KEY is required")?.trim().to_owned(),
+        ))
+        .map_err(|_| StartupError::Invalid("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 key"))?;
+        let tls = config.tls()?;
+        let url = DatabaseUrl::parse(&config.database_url)?;
+        let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)?;
+        let http = http_client(&tls, Duration::from_secs(15))?;
+        let ledger = LedgerClient::new(index_url, verifier, http);
+        let consent = Arc::new(Consent {
+            member,
+            key: load_or_create_signing_key(&config.member_key_file)?,
+            linkage: load_linkage_key(&config.linkage_key_file)?,
+            store,
+            directory: DirectoryFollower::new(ledger.clone(), authority),
+            ledger,
+            sessions: SessionKeys::generate(),
+            limits: Limits {
+                enrolment_code_secs: config.enrolment_code_secs,
+                max_grant_secs: config.max_grant_secs,
+                max_emergency_secs: config.max_emergency_secs,
+            },
+        });
+
+        let data = web::Data::new(Arc::clone(&consent));
+        let members_listener = TcpListener::bind(config.listen)?;
+        let member_port = members_listener.local_addr()?.port();
+        let d = data.clone();
+        let members = HttpServer::new(move || {
+            App::new()
+                .app_data(d.clone())
+                .route("/healthz", web::get().to(healthz))
+                .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
+                .configure(crate::api::configure_members)
+                .default_service(web::to(not_found))
+        })
+        .on_connect(record_peer_certificate)
+        .shutdown_timeout(10)
+        .listen_openssl(members_listener, server_acceptor(&tls)?)?
+        .run();
+
+        let patients_listener = TcpListener::bind(config.patient_listen)?;
+        let patient_port = patients_listener.local_addr()?.port();
+        let patients = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/healthz", web::get().to(healthz))
+                .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
+                .configure(crate::api::configure_patients)
+                .default_service(web::to(not_found))
+        })
+        .shutdown_timeout(10)
+        .listen_openssl(patients_listener, public_acceptor(&tls)?)?
+        .run();
+        Ok(Self {
+            members,
+            patients,
+            member_url: format!("https://{}:{member_port}", config.listen.ip()),
+            patient_url: format!("https://{}:{patient_port}", config.patient_listen.ip()),
+            consent,
+        })
+    }
+
+    pub fn consent(&self) -> Arc<Consent> {
+        Arc::clone(&self.consent)
+    }
+
+    pub fn handles(&self) -> [actix_web::dev::ServerHandle; 2] {
+        [self.members.handle(), self.patients.handle()]
+    }
+
+    /// Serves both APIs and follows the directory until stopped.
+    pub async fn run_until_stopped(self, refresh: Duration) -> std::io::Result<()> {
+        let follower = Arc::clone(&self.consent);
+        let directory = actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = follower.directory.refresh().await {
+                    tracing::warn!(error = %e, "directory not refreshed");
+                }
+                actix_web::rt::time::sleep(refresh).await;
+            }
+        });
+        let result = futures::future::try_join(self.members, self.patients).await.map(drop);
+        directory.abort();
+        result
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}

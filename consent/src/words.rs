@@ -1,0 +1,85 @@
+//! Requests and grants in plain words, for the patient's phone.
+
+use locus_protocol::consent::RequestTerms;
+use locus_protocol::grant::{DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
+use locus_protocol::ids::MemberId;
+use locus_protocol::scope::{ResourceType, Scope, ScopeFilter, ScopeSet};
+
+use crate::service::Consent;
+
+fn who(consent: &Consent, member: &MemberId) -> String {
+    consent
+        .directory
+        .directory()
+        .read()
+        .get(member)
+        .map_or_else(|| member.to_string(), |m| m.display_name.clone())
+}
+
+fn purpose(p: PurposeOfUse) -> &'static str {
+    match p {
+        PurposeOfUse::Treatment => "to treat you",
+        PurposeOfUse::EmergencyTreatment => "to treat you in an emergency",
+        PurposeOfUse::CareManagement => "to coordinate your care",
+        PurposeOfUse::PatientRequested => "because you asked for the transfer",
+    }
+}
+
+fn one_scope(scope: &Scope) -> String {
+    let kind = match scope.resource {
+        ResourceType::Observation => "test results and measurements",
+        ResourceType::DiagnosticReport => "reports",
+    };
+    match &scope.filter {
+        None => format!("all your {kind}"),
+        Some(ScopeFilter::Category(token)) => match token.code() {
+            "laboratory" | "LAB" => format!("your laboratory {kind}"),
+            "vital-signs" => "your vital signs (blood pressure, pulse, weight...)".to_owned(),
+            other => format!("your {kind} of the kind \"{other}\""),
+        },
+        Some(ScopeFilter::Code(coding)) => format!("your {kind} with code {}", coding.code()),
+    }
+}
+
+fn scopes(set: &ScopeSet) -> String {
+    set.scopes().iter().map(one_scope).collect::<Vec<_>>().join(", ")
+}
+
+fn period(p: Option<&DataPeriod>) -> String {
+    p.map_or_else(|| "from any date".to_owned(), |p| format!("from {} to {}", p.start, p.end))
+}
+
+fn duration(secs: i64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
+        s if s % 3_600 == 0 => format!("{} hour(s)", s / 3_600),
+        s => format!("{} minute(s)", s.max(60) / 60),
+    }
+}
+
+pub fn describe_request(consent: &Consent, terms: &RequestTerms) -> String {
+    format!(
+        "{} asks to see {}, {}, {}, for {}.",
+        who(consent, &terms.requester),
+        scopes(&terms.scope),
+        period(terms.data_period.as_ref()),
+        purpose(terms.purpose),
+        duration(terms.duration_secs)
+    )
+}
+
+pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
+    let basis = match &claims.basis {
+        GrantBasis::PatientApproval { .. } => "You approved this.".to_owned(),
+        GrantBasis::StandingRule { .. } => "One of your standing rules allowed this.".to_owned(),
+        GrantBasis::Emergency { reason } => format!("EMERGENCY ACCESS, without your approval. Reason given: {reason}"),
+    };
+    format!(
+        "{} may see {}, {}, {}, until {}. {basis}",
+        who(consent, &claims.aud),
+        scopes(&claims.scope),
+        period(claims.data_period.as_ref()),
+        purpose(claims.purpose),
+        chrono::DateTime::from_timestamp(claims.exp, 0).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    )
+}

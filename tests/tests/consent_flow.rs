@@ -1,0 +1,302 @@
+//! Patients decide, against the running network: a hospital's desk issues an
+//! enrolment code, the patient's phone enrols a device key and signs in,
+//! hospital B asks for laboratory results, the patient approves a narrower and
+//! shorter grant with a device signature, B retrieves exactly that, the patient
+//! revokes and B is refused within a second. Refusals: a reused enrolment code,
+//! a forged signature, another patient's request, an approval wider than the
+//! request, a duration over the maximum. A standing rule grants by itself; an
+//! emergency access is flagged and shown to the patient.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use locus_hospital_connector::fhir::US_SSN_SYSTEM;
+use locus_hospital_connector::import::import_bundle;
+use locus_protocol::consent::{Approval, Decision, DeviceChallenge, Refusal, Revocation, RuleAudience, StandingRule};
+use locus_protocol::device::DeviceSigner;
+use locus_protocol::grant::{DataPeriod, PurposeOfUse};
+use locus_protocol::ids::{PatientKey, RequestId, RuleId};
+use locus_protocol::linkage::{normalize_identifier, patient_key};
+use locus_tests::fhir::{LabObservation, lab_bundle};
+use locus_tests::network::{TestHospital, TestNetwork};
+use locus_tests::{TestDb, both_backends};
+use serde_json::{Value, json};
+
+const LABS: &str = "patient/Observation.rs?category=laboratory";
+const LABS_AND_REPORTS: &str = "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
+
+both_backends!(patients_decide);
+
+async fn post(client: &reqwest::Client, url: String, body: Value, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A patient's phone: its device key and, once signed in, a session.
+struct Phone {
+    client: reqwest::Client,
+    base: String,
+    signer: DeviceSigner,
+    session: String,
+}
+
+impl Phone {
+    async fn enrol(network: &TestNetwork, desk: &TestHospital, subject: PatientKey) -> Self {
+        let (status, code) = post(
+            &desk.node.http,
+            format!("{}/consent/enrolment-codes", network.consent_service.member_url),
+            json!({ "subject": subject }),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{code}");
+        let code = code["code"].as_str().unwrap().to_owned();
+        let client = network.phone();
+        let base = network.consent_service.patient_url.clone();
+        let signer = DeviceSigner::generate_p256();
+        let enrol = json!({ "code": code, "device_key": signer.public_jwk() });
+        let (status, enrolled) = post(&client, format!("{base}/patient/enrol"), enrol.clone(), None).await;
+        assert_eq!(status, 200, "{enrolled}");
+        assert_eq!(enrolled["subject"], json!(subject));
+        // The code works once.
+        let (status, refused) = post(&client, format!("{base}/patient/enrol"), enrol, None).await;
+        assert_eq!((status, refused["error"].as_str()), (401, Some("bad_enrolment_code")));
+
+        let device = signer.device_id();
+        let (_, challenge) = post(&client, format!("{base}/patient/challenge"), json!({ "device": device }), None).await;
+        let challenge = challenge["challenge"].as_str().unwrap().to_owned();
+        let signed = DeviceChallenge { challenge: challenge.clone(), device }.signing_bytes().unwrap();
+        let sign_in = json!({ "device": device, "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(signer.sign(&signed)) });
+        let (status, session) = post(&client, format!("{base}/patient/session"), sign_in.clone(), None).await;
+        assert_eq!(status, 200, "{session}");
+        // A challenge answers once.
+        let (status, _) = post(&client, format!("{base}/patient/session"), sign_in, None).await;
+        assert_eq!(status, 401);
+        Self { client, base, signer, session: session["session"].as_str().unwrap().to_owned() }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.session).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn decide(&self, decision: &Decision, signature: Option<Vec<u8>>) -> (u16, Value) {
+        let signature = signature.unwrap_or_else(|| self.signer.sign(&decision.signing_bytes().unwrap()));
+        post(
+            &self.client,
+            format!("{}/patient/decisions", self.base),
+            json!({ "decision": decision, "signature": URL_SAFE_NO_PAD.encode(signature) }),
+            Some(&self.session),
+        )
+        .await
+    }
+}
+
+async fn ask(network: &TestNetwork, hospital: &TestHospital, subject: &PatientKey, scope: &str, period: Option<(&str, &str)>, duration: i64) -> (u16, Value) {
+    post(
+        &hospital.node.http,
+        format!("{}/consent/requests", network.consent_service.member_url),
+        json!({
+            "subject": subject,
+            "purpose": "TREAT",
+            "scope": scope,
+            "data_period": period.map(|(s, e)| json!({"start": s, "end": e})),
+            "duration_secs": duration,
+        }),
+        None,
+    )
+    .await
+}
+
+async fn patients_decide(db: TestDb) {
+    let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
+    let (a, b) = (network.hospital("hospital-a"), network.hospital("hospital-b"));
+    let key_of = |ssn: &str| patient_key(&network.linkage, &normalize_identifier(ssn).unwrap());
+    let (patient, other_patient) = (key_of("999-70-0001"), key_of("999-70-0002"));
+    let bundle = lab_bundle(
+        "5c1d2e3f-0000-4000-8000-0000000000aa",
+        "999-70-0001",
+        &[
+            LabObservation::new("5c1d2e3f-0000-4000-8000-000000000001", "2339-0", 95.0, "2024-03-04"),
+            LabObservation::new("5c1d2e3f-0000-4000-8000-000000000002", "2093-3", 180.0, "2024-03-20"),
+            LabObservation::new("5c1d2e3f-0000-4000-8000-000000000003", "2339-0", 99.0, "2024-05-02"),
+        ],
+    );
+    import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &bundle).unwrap();
+    a.node.publish_pending().await.unwrap();
+
+    // Enrolment at A's desk, sign-in with the device key.
+    let phone = Phone::enrol(&network, a, patient).await;
+    let other_phone = Phone::enrol(&network, a, other_patient).await;
+
+    // B asks for a year of laboratory results and reports, for a week.
+    let (status, asked) = ask(&network, b, &patient, LABS_AND_REPORTS, Some(("2024-01-01", "2024-12-31")), 7 * 86_400).await;
+    assert_eq!((status, asked["status"].as_str()), (200, Some("pending")), "{asked}");
+    let request: RequestId = serde_json::from_value(asked["request"].clone()).unwrap();
+
+    // The phone shows it in plain words, with the exact terms to sign.
+    let pending = phone.get("/patient/requests").await;
+    let summary = pending[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("Test hospital-b asks to see your laboratory test results"), "{summary}");
+    assert!(summary.contains("from 2024-01-01 to 2024-12-31") && summary.contains("7 day(s)"), "{summary}");
+    assert!(other_phone.get("/patient/requests").await.as_array().unwrap().is_empty());
+    let terms = serde_json::from_value(pending[0]["terms"].clone()).unwrap();
+    let narrower = |scope: &str, period: (&str, &str), duration: i64| {
+        let mut approval = Approval::of(&terms, phone.signer.device_id(), now_ms());
+        approval.scope = scope.parse().unwrap();
+        approval.data_period = Some(DataPeriod::new(period.0, period.1).unwrap());
+        approval.duration_secs = duration;
+        Decision::Approve(approval)
+    };
+
+    // Refusals: another patient's session, a forged signature, wider terms.
+    let approve = narrower(LABS, ("2024-03-01", "2024-03-31"), 86_400);
+    let (status, body) = other_phone.decide(&approve, Some(other_phone.signer.sign(&approve.signing_bytes().unwrap()))).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body) = phone.decide(&approve, Some(other_phone.signer.sign(&approve.signing_bytes().unwrap()))).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("bad_signature")), "{body}");
+    let wider = narrower(LABS, ("2023-01-01", "2024-03-31"), 86_400);
+    let (status, body) = phone.decide(&wider, None).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("wider_than_requested")), "{body}");
+    let longer = narrower(LABS, ("2024-03-01", "2024-03-31"), 8 * 86_400);
+    let (status, _) = phone.decide(&longer, None).await;
+    assert_eq!(status, 400);
+
+    // The patient approves: only laboratory Observations, only March, one day.
+    let (status, decided) = phone.decide(&approve, None).await;
+    assert_eq!(status, 200, "{decided}");
+    let (status, again) = phone.decide(&approve, None).await;
+    assert_eq!((status, again["error"].as_str()), (409, Some("already_decided")));
+
+    // B collects the grant and retrieves exactly March's laboratory results.
+    let status_url = format!("{}/consent/requests/{}", network.consent_service.member_url, request);
+    let collected: Value = b.node.http.get(&status_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(collected["status"], "approved");
+    let grant = collected["grant"].as_str().unwrap().to_owned();
+    let report = b.node.fetch_under_grant(&grant).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.received.len(), 2, "the two March results, not May's");
+    // A cannot collect B's grant.
+    assert_eq!(a.node.http.get(&status_url).send().await.unwrap().status(), 404);
+
+    // A duration over the maximum is refused at request time.
+    let (status, _) = ask(&network, b, &patient, LABS, None, 365 * 86_400).await;
+    assert_eq!(status, 400);
+
+    // A request the patient refuses gets no grant.
+    let (_, asked) = ask(&network, b, &patient, LABS, None, 3600).await;
+    let refused_request: RequestId = serde_json::from_value(asked["request"].clone()).unwrap();
+    let refusal = Decision::Refuse(Refusal { request: refused_request, subject: patient, device: phone.signer.device_id(), signed_at_ms: now_ms() });
+    assert_eq!(phone.decide(&refusal, None).await.0, 200);
+    let refused_status: Value = b
+        .node
+        .http
+        .get(format!("{}/consent/requests/{}", network.consent_service.member_url, refused_request))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refused_status["status"], "refused");
+    assert!(refused_status.get("grant").is_none());
+
+    // Revocation: B is refused at the index and at A within a second.
+    let grant_id = decided["grant"].as_str().unwrap();
+    let revocation = Revocation {
+        grant: grant_id.parse().unwrap(),
+        subject: patient,
+        device: phone.signer.device_id(),
+        signed_at_ms: now_ms(),
+    };
+    let signature = phone.signer.sign(&revocation.signing_bytes().unwrap());
+    let discovered = b.node.index.discover(&grant).await.unwrap().pointers;
+    let revoked_at = Instant::now();
+    let (status, _) = post(
+        &phone.client,
+        format!("{}/patient/revocations", phone.base),
+        json!({ "revocation": revocation, "signature": URL_SAFE_NO_PAD.encode(signature) }),
+        Some(&phone.session),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let request = locus_hospital_connector::retrieve::RetrieveRequest {
+        grant: Some(grant.clone()),
+        pointer_id: discovered[0].pointer_id,
+        sealed: discovered[0].sealed.clone(),
+    };
+    loop {
+        let at_index = b.node.index.discover(&grant).await;
+        let at_custodian = b.node.request_retrieval(&a.url, &request).await;
+        if at_index.is_err() && at_custodian.is_err() {
+            break;
+        }
+        assert!(revoked_at.elapsed() < Duration::from_secs(1), "revocation took effect everywhere within a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("revocation took effect everywhere after {:?}", revoked_at.elapsed());
+
+    // A standing rule grants by itself: any hospital, laboratory results, 1 day.
+    let rule = StandingRule {
+        rule: RuleId::new_random(),
+        subject: patient,
+        who: RuleAudience::AnyHospital,
+        scope: LABS.parse().unwrap(),
+        data_window_days: None,
+        grant_duration_secs: 86_400,
+        purposes: vec![PurposeOfUse::Treatment],
+        device: phone.signer.device_id(),
+        signed_at_ms: now_ms(),
+    };
+    let signature = phone.signer.sign(&rule.signing_bytes().unwrap());
+    let (status, body) = post(
+        &phone.client,
+        format!("{}/patient/rules", phone.base),
+        json!({ "rule": rule, "signature": URL_SAFE_NO_PAD.encode(signature) }),
+        Some(&phone.session),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, auto) = ask(&network, b, &patient, LABS, None, 3600).await;
+    assert_eq!((status, auto["status"].as_str()), (200, Some("approved")), "{auto}");
+    let report = b.node.fetch_under_grant(auto["grant"].as_str().unwrap()).await.unwrap();
+    assert_eq!(report.received.len(), 3, "the rule allows every laboratory result");
+
+    // Emergency access: granted without the patient, flagged, shown to them.
+    let (status, emergency) = post(
+        &b.node.http,
+        format!("{}/consent/emergency", network.consent_service.member_url),
+        json!({ "subject": patient, "scope": LABS, "reason": "unconscious on arrival", "duration_secs": 4 * 3600 }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{emergency}");
+    let (status, _) = post(
+        &b.node.http,
+        format!("{}/consent/emergency", network.consent_service.member_url),
+        json!({ "subject": patient, "scope": LABS, "reason": "too long", "duration_secs": 30 * 86_400 }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let grants = phone.get("/patient/grants").await;
+    let flagged: Vec<&Value> = grants.as_array().unwrap().iter().filter(|g| g["emergency"] == true).collect();
+    assert_eq!(flagged.len(), 1);
+    assert!(flagged[0]["summary"].as_str().unwrap().contains("EMERGENCY ACCESS"));
+    assert!(grants.as_array().unwrap().iter().any(|g| g["revoked"] == true));
+
+    network.stop().await;
+}
