@@ -93,7 +93,9 @@ pub struct NewRequest {
     pub scope: ScopeSet,
     #[serde(default)]
     pub data_period: Option<DataPeriod>,
-    pub duration_secs: i64,
+    /// Defaults by purpose (see `service::default_duration`).
+    #[serde(default)]
+    pub duration_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,7 +111,14 @@ async fn new_request(state: State, peer: PeerCertificate, body: web::Json<NewReq
     let requester = state.hospital(&peer.thumbprint)?;
     let r = body.into_inner();
     let (request, status, grant) = state
-        .request(&requester, r.subject, r.purpose, r.scope, r.data_period, r.duration_secs)
+        .request(
+            &requester,
+            r.subject,
+            r.purpose,
+            r.scope,
+            r.data_period,
+            r.duration_secs.unwrap_or_else(|| crate::service::default_duration(r.purpose)),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(RequestStatus { request, status: status.into(), grant }))
 }
@@ -151,9 +160,28 @@ async fn emergency(state: State, peer: PeerCertificate, body: web::Json<Emergenc
     Ok(HttpResponse::Ok().json(serde_json::json!({ "grant": grant })))
 }
 
+/// A grant as a FHIR R4 Consent, for its requester.
+async fn grant_as_fhir(state: State, peer: PeerCertificate, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
+    let requester = state.hospital(&peer.thumbprint)?;
+    let (store, gid) = (state.store.clone(), id.into_inner());
+    let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
+        .await
+        .map_err(|_| ConsentError::Unavailable)??
+        .filter(|g| g.requester == requester.as_str())
+        .ok_or(ConsentError::NotFound("grant"))?;
+    fhir_response(&grant)
+}
+
+fn fhir_response(grant: &crate::store::Grant) -> Result<HttpResponse, ConsentError> {
+    let claims: GrantClaims = serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
+    let resource = crate::fhir::consent_resource(&claims, grant.revoked_at.is_some(), crate::service::now_secs());
+    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(resource))
+}
+
 pub fn configure_members(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/consent")
+            .route("/grants/{id}/fhir", web::get().to(grant_as_fhir))
             .route("/enrolment-codes", web::post().to(enrolment_code))
             .route("/requests", web::post().to(new_request))
             .route("/requests/{id}", web::get().to(request_status))
@@ -287,6 +315,29 @@ async fn grants(state: State, req: HttpRequest) -> Result<HttpResponse, ConsentE
     Ok(HttpResponse::Ok().json(out))
 }
 
+async fn history(state: State, req: HttpRequest) -> Result<HttpResponse, ConsentError> {
+    let session = session(&state, &req)?;
+    Ok(HttpResponse::Ok().json(state.history(&session).await?))
+}
+
+async fn remove_device(state: State, req: HttpRequest, device: web::Path<DeviceKeyId>) -> Result<HttpResponse, ConsentError> {
+    let session = session(&state, &req)?;
+    state.remove_device(&session, &device).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": *device })))
+}
+
+/// One of the patient's own grants as a FHIR R4 Consent.
+async fn own_grant_as_fhir(state: State, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
+    let session = session(&state, &req)?;
+    let (store, gid) = (state.store.clone(), id.into_inner());
+    let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
+        .await
+        .map_err(|_| ConsentError::Unavailable)??
+        .filter(|g| g.patient_key == session.sub)
+        .ok_or(ConsentError::NotFound("grant"))?;
+    fhir_response(&grant)
+}
+
 pub fn configure_patients(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/patient")
@@ -297,6 +348,9 @@ pub fn configure_patients(cfg: &mut web::ServiceConfig) {
             .route("/decisions", web::post().to(decide))
             .route("/revocations", web::post().to(revoke))
             .route("/rules", web::post().to(add_rule))
-            .route("/grants", web::get().to(grants)),
+            .route("/grants", web::get().to(grants))
+            .route("/grants/{id}/fhir", web::get().to(own_grant_as_fhir))
+            .route("/history", web::get().to(history))
+            .route("/devices/{id}", web::delete().to(remove_device)),
     );
 }

@@ -2,7 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod config;
+pub mod fhir;
 pub mod schema;
 pub mod service;
 pub mod session;

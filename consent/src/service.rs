@@ -24,6 +24,16 @@ use rand_core::{OsRng, RngCore};
 use crate::session::{SESSION_SECS, Session, SessionKeys};
 use crate::store::{APPROVED, AccessRequest, ConsentStore, Device, Grant, PENDING, REFUSED, Rule, StoreError};
 
+/// How long a grant lasts when the request does not say: short for an
+/// emergency, a week for treatment, a month for care coordination.
+pub fn default_duration(purpose: PurposeOfUse) -> i64 {
+    match purpose {
+        PurposeOfUse::EmergencyTreatment => 24 * 3600,
+        PurposeOfUse::Treatment | PurposeOfUse::PatientRequested => 7 * 86_400,
+        PurposeOfUse::CareManagement => 30 * 86_400,
+    }
+}
+
 /// How long a sign-in challenge is good for.
 pub const CHALLENGE_SECS: i64 = 120;
 /// The alphabet of enrolment codes: no 0/O, 1/I/L, easy to read out at a desk.
@@ -143,7 +153,7 @@ impl Consent {
             .ok_or(ConsentError::BadCode)?;
         let subject: PatientKey = subject.parse().map_err(|_| ConsentError::Unavailable)?;
         let device = key.thumbprint();
-        self.log(Event::DeviceEnrolled(DeviceEnrolled { subject, device: device, key: key.clone() }))
+        self.log(Event::DeviceEnrolled(DeviceEnrolled { subject, device, key: key.clone() }))
             .await?;
         let row = Device {
             device_id: device.to_string(),
@@ -411,6 +421,51 @@ impl Consent {
         let (store, s, g) = (self.store.clone(), session.sub.clone(), revocation.grant.to_string());
         blocking(move || store.revoke_grant(&s, &g, now_ms())).await?;
         Ok(())
+    }
+
+    /// The patient removes one of their devices (from any of their devices).
+    pub async fn remove_device(&self, session: &Session, device: &DeviceKeyId) -> Result<(), ConsentError> {
+        let subject: PatientKey = session.sub.parse().map_err(|_| ConsentError::Unauthenticated)?;
+        let (store, s, d) = (self.store.clone(), session.sub.clone(), device.to_string());
+        let mine = blocking(move || store.devices_of(&s)).await?.into_iter().any(|row| row.device_id == d);
+        if !mine {
+            return Err(ConsentError::NotFound("device"));
+        }
+        self.log(Event::DeviceRemoved(locus_protocol::entry::DeviceRemoved { subject, device: *device })).await?;
+        let (store, s, d) = (self.store.clone(), session.sub.clone(), device.to_string());
+        blocking(move || store.remove_device(&s, &d, now_ms())).await?;
+        Ok(())
+    }
+
+    /// Everything the ledger holds about the patient, newest first, in words.
+    pub async fn history(&self, session: &Session) -> Result<Vec<serde_json::Value>, ConsentError> {
+        let subject: PatientKey = session.sub.parse().map_err(|_| ConsentError::Unauthenticated)?;
+        let mut events = Vec::new();
+        let mut after: Option<u64> = None;
+        loop {
+            let query = match after {
+                Some(a) => format!("subject={subject}&limit=1000&after={a}"),
+                None => format!("subject={subject}&limit=1000"),
+            };
+            let page = self.ledger.entries(&query).await?;
+            for logged in &page.entries {
+                let Ok(entry) = serde_json::from_value::<locus_protocol::entry::SignedEntry>(logged.entry.clone()) else {
+                    continue;
+                };
+                events.push(serde_json::json!({
+                    "index": logged.index,
+                    "time_ms": entry.entry().time_ms,
+                    "type": entry.entry().event.kind(),
+                    "text": crate::words::describe_event(self, &entry.entry().event),
+                }));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        events.reverse();
+        Ok(events)
     }
 
     /// The patient signs a standing rule.

@@ -1,6 +1,7 @@
 //! Requests and grants in plain words, for the patient's phone.
 
-use locus_protocol::consent::RequestTerms;
+use locus_protocol::consent::{Decision, RequestTerms};
+use locus_protocol::entry::Event;
 use locus_protocol::grant::{DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::MemberId;
 use locus_protocol::scope::{ResourceType, Scope, ScopeFilter, ScopeSet};
@@ -82,4 +83,36 @@ pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
         purpose(claims.purpose),
         chrono::DateTime::from_timestamp(claims.exp, 0).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
     )
+}
+
+/// One ledger event about the patient, as the patient would say it.
+pub fn describe_event(consent: &Consent, event: &Event) -> String {
+    match event {
+        Event::DeviceEnrolled(_) => "You enrolled a device.".into(),
+        Event::DeviceRemoved(_) => "You removed a device.".into(),
+        Event::AccessRequested(e) => describe_request(consent, &e.terms),
+        Event::AccessDecided(e) => match &e.decision {
+            Decision::Approve(a) => format!("You approved access for {}.", who(consent, &a.requester)),
+            Decision::Refuse(_) => "You refused a request.".into(),
+        },
+        Event::GrantIssued(g) => match &g.basis {
+            GrantBasis::Emergency { reason } => format!(
+                "EMERGENCY ACCESS was given to {} without your approval. Reason given: {reason}",
+                who(consent, &g.requester)
+            ),
+            GrantBasis::StandingRule { .. } => format!("{} was given access under one of your rules.", who(consent, &g.requester)),
+            GrantBasis::PatientApproval { .. } => format!("{} was given the access you approved.", who(consent, &g.requester)),
+        },
+        Event::GrantRevoked(_) => "Access was revoked.".into(),
+        Event::RuleCreated(_) => "You made a standing rule.".into(),
+        Event::RuleRevoked(_) => "You withdrew a standing rule.".into(),
+        Event::IndexQueried(q) => format!("{} looked for your records ({} found).", who(consent, &q.requester), q.results),
+        Event::RecordRetrieved(r) => format!(
+            "{} received one of your records from {}.",
+            who(consent, &r.requester),
+            who(consent, r.custodian.as_member())
+        ),
+        Event::AccessRefused(r) => format!("A request by {} was refused.", who(consent, &r.requester)),
+        Event::PointersPublished(_) | Event::MemberUpdated(_) => "A network event.".into(),
+    }
 }

@@ -298,5 +298,100 @@ async fn patients_decide(db: TestDb) {
     assert!(flagged[0]["summary"].as_str().unwrap().contains("EMERGENCY ACCESS"));
     assert!(grants.as_array().unwrap().iter().any(|g| g["revoked"] == true));
 
+    // The patient's access history: newest first, in words, including the
+    // emergency access and B's retrievals.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let history = phone.get("/patient/history").await;
+    let texts: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(texts[0].contains("EMERGENCY ACCESS was given to Test hospital-b"), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("Test hospital-b received one of your records from Test hospital-a")));
+    assert!(texts.iter().any(|t| t.contains("You approved access for Test hospital-b")));
+    let indexes: Vec<u64> = history.as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    assert!(indexes.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    // The grant as a FHIR R4 Consent, for its requester and for the patient.
+    let fhir: Value = b
+        .node
+        .http
+        .get(format!("{}/consent/grants/{grant_id}/fhir", network.consent_service.member_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fhir["resourceType"], "Consent");
+    assert_eq!(fhir["status"], "inactive", "a revoked grant is no longer active");
+    assert_eq!(fhir["provision"]["purpose"][0]["code"], "TREAT");
+    assert_eq!(fhir["provision"]["dataPeriod"]["start"], "2024-03-01");
+    assert_eq!(phone.get(&format!("/patient/grants/{grant_id}/fhir")).await["id"], grant_id);
+
+    // A second device, then removed: it can no longer sign in.
+    let second = Phone::enrol(&network, a, patient).await;
+    let removed = phone
+        .client
+        .delete(format!("{}/patient/devices/{}", phone.base, second.signer.device_id()))
+        .bearer_auth(&phone.session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+    let (status, _) = post(&second.client, format!("{}/patient/challenge", second.base), json!({ "device": second.signer.device_id() }), None).await;
+    assert_eq!(status, 404);
+
+    // Grant tokens that must not work, presented to the custodian.
+    let discovered = b.node.index.discover(auto["grant"].as_str().unwrap()).await.unwrap().pointers;
+    let retrieve = |token: String| locus_hospital_connector::retrieve::RetrieveRequest {
+        grant: Some(token),
+        pointer_id: discovered[0].pointer_id,
+        sealed: discovered[0].sealed.clone(),
+    };
+    let real = auto["grant"].as_str().unwrap();
+    let payload = real.split('.').nth(1).unwrap();
+    let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#));
+    let hs256 = {
+        use hmac::Mac as _;
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, network.consent.key.key_id()));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(network.consent.key.verifying_key().as_bytes()).unwrap();
+        mac.update(format!("{header}.{payload}").as_bytes());
+        format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    };
+    let (unknown_key, _) = {
+        let mut impostor = locus_tests::index::TestMember::new("consent");
+        impostor.key = locus_protocol::signing::SigningKey::generate();
+        let claims: locus_protocol::grant::GrantClaims =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        (locus_protocol::grant_token::encode_grant(&claims, &impostor.key).unwrap(), ())
+    };
+    for (name, token) in [("alg none", none), ("HS256 with the public key", hs256), ("a key not in the directory", unknown_key)] {
+        match b.node.request_retrieval(&a.url, &retrieve(token)).await {
+            Err(locus_hospital_connector::requester::ResultError::Refused { status: 403, code, .. }) => {
+                assert_eq!(code, "invalid_grant", "{name}");
+            }
+            other => panic!("{name}: expected invalid_grant, got {other:?}"),
+        }
+    }
+
+    // A grant expires by itself.
+    let (_, short) = ask(&network, b, &patient, LABS, None, 2).await;
+    let short_request: RequestId = serde_json::from_value(short["request"].clone()).unwrap();
+    let short_status: Value = b
+        .node
+        .http
+        .get(format!("{}/consent/requests/{short_request}", network.consent_service.member_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The standing rule already granted it (for at most 2 seconds).
+    let short_grant = short_status["grant"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    match b.node.request_retrieval(&a.url, &retrieve(short_grant)).await {
+        Err(locus_hospital_connector::requester::ResultError::Refused { status: 403, code, .. }) => assert_eq!(code, "expired"),
+        other => panic!("an expired grant must be refused, got {other:?}"),
+    }
+
     network.stop().await;
 }
