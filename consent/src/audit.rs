@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use locus_protocol::consent::RequestTerms;
 use locus_protocol::consent::{Decision, RuleAudience, StandingRule};
 use locus_protocol::device::{DeviceKey, DeviceKeyId};
 use locus_protocol::directory::{Directory, MemberRole, MemberStatus, AUTHORITY_MEMBER};
@@ -22,7 +23,6 @@ use locus_protocol::entry::{
 };
 use locus_protocol::grant::{DataPeriod, GrantBasis, PurposeOfUse};
 use locus_protocol::ids::{GrantId, PatientKey, RequestId, RuleId};
-use locus_protocol::consent::RequestTerms;
 use locus_protocol::signing::VerifyingKey;
 use serde::Serialize;
 
@@ -337,9 +337,7 @@ impl<'a> Auditor<'a> {
         }
         if let Some((leaf, subject)) = self.issued.get(&e.grant) {
             if *subject != e.subject {
-                problems.push(format!(
-                    "the grant (leaf {leaf}) is another patient's"
-                ));
+                problems.push(format!("the grant (leaf {leaf}) is another patient's"));
             }
         }
         if !problems.is_empty() {
@@ -434,12 +432,16 @@ impl<'a> Auditor<'a> {
         decided.cited = true;
         let leaf = decided.index;
         if let Some(problem) = &decided.problem {
-            problems.push(format!("approval of request {request} (leaf {leaf}): {problem}"));
+            problems.push(format!(
+                "approval of request {request} (leaf {leaf}): {problem}"
+            ));
         }
         let approval = match &decided.value {
             Decision::Approve(a) => a,
             Decision::Refuse(_) => {
-                problems.push(format!("the patient refused request {request} (leaf {leaf})"));
+                problems.push(format!(
+                    "the patient refused request {request} (leaf {leaf})"
+                ));
                 return;
             }
         };
@@ -470,9 +472,12 @@ impl<'a> Auditor<'a> {
         if let Some(scope) = g.scope.first_outside(&approval.scope) {
             problems.push(format!("scope {scope} is wider than {what} allows"));
         }
-        if let Some(problem) = period_outside(g.data_period.as_ref(), approval.data_period.as_ref())
-        {
-            problems.push(format!("{problem} approved"));
+        if let Some(problem) = period_outside(
+            g.data_period.as_ref(),
+            approval.data_period.as_ref(),
+            "approved",
+        ) {
+            problems.push(problem);
         }
         let lasts = g.expires.saturating_sub(g.not_before);
         if lasts > approval.duration_secs {
@@ -485,7 +490,13 @@ impl<'a> Auditor<'a> {
 
     /// The rule was created earlier with a valid device signature, is not revoked,
     /// and the grant is within it.
-    fn check_rule(&mut self, g: &GrantIssued, rule: &str, time_ms: i64, problems: &mut Vec<String>) {
+    fn check_rule(
+        &mut self,
+        g: &GrantIssued,
+        rule: &str,
+        time_ms: i64,
+        problems: &mut Vec<String>,
+    ) {
         let Ok(id) = rule.parse::<RuleId>() else {
             problems.push("the rule basis does not name a rule id".into());
             return;
@@ -521,7 +532,10 @@ impl<'a> Auditor<'a> {
             RuleAudience::Member(_) | RuleAudience::AnyHospital => {}
         }
         if !r.purposes.contains(&g.purpose) {
-            problems.push(format!("{what} does not allow purpose {}", g.purpose.code()));
+            problems.push(format!(
+                "{what} does not allow purpose {}",
+                g.purpose.code()
+            ));
         }
         if let Some(scope) = g.scope.first_outside(&r.scope) {
             problems.push(format!("scope {scope} is wider than {what} allows"));
@@ -541,8 +555,12 @@ impl<'a> Auditor<'a> {
             let window = DataPeriod::last_days(&day, days.saturating_add(1));
             match window {
                 Ok(window) => {
-                    if let Some(problem) = period_outside(g.data_period.as_ref(), Some(&window)) {
-                        problems.push(format!("{problem} in {what}'s last {days} days"));
+                    let allowed =
+                        format!("{what} allows (its last {days} days, and a day's slack)");
+                    if let Some(problem) =
+                        period_outside(g.data_period.as_ref(), Some(&window), &allowed)
+                    {
+                        problems.push(problem);
                     }
                 }
                 Err(e) => problems.push(format!("cannot compute {what}'s data window: {e}")),
@@ -562,7 +580,10 @@ impl<'a> Auditor<'a> {
                 Some(Finding {
                     index: d.index,
                     grant: None,
-                    problem: format!("access.decided for request {}: {problem}", d.value.request()),
+                    problem: format!(
+                        "access.decided for request {}: {problem}",
+                        d.value.request()
+                    ),
                 })
             })
             .chain(self.rules.values().filter(|r| !r.cited).filter_map(|r| {
@@ -580,17 +601,21 @@ impl<'a> Auditor<'a> {
     }
 }
 
-/// Why `inner` (a grant's data period; `None` is any date) is not inside `outer`
-/// (`None` is any date), as "data period ... is not ..." to be completed.
-fn period_outside(inner: Option<&DataPeriod>, outer: Option<&DataPeriod>) -> Option<String> {
+/// Why the grant's data period `inner` is not inside `outer` (`None` is any date
+/// for both), ending with `whose` ("approved", "rule ... allows").
+fn period_outside(
+    inner: Option<&DataPeriod>,
+    outer: Option<&DataPeriod>,
+    whose: &str,
+) -> Option<String> {
     match (inner, outer) {
         (_, None) => None,
         (None, Some(o)) => Some(format!(
-            "the grant has no data period, wider than the {}..{}",
+            "the grant has no data period, wider than the {}..{} {whose}",
             o.start, o.end
         )),
         (Some(i), Some(o)) if !i.is_within(o) => Some(format!(
-            "data period {}..{} is wider than the {}..{}",
+            "data period {}..{} is wider than the {}..{} {whose}",
             i.start, i.end, o.start, o.end
         )),
         (Some(_), Some(_)) => None,
@@ -660,10 +685,17 @@ mod tests {
     fn periods() {
         let p = |s: &str, e: &str| DataPeriod::new(s, e).unwrap();
         let year = p("2024-01-01", "2024-12-31");
-        assert_eq!(period_outside(None, None), None);
-        assert_eq!(period_outside(Some(&year), None), None);
-        assert_eq!(period_outside(Some(&p("2024-02-01", "2024-03-01")), Some(&year)), None);
-        assert!(period_outside(None, Some(&year)).is_some());
-        assert!(period_outside(Some(&p("2023-12-31", "2024-03-01")), Some(&year)).is_some());
+        let outside = |i: Option<&DataPeriod>, o: Option<&DataPeriod>| period_outside(i, o, "x");
+        assert_eq!(outside(None, None), None);
+        assert_eq!(outside(Some(&year), None), None);
+        assert_eq!(
+            outside(Some(&p("2024-02-01", "2024-03-01")), Some(&year)),
+            None
+        );
+        assert!(outside(None, Some(&year)).is_some());
+        assert_eq!(
+            outside(Some(&p("2023-12-31", "2024-03-01")), Some(&year)).unwrap(),
+            "data period 2023-12-31..2024-03-01 is wider than the 2024-01-01..2024-12-31 x"
+        );
     }
 }

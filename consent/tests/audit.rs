@@ -4,12 +4,15 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use locus_consent::audit::{check_grants, parse_entries, Finding, GrantAudit};
-use locus_protocol::consent::{Approval, Decision, RequestTerms, Revocation, RuleAudience, StandingRule};
+use locus_protocol::consent::{
+    Approval, Decision, RequestTerms, Revocation, RuleAudience, StandingRule,
+};
 use locus_protocol::device::DeviceSigner;
 use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::{
-    AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Entry, Event, GrantIssued, GrantRevoked,
-    MemberUpdated, MerkleRoot, PointersPublished, RuleCreated, RuleRevoked, SignedEntry,
+    AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Entry, Event, GrantIssued,
+    GrantRevoked, MemberUpdated, MerkleRoot, PointersPublished, RuleCreated, RuleRevoked,
+    SignedEntry,
 };
 use locus_protocol::grant::{Confirmation, DataPeriod, GrantBasis, PurposeOfUse};
 use locus_protocol::ids::{GrantId, PatientKey, RequestId, RuleId};
@@ -69,7 +72,9 @@ impl Log {
         self.0.insert(at, (new, entry));
     }
     fn audit(&self, w: &World) -> GrantAudit {
-        let entries: Vec<(u64, SignedEntry)> = (0u64..).zip(self.0.iter().map(|(_, e)| e.clone())).collect();
+        let entries: Vec<(u64, SignedEntry)> = (0u64..)
+            .zip(self.0.iter().map(|(_, e)| e.clone()))
+            .collect();
         check_grants(&entries, &w.authority_key())
     }
 }
@@ -109,7 +114,11 @@ impl World {
 
     fn by(&self, member: &str, event: Event) -> SignedEntry {
         let key = self.key(member);
-        SignedEntry::sign(Entry::new(member.parse().unwrap(), key.key_id(), NB * 1000, event), key).unwrap()
+        SignedEntry::sign(
+            Entry::new(member.parse().unwrap(), key.key_id(), NB * 1000, event),
+            key,
+        )
+        .unwrap()
     }
 
     fn by_consent(&self, event: Event) -> SignedEntry {
@@ -163,7 +172,10 @@ impl World {
     fn decided(&self, approval: Approval, phone: &DeviceSigner) -> SignedEntry {
         let decision = Decision::Approve(approval);
         let signature = sign64(phone, &decision.signing_bytes().unwrap());
-        self.by_consent(Event::AccessDecided(AccessDecided { decision, signature }))
+        self.by_consent(Event::AccessDecided(AccessDecided {
+            decision,
+            signature,
+        }))
     }
 
     fn approval_grant(&self) -> GrantIssued {
@@ -176,7 +188,9 @@ impl World {
             purpose: PurposeOfUse::Treatment,
             not_before: NB,
             expires: NB + DAY,
-            basis: GrantBasis::PatientApproval { request: self.request },
+            basis: GrantBasis::PatientApproval {
+                request: self.request,
+            },
             cnf: Confirmation::for_certificate_der(b"city-er"),
         }
     }
@@ -211,7 +225,9 @@ impl World {
             purpose: PurposeOfUse::Treatment,
             not_before: NB + 60,
             expires: NB + 60 + 12 * HOUR,
-            basis: GrantBasis::StandingRule { rule: self.rule.to_string() },
+            basis: GrantBasis::StandingRule {
+                rule: self.rule.to_string(),
+            },
             cnf: Confirmation::for_certificate_der(b"st-mary"),
         }
     }
@@ -226,7 +242,9 @@ impl World {
             purpose: PurposeOfUse::EmergencyTreatment,
             not_before: NB + 120,
             expires: NB + 120 + 4 * HOUR,
-            basis: GrantBasis::Emergency { reason: "unconscious on arrival in the emergency department".into() },
+            basis: GrantBasis::Emergency {
+                reason: "unconscious on arrival in the emergency department".into(),
+            },
             cnf: Confirmation::for_certificate_der(b"st-mary"),
         }
     }
@@ -263,18 +281,35 @@ impl World {
             signed_at_ms: NB * 1000,
             signature: Signature64::from_bytes([0; 64]),
         };
-        revoked.signature = sign64(&self.alice_phone, &revoked.revocation().signing_bytes().unwrap());
+        revoked.signature = sign64(
+            &self.alice_phone,
+            &revoked.revocation().signing_bytes().unwrap(),
+        );
         self.by_consent(Event::RuleRevoked(revoked))
     }
 
     fn base(&self) -> Log {
         Log(vec![
-            ("admit consent", self.member("consent", MemberRole::Consent, MemberStatus::Active)),
-            ("admit st-mary", self.member("st-mary", MemberRole::Hospital, MemberStatus::Active)),
-            ("admit city-er", self.member("city-er", MemberRole::Hospital, MemberStatus::Active)),
+            (
+                "admit consent",
+                self.member("consent", MemberRole::Consent, MemberStatus::Active),
+            ),
+            (
+                "admit st-mary",
+                self.member("st-mary", MemberRole::Hospital, MemberStatus::Active),
+            ),
+            (
+                "admit city-er",
+                self.member("city-er", MemberRole::Hospital, MemberStatus::Active),
+            ),
             ("enrol alice", self.enrol(self.alice, &self.alice_phone)),
             ("enrol bob", self.enrol(self.bob, &self.bob_phone)),
-            ("requested", self.by_consent(Event::AccessRequested(AccessRequested { terms: self.terms() }))),
+            (
+                "requested",
+                self.by_consent(Event::AccessRequested(AccessRequested {
+                    terms: self.terms(),
+                })),
+            ),
             ("decided", self.decided(self.approval(), &self.alice_phone)),
             ("approval grant", self.issued(self.approval_grant())),
             ("rule", self.rule_created(self.rule(), &self.alice_phone)),
@@ -336,7 +371,10 @@ fn clean_log() {
     assert_eq!(check_grants(&parsed, &w.authority_key()), audit);
     let mut broken = leaves;
     broken[4].push(b' ');
-    assert!(parse_entries(&broken).unwrap_err().to_string().starts_with("leaf 4 "));
+    assert!(parse_entries(&broken)
+        .unwrap_err()
+        .to_string()
+        .starts_with("leaf 4 "));
 
     // Another authority key: nobody is admitted, so every entry is a finding.
     let audit = check_grants(&parsed, &SigningKey::from_seed([99; 32]).verifying_key());
@@ -626,13 +664,27 @@ fn each_tampering_is_one_finding() {
         (case.tamper)(&w, &mut log);
         let audit = log.audit(&w);
         let finding = only_finding(&audit);
-        assert_eq!(finding.index, log.index(case.at), "{}: {finding:?}", case.name);
+        assert_eq!(
+            finding.index,
+            log.index(case.at),
+            "{}: {finding:?}",
+            case.name
+        );
         if case.name == "one approval, two grants" {
-            assert!(finding.grant.is_some_and(|g| g != w.approval_grant), "{}", case.name);
+            assert!(
+                finding.grant.is_some_and(|g| g != w.approval_grant),
+                "{}",
+                case.name
+            );
         } else {
             assert_eq!(finding.grant, (case.grant)(&w), "{}", case.name);
         }
-        assert!(finding.problem.contains(case.says), "{}: {}", case.name, finding.problem);
+        assert!(
+            finding.problem.contains(case.says),
+            "{}: {}",
+            case.name,
+            finding.problem
+        );
     }
 }
 
@@ -650,5 +702,8 @@ fn counts_under_tampering() {
     assert!(audit.emergency_grants.is_empty());
     assert!(!audit.is_clean());
     let at: Vec<u64> = audit.findings.iter().map(|f| f.index).collect();
-    assert_eq!(at, [log.index("approval grant"), log.index("emergency grant")]);
+    assert_eq!(
+        at,
+        [log.index("approval grant"), log.index("emergency grant")]
+    );
 }
