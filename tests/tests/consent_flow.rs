@@ -393,5 +393,17 @@ async fn patients_decide(db: TestDb) {
         other => panic!("an expired grant must be refused, got {other:?}"),
     }
 
+    // A regulator, from the ledger alone: every grant is backed by the
+    // patient's device signature, a rule the patient signed, or an emergency flag.
+    let checkpoint = network.admin.checkpoint().await;
+    let log = network.admin.ledger.download_log(&checkpoint).await.unwrap();
+    let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
+    let audit = locus_consent::audit::check_grants(&entries, &network.authority.key.verifying_key());
+    assert!(audit.is_clean(), "{:?}", audit.findings);
+    assert_eq!(audit.backed_by_approval, 1);
+    assert_eq!(audit.backed_by_rule, 2);
+    assert_eq!(audit.emergency_grants.len(), 1);
+    assert_eq!(audit.grants_checked, 4);
+
     network.stop().await;
 }
