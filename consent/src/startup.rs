@@ -8,8 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
-use locus_protocol::signing::VerifyingKey;
-use locus_service::config::ConfigError;
+use locus_service::config::{ConfigError, authority_key, required};
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key};
 use locus_service::http::{json_extractors, not_found};
@@ -40,10 +39,6 @@ pub enum StartupError {
     Listen(#[from] std::io::Error),
 }
 
-fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, StartupError> {
-    value.as_deref().ok_or(StartupError::Invalid(name))
-}
-
 /// The consent service, bound and ready: one server for members (mutual
 /// TLS), one for patients' devices.
 pub struct Application {
@@ -66,10 +61,7 @@ impl Application {
         let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
         let verifier = NoteVerifier::from_vkey(required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?.trim())
             .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
-        let authority: VerifyingKey = serde_json::from_value(serde_json::Value::String(
-            required(&config.authority_key, "LOCUS_AUTHORITY_KEY is required")?.trim().to_owned(),
-        ))
-        .map_err(|_| StartupError::Invalid("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 key"))?;
+        let authority = authority_key(&config.authority_key)?;
         let tls = config.tls()?;
         let url = DatabaseUrl::parse(&config.database_url)?;
         let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)?;

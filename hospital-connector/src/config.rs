@@ -118,8 +118,3 @@ impl Config {
         Duration::from_millis(self.directory_refresh_ms.max(50))
     }
 }
-
-/// A required setting, or an error naming its variable.
-pub fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ConfigError> {
-    value.as_deref().ok_or(ConfigError::Missing(name))
-}

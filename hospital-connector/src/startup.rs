@@ -10,15 +10,14 @@ use locus_index_service::client::IndexClient;
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
 use locus_protocol::ids::{HospitalId, MemberId};
-use locus_protocol::signing::VerifyingKey;
-use locus_service::config::ConfigError;
+use locus_service::config::{ConfigError, authority_key, required};
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key};
 use locus_service::http::{json_extractors, not_found};
 use locus_service::tls::{http_client, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
-use crate::config::{Config, required};
+use crate::config::Config;
 use crate::node::Node;
 use crate::records::RecordStore;
 
@@ -70,10 +69,7 @@ impl Application {
         let vkey = required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?;
         let verifier = NoteVerifier::from_vkey(vkey.trim())
             .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
-        let authority: VerifyingKey = serde_json::from_value(serde_json::Value::String(
-            required(&config.authority_key, "LOCUS_AUTHORITY_KEY is required")?.trim().to_owned(),
-        ))
-        .map_err(|_| StartupError::Invalid("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 key"))?;
+        let authority = authority_key(&config.authority_key)?;
         let tls = config.tls()?;
 
         let url = DatabaseUrl::parse(&config.database_url)?;

@@ -17,7 +17,6 @@ use locus_ledger::sequencer::{MAX_ENTRY_BYTES, Sequencer, SequencerConfig};
 use locus_service::http::{json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
-use locus_protocol::signing::VerifyingKey;
 use locus_service::files::{load_or_create_signing_key, write_secret_file};
 use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
@@ -76,7 +75,8 @@ impl Application {
 
         let signer = load_or_create_signer(&config.ledger_key_file, &config.ledger_origin)?;
         let vkey = signer.verifier().to_vkey();
-        let authority = parse_authority_key(config.authority_key.as_deref())?;
+        let authority = locus_service::config::authority_key(&config.authority_key)
+            .map_err(|e| StartupError::Config(e.to_string()))?;
         let directory = Arc::new(LedgerDirectory::new(authority));
         let member: MemberId = config
             .member_id
@@ -208,14 +208,6 @@ fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, Startu
         }
         Err(e) => Err(key_error(e.to_string())),
     }
-}
-
-fn parse_authority_key(encoded: Option<&str>) -> Result<VerifyingKey, StartupError> {
-    let encoded = encoded.ok_or_else(|| {
-        StartupError::Config("LOCUS_AUTHORITY_KEY (the consortium authority's public key) is required".into())
-    })?;
-    serde_json::from_value(serde_json::Value::String(encoded.trim().to_owned()))
-        .map_err(|_| StartupError::Config("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 public key".into()))
 }
 
 async fn healthz() -> HttpResponse {
