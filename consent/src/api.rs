@@ -102,9 +102,13 @@ pub struct NewRequest {
 pub struct RequestStatus {
     pub request: RequestId,
     pub status: String,
-    /// The grant token, once approved (only ever shown to the requester).
+    /// The grant token, once approved (only ever shown to the requester): for
+    /// the custodians.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// Its discovery token: for the index, which sees no scopes or dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<String>,
 }
 
 async fn new_request(state: State, peer: PeerCertificate, body: web::Json<NewRequest>) -> Result<HttpResponse, ConsentError> {
@@ -120,7 +124,8 @@ async fn new_request(state: State, peer: PeerCertificate, body: web::Json<NewReq
             r.duration_secs.unwrap_or_else(|| crate::service::default_duration(r.purpose)),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(RequestStatus { request, status: status.into(), grant }))
+    let (grant, discovery) = grant.map_or((None, None), |(g, d)| (Some(g), Some(d)));
+    Ok(HttpResponse::Ok().json(RequestStatus { request, status: status.into(), grant, discovery }))
 }
 
 async fn request_status(state: State, peer: PeerCertificate, id: web::Path<RequestId>) -> Result<HttpResponse, ConsentError> {
@@ -131,17 +136,18 @@ async fn request_status(state: State, peer: PeerCertificate, id: web::Path<Reque
         .map_err(|_| ConsentError::Unavailable)??
         .filter(|r| r.requester == requester.as_str())
         .ok_or(ConsentError::NotFound("request"))?;
-    let grant = match &request.grant_id {
+    let stored = match &request.grant_id {
         Some(g) => {
             let (store, gid) = (state.store.clone(), g.clone());
             tokio::task::spawn_blocking(move || store.grant(&gid))
                 .await
                 .map_err(|_| ConsentError::Unavailable)??
-                .map(|g| g.token)
         }
         None => None,
     };
-    Ok(HttpResponse::Ok().json(RequestStatus { request: *id, status: request.status, grant }))
+    let discovery = stored.as_ref().map(|g| state.discovery_token(g)).transpose()?;
+    let grant = stored.map(|g| g.token);
+    Ok(HttpResponse::Ok().json(RequestStatus { request: *id, status: request.status, grant, discovery }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,8 +162,8 @@ pub struct EmergencyRequest {
 async fn emergency(state: State, peer: PeerCertificate, body: web::Json<EmergencyRequest>) -> Result<HttpResponse, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let e = body.into_inner();
-    let grant = state.emergency(&requester, e.subject, e.scope, e.reason, e.duration_secs).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "grant": grant })))
+    let (grant, discovery) = state.emergency(&requester, e.subject, e.scope, e.reason, e.duration_secs).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "grant": grant, "discovery": discovery })))
 }
 
 /// A grant as a FHIR R4 Consent, for its requester.

@@ -14,7 +14,7 @@ use locus_protocol::entry::{
     AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Event, GrantIssued, GrantRevoked, RuleCreated,
 };
 use locus_protocol::grant::{DataPeriod, GrantBasis, GrantClaims, PurposeOfUse, scope_tags_for};
-use locus_protocol::grant_token::encode_grant;
+use locus_protocol::grant_token::{encode_discovery, encode_grant};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::scope::ScopeSet;
@@ -210,7 +210,7 @@ impl Consent {
         scope: ScopeSet,
         data_period: Option<DataPeriod>,
         duration_secs: i64,
-    ) -> Result<(RequestId, &'static str, Option<String>), ConsentError> {
+    ) -> Result<(RequestId, &'static str, Option<(String, String)>), ConsentError> {
         let terms = RequestTerms {
             request: RequestId::new_random(),
             requester: requester.clone(),
@@ -255,9 +255,10 @@ impl Consent {
             let (token, grant) = self
                 .issue(&terms.subject, requester, terms.purpose, &terms.scope, period, duration, GrantBasis::StandingRule { rule: rule.rule.to_string() })
                 .await?;
+            let discovery = self.discovery_token(&grant)?;
             let (store, id) = (self.store.clone(), terms.request.to_string());
             blocking(move || store.decide(&id, APPROVED, Some(&grant), now_ms())).await?;
-            return Ok((terms.request, APPROVED, Some(token)));
+            return Ok((terms.request, APPROVED, Some((token, discovery))));
         }
         Ok((terms.request, PENDING, None))
     }
@@ -316,6 +317,13 @@ impl Consent {
             revoked_at: None,
         };
         Ok((token, grant))
+    }
+
+    /// The discovery token of a stored grant: what the requester shows the
+    /// index (signed again on demand; Ed25519 is deterministic).
+    pub fn discovery_token(&self, grant: &Grant) -> Result<String, ConsentError> {
+        let claims: GrantClaims = serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
+        encode_discovery(&claims, &self.key).map_err(|e| ConsentError::BadRequest(e.to_string()))
     }
 
     /// The patient's signed answer to one of their requests.
@@ -380,7 +388,7 @@ impl Consent {
         scope: ScopeSet,
         reason: String,
         duration_secs: i64,
-    ) -> Result<String, ConsentError> {
+    ) -> Result<(String, String), ConsentError> {
         if duration_secs <= 0 || duration_secs > self.limits.max_emergency_secs {
             return Err(ConsentError::BadRequest(format!(
                 "an emergency grant lasts at most {} seconds",
@@ -390,9 +398,10 @@ impl Consent {
         let (token, grant) = self
             .issue(&subject, requester, PurposeOfUse::EmergencyTreatment, &scope, None, duration_secs, GrantBasis::Emergency { reason })
             .await?;
+        let discovery = self.discovery_token(&grant)?;
         let store = self.store.clone();
         blocking(move || store.add_grant(&grant)).await?;
-        Ok(token)
+        Ok((token, discovery))
     }
 
     /// The patient revokes one of their grants, with their device's signature.

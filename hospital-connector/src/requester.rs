@@ -62,10 +62,11 @@ pub struct FetchReport {
 }
 
 impl Node {
-    /// Discovers what `grant` covers and fetches it all.
-    pub async fn fetch_under_grant(&self, grant: &str) -> Result<FetchReport, FetchError> {
+    /// Discovers what `grant` covers (showing the index only its `discovery`
+    /// token) and fetches it all.
+    pub async fn fetch_under_grant(&self, grant: &str, discovery: &str) -> Result<FetchReport, FetchError> {
         let claims = self.own_grant(grant)?;
-        let discovered = self.index.discover(grant).await?;
+        let discovered = self.index.discover(discovery).await?;
         let mut report = FetchReport::default();
         for pointer in discovered.pointers {
             // Our own records are already here.

@@ -133,7 +133,8 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
     let claims = &authorized.claims;
     let refused = |reason, message| Refused {
         requester: Some(authorized.requester.clone()),
-        claims: Some(Box::new(claims.clone())),
+        grant: Some(claims.jti),
+        subject: Some(claims.sub),
         ..Refused::new(reason, message)
     };
     match node.ledger.is_revoked(&claims.jti).await {

@@ -16,7 +16,7 @@ use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
-use locus_service::access::{Refused, check_grant};
+use locus_service::access::{Refused, check_discovery};
 use locus_service::http::{ErrorBody, json_config, json_error};
 use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
@@ -70,9 +70,10 @@ pub struct WithdrawRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverRequest {
-    /// The grant token (EdDSA JWT) issued to the caller.
+    /// The discovery token of a grant issued to the caller (EdDSA JWT): the
+    /// patient, the validity and the blinded tags, nothing else.
     #[serde(default)]
-    pub grant: Option<String>,
+    pub discovery: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -284,7 +285,7 @@ pub async fn discover(
     let now = chrono::Utc::now().timestamp();
     let checked = {
         let directory = state.directory.read();
-        check_grant(&directory, body.grant.as_deref(), &peer.thumbprint, now)
+        check_discovery(&directory, body.discovery.as_deref(), &peer.thumbprint, now)
     };
     let authorized = match checked {
         Ok(authorized) => authorized,
@@ -298,7 +299,8 @@ pub async fn discover(
     if web::block(move || ledger.grant_has(REVOKED, &grant)).await?.map_err(|_| IndexError::Unavailable)? {
         let refused = Refused {
             requester: Some(authorized.requester.clone()),
-            claims: Some(Box::new(claims.clone())),
+            grant: Some(claims.jti),
+            subject: Some(claims.sub),
             ..Refused::new(locus_protocol::entry::RefusalReason::Revoked, "the grant was revoked")
         };
         state.log_refusal(&refused).await;

@@ -52,8 +52,9 @@ impl IndexClient {
         self.post("pointers/withdraw", &WithdrawRequest { pointer_ids }).await
     }
 
-    pub async fn discover(&self, grant: &str) -> Result<DiscoverResponse, IndexClientError> {
-        self.post("discover", &DiscoverRequest { grant: Some(grant.to_owned()) }).await
+    /// Discovers under a grant's discovery token.
+    pub async fn discover(&self, discovery: &str) -> Result<DiscoverResponse, IndexClientError> {
+        self.post("discover", &DiscoverRequest { discovery: Some(discovery.to_owned()) }).await
     }
 }
 

@@ -23,11 +23,11 @@ use base64::Engine as _;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::entry::RefusalReason;
-use crate::grant::{GrantClaims, GrantError, MAX_CLOCK_SKEW_SECS};
-use crate::ids::{KeyId, MemberId};
+use crate::grant::{Confirmation, GrantClaims, GrantError, MAX_CLOCK_SKEW_SECS};
+use crate::ids::{GrantId, KeyId, MemberId, PatientKey, ScopeTag};
 use crate::signing::{SigningKey, VerifyingKey};
 
 /// Longest token accepted (and issued), in bytes. Real grants are 1 to 3 KiB; the
@@ -150,6 +150,33 @@ pub fn decode_grant(
     now: i64,
     max_duration_secs: i64,
 ) -> Result<GrantClaims, GrantTokenError> {
+    let claims: GrantClaims = verify_jws(token, GRANT_TOKEN_TYP, keys, audience)?;
+    if claims.aud != *audience {
+        return Err(GrantTokenError::WrongAudience);
+    }
+    check_window(now, claims.nbf, claims.exp)?;
+    claims.validate(now, max_duration_secs)?;
+    Ok(claims)
+}
+
+fn check_window(now: i64, nbf: i64, exp: i64) -> Result<(), GrantTokenError> {
+    if now >= exp {
+        return Err(GrantTokenError::Expired);
+    }
+    if nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(GrantTokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// The JWS checks every token shares: size, shape, `alg`, `typ`, `kid`, the
+/// signature and `aud` (jsonwebtoken checks it; callers state it again).
+fn verify_jws<C: serde::de::DeserializeOwned>(
+    token: &str,
+    typ: &str,
+    keys: &dyn Fn(&KeyId) -> Option<VerifyingKey>,
+    audience: &MemberId,
+) -> Result<C, GrantTokenError> {
     if token.len() > MAX_GRANT_TOKEN_LEN {
         return Err(GrantTokenError::TooLong);
     }
@@ -167,7 +194,7 @@ pub fn decode_grant(
     if header.alg != GRANT_TOKEN_ALG {
         return Err(GrantTokenError::UnsupportedAlgorithm);
     }
-    if header.typ.as_deref() != Some(GRANT_TOKEN_TYP) {
+    if header.typ.as_deref() != Some(typ) {
         return Err(GrantTokenError::Malformed);
     }
     let kid: KeyId = header
@@ -175,24 +202,87 @@ pub fn decode_grant(
         .and_then(|kid| kid.parse().ok())
         .ok_or(GrantTokenError::UnknownKey)?;
     let key = keys(&kid).ok_or(GrantTokenError::UnknownKey)?;
-
     // jsonwebtoken's "DER" Ed25519 decoding key is the raw 32-byte public key.
     let decoding_key = DecodingKey::from_ed_der(key.as_bytes());
-    let claims = jsonwebtoken::decode::<GrantClaims>(token, &decoding_key, &validation(audience))
+    Ok(jsonwebtoken::decode::<C>(token, &decoding_key, &validation(audience))
         .map_err(|e| map_jwt_error(&e))?
-        .claims;
+        .claims)
+}
 
-    // jsonwebtoken checked `aud` too; this states the rule where it is read.
+/// The `typ` of a discovery token.
+pub const DISCOVERY_TOKEN_TYP: &str = "locus-discovery+jwt";
+
+/// What the index is shown of a grant: who may discover, for which patient,
+/// when, bound to which certificate, and the blinded scope tags, sorted by
+/// value. No scopes, codes, categories, dates or purpose: the index matches
+/// tags and learns nothing about what records are or when they were made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryClaims {
+    pub iss: MemberId,
+    pub sub: PatientKey,
+    pub aud: MemberId,
+    /// The grant's id: discovery and retrieval are logged under the same grant.
+    pub jti: GrantId,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub scope_tags: Vec<ScopeTag>,
+    pub cnf: Confirmation,
+}
+
+impl DiscoveryClaims {
+    /// The discovery part of a grant.
+    pub fn from_grant(grant: &GrantClaims) -> Self {
+        let mut scope_tags = grant.scope_tags.clone();
+        // Sorted by value, so the order says nothing about which input a tag is.
+        scope_tags.sort();
+        Self {
+            iss: grant.iss.clone(),
+            sub: grant.sub,
+            aud: grant.aud.clone(),
+            jti: grant.jti,
+            iat: grant.iat,
+            nbf: grant.nbf,
+            exp: grant.exp,
+            scope_tags,
+            cnf: grant.cnf.clone(),
+        }
+    }
+}
+
+/// Signs the discovery token of a grant with the consent service's `key`.
+pub fn encode_discovery(grant: &GrantClaims, key: &SigningKey) -> Result<String, GrantTokenError> {
+    grant.check_structure(i64::MAX).map_err(GrantTokenError::Invalid)?;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(DISCOVERY_TOKEN_TYP.to_owned());
+    header.kid = Some(key.key_id().to_string());
+    let der = key.as_dalek().to_pkcs8_der().map_err(|_| GrantTokenError::Signing)?;
+    let token = jsonwebtoken::encode(&header, &DiscoveryClaims::from_grant(grant), &EncodingKey::from_ed_der(der.as_bytes()))
+        .map_err(|_| GrantTokenError::Signing)?;
+    if token.len() > MAX_GRANT_TOKEN_LEN {
+        return Err(GrantTokenError::TooLong);
+    }
+    Ok(token)
+}
+
+/// Verifies a discovery token presented by `audience`: the same checks as a
+/// grant's, a validity no longer than `max_duration_secs`, and at least one tag.
+pub fn decode_discovery(
+    token: &str,
+    keys: &dyn Fn(&KeyId) -> Option<VerifyingKey>,
+    audience: &MemberId,
+    now: i64,
+    max_duration_secs: i64,
+) -> Result<DiscoveryClaims, GrantTokenError> {
+    let claims: DiscoveryClaims = verify_jws(token, DISCOVERY_TOKEN_TYP, keys, audience)?;
     if claims.aud != *audience {
         return Err(GrantTokenError::WrongAudience);
     }
-    if now >= claims.exp {
-        return Err(GrantTokenError::Expired);
+    check_window(now, claims.nbf, claims.exp)?;
+    if claims.exp.saturating_sub(claims.nbf) > max_duration_secs || claims.scope_tags.is_empty() {
+        return Err(GrantTokenError::Malformed);
     }
-    if claims.nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
-        return Err(GrantTokenError::NotYetValid);
-    }
-    claims.validate(now, max_duration_secs)?;
     Ok(claims)
 }
 
@@ -619,5 +709,42 @@ mod tests {
             let mutated = String::from_utf8(bytes).unwrap();
             prop_assert!(decode(&mutated).is_err());
         }
+    }
+
+    #[test]
+    fn discovery_tokens_show_only_tags_and_are_not_grants() {
+        let c = claims();
+        let discovery = encode_discovery(&c, &consent_key()).unwrap();
+        let shown = decode_discovery(&discovery, &keys, &audience(), NOW + 10, MAX).unwrap();
+        assert_eq!((shown.sub, shown.jti, shown.exp), (c.sub, c.jti, c.exp));
+        let mut sorted = c.scope_tags.clone();
+        sorted.sort();
+        assert_eq!(shown.scope_tags, sorted);
+        // No scope, purpose, period or basis reaches the index.
+        let payload = String::from_utf8(
+            URL_SAFE_NO_PAD.decode(discovery.split('.').nth(1).unwrap()).unwrap(),
+        )
+        .unwrap();
+        for hidden in ["scope\"", "purpose", "data_period", "basis", "laboratory"] {
+            assert!(!payload.contains(hidden), "{hidden} in {payload}");
+        }
+        // Neither token passes for the other.
+        let grant = encode_grant(&c, &consent_key()).unwrap();
+        assert!(decode_discovery(&grant, &keys, &audience(), NOW + 10, MAX).is_err());
+        assert!(decode(&discovery).is_err());
+        // The same audience, time and key rules hold.
+        let other: MemberId = "another-er".parse().unwrap();
+        assert_eq!(
+            decode_discovery(&discovery, &keys, &other, NOW + 10, MAX),
+            Err(GrantTokenError::WrongAudience)
+        );
+        assert_eq!(
+            decode_discovery(&discovery, &keys, &audience(), NOW + DAY, MAX),
+            Err(GrantTokenError::Expired)
+        );
+        assert_eq!(
+            decode_discovery(&discovery, &|_| None, &audience(), NOW + 10, MAX),
+            Err(GrantTokenError::UnknownKey)
+        );
     }
 }

@@ -7,8 +7,8 @@
 use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
 use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
-use locus_protocol::grant_token::{GrantTokenError, decode_grant};
-use locus_protocol::ids::MemberId;
+use locus_protocol::grant_token::{DiscoveryClaims, GrantTokenError, decode_discovery, decode_grant};
+use locus_protocol::ids::{GrantId, MemberId, PatientKey};
 
 /// Longest grant any verifier accepts, whatever the consent service says.
 pub const MAX_GRANT_SECS: i64 = locus_protocol::consent::MAX_GRANT_DURATION_SECS;
@@ -26,8 +26,9 @@ pub struct Authorized {
 pub struct Refused {
     pub reason: RefusalReason,
     pub requester: Option<MemberId>,
-    /// Boxed: refusals travel in `Result`s and the claims are large.
-    pub claims: Option<Box<GrantClaims>>,
+    /// The grant and patient, when the token verified far enough to know them.
+    pub grant: Option<GrantId>,
+    pub subject: Option<PatientKey>,
     pub message: &'static str,
 }
 
@@ -37,8 +38,8 @@ impl Refused {
     pub fn entry_event(&self) -> Option<Event> {
         Some(Event::AccessRefused(AccessRefused {
             requester: self.requester.clone()?,
-            grant: self.claims.as_ref().map(|c| c.jti),
-            subject: self.claims.as_ref().map(|c| c.sub),
+            grant: self.grant,
+            subject: self.subject,
             reason: self.reason,
         }))
     }
@@ -47,7 +48,8 @@ impl Refused {
         Self {
             reason,
             requester: None,
-            claims: None,
+            grant: None,
+            subject: None,
             message,
         }
     }
@@ -92,7 +94,8 @@ pub fn check_grant(
     })?;
     if claims.cnf != *peer {
         return Err(Refused {
-            claims: Some(Box::new(claims)),
+            grant: Some(claims.jti),
+            subject: Some(claims.sub),
             ..refused(
                 RefusalReason::CertificateMismatch,
                 "the grant is bound to another certificate",
@@ -100,4 +103,45 @@ pub fn check_grant(
         });
     }
     Ok(Authorized { requester, claims })
+}
+
+/// A discovery the index may answer.
+#[derive(Debug, Clone)]
+pub struct AuthorizedDiscovery {
+    pub requester: MemberId,
+    pub claims: DiscoveryClaims,
+}
+
+/// The index's version of [`check_grant`], over the discovery token, which
+/// shows it no scopes, codes or dates.
+pub fn check_discovery(
+    directory: &Directory,
+    token: Option<&str>,
+    peer: &Confirmation,
+    now: i64,
+) -> Result<AuthorizedDiscovery, Refused> {
+    let requester = active_peer(directory, peer)?;
+    let refused = |reason, message| Refused {
+        requester: Some(requester.clone()),
+        ..Refused::new(reason, message)
+    };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(refused(RefusalReason::NoGrant, "no grant was presented"));
+    };
+    let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
+    let claims = decode_discovery(token, &keys, &requester, now, MAX_GRANT_SECS).map_err(|e| match e {
+        GrantTokenError::Expired | GrantTokenError::NotYetValid => {
+            refused(RefusalReason::Expired, "the grant has expired or is not yet valid")
+        }
+        GrantTokenError::WrongAudience => refused(RefusalReason::InvalidGrant, "the grant was issued to another member"),
+        _ => refused(RefusalReason::InvalidGrant, "the grant does not verify"),
+    })?;
+    if claims.cnf != *peer {
+        return Err(Refused {
+            grant: Some(claims.jti),
+            subject: Some(claims.sub),
+            ..refused(RefusalReason::CertificateMismatch, "the grant is bound to another certificate")
+        });
+    }
+    Ok(AuthorizedDiscovery { requester, claims })
 }

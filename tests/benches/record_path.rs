@@ -468,9 +468,10 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
     let patient = import(&network, a, &patients, 20);
     system.block_on(publish(a, &refusals));
     let (grant, used_grant) = network.grant(b, &patient, LABS, None);
+    let discovery = network.discovery(&used_grant);
     let pointers: Arc<Vec<DiscoveredPointer>> = Arc::new(
         system
-            .block_on(b.node.index.discover(&grant))
+            .block_on(b.node.index.discover(&discovery))
             .unwrap()
             .pointers
             .into_iter()
@@ -556,7 +557,8 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
     let k = sizes.fetch_records;
     let patient = import(&network, a, &patients, k);
     system.block_on(publish(a, &refusals));
-    let (grant, _) = network.grant(b, &patient, LABS, None);
+    let (grant, claims) = network.grant(b, &patient, LABS, None);
+    let discovery = network.discovery(&claims);
     let mut group = c.benchmark_group(format!("fetch_under_grant/{name}"));
     group.sample_size(10).warm_up_time(sizes.warm_up).sampling_mode(SamplingMode::Flat).measurement_time(sizes.measure);
     group.throughput(Throughput::Elements(k));
@@ -567,7 +569,7 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
             system.block_on(async {
                 for _ in 0..iters {
                     let t = Instant::now();
-                    let report = b.node.fetch_under_grant(&grant).await.unwrap();
+                    let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
                     samples.push(t.elapsed());
                     assert!(report.failed.is_empty(), "{:?}", report.failed);
                     assert_eq!(report.received.len() as u64, k);

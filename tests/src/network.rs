@@ -297,6 +297,11 @@ impl TestNetwork {
         self.grant_with(to, patient, scope, period, |_| {})
     }
 
+    /// The discovery token of a grant: what the index is shown.
+    pub fn discovery(&self, claims: &GrantClaims) -> String {
+        locus_protocol::grant_token::encode_discovery(claims, &self.consent.key).expect("discovery token")
+    }
+
     /// As [`TestNetwork::grant`], with the claims adjusted before signing.
     pub fn grant_with(
         &self,

@@ -186,7 +186,12 @@ async fn patients_decide(db: TestDb) {
     let collected: Value = b.node.http.get(&status_url).send().await.unwrap().json().await.unwrap();
     assert_eq!(collected["status"], "approved");
     let grant = collected["grant"].as_str().unwrap().to_owned();
-    let report = b.node.fetch_under_grant(&grant).await.unwrap();
+    let discovery = collected["discovery"].as_str().unwrap().to_owned();
+    // The index is shown only the discovery token: no scopes, codes or dates.
+    let shown = URL_SAFE_NO_PAD.decode(discovery.split('.').nth(1).unwrap()).unwrap();
+    let shown = String::from_utf8(shown).unwrap();
+    assert!(!shown.contains("scope\"") && !shown.contains("laboratory") && !shown.contains("2024"), "{shown}");
+    let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.received.len(), 2, "the two March results, not May's");
     // A cannot collect B's grant.
@@ -223,7 +228,7 @@ async fn patients_decide(db: TestDb) {
         signed_at_ms: now_ms(),
     };
     let signature = phone.signer.sign(&revocation.signing_bytes().unwrap());
-    let discovered = b.node.index.discover(&grant).await.unwrap().pointers;
+    let discovered = b.node.index.discover(&discovery).await.unwrap().pointers;
     let revoked_at = Instant::now();
     let (status, _) = post(
         &phone.client,
@@ -239,7 +244,7 @@ async fn patients_decide(db: TestDb) {
         sealed: discovered[0].sealed.clone(),
     };
     loop {
-        let at_index = b.node.index.discover(&grant).await;
+        let at_index = b.node.index.discover(&discovery).await;
         let at_custodian = b.node.request_retrieval(&a.url, &request).await;
         if at_index.is_err() && at_custodian.is_err() {
             break;
@@ -272,7 +277,11 @@ async fn patients_decide(db: TestDb) {
     assert_eq!(status, 200, "{body}");
     let (status, auto) = ask(&network, b, &patient, LABS, None, 3600).await;
     assert_eq!((status, auto["status"].as_str()), (200, Some("approved")), "{auto}");
-    let report = b.node.fetch_under_grant(auto["grant"].as_str().unwrap()).await.unwrap();
+    let report = b
+        .node
+        .fetch_under_grant(auto["grant"].as_str().unwrap(), auto["discovery"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(report.received.len(), 3, "the rule allows every laboratory result");
 
     // Emergency access: granted without the patient, flagged, shown to them.
@@ -340,7 +349,7 @@ async fn patients_decide(db: TestDb) {
     assert_eq!(status, 404);
 
     // Grant tokens that must not work, presented to the custodian.
-    let discovered = b.node.index.discover(auto["grant"].as_str().unwrap()).await.unwrap().pointers;
+    let discovered = b.node.index.discover(auto["discovery"].as_str().unwrap()).await.unwrap().pointers;
     let retrieve = |token: String| locus_hospital_connector::retrieve::RetrieveRequest {
         grant: Some(token),
         pointer_id: discovered[0].pointer_id,

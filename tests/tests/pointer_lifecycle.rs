@@ -42,7 +42,8 @@ async fn publish_supersede_withdraw(db: TestDb) {
     import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &labs(95.0)).unwrap();
     assert_eq!(a.node.publish_pending().await.unwrap(), 2);
 
-    let (grant, _) = network.grant(b, &key, LABS, None);
+    let (_, claims) = network.grant(b, &key, LABS, None);
+    let grant = network.discovery(&claims);
     let first = b.node.index.discover(&grant).await.unwrap().pointers;
     assert_eq!(first.len(), 2);
 

@@ -128,7 +128,8 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     phase("patient chosen");
     // B fetches under the grant: exactly A's results in range, each verified.
     let (grant, claims) = network.grant(b, &key, LABS, Some((start, end)));
-    let report = b.node.fetch_under_grant(&grant).await.unwrap();
+    let discovery = network.discovery(&claims);
+    let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let store = b.node.store.clone();
     let received = tokio::task::spawn_blocking(move || store.received_for_patient(&key)).await.unwrap().unwrap();
@@ -159,7 +160,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     let discovered: Vec<DiscoveredPointer> = b
         .node
         .index
-        .discover(&grant)
+        .discover(&discovery)
         .await
         .unwrap()
         .pointers
@@ -233,7 +234,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     network.set_status(b, MemberStatus::Suspended).await;
     refused_with(b, a, &request(Some(&grant), &pointer), 403, "member_suspended").await;
     refusal_logged(&network, "submitter=hospital-a", "member_suspended").await;
-    let at_index = b.node.index.discover(&grant).await;
+    let at_index = b.node.index.discover(&discovery).await;
     assert!(
         matches!(&at_index, Err(locus_index_service::client::IndexClientError::Refused { status: 403, code, .. }) if code == "member_suspended"),
         "{at_index:?}"
