@@ -54,8 +54,8 @@ impl Fixture {
         seed[..8].copy_from_slice(&n.to_be_bytes());
         seed[8..24].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         let event = Event::RecordRetrieved(RecordRetrieved {
-            requester: self.member.clone(),
-            custodian: "hospital-b".parse().unwrap(),
+            requester: "hospital-b".parse().unwrap(),
+            custodian: self.member.as_str().parse().unwrap(),
             grant: GrantId::new_random(),
             subject: PatientKey::from_bytes(seed),
             pointer: PointerId::new_random(),
