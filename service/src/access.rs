@@ -69,13 +69,19 @@ pub fn active_peer(directory: &Directory, peer: &Confirmation) -> Result<MemberI
     Ok(member.member.clone())
 }
 
-/// Checks a presented grant token for the peer holding `peer` at time `now`.
-pub fn check_grant(
+type KeyResolver<'a> = dyn Fn(&locus_protocol::ids::KeyId) -> Option<locus_protocol::signing::VerifyingKey> + 'a;
+
+/// What both token checks share: the peer is an active member, a token was
+/// presented, it verifies under an active consent key for that member at
+/// `now`, and it is bound to the peer's certificate.
+fn check_token<C>(
     directory: &Directory,
     token: Option<&str>,
     peer: &Confirmation,
     now: i64,
-) -> Result<Authorized, Refused> {
+    decode: impl Fn(&str, &KeyResolver<'_>, &MemberId, i64) -> Result<C, GrantTokenError>,
+    binding: impl Fn(&C) -> (&Confirmation, GrantId, PatientKey),
+) -> Result<(MemberId, C), Refused> {
     let requester = active_peer(directory, peer)?;
     let refused = |reason, message| Refused {
         requester: Some(requester.clone()),
@@ -85,23 +91,39 @@ pub fn check_grant(
         return Err(refused(RefusalReason::NoGrant, "no grant was presented"));
     };
     let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
-    let claims = decode_grant(token, &keys, &requester, now, MAX_GRANT_SECS).map_err(|e| match e {
+    let claims = decode(token, &keys, &requester, now).map_err(|e| match e {
         GrantTokenError::Expired | GrantTokenError::NotYetValid => {
             refused(RefusalReason::Expired, "the grant has expired or is not yet valid")
         }
         GrantTokenError::WrongAudience => refused(RefusalReason::InvalidGrant, "the grant was issued to another member"),
         _ => refused(RefusalReason::InvalidGrant, "the grant does not verify"),
     })?;
-    if claims.cnf != *peer {
+    let (cnf, grant, subject) = binding(&claims);
+    if cnf != peer {
         return Err(Refused {
-            grant: Some(claims.jti),
-            subject: Some(claims.sub),
-            ..refused(
-                RefusalReason::CertificateMismatch,
-                "the grant is bound to another certificate",
-            )
+            grant: Some(grant),
+            subject: Some(subject),
+            ..refused(RefusalReason::CertificateMismatch, "the grant is bound to another certificate")
         });
     }
+    Ok((requester, claims))
+}
+
+/// Checks a presented grant token for the peer holding `peer` at time `now`.
+pub fn check_grant(
+    directory: &Directory,
+    token: Option<&str>,
+    peer: &Confirmation,
+    now: i64,
+) -> Result<Authorized, Refused> {
+    let (requester, claims) = check_token(
+        directory,
+        token,
+        peer,
+        now,
+        |t, keys, aud, now| decode_grant(t, keys, aud, now, MAX_GRANT_SECS),
+        |c: &GrantClaims| (&c.cnf, c.jti, c.sub),
+    )?;
     Ok(Authorized { requester, claims })
 }
 
@@ -120,28 +142,13 @@ pub fn check_discovery(
     peer: &Confirmation,
     now: i64,
 ) -> Result<AuthorizedDiscovery, Refused> {
-    let requester = active_peer(directory, peer)?;
-    let refused = |reason, message| Refused {
-        requester: Some(requester.clone()),
-        ..Refused::new(reason, message)
-    };
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Err(refused(RefusalReason::NoGrant, "no grant was presented"));
-    };
-    let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
-    let claims = decode_discovery(token, &keys, &requester, now, MAX_GRANT_SECS).map_err(|e| match e {
-        GrantTokenError::Expired | GrantTokenError::NotYetValid => {
-            refused(RefusalReason::Expired, "the grant has expired or is not yet valid")
-        }
-        GrantTokenError::WrongAudience => refused(RefusalReason::InvalidGrant, "the grant was issued to another member"),
-        _ => refused(RefusalReason::InvalidGrant, "the grant does not verify"),
-    })?;
-    if claims.cnf != *peer {
-        return Err(Refused {
-            grant: Some(claims.jti),
-            subject: Some(claims.sub),
-            ..refused(RefusalReason::CertificateMismatch, "the grant is bound to another certificate")
-        });
-    }
+    let (requester, claims) = check_token(
+        directory,
+        token,
+        peer,
+        now,
+        |t, keys, aud, now| decode_discovery(t, keys, aud, now, MAX_GRANT_SECS),
+        |c: &DiscoveryClaims| (&c.cnf, c.jti, c.sub),
+    )?;
     Ok(AuthorizedDiscovery { requester, claims })
 }
