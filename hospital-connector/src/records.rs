@@ -571,7 +571,9 @@ impl RecordStore {
     pub fn current_for_patient(&self, patient: &PatientKey) -> Result<Vec<Record>, StoreError> {
         let rows: Vec<RecordRow> = records::table
             .filter(records::patient_key.eq(patient.to_string()))
-            .filter(records::current.eq(true))
+            // The bare column, not `= true`: SQLite uses the partial indexes
+            // (`WHERE "current" ...`) only for the column as written there.
+            .filter(records::current)
             .order((records::resource_type.asc(), records::resource_id.asc()))
             .select(RecordRow::as_select())
             .load(&mut self.conn()?)?;
@@ -587,7 +589,7 @@ impl RecordStore {
         let row: Option<RecordRow> = records::table
             .filter(records::resource_type.eq(resource_type.as_str()))
             .filter(records::resource_id.eq(resource_id.as_str()))
-            .filter(records::current.eq(true))
+            .filter(records::current)
             .select(RecordRow::as_select())
             .first(&mut self.conn()?)
             .optional()?;
@@ -638,7 +640,7 @@ impl RecordStore {
     /// Up to `limit` current records not yet published, oldest import first.
     pub fn unpublished(&self, limit: u32) -> Result<Vec<Record>, StoreError> {
         let rows: Vec<RecordRow> = records::table
-            .filter(records::current.eq(true))
+            .filter(records::current)
             .filter(records::published_pointer.is_null())
             .order((
                 records::imported_at.asc(),
@@ -703,7 +705,7 @@ impl RecordStore {
         let mut conn = self.conn()?;
         let versions: i64 = records::table.count().get_result(&mut conn)?;
         let current: i64 = records::table
-            .filter(records::current.eq(true))
+            .filter(records::current)
             .count()
             .get_result(&mut conn)?;
         let to_u64 = |n: i64| u64::try_from(n).map_err(|_| StoreError::Overflow);
@@ -814,7 +816,7 @@ fn load_current(
             let rows: Vec<RecordRow> = records::table
                 .filter(records::resource_type.eq(resource_type.as_str()))
                 .filter(records::resource_id.eq_any(chunk))
-                .filter(records::current.eq(true))
+                .filter(records::current)
                 .select(RecordRow::as_select())
                 .load(conn)?;
             for row in rows {

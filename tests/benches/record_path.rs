@@ -10,7 +10,8 @@
 //!   entry, the index call, marking published). Records per second. The import
 //!   itself is not timed.
 //! - `retrieve/<backend>/sequential`: B retrieves one of A's records under a
-//!   grant, one at a time (`request_retrieval`: mutual TLS, grant check, the
+//!   grant (64 grants for the patient, taking turns), one at a time
+//!   (`request_retrieval`: mutual TLS, grant check, the
 //!   revocation lookup on the ledger, the `record.retrieved` entry made durable
 //!   before release, provenance signature, sealing). Retrievals per second;
 //!   the latency of every single retrieval is also kept, and its p50/p95/p99
@@ -22,15 +23,16 @@
 //!   retrieval, its provenance and commitment, and the receipt's inclusion
 //!   proof against a signed checkpoint that covers it (which means waiting for
 //!   the next checkpoint: every 100 ms in the test configuration).
-//! - `ledger/<backend>/append` and `ledger/<backend>/revocation_lookup`: the
+//! - `ledger/<backend>/append` and `ledger/<backend>/revocation_lookup/0`: the
 //!   two ledger round trips a retrieval makes from A, alone (the lookup for a
-//!   grant the ledger has never seen); `revocation_lookup_used_grant`: the
-//!   lookup for the grant all the retrievals above were made under.
+//!   grant the ledger has no entry for); `revocation_lookup/<m>`: the lookup
+//!   for a grant under which `m` retrievals are logged.
 //!
 //! Besides criterion's statistics, the run prints to stderr the p50/p95/p99
-//! latency of every single retrieval, fetch and ledger call it made, and the
-//! time of each step of a 500-record publish batch (the connector's steps,
-//! replayed and timed one by one).
+//! latency of every single retrieval, fetch and ledger call it made, the time
+//! of each step of a 500-record publish batch (the connector's steps, replayed
+//! and timed one by one) on a fresh store and on a filled one, and the CPU
+//! time this process spent per publish and per retrieval.
 //!
 //! The records are synthetic FHIR R4 bundles built here, so the benchmark runs
 //! anywhere. Under `cargo test --benches` (no `--bench` argument) every size
@@ -50,8 +52,9 @@ use locus_hospital_connector::fhir::{OBSERVATION_CATEGORY_SYSTEM, US_SSN_SYSTEM}
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::api::DiscoveredPointer;
-use locus_protocol::entry::{Event, MerkleRoot, PointersPublished};
-use locus_protocol::ids::PatientKey;
+use locus_protocol::entry::{Commitment, Event, MerkleRoot, PointersPublished, RecordRetrieved};
+use locus_protocol::grant::GrantClaims;
+use locus_protocol::ids::{GrantId, PatientKey};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_tests::Backend;
 use locus_tests::index::random_bytes32;
@@ -87,6 +90,10 @@ struct Sizes {
     publish: &'static [u64],
     concurrency: u64,
     fetch_records: u64,
+    /// Grants the retrievals take turns under.
+    grants: u64,
+    /// `record.retrieved` entries logged under the busy grant.
+    busy_grant_entries: u64,
     /// Rounds of the publish phase breakdown, and records per round.
     phase_rounds: (u32, u64),
     warm_up: Duration,
@@ -100,6 +107,8 @@ impl Sizes {
                 publish: &[1, 50, 500],
                 concurrency: 16,
                 fetch_records: 5,
+                grants: 64,
+                busy_grant_entries: 5000,
                 phase_rounds: (5, 500),
                 warm_up: Duration::from_secs(1),
                 measure: Duration::from_secs(5),
@@ -109,6 +118,8 @@ impl Sizes {
                 publish: &[1, 5],
                 concurrency: 4,
                 fetch_records: 2,
+                grants: 2,
+                busy_grant_entries: 20,
                 phase_rounds: (1, 5),
                 warm_up: Duration::from_millis(100),
                 measure: Duration::from_secs(1),
@@ -326,6 +337,38 @@ fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// A logs `entries` retrievals by B under `grant` (16 at a time, so the
+/// ledger commits them in groups), as if B had retrieved that many records.
+async fn log_retrievals(a: &TestHospital, b: &TestHospital, grant: &GrantClaims, pointers: &[DiscoveredPointer], entries: u64) {
+    let events: Vec<Event> = (0..entries)
+        .map(|i| {
+            let pointer = &pointers[(i % pointers.len() as u64) as usize];
+            Event::RecordRetrieved(RecordRetrieved {
+                requester: b.node.member.clone(),
+                custodian: a.id.clone(),
+                grant: grant.jti,
+                subject: grant.sub,
+                pointer: pointer.pointer_id,
+                commitment: Commitment::from_bytes(random_bytes32()),
+            })
+        })
+        .collect();
+    let workers: Vec<_> = events
+        .chunks(events.len().div_ceil(16).max(1))
+        .map(|chunk| {
+            let (node, chunk) = (Arc::clone(&a.node), chunk.to_vec());
+            actix_web::rt::spawn(async move {
+                for event in chunk {
+                    node.log(event).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}
+
 /// Latencies of single operations, kept beside criterion's own statistics.
 #[derive(Default)]
 struct Latencies {
@@ -345,10 +388,6 @@ impl Latencies {
         } else {
             kept.push((name.to_owned(), cpu, wall, operations));
         }
-    }
-
-    fn count(&self, name: &str) -> usize {
-        self.series.borrow().iter().find(|(n, _)| n == name).map_or(0, |(_, kept)| kept.len())
     }
 
     fn note(&self, note: String) {
@@ -463,12 +502,15 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
     group.finish();
     phases("filled");
 
-    // Retrieval: B, under a grant for one patient's laboratory results, takes
-    // A's records in turn.
+    // Retrieval: B, under grants for one patient's laboratory results, takes
+    // A's records in turn. The grants take turns too: the ledger logs each
+    // retrieval under its grant, and the revocation lookup's cost grows with
+    // the entries a grant has (measured on its own below), so one grant for
+    // thousands of retrievals would measure that growth instead.
     let patient = import(&network, a, &patients, 20);
     system.block_on(publish(a, &refusals));
-    let (grant, used_grant) = network.grant(b, &patient, LABS, None);
-    let discovery = network.discovery(&used_grant);
+    let grants: Vec<(String, GrantClaims)> = (0..sizes.grants).map(|_| network.grant(b, &patient, LABS, None)).collect();
+    let discovery = network.discovery(&grants[0].1);
     let pointers: Arc<Vec<DiscoveredPointer>> = Arc::new(
         system
             .block_on(b.node.index.discover(&discovery))
@@ -479,10 +521,10 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
             .collect(),
     );
     assert_eq!(pointers.len(), 20);
-    let request = move |i: u64, pointers: &[DiscoveredPointer]| {
+    let request = |i: u64, pointers: &[DiscoveredPointer]| {
         let pointer = &pointers[(i % pointers.len() as u64) as usize];
         RetrieveRequest {
-            grant: Some(grant.clone()),
+            grant: Some(grants[(i % grants.len() as u64) as usize].0.clone()),
             pointer_id: pointer.pointer_id,
             sealed: pointer.sealed.clone(),
         }
@@ -607,8 +649,8 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
             total
         });
     });
-    let jti = locus_protocol::ids::GrantId::new_random();
-    group.bench_function("revocation_lookup", |bench| {
+    let jti = GrantId::new_random();
+    group.bench_function(BenchmarkId::new("revocation_lookup", 0), |bench| {
         bench.iter_custom(|iters| {
             let mut samples = Vec::with_capacity(iters as usize);
             let start = Instant::now();
@@ -620,29 +662,27 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
                 }
             });
             let total = start.elapsed();
-            latencies.record(&format!("ledger/{name}/revocation_lookup"), samples);
+            latencies.record(&format!("ledger/{name}/revocation_lookup/0"), samples);
             total
         });
     });
-    // The same lookup for the grant every retrieval above was made under:
-    // the ledger holds one `record.retrieved` entry per retrieval under it.
-    let retrievals = 1
-        + latencies.count(&format!("retrieve/{name}/sequential"))
-        + latencies.count(&format!("retrieve/{name}/concurrent/{concurrency}"));
-    latencies.note(format!("ledger/{name}/revocation_lookup_used_grant: the grant has {retrievals} record.retrieved entries"));
-    group.bench_function("revocation_lookup_used_grant", |bench| {
+    // The same lookup for a grant under which A has logged many retrievals.
+    let busy = sizes.busy_grant_entries;
+    let (_, busy_grant) = network.grant(b, &patient, LABS, None);
+    system.block_on(log_retrievals(a, b, &busy_grant, &pointers, busy));
+    group.bench_function(BenchmarkId::new("revocation_lookup", busy), |bench| {
         bench.iter_custom(|iters| {
             let mut samples = Vec::with_capacity(iters as usize);
             let start = Instant::now();
             system.block_on(async {
                 for _ in 0..iters {
                     let t = Instant::now();
-                    assert!(!a.node.ledger.is_revoked(&used_grant.jti).await.unwrap());
+                    assert!(!a.node.ledger.is_revoked(&busy_grant.jti).await.unwrap());
                     samples.push(t.elapsed());
                 }
             });
             let total = start.elapsed();
-            latencies.record(&format!("ledger/{name}/revocation_lookup_used_grant"), samples);
+            latencies.record(&format!("ledger/{name}/revocation_lookup/{busy}"), samples);
             total
         });
     });
