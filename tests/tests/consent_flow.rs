@@ -194,6 +194,24 @@ async fn patients_decide(db: TestDb) {
     let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.received.len(), 2, "the two March results, not May's");
+    // Outside the approval, B is refused: a May result (found under a wider
+    // grant) presented with the March-only grant.
+    let (_, wide) = network.grant(b, &patient, LABS, None);
+    let march = b.node.index.discover(&discovery).await.unwrap().pointers;
+    let all = b.node.index.discover(&network.discovery(&wide)).await.unwrap().pointers;
+    let may = all.iter().find(|p| !march.iter().any(|m| m.pointer_id == p.pointer_id)).unwrap();
+    let outside = locus_hospital_connector::retrieve::RetrieveRequest {
+        grant: Some(grant.clone()),
+        pointer_id: may.pointer_id,
+        sealed: may.sealed.clone(),
+    };
+    match b.node.request_retrieval(&a.url, &outside).await {
+        Err(locus_hospital_connector::requester::ResultError::Refused { status: 403, code, .. }) => {
+            assert_eq!(code, "out_of_date_range");
+        }
+        other => panic!("a result outside the approval must be refused, got {other:?}"),
+    }
+
     // A cannot collect B's grant.
     assert_eq!(a.node.http.get(&status_url).send().await.unwrap().status(), 404);
 
