@@ -15,6 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
+use locus_hospital_connector::requester::ResultError;
+use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_protocol::consent::{Approval, Decision, DeviceChallenge, Refusal, Revocation, RuleAudience, StandingRule};
 use locus_protocol::device::DeviceSigner;
 use locus_protocol::grant::{DataPeriod, PurposeOfUse};
@@ -38,6 +40,18 @@ async fn post(client: &reqwest::Client, url: String, body: Value, bearer: Option
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Expects the custodian to refuse `request` with 403 and `code`.
+async fn refused(b: &TestHospital, a: &TestHospital, request: &RetrieveRequest, code: &str, what: &str) {
+    match b.node.request_retrieval(&a.url, request).await {
+        Err(ResultError::Refused { status: 403, code: got, .. }) => assert_eq!(got, code, "{what}"),
+        other => panic!("{what}: expected {code}, got {other:?}"),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -183,7 +197,7 @@ async fn patients_decide(db: TestDb) {
 
     // B collects the grant and retrieves exactly March's laboratory results.
     let status_url = format!("{}/consent/requests/{}", network.consent_service.member_url, request);
-    let collected: Value = b.node.http.get(&status_url).send().await.unwrap().json().await.unwrap();
+    let collected = get_json(&b.node.http, status_url.clone()).await;
     assert_eq!(collected["status"], "approved");
     let grant = collected["grant"].as_str().unwrap().to_owned();
     let discovery = collected["discovery"].as_str().unwrap().to_owned();
@@ -200,17 +214,12 @@ async fn patients_decide(db: TestDb) {
     let march = b.node.index.discover(&discovery).await.unwrap().pointers;
     let all = b.node.index.discover(&network.discovery(&wide)).await.unwrap().pointers;
     let may = all.iter().find(|p| !march.iter().any(|m| m.pointer_id == p.pointer_id)).unwrap();
-    let outside = locus_hospital_connector::retrieve::RetrieveRequest {
+    let outside = RetrieveRequest {
         grant: Some(grant.clone()),
         pointer_id: may.pointer_id,
         sealed: may.sealed.clone(),
     };
-    match b.node.request_retrieval(&a.url, &outside).await {
-        Err(locus_hospital_connector::requester::ResultError::Refused { status: 403, code, .. }) => {
-            assert_eq!(code, "out_of_date_range");
-        }
-        other => panic!("a result outside the approval must be refused, got {other:?}"),
-    }
+    refused(b, a, &outside, "out_of_date_range", "a result outside the approval").await;
 
     // A cannot collect B's grant.
     assert_eq!(a.node.http.get(&status_url).send().await.unwrap().status(), 404);
@@ -224,16 +233,8 @@ async fn patients_decide(db: TestDb) {
     let refused_request: RequestId = serde_json::from_value(asked["request"].clone()).unwrap();
     let refusal = Decision::Refuse(Refusal { request: refused_request, subject: patient, device: phone.signer.device_id(), signed_at_ms: now_ms() });
     assert_eq!(phone.decide(&refusal, None).await.0, 200);
-    let refused_status: Value = b
-        .node
-        .http
-        .get(format!("{}/consent/requests/{}", network.consent_service.member_url, refused_request))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refused_status =
+        get_json(&b.node.http, format!("{}/consent/requests/{refused_request}", network.consent_service.member_url)).await;
     assert_eq!(refused_status["status"], "refused");
     assert!(refused_status.get("grant").is_none());
 
@@ -256,7 +257,7 @@ async fn patients_decide(db: TestDb) {
     )
     .await;
     assert_eq!(status, 200);
-    let request = locus_hospital_connector::retrieve::RetrieveRequest {
+    let request = RetrieveRequest {
         grant: Some(grant.clone()),
         pointer_id: discovered[0].pointer_id,
         sealed: discovered[0].sealed.clone(),
@@ -337,16 +338,7 @@ async fn patients_decide(db: TestDb) {
     assert!(indexes.windows(2).all(|w| w[0] > w[1]), "newest first");
 
     // The grant as a FHIR R4 Consent, for its requester and for the patient.
-    let fhir: Value = b
-        .node
-        .http
-        .get(format!("{}/consent/grants/{grant_id}/fhir", network.consent_service.member_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fhir = get_json(&b.node.http, format!("{}/consent/grants/{grant_id}/fhir", network.consent_service.member_url)).await;
     assert_eq!(fhir["resourceType"], "Consent");
     assert_eq!(fhir["status"], "inactive", "a revoked grant is no longer active");
     assert_eq!(fhir["provision"]["purpose"][0]["code"], "TREAT");
@@ -368,7 +360,7 @@ async fn patients_decide(db: TestDb) {
 
     // Grant tokens that must not work, presented to the custodian.
     let discovered = b.node.index.discover(auto["discovery"].as_str().unwrap()).await.unwrap().pointers;
-    let retrieve = |token: String| locus_hospital_connector::retrieve::RetrieveRequest {
+    let retrieve = |token: String| RetrieveRequest {
         grant: Some(token),
         pointer_id: discovered[0].pointer_id,
         sealed: discovered[0].sealed.clone(),
@@ -391,34 +383,17 @@ async fn patients_decide(db: TestDb) {
         (locus_protocol::grant_token::encode_grant(&claims, &impostor.key).unwrap(), ())
     };
     for (name, token) in [("alg none", none), ("HS256 with the public key", hs256), ("a key not in the directory", unknown_key)] {
-        match b.node.request_retrieval(&a.url, &retrieve(token)).await {
-            Err(locus_hospital_connector::requester::ResultError::Refused { status: 403, code, .. }) => {
-                assert_eq!(code, "invalid_grant", "{name}");
-            }
-            other => panic!("{name}: expected invalid_grant, got {other:?}"),
-        }
+        refused(b, a, &retrieve(token), "invalid_grant", name).await;
     }
 
     // A grant expires by itself.
     let (_, short) = ask(&network, b, &patient, LABS, None, 2).await;
     let short_request: RequestId = serde_json::from_value(short["request"].clone()).unwrap();
-    let short_status: Value = b
-        .node
-        .http
-        .get(format!("{}/consent/requests/{short_request}", network.consent_service.member_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let short_status = get_json(&b.node.http, format!("{}/consent/requests/{short_request}", network.consent_service.member_url)).await;
     // The standing rule already granted it (for at most 2 seconds).
     let short_grant = short_status["grant"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    match b.node.request_retrieval(&a.url, &retrieve(short_grant)).await {
-        Err(locus_hospital_connector::requester::ResultError::Refused { status: 403, code, .. }) => assert_eq!(code, "expired"),
-        other => panic!("an expired grant must be refused, got {other:?}"),
-    }
+    refused(b, a, &retrieve(short_grant), "expired", "an expired grant").await;
 
     // A regulator, from the ledger alone: every grant is backed by the
     // patient's device signature, a rule the patient signed, or an emergency flag.
