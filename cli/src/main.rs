@@ -6,6 +6,7 @@
 mod import;
 mod ledger;
 mod pki;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole network on this machine: CA, ledger, index, consent, two
+    /// hospitals with synthetic patients, a regulator. Ctrl-C stops it.
+    Up(up::UpArgs),
+    /// Tell the story on a temporary network: a patient approves, a hospital
+    /// retrieves, the patient revokes, an emergency, the regulator's audit.
+    Demo(locus_cli::demo::DemoArgs),
+    /// The regulator's view of the ledger: verify it, list entries, export them.
+    #[command(subcommand)]
+    Audit(locus_cli::audit::AuditCommand),
+    /// Measure ledger appends against plain INSERTs, and retrievals end to end.
+    Bench(locus_cli::bench::BenchArgs),
     /// Read and verify a ledger as an outsider: only its URL and its key.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
@@ -31,15 +43,16 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("locus: cannot start: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    if matches!(cli.command, Command::Up(_) | Command::Demo(_) | Command::Bench(_)) {
+        locus_service::telemetry::init(locus_service::telemetry::LogFormat::Text);
+    }
+    // An actix system: `up`, `demo` and `bench` run the services in-process.
+    let result = actix_web::rt::System::new().block_on(async {
         match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Demo(args) => locus_cli::demo::run(args).await,
+            Command::Audit(command) => locus_cli::audit::run(command).await,
+            Command::Bench(args) => locus_cli::bench::run(args).await,
             Command::Ledger(command) => ledger::run(command).await,
             Command::Pki(command) => pki::run(command),
             Command::Import(args) => import::run(args),

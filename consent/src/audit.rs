@@ -1,5 +1,6 @@
 //! The regulator's grant audit: from the ledger alone, that every grant has a valid
-//! patient signature, a rule the patient signed, or an emergency flag.
+//! patient signature, a rule the patient signed, or an emergency flag, and that
+//! every discovery and release happened under a grant valid at that moment.
 //!
 //! It works on parsed entries in log order (download and verify the log with
 //! `locus_ledger::client::LedgerClient::download_log`, then [`parse_entries`]) and
@@ -21,8 +22,8 @@ use locus_protocol::directory::{Directory, MemberRole, MemberStatus, AUTHORITY_M
 use locus_protocol::entry::{
     EntryError, Event, GrantIssued, GrantRevoked, RuleRevoked, SignedEntry,
 };
-use locus_protocol::grant::{DataPeriod, GrantBasis, PurposeOfUse};
-use locus_protocol::ids::{GrantId, PatientKey, RequestId, RuleId};
+use locus_protocol::grant::{DataPeriod, GrantBasis, MAX_CLOCK_SKEW_SECS, PurposeOfUse};
+use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
 use locus_protocol::signing::VerifyingKey;
 use serde::Serialize;
 
@@ -73,6 +74,8 @@ pub struct GrantAudit {
     pub backed_by_approval: u64,
     /// Grants backed by a standing rule the patient signed.
     pub backed_by_rule: u64,
+    /// `index.queried` and `record.retrieved` entries checked against their grant.
+    pub accesses_checked: u64,
     /// Break-glass grants, for review (not failures): leaf index, grant, stated reason.
     pub emergency_grants: Vec<(u64, GrantId, String)>,
     /// Everything that does not hold, in log order.
@@ -94,6 +97,15 @@ pub fn check_grants(entries: &[(u64, SignedEntry)], authority: &VerifyingKey) ->
         auditor.entry(*index, signed);
     }
     auditor.finish()
+}
+
+/// What [`Auditor::access`] holds a discovery or release against.
+#[derive(Debug)]
+struct AccessTerms {
+    subject: PatientKey,
+    requester: MemberId,
+    not_before: i64,
+    expires: i64,
 }
 
 /// A patient device signature on the ledger, checked when its entry was folded.
@@ -127,6 +139,10 @@ struct Auditor<'a> {
     rules_revoked: HashMap<RuleId, u64>,
     /// Grant → (leaf, patient) of its `grant.issued`.
     issued: HashMap<GrantId, (u64, PatientKey)>,
+    /// Grant → what an access under it must match.
+    access_terms: HashMap<GrantId, AccessTerms>,
+    /// Grant → the leaf of its first `grant.revoked`.
+    revoked: HashMap<GrantId, u64>,
     audit: GrantAudit,
 }
 
@@ -144,6 +160,8 @@ impl<'a> Auditor<'a> {
             rules: HashMap::new(),
             rules_revoked: HashMap::new(),
             issued: HashMap::new(),
+            access_terms: HashMap::new(),
+            revoked: HashMap::new(),
             audit: GrantAudit::default(),
         }
     }
@@ -221,10 +239,17 @@ impl<'a> Auditor<'a> {
             Event::RuleRevoked(e) => self.rule_revoked(index, event, e),
             Event::GrantRevoked(e) => self.grant_revoked(index, event, e),
             Event::GrantIssued(e) => self.grant_issued(index, entry.time_ms, e),
-            Event::PointersPublished(_)
-            | Event::IndexQueried(_)
-            | Event::RecordRetrieved(_)
-            | Event::AccessRefused(_) => {}
+            Event::IndexQueried(e) => {
+                self.access(index, entry.time_ms, event.kind(), e.grant, e.subject, &e.requester);
+            }
+            Event::RecordRetrieved(e) => {
+                if entry.submitter.as_str() != e.custodian.as_str() {
+                    let problem = format!("record.retrieved logged by {}, not by the custodian {}", entry.submitter, e.custodian);
+                    self.find(index, Some(e.grant), problem);
+                }
+                self.access(index, entry.time_ms, event.kind(), e.grant, e.subject, &e.requester);
+            }
+            Event::PointersPublished(_) | Event::AccessRefused(_) => {}
         }
     }
 
@@ -328,6 +353,7 @@ impl<'a> Auditor<'a> {
     }
 
     fn grant_revoked(&mut self, index: u64, event: &Event, e: &GrantRevoked) {
+        self.revoked.entry(e.grant).or_insert(index);
         if e.by_device.is_none() {
             return;
         }
@@ -352,6 +378,15 @@ impl<'a> Auditor<'a> {
             problems.push(format!("grant id already issued at leaf {leaf}"));
         } else {
             self.issued.insert(g.grant, (index, g.subject));
+            self.access_terms.insert(
+                g.grant,
+                AccessTerms {
+                    subject: g.subject,
+                    requester: g.requester.clone(),
+                    not_before: g.not_before,
+                    expires: g.expires,
+                },
+            );
         }
         let backed = match &g.basis {
             GrantBasis::PatientApproval { request } => {
@@ -387,6 +422,36 @@ impl<'a> Auditor<'a> {
             *backed += 1;
         } else {
             self.find_grant(index, g.grant, problems);
+        }
+    }
+
+    /// A discovery or a release happened under a grant issued earlier in the log,
+    /// to this requester, for this patient, inside its validity, not yet revoked.
+    fn access(&mut self, index: u64, time_ms: i64, kind: &str, grant: GrantId, subject: PatientKey, requester: &MemberId) {
+        self.audit.accesses_checked += 1;
+        let Some(terms) = self.access_terms.get(&grant) else {
+            self.find(index, Some(grant), format!("{kind} under a grant never issued before it"));
+            return;
+        };
+        let mut problems = Vec::new();
+        if terms.requester != *requester {
+            problems.push(format!("the grant is {}'s, not {requester}'s", terms.requester));
+        }
+        if terms.subject != subject {
+            problems.push("the grant is for another patient".to_owned());
+        }
+        let seconds = time_ms.div_euclid(1000);
+        if seconds < terms.not_before - MAX_CLOCK_SKEW_SECS {
+            problems.push("before the grant's validity began".to_owned());
+        }
+        if seconds >= terms.expires {
+            problems.push("after the grant expired".to_owned());
+        }
+        if let Some(leaf) = self.revoked.get(&grant) {
+            problems.push(format!("after the grant was revoked at leaf {leaf}"));
+        }
+        if !problems.is_empty() {
+            self.find(index, Some(grant), format!("{kind}: {}", problems.join("; ")));
         }
     }
 

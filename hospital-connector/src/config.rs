@@ -48,6 +48,9 @@ pub struct Config {
     pub publish_interval_ms: u64,
     /// `LOCUS_DIRECTORY_REFRESH_MS`: how often the directory is re-read from the ledger.
     pub directory_refresh_ms: u64,
+    /// `LOCUS_WITNESS_INTERVAL_MS`: how often the connector checks the ledger's
+    /// newest checkpoint against the last it cosigned, and cosigns it.
+    pub witness_interval_ms: u64,
     /// `LOCUS_DB_POOL_SIZE`
     pub db_pool_size: u32,
     /// `LOCUS_LOG_FORMAT`: `text` or `json`.
@@ -72,6 +75,7 @@ impl Default for Config {
             tls_key: None,
             publish_interval_ms: 2000,
             directory_refresh_ms: 500,
+            witness_interval_ms: 1000,
             db_pool_size: 8,
             log_format: LogFormat::Text,
         }
@@ -90,6 +94,7 @@ impl Config {
             identifier_system => "LOCUS_IDENTIFIER_SYSTEM",
             publish_interval_ms => "LOCUS_PUBLISH_INTERVAL_MS",
             directory_refresh_ms => "LOCUS_DIRECTORY_REFRESH_MS",
+            witness_interval_ms => "LOCUS_WITNESS_INTERVAL_MS",
             db_pool_size => "LOCUS_DB_POOL_SIZE",
             log_format => "LOCUS_LOG_FORMAT",
         );
@@ -112,6 +117,10 @@ impl Config {
 
     pub fn publish_interval(&self) -> Duration {
         Duration::from_millis(self.publish_interval_ms.max(100))
+    }
+
+    pub fn witness_interval(&self) -> Duration {
+        Duration::from_millis(self.witness_interval_ms.max(100))
     }
 
     pub fn directory_refresh(&self) -> Duration {

@@ -11,6 +11,7 @@ pub mod requester;
 pub mod retrieve;
 pub mod schema;
 pub mod startup;
+pub mod witness;
 
 pub use import::{
     import_bundle, import_paths, ImportError, ImportProgress, ImportReport, ImportSummary,

@@ -459,7 +459,7 @@ impl RecordStore {
         &self.pool
     }
 
-    fn conn(&self) -> Result<PooledConnection, StoreError> {
+    pub(crate) fn conn(&self) -> Result<PooledConnection, StoreError> {
         Ok(self.pool.get()?)
     }
 

@@ -35,4 +35,14 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(records, received_results);
+diesel::table! {
+    witnessed_checkpoint (id) {
+        id -> Integer,
+        tree_size -> BigInt,
+        root -> Binary,
+        updated_at -> BigInt,
+        conflict -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(records, received_results, witnessed_checkpoint);

@@ -131,7 +131,8 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves, follows the directory and publishes new records, until stopped.
+    /// Serves, follows the directory, publishes new records and witnesses the
+    /// ledger, until stopped.
     pub async fn run_until_stopped(self, config: &Config) -> std::io::Result<()> {
         let follower = Arc::clone(&self.node);
         let refresh = config.directory_refresh();
@@ -155,9 +156,25 @@ impl Application {
                 actix_web::rt::time::sleep(interval).await;
             }
         });
+        let witness = Arc::clone(&self.node);
+        let interval = config.witness_interval();
+        let witnessing = actix_web::rt::spawn(async move {
+            loop {
+                match witness.witness_once().await {
+                    Ok(crate::witness::Witnessed::Cosigned(size)) => tracing::debug!(size, "checkpoint cosigned"),
+                    Ok(crate::witness::Witnessed::AlreadyCosigned(_)) => {}
+                    Err(e @ (crate::witness::WitnessError::Conflict { .. } | crate::witness::WitnessError::Stopped)) => {
+                        tracing::error!(error = %e, "the ledger's history is not append-only");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "witnessing will be retried"),
+                }
+                actix_web::rt::time::sleep(interval).await;
+            }
+        });
         let result = self.server.await;
         directory.abort();
         publishing.abort();
+        witnessing.abort();
         result
     }
 }

@@ -13,100 +13,25 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use locus_service::db::{self, DatabaseUrl};
-use locus_ledger::directory::LedgerDirectory;
+use locus_ledger::bench::{BenchMember, plain_row};
 use locus_ledger::merkle::{CompactRange, MemoryTree, inclusion_proof, rfc9162_leaf_hash};
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
 use locus_ledger::store::{LedgerStore, NewEntry};
-use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
-use locus_protocol::entry::{Commitment, Entry, Event, MemberUpdated, RecordRetrieved, SignedEntry};
-use locus_protocol::grant::Confirmation;
-use locus_protocol::seal::X25519SecretKey;
-use locus_protocol::ids::{GrantId, MemberId, PatientKey, PointerId};
-use locus_protocol::signing::SigningKey;
 use locus_tests::{Backend, TestDb};
 
 fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-struct Fixture {
-    member: MemberId,
-    key: SigningKey,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        Self {
-            member: "hospital-a".parse().unwrap(),
-            key: SigningKey::generate(),
-        }
-    }
-
-    fn entry(&self, n: u64) -> Vec<u8> {
-        let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&n.to_be_bytes());
-        seed[8..24].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        let event = Event::RecordRetrieved(RecordRetrieved {
-            requester: "hospital-b".parse().unwrap(),
-            custodian: self.member.as_str().parse().unwrap(),
-            grant: GrantId::new_random(),
-            subject: PatientKey::from_bytes(seed),
-            pointer: PointerId::new_random(),
-            commitment: Commitment::from_bytes(rfc9162_leaf_hash(&seed)),
-        });
-        let time = chrono::Utc::now().timestamp_millis();
-        let entry = Entry::new(self.member.clone(), self.key.key_id(), time, event);
-        SignedEntry::sign(entry, &self.key).unwrap().to_canonical_bytes()
-    }
-
-    /// A directory where this fixture's member is an admitted hospital.
-    fn directory(&self) -> Arc<LedgerDirectory> {
-        let authority = SigningKey::generate();
-        let directory = LedgerDirectory::new(authority.verifying_key());
-        let admission = Entry::new(
-            AUTHORITY_MEMBER.parse().unwrap(),
-            authority.key_id(),
-            0,
-            Event::MemberUpdated(MemberUpdated {
-                member: self.member.clone(),
-                role: MemberRole::Hospital,
-                display_name: "Bench hospital".into(),
-                ed25519: self.key.verifying_key(),
-                x25519: X25519SecretKey::generate().public_key(),
-                certificate: Confirmation::for_certificate_der(b"bench"),
-                endpoint: None,
-                status: MemberStatus::Active,
-            }),
-        );
-        directory.apply(&admission);
-        Arc::new(directory)
-    }
-}
-
 fn open(db: &TestDb) -> LedgerStore {
     let url = DatabaseUrl::parse(db.url()).unwrap();
     LedgerStore::open(db::connect(&url, 8).unwrap()).unwrap()
-}
-
-fn plain_row(body: &[u8], idx: i64) -> NewEntry {
-    NewEntry {
-        idx,
-        leaf_hash: rfc9162_leaf_hash(body).to_vec(),
-        body: String::from_utf8(body.to_vec()).unwrap(),
-        entry_type: "record.retrieved".into(),
-        submitter: "hospital-a".into(),
-        subject: Some(hex::encode(&body[..32])),
-        grant_id: None,
-        entry_time: 0,
-        sequenced_at: 0,
-    }
 }
 
 fn appends(c: &mut Criterion) {
@@ -115,7 +40,7 @@ fn appends(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let fixture = Fixture::new();
+    let fixture = BenchMember::new("hospital-a".parse().unwrap());
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let name = match backend {
             Backend::Sqlite => "sqlite",
@@ -141,7 +66,7 @@ fn appends(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("sequencer", batch), |b| {
                 b.iter_custom(|iters| {
                     let bodies: Vec<Vec<Vec<u8>>> = (0..iters)
-                        .map(|i| (0..batch).map(|j| fixture.entry(i * batch + j)).collect())
+                        .map(|i| (0..batch).map(|j| fixture.entry(i * batch + j).unwrap()).collect())
                         .collect();
                     let start = Instant::now();
                     runtime.block_on(async {
@@ -166,7 +91,7 @@ fn appends(c: &mut Criterion) {
                             (0..batch)
                                 .map(|j| {
                                     next_idx += 1;
-                                    plain_row(&fixture.entry(i * batch + j), next_idx)
+                                    plain_row(&fixture.entry(i * batch + j).unwrap(), next_idx)
                                 })
                                 .collect()
                         })

@@ -12,15 +12,23 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt as _;
 use serde::Deserialize;
 
+use crate::cosignature::CosignatureVerifier;
 use crate::merkle::{ProofError, consistency_proof, inclusion_proof};
+use crate::note::{Note, parse_signature_line};
 use crate::sequencer::{MAX_ENTRY_BYTES, Published, Sequencer, SubmitError};
-use crate::store::{Entry, EntryFilter, LedgerStore, StoreError};
+use crate::store::{Entry, EntryFilter, LedgerStore, NewCosignature, StoreError};
 use crate::tiles::{TILE_WIDTH, TilePath, encode_entry_bundle, parse_tile_path, tile_available};
-use crate::wire::{ConsistencyProof, EntryPage, ErrorBody, InclusionProof, LoggedEntry, Receipt};
+use crate::wire::{
+    CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody, HistoricCheckpoint, InclusionProof,
+    LoggedEntry, Receipt,
+};
+use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
 
 const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
+/// How far ahead of the ledger's clock a witness's cosignature may be dated.
+const MAX_COSIGNATURE_SKEW_SECS: i64 = 300;
 
 /// What the ledger routes need.
 #[derive(Debug, Clone)]
@@ -44,6 +52,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("the ledger has not signed a checkpoint yet")]
     NoCheckpoint,
+    #[error("{0} is not an active witness (a hospital or a regulator)")]
+    NotWitness(String),
+    #[error("the cosignature does not verify under the witness's key")]
+    BadCosignature,
     #[error("storage is unavailable")]
     Store(#[from] StoreError),
     #[error("the ledger is unavailable")]
@@ -68,6 +80,8 @@ impl ApiError {
             Self::BeyondTree(_) => "beyond_tree",
             Self::NotFound(_) => "not_found",
             Self::NoCheckpoint => "unavailable",
+            Self::NotWitness(_) => "not_a_witness",
+            Self::BadCosignature => "bad_cosignature",
             Self::Store(_) => "storage_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -87,6 +101,7 @@ impl ResponseError for ApiError {
                 SubmitError::Busy | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::BadRequest(_) | Self::BeyondTree(_) => StatusCode::BAD_REQUEST,
+            Self::NotWitness(_) | Self::BadCosignature => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::NoCheckpoint | Self::Store(_) | Self::Internal(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -127,6 +142,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/ledger")
             .route("/checkpoint", web::get().to(checkpoint))
+            .route("/checkpoints", web::get().to(checkpoints))
+            .route("/cosignatures", web::post().to(cosign))
             .route("/vkey", web::get().to(vkey))
             .route("/entries", web::post().to(submit))
             .route("/entries", web::get().to(query_entries))
@@ -145,15 +162,126 @@ fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(|h| BASE64.encode(h)).collect()
 }
 
-/// The newest signed checkpoint (C2SP signed note).
+/// The newest signed checkpoint (C2SP signed note), with the cosignatures
+/// witnesses have sent for it so far as further signature lines.
 #[utoipa::path(get, path = "/ledger/checkpoint", tag = "ledger",
     responses((status = 200, description = "C2SP tlog-checkpoint in a signed note", content_type = "text/plain")))]
 pub async fn checkpoint(state: web::Data<LedgerState>) -> Result<HttpResponse, ApiError> {
     let published = published(&state)?;
+    let store = state.store.clone();
+    let size = published.size;
+    let cosignatures = web::block(move || store.cosignatures(size)).await??;
+    let mut note = published.note;
+    for cosignature in cosignatures {
+        note.push_str(&cosignature.signature_line);
+        note.push('\n');
+    }
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
         .insert_header((CACHE_CONTROL, "no-store"))
-        .body(published.note))
+        .body(note))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsQuery {
+    /// The smallest tree size to list (default 0).
+    pub from: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// Every checkpoint the ledger signed, oldest first, each with its witnesses'
+/// cosignatures: an auditor checks each against the next.
+#[utoipa::path(get, path = "/ledger/checkpoints", tag = "ledger", params(CheckpointsQuery),
+    responses((status = 200, body = CheckpointPage), (status = 400, body = ErrorBody)))]
+pub async fn checkpoints(
+    state: web::Data<LedgerState>,
+    query: web::Query<CheckpointsQuery>,
+) -> Result<web::Json<CheckpointPage>, ApiError> {
+    let CheckpointsQuery { from, limit } = query.into_inner();
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}")));
+    }
+    // Only what the newest published checkpoint covers: a checkpoint being
+    // signed right now is not served before it is published.
+    let until = published(&state)?.size;
+    let store = state.store.clone();
+    let from = from.unwrap_or(0);
+    let rows = web::block(move || store.checkpoints_with_cosignatures(from, until, i64::from(limit))).await??;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|(c, _)| c.tree_size as u64 + 1))
+        .flatten();
+    let checkpoints = rows
+        .into_iter()
+        .map(|(checkpoint, cosignatures)| {
+            let mut note = checkpoint.note;
+            for cosignature in cosignatures {
+                note.push_str(&cosignature.signature_line);
+                note.push('\n');
+            }
+            HistoricCheckpoint {
+                tree_size: checkpoint.tree_size as u64,
+                note,
+            }
+        })
+        .collect();
+    Ok(web::Json(CheckpointPage { checkpoints, next }))
+}
+
+/// A witness (an active hospital or regulator, under its directory key)
+/// cosigns a checkpoint it has checked to be consistent with the last one it
+/// saw (C2SP tlog-cosignature). The first cosignature of each witness and
+/// checkpoint is kept.
+#[utoipa::path(post, path = "/ledger/cosignatures", tag = "ledger",
+    request_body = CosignatureSubmission,
+    responses((status = 204, description = "Stored, or already stored"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn cosign(
+    state: web::Data<LedgerState>,
+    body: web::Json<CosignatureSubmission>,
+) -> Result<HttpResponse, ApiError> {
+    let CosignatureSubmission { tree_size, cosignature } = body.into_inner();
+    let signature = parse_signature_line(&cosignature)
+        .map_err(|_| ApiError::BadRequest("the cosignature is not a signed-note signature line".into()))?;
+    let witness: MemberId = signature
+        .name
+        .parse()
+        .map_err(|_| ApiError::NotWitness("the signer".into()))?;
+    let key = state
+        .sequencer
+        .directory()
+        .read()
+        .active(&witness)
+        .filter(|m| matches!(m.role, MemberRole::Hospital | MemberRole::Regulator))
+        .map(|m| m.ed25519)
+        .ok_or_else(|| ApiError::NotWitness(witness.to_string()))?;
+    let verifier = CosignatureVerifier::from_public_key(witness.as_str(), &key.to_bytes())
+        .map_err(|_| ApiError::NotWitness(witness.to_string()))?;
+    let store = state.store.clone();
+    web::block(move || {
+        let checkpoint = store
+            .checkpoint(tree_size)?
+            .ok_or_else(|| ApiError::NotFound(format!("the ledger signed no checkpoint of size {tree_size}")))?;
+        let note = Note::parse(&checkpoint.note).map_err(|_| ApiError::Internal("a stored checkpoint is unreadable"))?;
+        let timestamp = verifier
+            .verify_cosignature(&note.text, &signature)
+            .map_err(|_| ApiError::BadCosignature)?;
+        let timestamp = i64::try_from(timestamp).map_err(|_| ApiError::BadCosignature)?;
+        if timestamp > chrono::Utc::now().timestamp() + MAX_COSIGNATURE_SKEW_SECS {
+            return Err(ApiError::BadRequest("the cosignature is dated in the future".into()));
+        }
+        store.insert_cosignature(&NewCosignature {
+            tree_size: checkpoint.tree_size,
+            witness: witness.as_str(),
+            timestamp,
+            signature_line: &signature.to_string(),
+        })?;
+        Ok::<_, ApiError>(())
+    })
+    .await??;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The log's public key in C2SP vkey form. Pin it from the consortium
@@ -432,8 +560,8 @@ pub async fn entry_by_index(
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(checkpoint, vkey, submit, prove_inclusion, prove_consistency, tile, query_entries, entry_by_index),
-    components(schemas(Receipt, InclusionProof, ConsistencyProof, LoggedEntry, EntryPage, ErrorBody)),
+    paths(checkpoint, checkpoints, cosign, vkey, submit, prove_inclusion, prove_consistency, tile, query_entries, entry_by_index),
+    components(schemas(CheckpointPage, HistoricCheckpoint, CosignatureSubmission, Receipt, InclusionProof, ConsistencyProof, LoggedEntry, EntryPage, ErrorBody)),
     tags((name = "ledger", description = "The tamper-evident ledger: C2SP tlog-tiles reads, RFC 9162 proofs, submission, queries"))
 )]
 #[derive(Debug)]

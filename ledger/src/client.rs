@@ -130,6 +130,32 @@ impl LedgerClient {
         Ok((checkpoint, note))
     }
 
+    /// Every checkpoint the ledger signed, oldest first, as signed notes with
+    /// their cosignatures. Nothing is verified here: an auditor checks each.
+    pub async fn checkpoints(&self) -> Result<Vec<String>, ClientError> {
+        let mut notes = Vec::new();
+        let mut from = Some(0);
+        while let Some(start) = from {
+            let page: crate::wire::CheckpointPage = self.get_json(&format!("checkpoints?from={start}&limit=1000")).await?;
+            if page.next.is_some_and(|next| next <= start) {
+                return Err(ClientError::Malformed("the checkpoint history pages backwards".into()));
+            }
+            notes.extend(page.checkpoints.into_iter().map(|c| c.note));
+            from = page.next;
+        }
+        Ok(notes)
+    }
+
+    /// Sends a witness's cosignature of the checkpoint of `tree_size`.
+    pub async fn submit_cosignature(&self, tree_size: u64, cosignature: &crate::note::NoteSignature) -> Result<(), ClientError> {
+        let body = crate::wire::CosignatureSubmission {
+            tree_size,
+            cosignature: cosignature.to_string(),
+        };
+        let response = self.http.post(format!("{}/cosignatures", self.base)).json(&body).send().await?;
+        refused_or(response).await.map(drop)
+    }
+
     /// Fetches and checks that leaf `index` with `leaf_hash` is in `checkpoint`.
     pub async fn prove_inclusion(
         &self,

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bench;
 pub mod checkpoint;
 pub mod client;
 pub mod cosignature;

@@ -431,7 +431,8 @@ impl Note {
     }
 }
 
-fn parse_signature_line(line: &str) -> Result<NoteSignature, NoteError> {
+/// Parses one signature line (without its newline).
+pub fn parse_signature_line(line: &str) -> Result<NoteSignature, NoteError> {
     let Some(rest) = line.strip_prefix(SIGNATURE_PREFIX) else {
         return Err(NoteError::Malformed(
             "signature line must start with an em dash and a space",

@@ -31,4 +31,13 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(ledger_entries, ledger_nodes, ledger_checkpoints);
+diesel::table! {
+    ledger_cosignatures (tree_size, witness) {
+        tree_size -> BigInt,
+        witness -> Text,
+        timestamp -> BigInt,
+        signature_line -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(ledger_entries, ledger_nodes, ledger_checkpoints, ledger_cosignatures);

@@ -193,6 +193,11 @@ impl Sequencer {
         ))
     }
 
+    /// The members as the log knows them.
+    pub fn directory(&self) -> &LedgerDirectory {
+        &self.directory
+    }
+
     /// The newest signed checkpoint.
     pub fn published(&self) -> Option<Published> {
         read_lock(&self.shared.published).clone()

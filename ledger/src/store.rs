@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
 use crate::merkle::{Hash, NodeId, NodeReader};
-use crate::schema::{ledger_checkpoints, ledger_entries, ledger_nodes};
+use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
@@ -59,6 +59,28 @@ pub struct SignedCheckpoint {
     pub root: Vec<u8>,
     pub note: String,
     pub signed_at: i64,
+}
+
+/// A witness's cosignature of a signed checkpoint, as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ledger_cosignatures)]
+pub struct Cosignature {
+    pub tree_size: i64,
+    /// The witness's key name: its member id.
+    pub witness: String,
+    /// When the witness cosigned, in seconds since the UNIX epoch.
+    pub timestamp: i64,
+    /// The C2SP signature line, without its newline.
+    pub signature_line: String,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = ledger_cosignatures)]
+pub struct NewCosignature<'a> {
+    pub tree_size: i64,
+    pub witness: &'a str,
+    pub timestamp: i64,
+    pub signature_line: &'a str,
 }
 
 /// What a regulator may filter entries by. Every filter is on an indexed column.
@@ -205,6 +227,76 @@ impl LedgerStore {
             .values(checkpoint)
             .execute(&mut self.conn()?)?;
         Ok(())
+    }
+
+    /// The checkpoint the ledger signed at `tree_size`, if it signed one.
+    pub fn checkpoint(&self, tree_size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        Ok(ledger_checkpoints::table
+            .find(to_i64(tree_size)?)
+            .select(SignedCheckpoint::as_select())
+            .first(&mut self.conn()?)
+            .optional()?)
+    }
+
+    /// Stores a witness's cosignature of a signed checkpoint. Returns false,
+    /// and stores nothing, if that witness already cosigned that checkpoint:
+    /// the first cosignature is kept, so a served note only ever gains lines,
+    /// and it carries the earliest time the witness vouched for the checkpoint.
+    pub fn insert_cosignature(&self, cosignature: &NewCosignature<'_>) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let inserted = locus_service::on_backend!(&mut *conn, |conn| {
+            diesel::insert_into(ledger_cosignatures::table)
+                .values(cosignature)
+                .on_conflict_do_nothing()
+                .execute(conn)?
+        });
+        Ok(inserted == 1)
+    }
+
+    /// The cosignatures of the checkpoint of `tree_size`, by witness.
+    pub fn cosignatures(&self, tree_size: u64) -> Result<Vec<Cosignature>, StoreError> {
+        Ok(ledger_cosignatures::table
+            .filter(ledger_cosignatures::tree_size.eq(to_i64(tree_size)?))
+            .order(ledger_cosignatures::witness.asc())
+            .select(Cosignature::as_select())
+            .load(&mut self.conn()?)?)
+    }
+
+    /// Up to `limit` signed checkpoints with tree sizes from `from` to `until`
+    /// (both inclusive), oldest first, each with its cosignatures by witness.
+    pub fn checkpoints_with_cosignatures(
+        &self,
+        from: u64,
+        until: u64,
+        limit: i64,
+    ) -> Result<Vec<(SignedCheckpoint, Vec<Cosignature>)>, StoreError> {
+        let mut conn = self.conn()?;
+        let checkpoints: Vec<SignedCheckpoint> = ledger_checkpoints::table
+            .filter(ledger_checkpoints::tree_size.ge(to_i64(from)?))
+            .filter(ledger_checkpoints::tree_size.le(to_i64(until)?))
+            .order(ledger_checkpoints::tree_size.asc())
+            .limit(limit)
+            .select(SignedCheckpoint::as_select())
+            .load(&mut conn)?;
+        let (Some(first), Some(last)) = (checkpoints.first(), checkpoints.last()) else {
+            return Ok(Vec::new());
+        };
+        let cosignatures: Vec<Cosignature> = ledger_cosignatures::table
+            .filter(ledger_cosignatures::tree_size.between(first.tree_size, last.tree_size))
+            .order((ledger_cosignatures::tree_size.asc(), ledger_cosignatures::witness.asc()))
+            .select(Cosignature::as_select())
+            .load(&mut conn)?;
+        let mut by_size: std::collections::HashMap<i64, Vec<Cosignature>> = std::collections::HashMap::new();
+        for cosignature in cosignatures {
+            by_size.entry(cosignature.tree_size).or_default().push(cosignature);
+        }
+        Ok(checkpoints
+            .into_iter()
+            .map(|checkpoint| {
+                let cosignatures = by_size.remove(&checkpoint.tree_size).unwrap_or_default();
+                (checkpoint, cosignatures)
+            })
+            .collect())
     }
 
     /// Canonical entry bodies with index in `[start, end)`, in order.

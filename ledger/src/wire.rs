@@ -47,3 +47,28 @@ pub struct EntryPage {
 }
 
 pub use locus_service::http::ErrorBody;
+
+/// A witness's cosignature of the checkpoint of `tree_size`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CosignatureSubmission {
+    pub tree_size: u64,
+    /// The C2SP tlog-cosignature line (`— <witness> <base64>`), without its newline.
+    pub cosignature: String,
+}
+
+/// One signed checkpoint of the history, with the cosignatures it gathered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HistoricCheckpoint {
+    pub tree_size: u64,
+    /// The signed note: the log's signature line, then each witness's.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointPage {
+    /// Oldest first.
+    pub checkpoints: Vec<HistoricCheckpoint>,
+    /// The `from` of the next page, if there may be one.
+    pub next: Option<u64>,
+}

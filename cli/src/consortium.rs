@@ -1,0 +1,555 @@
+//! A development consortium on one machine, in one process: the CA and every
+//! member's keys and certificates, the index-service with the ledger, the
+//! consent service, two hospital connectors and a regulator, all over mutual
+//! TLS on loopback. `locus up` serves it until Ctrl-C; `locus demo` and the
+//! tests start a throwaway one.
+//!
+//! Everything is created on the first start in the data folder and reused
+//! afterwards; the authority re-logs a member's directory record only when it
+//! changed (a new port, say).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
+use locus_hospital_connector::import::import_bundle;
+use locus_hospital_connector::node::Node;
+use locus_ledger::client::{DirectoryFollower, LedgerClient};
+use locus_ledger::cosignature::CosignatureVerifier;
+use locus_ledger::note::NoteVerifier;
+use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
+use locus_protocol::entry::{Event, MemberUpdated};
+use locus_protocol::grant::Confirmation;
+use locus_protocol::ids::MemberId;
+use locus_protocol::linkage::LinkageKey;
+use locus_protocol::seal::X25519SecretKey;
+use locus_protocol::signing::SigningKey;
+use locus_service::files::{load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key};
+use locus_service::pki::{CertificateAuthority, certificate_der};
+use locus_service::tls::{TlsFiles, http_client};
+use serde::{Deserialize, Serialize};
+
+use crate::network::{
+    ConsentInfo, HospitalInfo, LedgerInfo, NETWORK_FILE, NetworkInfo, Pem, RegulatorInfo, ServiceInfo,
+    WitnessPolicy,
+};
+use crate::synthetic;
+
+pub const INDEX: &str = "index";
+pub const CONSENT: &str = "consent";
+pub const REGULATOR: &str = "regulator";
+/// The two hospitals: member id and the name patients see.
+pub const HOSPITALS: [(&str, &str); 2] = [
+    ("hospital-a", "Northbridge General Hospital"),
+    ("hospital-b", "Riverside Medical Centre"),
+];
+const LEDGER_ORIGIN: &str = "locus.localhost/dev-ledger";
+const SEEDED_FILE: &str = "seeded.json";
+
+/// Where every service keeps its data.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// One SQLite file per service in the data folder.
+    Sqlite,
+    /// One database per service, `<prefix>_<service>`, on the server the URL
+    /// names (created if missing; the URL's own database is used to create them).
+    Postgres { server_url: String, prefix: String },
+}
+
+impl Storage {
+    /// PostgreSQL if `url` is a `postgres://` URL, databases named after its database.
+    pub fn from_url(url: Option<&str>) -> anyhow::Result<Self> {
+        match url {
+            None => Ok(Self::Sqlite),
+            Some(url) if url.starts_with("sqlite://") => Ok(Self::Sqlite),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let prefix = url
+                    .rsplit_once('/')
+                    .map(|(_, db)| db.split('?').next().unwrap_or(db))
+                    .filter(|db| !db.is_empty() && *db != "postgres")
+                    .unwrap_or("locus");
+                if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    bail!("the database name in the PostgreSQL URL may hold only letters, digits and _");
+                }
+                Ok(Self::Postgres { server_url: url.to_owned(), prefix: prefix.to_owned() })
+            }
+            Some(_) => bail!("the database URL must start with sqlite:// or postgres://"),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The database URL of one service, creating its PostgreSQL database if needed.
+    pub fn url_for(&self, dir: &Path, service: &str) -> anyhow::Result<String> {
+        match self {
+            Self::Sqlite => Ok(format!("sqlite://{}", dir.join(format!("{service}.db")).display())),
+            Self::Postgres { server_url, prefix } => {
+                let name = format!("{prefix}_{}", service.replace('-', "_"));
+                let mut admin = PgConnection::establish(server_url)
+                    .with_context(|| format!("connecting to PostgreSQL at {}", redact(server_url)))?;
+                let exists: i64 = diesel::sql_query(format!(
+                    "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
+                ))
+                .get_result::<Count>(&mut admin)?
+                .n;
+                if exists == 0 {
+                    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+                }
+                let base = server_url.split('?').next().unwrap_or(server_url);
+                let base = base.rsplit_once('/').map_or(base, |(base, _)| base);
+                Ok(format!("{base}/{name}"))
+            }
+        }
+    }
+
+    /// Drops every database of a throwaway network (PostgreSQL only).
+    pub fn drop_all(&self) -> anyhow::Result<()> {
+        if let Self::Postgres { server_url, prefix } = self {
+            let mut admin = PgConnection::establish(server_url)?;
+            for service in service_names() {
+                let name = format!("{prefix}_{}", service.replace('-', "_"));
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn service_names() -> impl Iterator<Item = &'static str> {
+    [INDEX, CONSENT].into_iter().chain(HOSPITALS.iter().map(|(id, _)| *id))
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Which ports the services listen on.
+#[derive(Debug, Clone, Copy)]
+pub enum Ports {
+    /// `base` for the index, then +10 consent (+11 its patient API), +20, +30 the hospitals.
+    Fixed(u16),
+    /// Free ports picked by the system (tests, the demo).
+    Ephemeral,
+}
+
+impl Ports {
+    fn addr(self, offset: u16) -> std::net::SocketAddr {
+        let port = match self {
+            Self::Fixed(base) => base.saturating_add(offset),
+            Self::Ephemeral => 0,
+        };
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    pub storage: Storage,
+    pub ports: Ports,
+    /// Synthetic patients made on the first start.
+    pub patients: usize,
+    /// How often connectors witness the ledger; short in tests and the demo.
+    pub witness_interval: Duration,
+}
+
+impl Options {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            storage: Storage::Sqlite,
+            ports: Ports::Ephemeral,
+            patients: 12,
+            witness_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A member's secrets and certificate, in the data folder.
+struct Member {
+    id: MemberId,
+    tls: TlsFiles,
+    certificate: Confirmation,
+    key: SigningKey,
+    x25519: X25519SecretKey,
+}
+
+/// What the first start made: synthetic patients and their records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Seeded {
+    pub patients: usize,
+    pub records: Vec<(String, usize)>,
+    /// The synthetic patients' identifiers and names (demo data, no real people).
+    pub cohort: Vec<synthetic::PatientSummary>,
+}
+
+/// One running hospital connector.
+pub struct Hospital {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub url: String,
+    pub node: Arc<Node>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl std::fmt::Debug for Hospital {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hospital").field("id", &self.id).field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// The running consortium.
+pub struct Network {
+    pub info: NetworkInfo,
+    pub dir: PathBuf,
+    pub hospitals: Vec<Hospital>,
+    pub linkage: LinkageKey,
+    pub seeded: Seeded,
+    /// The consent service's patient API trusts this CA; phones pin it.
+    pub ca_pem: String,
+    consent_handles: [actix_web::dev::ServerHandle; 2],
+    index_handle: actix_web::dev::ServerHandle,
+    index_task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// Creates what is missing in `options.dir`, starts every service, admits
+    /// the members, seeds records on the first start and writes `network.json`.
+    /// Must run inside an actix system (servers are spawned on it).
+    pub async fn start(options: &Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
+        let dir = std::path::absolute(&options.dir).context("the data folder")?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let pki = dir.join("pki");
+        let ca = load_or_create_ca(&pki)?;
+        let member = |id: &'static str| provision(&dir, &pki, &ca, id);
+        let authority = member(AUTHORITY_MEMBER)?;
+        let index = member(INDEX)?;
+        let consent = member(CONSENT)?;
+        let regulator = member(REGULATOR)?;
+        let hospitals = HOSPITALS.iter().map(|(id, _)| member(id)).collect::<anyhow::Result<Vec<_>>>()?;
+        let linkage_path = dir.join("linkage.key");
+        if !linkage_path.exists() {
+            write_linkage_key(&linkage_path, &LinkageKey::generate("dev-1")?)?;
+        }
+        let linkage = locus_service::files::load_linkage_key(&linkage_path)?;
+        let authority_key = authority_key_config(&authority.key)?;
+
+        // The index-service and its ledger.
+        let index_config = locus_index_service::config::Config {
+            listen: options.ports.addr(0),
+            database_url: options.storage.url_for(&dir, INDEX)?,
+            ledger_origin: LEDGER_ORIGIN.into(),
+            ledger_key_file: dir.join(INDEX).join("ledger.key"),
+            authority_key: Some(authority_key.clone()),
+            member_id: INDEX.into(),
+            member_key_file: dir.join(INDEX).join("member.pem"),
+            tls_ca_cert: Some(index.tls.ca_cert.clone()),
+            tls_cert: Some(index.tls.cert.clone()),
+            tls_key: Some(index.tls.key.clone()),
+            ..Default::default()
+        };
+        let index_app = locus_index_service::startup::Application::build(&index_config).context("the index-service")?;
+        let index_url = index_app.url().to_owned();
+        let vkey = index_app.vkey().to_owned();
+        let index_handle = index_app.handle();
+        let index_task = actix_web::rt::spawn(index_app.run_until_stopped());
+        let verifier = NoteVerifier::from_vkey(&vkey)?;
+        let admin = LedgerClient::new(&index_url, verifier, http_client(&authority.tls, Duration::from_secs(30))?);
+        progress(&format!("index-service and ledger on {index_url}"));
+
+        // The consent service.
+        let consent_config = locus_consent::config::Config {
+            listen: options.ports.addr(10),
+            patient_listen: options.ports.addr(11),
+            database_url: options.storage.url_for(&dir, CONSENT)?,
+            member_id: CONSENT.into(),
+            member_key_file: dir.join(CONSENT).join("member.pem"),
+            linkage_key_file: linkage_path.clone(),
+            index_url: Some(index_url.clone()),
+            ledger_vkey: Some(vkey.clone()),
+            authority_key: Some(authority_key.clone()),
+            tls_ca_cert: Some(consent.tls.ca_cert.clone()),
+            tls_cert: Some(consent.tls.cert.clone()),
+            tls_key: Some(consent.tls.key.clone()),
+            ..Default::default()
+        };
+        let consent_app = locus_consent::startup::Application::build(&consent_config).context("the consent service")?;
+        let (member_url, patient_url) = (consent_app.member_url.clone(), consent_app.patient_url.clone());
+        let consent_state = consent_app.consent();
+        let consent_handles = consent_app.handles();
+
+        // The connectors, bound first so the directory can list their endpoints.
+        let mut connectors = Vec::new();
+        for (offset, ((id, name), keys)) in (20u16..).step_by(10).zip(HOSPITALS.iter().zip(&hospitals)) {
+            let config = locus_hospital_connector::config::Config {
+                listen: options.ports.addr(offset),
+                database_url: options.storage.url_for(&dir, id)?,
+                member_id: Some((*id).to_owned()),
+                member_key_file: dir.join(id).join("member.pem"),
+                x25519_key_file: dir.join(id).join("x25519.key"),
+                linkage_key_file: linkage_path.clone(),
+                index_url: Some(index_url.clone()),
+                ledger_vkey: Some(vkey.clone()),
+                authority_key: Some(authority_key.clone()),
+                tls_ca_cert: Some(keys.tls.ca_cert.clone()),
+                tls_cert: Some(keys.tls.cert.clone()),
+                tls_key: Some(keys.tls.key.clone()),
+                directory_refresh_ms: 500,
+                witness_interval_ms: u64::try_from(options.witness_interval.as_millis()).unwrap_or(1000),
+                ..Default::default()
+            };
+            let app = locus_hospital_connector::startup::Application::build(&config)
+                .with_context(|| format!("the connector of {id}"))?;
+            connectors.push((*id, *name, app, config));
+        }
+
+        // The authority admits everyone with their real keys and endpoints.
+        let mut wanted = vec![
+            record(&index, MemberRole::Index, "Locus index", Some(index_url.clone())),
+            record(&consent, MemberRole::Consent, "Locus consent service", Some(member_url.clone())),
+            record(&regulator, MemberRole::Regulator, "Health data regulator", None),
+        ];
+        for ((_, name, app, _), keys) in connectors.iter().zip(&hospitals) {
+            wanted.push(record(keys, MemberRole::Hospital, name, Some(app.url().to_owned())));
+        }
+        let admitted = admit(&admin, &authority, wanted).await?;
+        if admitted > 0 {
+            progress(&format!("the authority logged {admitted} directory record(s)"));
+        }
+
+        actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(500)));
+        let mut running = Vec::new();
+        let mut apps = Vec::new();
+        for (id, name, app, config) in connectors {
+            running.push(Hospital { id, name, url: app.url().to_owned(), node: app.node(), handle: app.handle() });
+            apps.push((app, config));
+        }
+        // Seeded before the connectors' own publishers start, so one publishes.
+        let seeded = seed(&dir, &running, options.patients, progress).await?;
+        for (app, config) in apps {
+            actix_web::rt::spawn(async move { app.run_until_stopped(&config).await });
+        }
+        let members = 3 + HOSPITALS.len() + 1;
+        for hospital in &running {
+            wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
+        }
+        wait_for_directory(&consent_state.directory, members, CONSENT).await?;
+
+        let witnesses = running
+            .iter()
+            .map(|h| {
+                CosignatureVerifier::from_public_key(h.id, h.node.key.verifying_key().as_bytes()).map(|v| v.to_vkey())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ca_cert = Pem::read(&pki.join("ca.pem"))?;
+        let info = NetworkInfo {
+            database: options.storage.name().into(),
+            ca_cert: ca_cert.clone(),
+            authority_key,
+            ledger: LedgerInfo {
+                tlog_base_url: format!("{index_url}/ledger"),
+                origin: LEDGER_ORIGIN.into(),
+                vkey,
+            },
+            index: ServiceInfo { openapi: format!("{index_url}/openapi.json"), url: index_url },
+            consent: ConsentInfo { member_url, patient_url },
+            hospitals: running
+                .iter()
+                .map(|h| HospitalInfo {
+                    id: h.id.into(),
+                    name: h.name.into(),
+                    openapi: format!("{}/openapi.json", h.url),
+                    url: h.url.clone(),
+                    database: database_label(&options.storage, &dir, h.id),
+                })
+                .collect(),
+            regulator: RegulatorInfo {
+                id: REGULATOR.into(),
+                cert: Pem::read(&regulator.tls.cert)?,
+                key: Pem::read(&regulator.tls.key)?,
+            },
+            witnesses: WitnessPolicy { quorum: witnesses.len() / 2 + 1, vkeys: witnesses },
+        };
+        info.write(&dir.join(NETWORK_FILE))?;
+        Ok(Self {
+            info,
+            dir,
+            hospitals: running,
+            linkage,
+            seeded,
+            ca_pem: ca_cert.pem,
+            consent_handles,
+            index_handle,
+            index_task,
+        })
+    }
+
+    pub fn hospital(&self, id: &str) -> anyhow::Result<&Hospital> {
+        self.hospitals.iter().find(|h| h.id == id).with_context(|| format!("no hospital {id}"))
+    }
+
+    /// A patient's phone: trusts the consortium CA, has no client certificate.
+    pub fn phone(&self) -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .use_native_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?)
+            .timeout(Duration::from_secs(30))
+            .build()?)
+    }
+
+    /// Stops the members first, then the index, which signs a last checkpoint
+    /// over everything it committed.
+    pub async fn stop(self) {
+        for handle in &self.consent_handles {
+            handle.stop(true).await;
+        }
+        for hospital in &self.hospitals {
+            hospital.handle.stop(true).await;
+        }
+        self.index_handle.stop(true).await;
+        let _ = self.index_task.await;
+    }
+}
+
+fn database_label(storage: &Storage, dir: &Path, service: &str) -> String {
+    match storage {
+        Storage::Sqlite => dir.join(format!("{service}.db")).display().to_string(),
+        Storage::Postgres { prefix, .. } => format!("{prefix}_{}", service.replace('-', "_")),
+    }
+}
+
+fn load_or_create_ca(pki: &Path) -> anyhow::Result<CertificateAuthority> {
+    let (cert, key) = (pki.join("ca.pem"), pki.join("ca-key.pem"));
+    if !cert.exists() {
+        let ca = CertificateAuthority::create("Locus development consortium CA")?;
+        let issued = ca.to_issued()?;
+        locus_service::files::write_secret_file(&key, issued.key_pem.as_bytes())?;
+        std::fs::write(&cert, issued.cert_pem.as_bytes())?;
+    }
+    Ok(CertificateAuthority::load(&std::fs::read_to_string(&cert)?, &std::fs::read_to_string(&key)?)?)
+}
+
+/// A member's certificate (as `locus pki issue` lays it out) and keys.
+fn provision(dir: &Path, pki: &Path, ca: &CertificateAuthority, id: &'static str) -> anyhow::Result<Member> {
+    let (cert, key) = (pki.join(format!("{id}.pem")), pki.join(format!("{id}-key.pem")));
+    if !cert.exists() {
+        let issued = ca.issue(id, &["localhost", "127.0.0.1"])?;
+        locus_service::files::write_secret_file(&key, issued.key_pem.as_bytes())?;
+        std::fs::write(&cert, issued.cert_pem.as_bytes())?;
+    }
+    let cert_pem = std::fs::read_to_string(&cert)?;
+    let keys = dir.join(id);
+    Ok(Member {
+        id: id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a member id"))?,
+        certificate: Confirmation::for_certificate_der(&certificate_der(&cert_pem)?),
+        tls: TlsFiles { ca_cert: pki.join("ca.pem"), cert, key },
+        key: load_or_create_signing_key(&keys.join("member.pem"))?,
+        x25519: load_or_create_x25519_key(&keys.join("x25519.key"))?,
+    })
+}
+
+fn authority_key_config(key: &SigningKey) -> anyhow::Result<String> {
+    serde_json::to_value(key.verifying_key())?
+        .as_str()
+        .map(str::to_owned)
+        .context("the authority key does not encode as a string")
+}
+
+fn record(member: &Member, role: MemberRole, name: &str, endpoint: Option<String>) -> MemberUpdated {
+    MemberUpdated {
+        member: member.id.clone(),
+        role,
+        display_name: name.to_owned(),
+        ed25519: member.key.verifying_key(),
+        x25519: member.x25519.public_key(),
+        certificate: member.certificate.clone(),
+        endpoint,
+        status: MemberStatus::Active,
+    }
+}
+
+/// Logs the directory records that differ from what the ledger holds; returns
+/// how many it logged.
+async fn admit(admin: &LedgerClient, authority: &Member, wanted: Vec<MemberUpdated>) -> anyhow::Result<usize> {
+    let follower = DirectoryFollower::new(admin.clone(), authority.key.verifying_key());
+    // A fresh ledger has no checkpoint until its first entry.
+    if admin.checkpoint().await.is_ok() {
+        follower.refresh().await.context("reading the directory")?;
+    }
+    let mut logged = 0;
+    for update in wanted {
+        if follower.directory().read().get(&update.member) == Some(&update) {
+            continue;
+        }
+        admin
+            .log(&authority.id, &authority.key, Event::MemberUpdated(update))
+            .await
+            .context("logging a directory record")?;
+        logged += 1;
+    }
+    Ok(logged)
+}
+
+async fn wait_for_directory(follower: &DirectoryFollower, members: usize, who: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        follower.refresh().await.ok();
+        if follower.directory().read().members().count() >= members {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{who} never saw the whole directory")
+}
+
+/// On the first start: synthetic patients with laboratory panels, split across
+/// the hospitals, imported and published. Later starts read what was made.
+async fn seed(dir: &Path, hospitals: &[Hospital], patients: usize, progress: &dyn Fn(&str)) -> anyhow::Result<Seeded> {
+    let marker = dir.join(SEEDED_FILE);
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        return serde_json::from_str(&text).with_context(|| format!("{} is damaged", marker.display()));
+    }
+    progress(&format!("making {patients} synthetic patients with laboratory panels"));
+    let today = chrono::Utc::now().date_naive();
+    let cohort = synthetic::cohort(0x10c5, patients);
+    let mut records = Vec::new();
+    for (n, hospital) in hospitals.iter().enumerate() {
+        let mut imported = 0;
+        for bundle in synthetic::hospital_bundles(&cohort, n, hospitals.len(), today) {
+            let bytes = serde_json::to_vec(&bundle)?;
+            let node = &hospital.node;
+            imported += import_bundle(&node.store, &node.linkage, &node.identifier_system, &bytes)
+                .with_context(|| format!("importing into {}", hospital.id))?
+                .inserted;
+        }
+        let published = hospital.node.publish_pending().await.with_context(|| format!("publishing at {}", hospital.id))?;
+        progress(&format!("{}: imported {imported} records, published {published} pointers", hospital.id));
+        records.push((hospital.id.to_owned(), imported));
+    }
+    let seeded = Seeded { patients, records, cohort: cohort.summaries() };
+    std::fs::write(&marker, serde_json::to_string_pretty(&seeded)?)?;
+    Ok(seeded)
+}
