@@ -335,6 +335,7 @@ impl Network {
         for ((_, name, app, _), keys) in connectors.iter().zip(&hospitals) {
             wanted.push(record(keys, MemberRole::Hospital, name, Some(app.url().to_owned())));
         }
+        let members = wanted.len();
         let admitted = admit(&admin, &authority, wanted).await?;
         if admitted > 0 {
             progress(&format!("the authority logged {admitted} directory record(s)"));
@@ -352,7 +353,6 @@ impl Network {
         for (app, config) in apps {
             actix_web::rt::spawn(async move { app.run_until_stopped(&config).await });
         }
-        let members = 3 + HOSPITALS.len() + 1;
         for hospital in &running {
             wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
         }

@@ -80,10 +80,10 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     let b = network.hospital("hospital-b")?;
     let person = network.seeded.cohort.first().context("the network has no patients")?;
     say(&format!(
-        "{} and {} keep their records where they are. Only sealed pointers, filed under",
+        "{} and {} keep their records where they are.",
         a.name, b.name
     ));
-    say("a pseudonym, are shared. Every patient here is made up.");
+    say("Only sealed pointers, filed under a pseudonym, are shared. Every patient here is made up.");
     let patient: PatientKey = patient_key(&network.linkage, &normalize_identifier(&person.identifier)?);
     let at_a = a.node.store.current_for_patient(&patient).context("reading hospital A's records")?.len();
     say(&format!(
@@ -242,7 +242,8 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
 
 /// "Hemoglobin A1c 7.9 % (high) on 2026-10-02", from a FHIR Observation.
 fn describe_observation(observation: &Value) -> String {
-    let name = observation["code"]["coding"][0]["display"].as_str().unwrap_or("a result");
+    let code = &observation["code"];
+    let name = code["text"].as_str().or_else(|| code["coding"][0]["display"].as_str()).unwrap_or("a result");
     let value = &observation["valueQuantity"];
     let flag = match observation["interpretation"][0]["coding"][0]["code"].as_str() {
         Some("H") => " (high)",

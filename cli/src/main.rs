@@ -44,7 +44,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Up(_) | Command::Demo(_) | Command::Bench(_)) {
-        locus_service::telemetry::init(locus_service::telemetry::LogFormat::Text);
+        // Services log warnings only: these commands tell what happens themselves.
+        locus_service::telemetry::init_with(locus_service::telemetry::LogFormat::Text, "warn");
     }
     // An actix system: `up`, `demo` and `bench` run the services in-process.
     let result = actix_web::rt::System::new().block_on(async {

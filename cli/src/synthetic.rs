@@ -162,8 +162,9 @@ struct Visit {
 }
 
 impl Patient {
-    /// Routine visits spread over the history, one slot each, alternating between
-    /// hospitals, then one recent visit at every hospital.
+    /// Routine visits, one in each of equal slots of the history (so the first
+    /// ones are over a year old), alternating between hospitals; then a recent
+    /// visit at every hospital.
     fn visits(&self, hospitals: usize) -> Vec<Visit> {
         let mut rng = Rng(self.stream);
         let routine = 4 + rng.below(5);
@@ -198,6 +199,7 @@ impl Patient {
             let Some(day) = today.checked_sub_days(Days::new(visit.days_ago)) else {
                 continue;
             };
+            // Only for a `today` decades before the reference year.
             if day <= self.birth_date {
                 continue;
             }
@@ -277,23 +279,24 @@ impl Health {
             }
         }
         if female {
-            baseline[HGB] -= 1.6;
-            baseline[RBC] -= 0.5;
+            baseline[HGB] -= 1.4;
+            baseline[RBC] -= 0.4;
             baseline[CREAT] -= 0.2;
             baseline[HDL] += 10.0;
         }
+        // In `PANELS` order: CBC, metabolic panel, lipids, HbA1c.
         let mut panel_odds = [0.7, 0.85, 0.3, 0.2];
-        if rng.chance(0.2) {
+        if rng.chance(0.15) {
             baseline[GLU] += 40.0 + 40.0 * rng.unit();
             baseline[A1C] += 1.3 + 2.0 * rng.unit();
             baseline[TG] += 40.0;
             panel_odds[A1C_PANEL] = 0.9;
         }
-        if rng.chance(0.3) {
+        if rng.chance(0.25) {
             baseline[LDL] += 35.0 + 30.0 * rng.unit();
             baseline[TG] += 60.0;
             baseline[HDL] -= 8.0;
-            panel_odds[LIPID_PANEL] = 0.6;
+            panel_odds[LIPID_PANEL] = 0.5;
         }
         if rng.chance(0.08) {
             baseline[CREAT] += 0.5 + 0.8 * rng.unit();
@@ -484,10 +487,10 @@ const A1C: usize = 17;
 const ANALYTES: [Analyte; 18] = [
     Analyte { loinc: "6690-2", display: "Leukocytes [#/volume] in Blood by Automated count", text: "White blood cells", unit: "10*3/uL", low: 4.5, high: 11.0, decimals: 1, model: drawn(7.0, 1.2, 0.9) },
     Analyte { loinc: "789-8", display: "Erythrocytes [#/volume] in Blood by Automated count", text: "Red blood cells", unit: "10*6/uL", low: 4.2, high: 5.9, decimals: 2, model: drawn(5.0, 0.3, 0.15) },
-    Analyte { loinc: "718-7", display: "Hemoglobin [Mass/volume] in Blood", text: "Hemoglobin", unit: "g/dL", low: 12.0, high: 17.5, decimals: 1, model: drawn(15.0, 0.9, 0.4) },
+    Analyte { loinc: "718-7", display: "Hemoglobin [Mass/volume] in Blood", text: "Hemoglobin", unit: "g/dL", low: 12.0, high: 17.5, decimals: 1, model: drawn(15.0, 0.8, 0.4) },
     Analyte { loinc: "4544-3", display: "Hematocrit [Volume Fraction] of Blood by Automated count", text: "Hematocrit", unit: "%", low: 36.0, high: 50.0, decimals: 1, model: Model::Derived },
     Analyte { loinc: "777-3", display: "Platelets [#/volume] in Blood by Automated count", text: "Platelets", unit: "10*3/uL", low: 150.0, high: 400.0, decimals: 0, model: drawn(260.0, 50.0, 25.0) },
-    Analyte { loinc: "2345-7", display: "Glucose [Mass/volume] in Serum or Plasma", text: "Glucose", unit: "mg/dL", low: 70.0, high: 99.0, decimals: 0, model: drawn(88.0, 6.0, 7.0) },
+    Analyte { loinc: "2345-7", display: "Glucose [Mass/volume] in Serum or Plasma", text: "Glucose", unit: "mg/dL", low: 70.0, high: 99.0, decimals: 0, model: drawn(86.0, 5.0, 6.0) },
     Analyte { loinc: "3094-0", display: "Urea nitrogen [Mass/volume] in Serum or Plasma", text: "Blood urea nitrogen", unit: "mg/dL", low: 7.0, high: 20.0, decimals: 0, model: drawn(14.0, 2.5, 2.0) },
     Analyte { loinc: "2160-0", display: "Creatinine [Mass/volume] in Serum or Plasma", text: "Creatinine", unit: "mg/dL", low: 0.6, high: 1.3, decimals: 2, model: drawn(1.0, 0.12, 0.07) },
     Analyte { loinc: "2951-2", display: "Sodium [Moles/volume] in Serum or Plasma", text: "Sodium", unit: "mmol/L", low: 135.0, high: 145.0, decimals: 0, model: drawn(140.0, 1.5, 1.5) },
@@ -496,9 +499,9 @@ const ANALYTES: [Analyte; 18] = [
     Analyte { loinc: "2028-9", display: "Carbon dioxide, total [Moles/volume] in Serum or Plasma", text: "Bicarbonate (total CO2)", unit: "mmol/L", low: 22.0, high: 29.0, decimals: 0, model: drawn(25.5, 1.2, 1.3) },
     Analyte { loinc: "17861-6", display: "Calcium [Mass/volume] in Serum or Plasma", text: "Calcium", unit: "mg/dL", low: 8.6, high: 10.3, decimals: 1, model: drawn(9.5, 0.25, 0.2) },
     Analyte { loinc: "2093-3", display: "Cholesterol [Mass/volume] in Serum or Plasma", text: "Total cholesterol", unit: "mg/dL", low: 0.0, high: 200.0, decimals: 0, model: Model::Derived },
-    Analyte { loinc: "2571-8", display: "Triglyceride [Mass/volume] in Serum or Plasma", text: "Triglycerides", unit: "mg/dL", low: 0.0, high: 150.0, decimals: 0, model: drawn(110.0, 25.0, 15.0) },
+    Analyte { loinc: "2571-8", display: "Triglyceride [Mass/volume] in Serum or Plasma", text: "Triglycerides", unit: "mg/dL", low: 0.0, high: 150.0, decimals: 0, model: drawn(100.0, 22.0, 15.0) },
     Analyte { loinc: "2085-9", display: "Cholesterol in HDL [Mass/volume] in Serum or Plasma", text: "HDL cholesterol", unit: "mg/dL", low: 40.0, high: 100.0, decimals: 0, model: drawn(52.0, 9.0, 4.0) },
-    Analyte { loinc: "18262-6", display: "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay", text: "LDL cholesterol", unit: "mg/dL", low: 0.0, high: 130.0, decimals: 0, model: drawn(105.0, 18.0, 9.0) },
+    Analyte { loinc: "18262-6", display: "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay", text: "LDL cholesterol", unit: "mg/dL", low: 0.0, high: 130.0, decimals: 0, model: drawn(95.0, 16.0, 9.0) },
     Analyte { loinc: "4548-4", display: "Hemoglobin A1c/Hemoglobin.total in Blood", text: "Hemoglobin A1c", unit: "%", low: 4.0, high: 5.6, decimals: 1, model: drawn(5.3, 0.2, 0.1) },
 ];
 

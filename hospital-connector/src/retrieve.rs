@@ -8,7 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
-use locus_ledger::wire::Receipt;
+use locus_ledger::client::ClientError;
+use locus_ledger::wire::{GRANT_REVOKED_CODE, Receipt};
 use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
 use locus_protocol::ids::PointerId;
 use locus_protocol::pointer::{PointerBody, Provenance, SignedProvenance, content_digest, seal_record};
@@ -194,7 +195,12 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
             commitment: body.commitment,
         }))
         .await
-        .map_err(|_| RetrieveError::LedgerUnavailable)?;
+        .map_err(|e| match e {
+            ClientError::Refused { code, .. } if code == GRANT_REVOKED_CODE => {
+                refused(RefusalReason::Revoked, "the grant was revoked").into()
+            }
+            _ => RetrieveError::LedgerUnavailable,
+        })?;
 
     // The content must still be what was committed to when it was published.
     if !record.verify_commitment() || !body.commits_to(record.content.as_bytes()) {

@@ -296,13 +296,14 @@ pub async fn discover(
     };
     let claims = &authorized.claims;
     let (ledger, grant) = (state.ledger.clone(), claims.jti.to_string());
+    let revoked = || Refused {
+        requester: Some(authorized.requester.clone()),
+        grant: Some(claims.jti),
+        subject: Some(claims.sub),
+        ..Refused::new(locus_protocol::entry::RefusalReason::Revoked, "the grant was revoked")
+    };
     if web::block(move || ledger.grant_has(REVOKED, &grant)).await?.map_err(|_| IndexError::Unavailable)? {
-        let refused = Refused {
-            requester: Some(authorized.requester.clone()),
-            grant: Some(claims.jti),
-            subject: Some(claims.sub),
-            ..Refused::new(locus_protocol::entry::RefusalReason::Revoked, "the grant was revoked")
-        };
+        let refused = revoked();
         state.log_refusal(&refused).await;
         return Err(refused.into());
     }
@@ -310,15 +311,25 @@ pub async fn discover(
     let store = state.pointers.clone();
     let (subject, tags) = (claims.sub, claims.scope_tags.clone());
     let found = web::block(move || store.discover(&subject, &tags)).await??;
-    let receipt = state
+    // The check above can race a revocation; the ledger, which orders both,
+    // refuses the discovery then.
+    let logged = state
         .log(Event::IndexQueried(IndexQueried {
             requester: authorized.requester.clone(),
             grant: claims.jti,
             subject: claims.sub,
             results: u32::try_from(found.len()).unwrap_or(u32::MAX),
         }))
-        .await
-        .map_err(IndexError::LedgerUnavailable)?;
+        .await;
+    let receipt = match logged {
+        Ok(receipt) => receipt,
+        Err(SubmitError::GrantRevoked) => {
+            let refused = revoked();
+            state.log_refusal(&refused).await;
+            return Err(refused.into());
+        }
+        Err(e) => return Err(IndexError::LedgerUnavailable(e)),
+    };
     let pointers = found
         .into_iter()
         .filter_map(|p| {

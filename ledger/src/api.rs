@@ -73,6 +73,7 @@ impl ApiError {
                 SubmitError::BadSignature => "bad_signature",
                 SubmitError::NotPermitted(_) => "not_permitted",
                 SubmitError::ClockSkew(_) => "clock_skew",
+                SubmitError::GrantRevoked => crate::wire::GRANT_REVOKED_CODE,
                 SubmitError::Busy => "busy",
                 SubmitError::Unavailable => "unavailable",
             },
@@ -97,7 +98,8 @@ impl ResponseError for ApiError {
                 SubmitError::UnknownSubmitter
                 | SubmitError::InactiveSubmitter(_)
                 | SubmitError::BadSignature
-                | SubmitError::NotPermitted(_) => StatusCode::FORBIDDEN,
+                | SubmitError::NotPermitted(_)
+                | SubmitError::GrantRevoked => StatusCode::FORBIDDEN,
                 SubmitError::Busy | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::BadRequest(_) | Self::BeyondTree(_) => StatusCode::BAD_REQUEST,

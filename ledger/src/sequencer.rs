@@ -7,7 +7,7 @@
 //! after new entries land, and only after proving from storage that the new tree
 //! extends the last one it signed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use locus_protocol::entry::SignedEntry;
+use locus_protocol::entry::{Event, SignedEntry};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
@@ -75,6 +75,8 @@ pub enum SubmitError {
     NotPermitted(&'static str),
     #[error("the entry's time is more than {0} seconds from the ledger's clock")]
     ClockSkew(u64),
+    #[error("the grant was revoked earlier in the log")]
+    GrantRevoked,
     #[error("the ledger is busy; retry shortly")]
     Busy,
     #[error("the ledger is not accepting entries")]
@@ -282,6 +284,7 @@ impl SubmitError {
             Self::BadSignature => "bad_signature",
             Self::NotPermitted(_) => "not_permitted",
             Self::ClockSkew(_) => "clock_skew",
+            Self::GrantRevoked => "grant_revoked",
             Self::Busy => "busy",
             Self::Unavailable => "unavailable",
         }
@@ -454,18 +457,18 @@ impl Writer {
                 // The directory changes only once its entries are durable, and
                 // before the authority hears back; an entry the log already
                 // held (a replay) changes nothing.
-                for (job, (_, appended)) in jobs.iter().zip(&indexes) {
-                    if *appended {
+                for (job, outcome) in jobs.iter().zip(&indexes) {
+                    if matches!(outcome, Ok((_, true))) {
                         self.directory.apply(&job.entry);
                     }
                 }
-                for (job, (index, _)) in jobs.into_iter().zip(indexes) {
-                    let receipt = Receipt {
+                for (job, outcome) in jobs.into_iter().zip(indexes) {
+                    let reply = outcome.map(|(index, _)| Receipt {
                         index,
                         leaf_hash: BASE64.encode(job.leaf_hash),
-                    };
+                    });
                     // A submitter that gave up still has its entry logged.
-                    let _ = job.reply.send(Ok(receipt));
+                    let _ = job.reply.send(reply);
                 }
             }
             Err(e) => {
@@ -505,7 +508,12 @@ impl Writer {
     /// Returns each job's index, and whether this batch appended it. An entry
     /// already in the log (a submitter retrying after a lost answer) gets its
     /// existing index, not a second leaf.
-    fn write_batch(&mut self, jobs: &[Job]) -> Result<Vec<(u64, bool)>, StoreError> {
+    ///
+    /// A discovery or a release under a grant whose revocation is already in
+    /// the log is refused here, where entries are put in order: the log never
+    /// holds an access after the revocation of its grant, and a custodian that
+    /// has not yet seen the revocation releases nothing (no log, no data).
+    fn write_batch(&mut self, jobs: &[Job]) -> Result<Vec<Result<(u64, bool), SubmitError>>, StoreError> {
         let hashes: Vec<Vec<u8>> = jobs.iter().map(|j| j.leaf_hash.to_vec()).collect();
         let mut known: HashMap<Hash, u64> = HashMap::new();
         for (hash, index) in self.store.find_leaves(&hashes)? {
@@ -513,6 +521,16 @@ impl Writer {
                 known.insert(hash, index);
             }
         }
+        let accessed: Vec<String> = jobs
+            .iter()
+            .filter(|j| is_access(&j.entry.event))
+            .filter_map(|j| j.row.grant_id.clone())
+            .collect();
+        let mut revoked: HashSet<String> = if accessed.is_empty() {
+            HashSet::new()
+        } else {
+            self.store.revoked_among(&accessed)?
+        };
         let mut range = self.range.clone();
         let mut rows = Vec::with_capacity(jobs.len());
         let mut nodes = Vec::with_capacity(jobs.len() * 2);
@@ -520,8 +538,17 @@ impl Writer {
         let now = now_ms();
         for job in jobs {
             if let Some(&index) = known.get(&job.leaf_hash) {
-                indexes.push((index, false));
+                indexes.push(Ok((index, false)));
                 continue;
+            }
+            if let Some(grant) = &job.row.grant_id {
+                if is_access(&job.entry.event) && revoked.contains(grant) {
+                    indexes.push(Err(SubmitError::GrantRevoked));
+                    continue;
+                }
+                if matches!(job.entry.event, Event::GrantRevoked(_)) {
+                    revoked.insert(grant.clone());
+                }
             }
             let index = range.size();
             nodes.extend(range.append(job.leaf_hash));
@@ -530,7 +557,7 @@ impl Writer {
             row.sequenced_at = now;
             rows.push(row);
             known.insert(job.leaf_hash, index);
-            indexes.push((index, true));
+            indexes.push(Ok((index, true)));
         }
         if !rows.is_empty() {
             let started = Instant::now();
@@ -543,6 +570,11 @@ impl Writer {
         self.metrics.tree_size.set(self.range.size() as i64);
         Ok(indexes)
     }
+}
+
+/// Entries that use a grant: refused once the grant is revoked.
+fn is_access(event: &Event) -> bool {
+    matches!(event, Event::IndexQueried(_) | Event::RecordRetrieved(_))
 }
 
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -83,6 +83,8 @@ pub struct NewCosignature<'a> {
     pub signature_line: &'a str,
 }
 
+const GRANT_REVOKED: &str = "grant.revoked";
+
 /// What a regulator may filter entries by. Every filter is on an indexed column.
 #[derive(Debug, Clone, Default)]
 pub struct EntryFilter {
@@ -316,6 +318,22 @@ impl LedgerStore {
             .order(ledger_entries::idx.asc())
             .select(ledger_entries::body)
             .load(&mut self.conn()?)?)
+    }
+
+    /// Which of `grants` have a `grant.revoked` entry in the log.
+    pub fn revoked_among(&self, grants: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut revoked = std::collections::HashSet::new();
+        let mut conn = self.conn()?;
+        // Bounded so a batch never exceeds a backend's bind-parameter limit.
+        for chunk in grants.chunks(500) {
+            let found: Vec<Option<String>> = ledger_entries::table
+                .filter(ledger_entries::entry_type.eq(GRANT_REVOKED))
+                .filter(ledger_entries::grant_id.eq_any(chunk))
+                .select(ledger_entries::grant_id)
+                .load(&mut conn)?;
+            revoked.extend(found.into_iter().flatten());
+        }
+        Ok(revoked)
     }
 
     /// Whether an entry of `entry_type` names `grant_id` (e.g. a revocation).

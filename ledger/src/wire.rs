@@ -48,6 +48,10 @@ pub struct EntryPage {
 
 pub use locus_service::http::ErrorBody;
 
+/// The error code of an access the ledger refused because its grant's
+/// revocation is already logged.
+pub const GRANT_REVOKED_CODE: &str = "grant_revoked";
+
 /// A witness's cosignature of the checkpoint of `tree_size`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -97,9 +97,11 @@ pub struct DbManager {
     url: DatabaseUrl,
 }
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
+// The busy timeout comes first: switching a new file to WAL takes a lock that
+// another connection of the pool may hold for a moment.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; \
+     PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; \
      PRAGMA foreign_keys = ON;";
 
 impl ManageConnection for DbManager {

@@ -26,8 +26,14 @@ impl FromStr for LogFormat {
 
 /// Installs the global subscriber (once per process).
 pub fn init(format: LogFormat) {
+    init_with(format, "info");
+}
+
+/// Like [`init`], with another filter when `LOCUS_LOG` is unset: a program
+/// that prints its own story (`locus up`, `locus demo`) keeps services quiet.
+pub fn init_with(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOCUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
