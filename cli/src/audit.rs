@@ -258,8 +258,10 @@ async fn checkpoint_history(
                 checkpoint.size, checkpoint.origin, info.ledger.origin
             )),
             Err(_) => {
-                let size = Checkpoint::parse(text.split("\n\n").next().unwrap_or_default())
-                    .map_or_else(|_| "unreadable".to_owned(), |c| c.size.to_string());
+                let size = Note::parse(text)
+                    .ok()
+                    .and_then(|note| Checkpoint::parse(&note.text).ok())
+                    .map_or_else(|| "unreadable".to_owned(), |c| c.size.to_string());
                 report.problems.push(format!(
                     "checkpoint {position} (size {size}) is not signed by the ledger's key: forged or altered"
                 ));

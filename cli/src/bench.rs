@@ -47,13 +47,7 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = tempfile::tempdir()?;
-    let storage = match Storage::from_url(args.database_url.as_deref())? {
-        Storage::Postgres { server_url, .. } => Storage::Postgres {
-            server_url,
-            prefix: format!("locus_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-        },
-        sqlite => sqlite,
-    };
+    let storage = Storage::from_url(args.database_url.as_deref())?.throwaway("bench");
     println!("locus bench on {} ({} cores)", storage_name(&storage), std::thread::available_parallelism().map_or(0, |n| n.get()));
     let result = async {
         appends(&storage, dir.path(), &args).await?;

@@ -54,8 +54,24 @@ pub enum Storage {
     /// One SQLite file per service in the data folder.
     Sqlite,
     /// One database per service, `<prefix>_<service>`, on the server the URL
-    /// names (created if missing; the URL's own database is used to create them).
-    Postgres { server_url: String, prefix: String },
+    /// names; `<prefix>` is the URL's database name (`locus` if it names
+    /// `postgres` or none). They are created, if missing, from `admin_url`,
+    /// the server's `postgres` database.
+    Postgres { admin_url: String, prefix: String },
+}
+
+/// `url` with its database name replaced by `database` (query kept).
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
+    }
 }
 
 impl Storage {
@@ -65,17 +81,31 @@ impl Storage {
             None => Ok(Self::Sqlite),
             Some(url) if url.starts_with("sqlite://") => Ok(Self::Sqlite),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let prefix = url
-                    .rsplit_once('/')
-                    .map(|(_, db)| db.split('?').next().unwrap_or(db))
+                let path = url.split('?').next().unwrap_or(url);
+                let prefix = path
+                    .get(path.find("://").map_or(0, |i| i + 3)..)
+                    .and_then(|rest| rest.split_once('/'))
+                    .map(|(_, db)| db)
                     .filter(|db| !db.is_empty() && *db != "postgres")
                     .unwrap_or("locus");
                 if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     bail!("the database name in the PostgreSQL URL may hold only letters, digits and _");
                 }
-                Ok(Self::Postgres { server_url: url.to_owned(), prefix: prefix.to_owned() })
+                Ok(Self::Postgres { admin_url: with_database(url, "postgres"), prefix: prefix.to_owned() })
             }
             Some(_) => bail!("the database URL must start with sqlite:// or postgres://"),
+        }
+    }
+
+    /// The same server with databases of their own, for a network that is
+    /// dropped afterwards (`locus demo`, `locus bench`).
+    pub fn throwaway(self, label: &str) -> Self {
+        match self {
+            Self::Postgres { admin_url, .. } => Self::Postgres {
+                admin_url,
+                prefix: format!("locus_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            },
+            sqlite => sqlite,
         }
     }
 
@@ -90,10 +120,10 @@ impl Storage {
     pub fn url_for(&self, dir: &Path, service: &str) -> anyhow::Result<String> {
         match self {
             Self::Sqlite => Ok(format!("sqlite://{}", dir.join(format!("{service}.db")).display())),
-            Self::Postgres { server_url, prefix } => {
+            Self::Postgres { admin_url, prefix } => {
                 let name = format!("{prefix}_{}", service.replace('-', "_"));
-                let mut admin = PgConnection::establish(server_url)
-                    .with_context(|| format!("connecting to PostgreSQL at {}", redact(server_url)))?;
+                let mut admin = PgConnection::establish(admin_url)
+                    .with_context(|| format!("connecting to PostgreSQL at {}", redact(admin_url)))?;
                 let exists: i64 = diesel::sql_query(format!(
                     "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
                 ))
@@ -102,17 +132,15 @@ impl Storage {
                 if exists == 0 {
                     diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
                 }
-                let base = server_url.split('?').next().unwrap_or(server_url);
-                let base = base.rsplit_once('/').map_or(base, |(base, _)| base);
-                Ok(format!("{base}/{name}"))
+                Ok(with_database(admin_url, &name))
             }
         }
     }
 
     /// Drops every database of a throwaway network (PostgreSQL only).
     pub fn drop_all(&self) -> anyhow::Result<()> {
-        if let Self::Postgres { server_url, prefix } = self {
-            let mut admin = PgConnection::establish(server_url)?;
+        if let Self::Postgres { admin_url, prefix } = self {
+            let mut admin = PgConnection::establish(admin_url)?;
             for service in service_names() {
                 let name = format!("{prefix}_{}", service.replace('-', "_"));
                 diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin)?;
@@ -552,4 +580,28 @@ async fn seed(dir: &Path, hospitals: &[Hospital], patients: usize, progress: &dy
     let seeded = Seeded { patients, records, cohort: cohort.summaries() };
     std::fs::write(&marker, serde_json::to_string_pretty(&seeded)?)?;
     Ok(seeded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_name_the_prefix_and_the_admin_database() {
+        let storage = Storage::from_url(Some("postgres://u:p@db.example:5433/hospital_net?sslmode=require")).unwrap();
+        let Storage::Postgres { admin_url, prefix } = &storage else { panic!("not PostgreSQL") };
+        assert_eq!(prefix, "hospital_net");
+        assert_eq!(admin_url, "postgres://u:p@db.example:5433/postgres?sslmode=require");
+        let Storage::Postgres { prefix, .. } = Storage::from_url(Some("postgres://127.0.0.1:5432/postgres")).unwrap() else {
+            panic!("not PostgreSQL")
+        };
+        assert_eq!(prefix, "locus");
+        let Storage::Postgres { admin_url, prefix } = Storage::from_url(Some("postgresql://127.0.0.1")).unwrap() else {
+            panic!("not PostgreSQL")
+        };
+        assert_eq!((admin_url.as_str(), prefix.as_str()), ("postgresql://127.0.0.1/postgres", "locus"));
+        assert!(Storage::from_url(Some("postgres://127.0.0.1/bad-name")).is_err());
+        assert!(Storage::from_url(Some("mysql://127.0.0.1/x")).is_err());
+        assert!(matches!(Storage::from_url(None).unwrap(), Storage::Sqlite));
+    }
 }

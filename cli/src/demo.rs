@@ -34,13 +34,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = tempfile::tempdir().context("a temporary folder")?;
     let mut options = Options::new(dir.path());
     options.patients = 6;
-    options.storage = match Storage::from_url(args.database_url.as_deref())? {
-        Storage::Postgres { server_url, .. } => Storage::Postgres {
-            server_url,
-            prefix: format!("locus_demo_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-        },
-        sqlite => sqlite,
-    };
+    options.storage = Storage::from_url(args.database_url.as_deref())?.throwaway("demo");
     let result = story(&options).await;
     if let Err(e) = options.storage.drop_all() {
         eprintln!("warning: the demo's PostgreSQL databases were not all dropped: {e:#}");
