@@ -513,7 +513,7 @@ impl Writer {
     /// the log is refused here, where entries are put in order: the log never
     /// holds an access after the revocation of its grant, and a custodian that
     /// has not yet seen the revocation releases nothing (no log, no data).
-    fn write_batch(&mut self, jobs: &[Job]) -> Result<Vec<Result<(u64, bool), SubmitError>>, StoreError> {
+    fn write_batch(&mut self, jobs: &[Job]) -> Result<Vec<Outcome>, StoreError> {
         let hashes: Vec<Vec<u8>> = jobs.iter().map(|j| j.leaf_hash.to_vec()).collect();
         let mut known: HashMap<Hash, u64> = HashMap::new();
         for (hash, index) in self.store.find_leaves(&hashes)? {
@@ -571,6 +571,10 @@ impl Writer {
         Ok(indexes)
     }
 }
+
+/// A job's fate in a batch: its index and whether this batch appended it, or
+/// why it was refused.
+type Outcome = Result<(u64, bool), SubmitError>;
 
 /// Entries that use a grant: refused once the grant is revoked.
 fn is_access(event: &Event) -> bool {

@@ -171,6 +171,8 @@ impl TestNetwork {
                 tls_cert: Some(tls.cert.clone()),
                 tls_key: Some(tls.key.clone()),
                 publish_interval_ms: 3_600_000,
+                // Tests witness when they choose to (`Node::witness_once`).
+                witness_interval_ms: 3_600_000,
                 directory_refresh_ms: 100,
                 ..Default::default()
             };
