@@ -17,7 +17,8 @@ pub struct UpArgs {
     /// the server this URL names); SQLite files in the data folder otherwise.
     #[arg(long, env = "LOCUS_DATABASE_URL")]
     database_url: Option<String>,
-    /// The index listens here; consent on +10 and +11, hospitals on +20 and +30.
+    /// The index listens here; consent on +10 and +11, hospitals on +20 and
+    /// +30. 0 lets the system pick free ports (network.json says which).
     #[arg(long, default_value_t = 7300)]
     base_port: u16,
     /// Synthetic patients to make on the first start.
@@ -28,7 +29,10 @@ pub struct UpArgs {
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut options = Options::new(&args.data_dir);
     options.storage = Storage::from_url(args.database_url.as_deref())?;
-    options.ports = Ports::Fixed(args.base_port);
+    options.ports = match args.base_port {
+        0 => Ports::Ephemeral,
+        base => Ports::Fixed(base),
+    };
     options.patients = args.patients;
     options.witness_interval = std::time::Duration::from_secs(1);
     println!("Starting the Locus development network in {}", args.data_dir.display());

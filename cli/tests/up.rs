@@ -1,0 +1,120 @@
+//! `locus up` as a user runs it: first start makes the consortium and its
+//! synthetic patients and writes network.json; the regulator's commands work
+//! against it; Ctrl-C stops it cleanly; the next start reuses everything and
+//! the ledger still verifies, witnesses included.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use locus_cli::consortium::Storage;
+use locus_tests::postgres_admin_url;
+
+fn locus(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_locus")).args(args).output().expect("run locus");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Starts `locus up` and waits until it has written network.json.
+fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Child {
+    let _ = std::fs::remove_file(dir.join("network.json"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_locus"));
+    command
+        .args(["up", "--base-port", "0", "--patients", "3", "--data-dir"])
+        .arg(dir)
+        .env_remove("LOCUS_DATABASE_URL")
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::inherit());
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    let mut child = command.spawn().expect("start locus up");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.join("network.json").exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("locus up exited with {status}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        assert!(Instant::now() < deadline, "locus up wrote no network.json in two minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// Ctrl-C, as a terminal sends it; `locus up` must stop cleanly.
+fn interrupt(mut child: Child, log: &Path) -> String {
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "locus up did not stop within a minute of Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = std::fs::read_to_string(log).unwrap();
+    assert!(status.success(), "locus up stopped with {status}:\n{out}");
+    assert!(out.contains("Stopped."), "{out}");
+    out
+}
+
+fn network_runs_and_restarts(database_url: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("locus-data");
+    let log = dir.path().join("up.log");
+    let network = data.join("network.json");
+    let network = network.to_str().unwrap();
+
+    let child = up(&data, database_url, &log);
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(network).unwrap()).unwrap();
+    for key in ["tlog_base_url", "origin", "vkey"] {
+        assert!(info["ledger"][key].as_str().is_some_and(|v| !v.is_empty()), "ledger.{key} in {info}");
+    }
+    assert!(info["ca_cert"]["pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+    assert!(info["regulator"]["key"]["pem"].as_str().unwrap().contains("PRIVATE KEY"));
+    assert_eq!(info["hospitals"].as_array().unwrap().len(), 2);
+
+    let (code, out) = locus(&["audit", "verify", "--network", network]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = locus(&["audit", "events", "--network", network, "--type", "pointers.published"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pointers.published") && out.contains("hospital-a") && out.contains("hospital-b"), "{out}");
+    let export = dir.path().join("audit.json");
+    let (code, out) = locus(&["audit", "export", "--network", network, "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let bundle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let events = bundle["entry"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e["resource"]["resourceType"] == "AuditEvent"), "{bundle}");
+    let first = interrupt(child, &log);
+    assert!(first.contains("making 3 synthetic patients"), "{first}");
+
+    // The second start makes nothing new, and the ledger it serves still
+    // extends everything it signed and the witnesses cosigned.
+    let child = up(&data, database_url, &log);
+    let (code, out) = locus(&["audit", "verify", "--network", network]);
+    assert_eq!(code, 0, "{out}");
+    let second = interrupt(child, &log);
+    assert!(!second.contains("synthetic patients with"), "the second start made patients again:\n{second}");
+
+    if let Some(url) = database_url {
+        Storage::from_url(Some(url)).unwrap().drop_all().unwrap();
+    }
+}
+
+#[test]
+fn sqlite() {
+    network_runs_and_restarts(None);
+}
+
+#[test]
+fn postgres() {
+    let admin = postgres_admin_url();
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    let url = format!("{server}/locus_up_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    network_runs_and_restarts(Some(&url));
+}
