@@ -57,7 +57,7 @@ fn print_summary(network: &Network) {
     println!("  consent, members        {}", info.consent.member_url);
     println!("  consent, patients       {}", info.consent.patient_url);
     for (hospital, records) in info.hospitals.iter().zip(&network.seeded.records) {
-        println!("  {:<10} {:<28} {}   {} records", hospital.id, hospital.name, hospital.url, records.1);
+        println!("  {:<22}  {}   {}, {} records", hospital.id, hospital.url, hospital.name, records.1);
     }
     println!("  regulator               certificate {}", info.regulator.cert.file.display());
     println!();
