@@ -12,11 +12,14 @@ use locus_protocol::device::DeviceKeyId;
 use locus_protocol::grant::{DataPeriod, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::scope::ScopeSet;
-use locus_service::http::json_error;
+use locus_protocol::ids::{GrantId, RuleId};
+use locus_service::http::{ErrorBody, json_error};
 use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::service::{Consent, ConsentError};
+use crate::service::{Consent, ConsentError, HistoryEvent};
 use crate::session::Session;
 
 impl ResponseError for ConsentError {
@@ -73,34 +76,62 @@ fn session(state: &Consent, req: &HttpRequest) -> Result<Session, ConsentError> 
 
 // ---- members (mutual TLS) ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeRequest {
+    /// The patient key (hex).
+    #[schema(value_type = String)]
     pub subject: PatientKey,
 }
 
-async fn enrolment_code(state: State, peer: PeerCertificate, body: web::Json<EnrolmentCodeRequest>) -> Result<HttpResponse, ConsentError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrolmentCode {
+    /// Single use, for the patient to type into their phone.
+    pub code: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A one-time code for the patient to enrol a phone, issued at the hospital's desk.
+#[utoipa::path(post, path = "/consent/enrolment-codes", tag = "consent-members", request_body = EnrolmentCodeRequest,
+    responses((status = 200, body = EnrolmentCode), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn enrolment_code(
+    state: State,
+    peer: PeerCertificate,
+    body: web::Json<EnrolmentCodeRequest>,
+) -> Result<web::Json<EnrolmentCode>, ConsentError> {
     let hospital = state.hospital(&peer.thumbprint)?;
     let (code, expires_at) = state.issue_enrolment_code(&hospital, &body.subject).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "code": code, "expires_at": expires_at })))
+    Ok(web::Json(EnrolmentCode { code, expires_at }))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
+    /// The patient key (hex).
+    #[schema(value_type = String)]
     pub subject: PatientKey,
+    /// An HL7 v3 PurposeOfUse code, e.g. `TREAT`.
+    #[schema(value_type = String)]
     pub purpose: PurposeOfUse,
+    /// SMART scopes, space-separated.
+    #[schema(value_type = String)]
     pub scope: ScopeSet,
+    /// `{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`, inclusive.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub data_period: Option<DataPeriod>,
     /// Defaults by purpose (see `service::default_duration`).
     #[serde(default)]
     pub duration_secs: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RequestStatus {
+    #[schema(value_type = String)]
     pub request: RequestId,
+    /// `pending`, `approved` or `refused`.
     pub status: String,
     /// The grant token, once approved (only ever shown to the requester): for
     /// the custodians.
@@ -111,7 +142,15 @@ pub struct RequestStatus {
     pub discovery: Option<String>,
 }
 
-async fn new_request(state: State, peer: PeerCertificate, body: web::Json<NewRequest>) -> Result<HttpResponse, ConsentError> {
+/// A hospital asks for access; a standing rule of the patient's may grant it at once.
+#[utoipa::path(post, path = "/consent/requests", tag = "consent-members", request_body = NewRequest,
+    responses((status = 200, body = RequestStatus), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn new_request(
+    state: State,
+    peer: PeerCertificate,
+    body: web::Json<NewRequest>,
+) -> Result<web::Json<RequestStatus>, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let r = body.into_inner();
     let (request, status, grant) = state
@@ -125,10 +164,19 @@ async fn new_request(state: State, peer: PeerCertificate, body: web::Json<NewReq
         )
         .await?;
     let (grant, discovery) = grant.map_or((None, None), |(g, d)| (Some(g), Some(d)));
-    Ok(HttpResponse::Ok().json(RequestStatus { request, status: status.into(), grant, discovery }))
+    Ok(web::Json(RequestStatus { request, status: status.into(), grant, discovery }))
 }
 
-async fn request_status(state: State, peer: PeerCertificate, id: web::Path<RequestId>) -> Result<HttpResponse, ConsentError> {
+/// One of the caller's own requests, with its grant once approved.
+#[utoipa::path(get, path = "/consent/requests/{id}", tag = "consent-members",
+    params(("id" = String, Path, description = "the request id")),
+    responses((status = 200, body = RequestStatus), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn request_status(
+    state: State,
+    peer: PeerCertificate,
+    id: web::Path<RequestId>,
+) -> Result<web::Json<RequestStatus>, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let (store, rid) = (state.store.clone(), id.to_string());
     let request = tokio::task::spawn_blocking(move || store.request(&rid))
@@ -147,27 +195,51 @@ async fn request_status(state: State, peer: PeerCertificate, id: web::Path<Reque
     };
     let discovery = stored.as_ref().map(|g| state.discovery_token(g)).transpose()?;
     let grant = stored.map(|g| g.token);
-    Ok(HttpResponse::Ok().json(RequestStatus { request: *id, status: request.status, grant, discovery }))
+    Ok(web::Json(RequestStatus { request: *id, status: request.status, grant, discovery }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyRequest {
+    /// The patient key (hex).
+    #[schema(value_type = String)]
     pub subject: PatientKey,
+    /// SMART scopes, space-separated.
+    #[schema(value_type = String)]
     pub scope: ScopeSet,
     pub reason: String,
     pub duration_secs: i64,
 }
 
-async fn emergency(state: State, peer: PeerCertificate, body: web::Json<EmergencyRequest>) -> Result<HttpResponse, ConsentError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmergencyGrant {
+    /// The grant token, for the custodians.
+    pub grant: String,
+    /// Its discovery token, for the index.
+    pub discovery: String,
+}
+
+/// Emergency access without the patient: a short grant, flagged on the ledger.
+#[utoipa::path(post, path = "/consent/emergency", tag = "consent-members", request_body = EmergencyRequest,
+    responses((status = 200, body = EmergencyGrant), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn emergency(
+    state: State,
+    peer: PeerCertificate,
+    body: web::Json<EmergencyRequest>,
+) -> Result<web::Json<EmergencyGrant>, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let e = body.into_inner();
     let (grant, discovery) = state.emergency(&requester, e.subject, e.scope, e.reason, e.duration_secs).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "grant": grant, "discovery": discovery })))
+    Ok(web::Json(EmergencyGrant { grant, discovery }))
 }
 
 /// A grant as a FHIR R4 Consent, for its requester.
-async fn grant_as_fhir(state: State, peer: PeerCertificate, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
+#[utoipa::path(get, path = "/consent/grants/{id}/fhir", tag = "consent-members",
+    params(("id" = String, Path, description = "the grant id")),
+    responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn grant_as_fhir(state: State, peer: PeerCertificate, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let (store, gid) = (state.store.clone(), id.into_inner());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
@@ -197,53 +269,98 @@ pub fn configure_members(cfg: &mut web::ServiceConfig) {
 
 // ---- patients ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Enrol {
     pub code: String,
     /// The device's public key as WebCrypto exports it (JWK).
+    #[schema(value_type = Object)]
     pub device_key: serde_json::Value,
 }
 
-async fn enrol(state: State, body: web::Json<Enrol>) -> Result<HttpResponse, ConsentError> {
-    let (device, subject) = state.enrol(&body.code, &body.device_key.to_string()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "device": device, "subject": subject })))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enrolled {
+    /// The device's RFC 7638 thumbprint (base64url).
+    #[schema(value_type = String)]
+    pub device: DeviceKeyId,
+    /// The patient key (hex).
+    #[schema(value_type = String)]
+    pub subject: PatientKey,
 }
 
-#[derive(Debug, Deserialize)]
+/// Redeems an enrolment code with a fresh device key.
+#[utoipa::path(post, path = "/patient/enrol", tag = "consent-patients", request_body = Enrol,
+    responses((status = 200, body = Enrolled), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn enrol(state: State, body: web::Json<Enrol>) -> Result<web::Json<Enrolled>, ConsentError> {
+    let (device, subject) = state.enrol(&body.code, &body.device_key.to_string()).await?;
+    Ok(web::Json(Enrolled { device, subject }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
+    #[schema(value_type = String)]
     pub device: DeviceKeyId,
 }
 
-async fn challenge(state: State, body: web::Json<ChallengeRequest>) -> Result<HttpResponse, ConsentError> {
-    let challenge = state.challenge(&body.device).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "challenge": challenge })))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Challenge {
+    /// Single use, short-lived: the device signs it to sign in.
+    pub challenge: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A sign-in challenge for an enrolled device.
+#[utoipa::path(post, path = "/patient/challenge", tag = "consent-patients", request_body = ChallengeRequest,
+    responses((status = 200, body = Challenge), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn challenge(state: State, body: web::Json<ChallengeRequest>) -> Result<web::Json<Challenge>, ConsentError> {
+    let challenge = state.challenge(&body.device).await?;
+    Ok(web::Json(Challenge { challenge }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
+    #[schema(value_type = String)]
     pub device: DeviceKeyId,
     pub challenge: String,
     /// base64url signature over the `DeviceChallenge` signing bytes.
     pub signature: String,
 }
 
-async fn sign_in(state: State, body: web::Json<SignIn>) -> Result<HttpResponse, ConsentError> {
-    let (token, expires_at) = state.sign_in(&body.device, &body.challenge, &signature(&body.signature)?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "session": token, "expires_at": expires_at })))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionToken {
+    /// The bearer token of the patient's other calls.
+    pub session: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Signs a patient in: the device signs its challenge, once.
+#[utoipa::path(post, path = "/patient/session", tag = "consent-patients", request_body = SignIn,
+    responses((status = 200, body = SessionToken), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn sign_in(state: State, body: web::Json<SignIn>) -> Result<web::Json<SessionToken>, ConsentError> {
+    let (session, expires_at) = state.sign_in(&body.device, &body.challenge, &signature(&body.signature)?).await?;
+    Ok(web::Json(SessionToken { session, expires_at }))
 }
 
 /// A pending request in plain words, with its exact terms for the device to sign.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PendingRequest {
     pub request: String,
     pub summary: String,
+    /// The request's terms, as the ledger holds them.
+    #[schema(value_type = Object)]
     pub terms: serde_json::Value,
 }
 
-async fn pending(state: State, req: HttpRequest) -> Result<HttpResponse, ConsentError> {
+/// The patient's pending requests.
+#[utoipa::path(get, path = "/patient/requests", tag = "consent-patients", security(("session" = [])),
+    responses((status = 200, body = Vec<PendingRequest>), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn pending(state: State, req: HttpRequest) -> Result<web::Json<Vec<PendingRequest>>, ConsentError> {
     let session = session(&state, &req)?;
     let (store, s) = (state.store.clone(), session.sub.clone());
     let rows = tokio::task::spawn_blocking(move || store.requests_of(&s, crate::store::PENDING))
@@ -258,50 +375,104 @@ async fn pending(state: State, req: HttpRequest) -> Result<HttpResponse, Consent
             terms: serde_json::to_value(&terms).map_err(|_| ConsentError::Unavailable)?,
         });
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(web::Json(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decide {
+    /// An approval (the request's terms, or narrower) or a refusal, with
+    /// `"decision": "approve" | "refuse"`.
+    #[schema(value_type = Object)]
     pub decision: Decision,
+    /// base64url device signature over the decision's signing bytes.
     pub signature: String,
 }
 
-async fn decide(state: State, req: HttpRequest, body: web::Json<Decide>) -> Result<HttpResponse, ConsentError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Decided {
+    /// The grant issued, or null for a refusal.
+    #[schema(value_type = Option<String>)]
+    pub grant: Option<GrantId>,
+}
+
+/// The patient's signed answer to one of their requests.
+#[utoipa::path(post, path = "/patient/decisions", tag = "consent-patients", request_body = Decide, security(("session" = [])),
+    responses((status = 200, body = Decided), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn decide(state: State, req: HttpRequest, body: web::Json<Decide>) -> Result<web::Json<Decided>, ConsentError> {
     let session = session(&state, &req)?;
     let grant = state.decide(&session, &body.decision, &signature(&body.signature)?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "grant": grant })))
+    Ok(web::Json(Decided { grant }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
+    #[schema(value_type = Object)]
     pub revocation: Revocation,
+    /// base64url device signature over the revocation's signing bytes.
     pub signature: String,
 }
 
-async fn revoke(state: State, req: HttpRequest, body: web::Json<Revoke>) -> Result<HttpResponse, ConsentError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    #[schema(value_type = String)]
+    pub revoked: GrantId,
+}
+
+/// The patient revokes one of their grants.
+#[utoipa::path(post, path = "/patient/revocations", tag = "consent-patients", request_body = Revoke, security(("session" = [])),
+    responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn revoke(state: State, req: HttpRequest, body: web::Json<Revoke>) -> Result<web::Json<Revoked>, ConsentError> {
     let session = session(&state, &req)?;
     state.revoke(&session, &body.revocation, &signature(&body.signature)?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": body.revocation.grant })))
+    Ok(web::Json(Revoked { revoked: body.revocation.grant }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRule {
+    #[schema(value_type = Object)]
     pub rule: StandingRule,
+    /// base64url device signature over the rule's signing bytes.
     pub signature: String,
 }
 
-async fn add_rule(state: State, req: HttpRequest, body: web::Json<NewRule>) -> Result<HttpResponse, ConsentError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleAdded {
+    #[schema(value_type = String)]
+    pub rule: RuleId,
+}
+
+/// The patient signs a standing rule.
+#[utoipa::path(post, path = "/patient/rules", tag = "consent-patients", request_body = NewRule, security(("session" = [])),
+    responses((status = 200, body = RuleAdded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn add_rule(state: State, req: HttpRequest, body: web::Json<NewRule>) -> Result<web::Json<RuleAdded>, ConsentError> {
     let session = session(&state, &req)?;
     state.add_rule(&session, &body.rule, &signature(&body.signature)?).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rule": body.rule.rule })))
+    Ok(web::Json(RuleAdded { rule: body.rule.rule }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantSummary {
+    pub grant: String,
+    /// The grant in plain words.
+    pub summary: String,
+    pub emergency: bool,
+    pub revoked: bool,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 /// The patient's grants, newest first; emergency ones are flagged.
-async fn grants(state: State, req: HttpRequest) -> Result<HttpResponse, ConsentError> {
+#[utoipa::path(get, path = "/patient/grants", tag = "consent-patients", security(("session" = [])),
+    responses((status = 200, body = Vec<GrantSummary>), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn grants(state: State, req: HttpRequest) -> Result<web::Json<Vec<GrantSummary>>, ConsentError> {
     let session = session(&state, &req)?;
     let (store, s) = (state.store.clone(), session.sub.clone());
     let rows = tokio::task::spawn_blocking(move || store.grants_of(&s))
@@ -310,30 +481,53 @@ async fn grants(state: State, req: HttpRequest) -> Result<HttpResponse, ConsentE
     let mut out = Vec::new();
     for row in rows {
         let claims: GrantClaims = serde_json::from_str(&row.claims).map_err(|_| ConsentError::Unavailable)?;
-        out.push(serde_json::json!({
-            "grant": row.grant_id,
-            "summary": crate::words::describe_grant(&state, &claims),
-            "emergency": row.basis == "emergency",
-            "revoked": row.revoked_at.is_some(),
-            "expires_at": row.expires_at,
-        }));
+        out.push(GrantSummary {
+            grant: row.grant_id,
+            summary: crate::words::describe_grant(&state, &claims),
+            emergency: row.basis == "emergency",
+            revoked: row.revoked_at.is_some(),
+            expires_at: row.expires_at,
+        });
     }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(web::Json(out))
 }
 
-async fn history(state: State, req: HttpRequest) -> Result<HttpResponse, ConsentError> {
+/// Everything the ledger holds about the patient, newest first, in words.
+#[utoipa::path(get, path = "/patient/history", tag = "consent-patients", security(("session" = [])),
+    responses((status = 200, body = Vec<HistoryEvent>), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn history(state: State, req: HttpRequest) -> Result<web::Json<Vec<HistoryEvent>>, ConsentError> {
     let session = session(&state, &req)?;
-    Ok(HttpResponse::Ok().json(state.history(&session).await?))
+    Ok(web::Json(state.history(&session).await?))
 }
 
-async fn remove_device(state: State, req: HttpRequest, device: web::Path<DeviceKeyId>) -> Result<HttpResponse, ConsentError> {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceRemoved {
+    #[schema(value_type = String)]
+    pub removed: DeviceKeyId,
+}
+
+/// The patient removes one of their devices (from any of their devices).
+#[utoipa::path(delete, path = "/patient/devices/{id}", tag = "consent-patients", security(("session" = [])),
+    params(("id" = String, Path, description = "the device's RFC 7638 thumbprint")),
+    responses((status = 200, body = DeviceRemoved), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn remove_device(
+    state: State,
+    req: HttpRequest,
+    device: web::Path<DeviceKeyId>,
+) -> Result<web::Json<DeviceRemoved>, ConsentError> {
     let session = session(&state, &req)?;
     state.remove_device(&session, &device).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": *device })))
+    Ok(web::Json(DeviceRemoved { removed: *device }))
 }
 
 /// One of the patient's own grants as a FHIR R4 Consent.
-async fn own_grant_as_fhir(state: State, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
+#[utoipa::path(get, path = "/patient/grants/{id}/fhir", tag = "consent-patients", security(("session" = [])),
+    params(("id" = String, Path, description = "the grant id")),
+    responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn own_grant_as_fhir(state: State, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
     let session = session(&state, &req)?;
     let (store, gid) = (state.store.clone(), id.into_inner());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
@@ -359,4 +553,61 @@ pub fn configure_patients(cfg: &mut web::ServiceConfig) {
             .route("/history", web::get().to(history))
             .route("/devices/{id}", web::delete().to(remove_device)),
     );
+}
+
+/// The members' API document: every route is over mutual TLS, the caller
+/// named by its consortium certificate.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(grant_as_fhir, enrolment_code, new_request, request_status, emergency),
+    components(schemas(EnrolmentCodeRequest, EnrolmentCode, NewRequest, RequestStatus, EmergencyRequest,
+        EmergencyGrant, ErrorBody)),
+    modifiers(&MutualTls),
+    security(("mutual_tls" = [])),
+    tags((name = "consent-members", description = "Enrolment codes, access requests, emergency access and grants, for hospitals (mutual TLS)"))
+)]
+pub struct ConsentMemberApiDoc;
+
+/// The patients' API document: phones sign in with a device key and send the
+/// session as a bearer token.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(enrol, challenge, sign_in, pending, decide, revoke, add_rule, grants, own_grant_as_fhir, history, remove_device),
+    components(schemas(Enrol, Enrolled, ChallengeRequest, Challenge, SignIn, SessionToken, PendingRequest, Decide,
+        Decided, Revoke, Revoked, NewRule, RuleAdded, GrantSummary, HistoryEvent, DeviceRemoved, ErrorBody)),
+    modifiers(&PatientSession),
+    tags((name = "consent-patients", description = "Enrolment, sign-in, decisions, revocations, rules, grants and history, for patients' devices"))
+)]
+pub struct ConsentPatientApiDoc;
+
+/// Declares the `mutual_tls` scheme the members' document requires.
+#[derive(Debug)]
+struct MutualTls;
+
+impl utoipa::Modify for MutualTls {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "mutual_tls",
+            SecurityScheme::MutualTls {
+                description: Some("A client certificate of an active consortium hospital".into()),
+                deprecated: None,
+                extensions: None,
+            },
+        );
+    }
+}
+
+/// Declares the `session` bearer scheme of the patients' signed-in routes.
+#[derive(Debug)]
+struct PatientSession;
+
+impl utoipa::Modify for PatientSession {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some("The session `POST /patient/session` returns".into());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("session", SecurityScheme::Http(bearer));
+    }
 }

@@ -63,6 +63,19 @@ impl std::fmt::Debug for Consent {
     }
 }
 
+/// One ledger entry about a patient, as their history shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HistoryEvent {
+    /// The entry's index in the ledger.
+    pub index: u64,
+    pub time_ms: i64,
+    /// The entry type, e.g. `grant.issued`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The entry in plain words.
+    pub text: String,
+}
+
 /// Why the consent service says no. Each maps to one status in `api`.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsentError {
@@ -447,7 +460,7 @@ impl Consent {
     }
 
     /// Everything the ledger holds about the patient, newest first, in words.
-    pub async fn history(&self, session: &Session) -> Result<Vec<serde_json::Value>, ConsentError> {
+    pub async fn history(&self, session: &Session) -> Result<Vec<HistoryEvent>, ConsentError> {
         let subject: PatientKey = session.sub.parse().map_err(|_| ConsentError::Unauthenticated)?;
         let mut events = Vec::new();
         let mut after: Option<u64> = None;
@@ -461,12 +474,12 @@ impl Consent {
                 let Ok(entry) = serde_json::from_value::<locus_protocol::entry::SignedEntry>(logged.entry.clone()) else {
                     continue;
                 };
-                events.push(serde_json::json!({
-                    "index": logged.index,
-                    "time_ms": entry.entry().time_ms,
-                    "type": entry.entry().event.kind(),
-                    "text": crate::words::describe_event(self, &entry.entry().event),
-                }));
+                events.push(HistoryEvent {
+                    index: logged.index,
+                    time_ms: entry.entry().time_ms,
+                    kind: entry.entry().event.kind().to_owned(),
+                    text: crate::words::describe_event(self, &entry.entry().event),
+                });
             }
             match page.next {
                 Some(next) => after = Some(next),

@@ -13,7 +13,9 @@ use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key};
 use locus_service::http::{json_extractors, not_found};
 use locus_service::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
+use utoipa::OpenApi as _;
 
+use crate::api::{ConsentMemberApiDoc, ConsentPatientApiDoc};
 use crate::config::Config;
 use crate::service::{Consent, Limits};
 use crate::session::SessionKeys;
@@ -90,6 +92,7 @@ impl Application {
             App::new()
                 .app_data(d.clone())
                 .route("/healthz", web::get().to(healthz))
+                .route("/openapi.json", web::get().to(member_openapi))
                 .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
                 .configure(crate::api::configure_members)
                 .default_service(web::to(not_found))
@@ -105,6 +108,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .route("/healthz", web::get().to(healthz))
+                .route("/openapi.json", web::get().to(patient_openapi))
                 .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
                 .configure(crate::api::configure_patients)
                 .default_service(web::to(not_found))
@@ -148,4 +152,24 @@ impl Application {
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The members' listener documents only the members' API.
+async fn member_openapi() -> HttpResponse {
+    let mut doc = ConsentMemberApiDoc::openapi();
+    doc.info.title = "Locus consent service: members' API".into();
+    doc.info.description = Some(
+        "Hospitals, over mutual TLS: enrolment codes for patients' phones, access requests and their grants, emergency access, grants as FHIR Consent.".into(),
+    );
+    HttpResponse::Ok().json(doc)
+}
+
+/// The patients' listener documents only the patients' API.
+async fn patient_openapi() -> HttpResponse {
+    let mut doc = ConsentPatientApiDoc::openapi();
+    doc.info.title = "Locus consent service: patients' API".into();
+    doc.info.description = Some(
+        "Patients' devices: enrol with a code, sign in with the device key, then decide requests, revoke grants, sign standing rules and read grants and history.".into(),
+    );
+    HttpResponse::Ok().json(doc)
 }

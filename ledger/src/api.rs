@@ -16,7 +16,7 @@ use crate::cosignature::CosignatureVerifier;
 use crate::merkle::{ProofError, consistency_proof, inclusion_proof};
 use crate::note::{Note, parse_signature_line};
 use crate::sequencer::{MAX_ENTRY_BYTES, Published, Sequencer, SubmitError};
-use crate::store::{Entry, EntryFilter, LedgerStore, NewCosignature, StoreError};
+use crate::store::{Cosignature, Entry, EntryFilter, LedgerStore, NewCosignature, StoreError};
 use crate::tiles::{TILE_WIDTH, TilePath, encode_entry_bundle, parse_tile_path, tile_available};
 use crate::wire::{
     CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody, HistoricCheckpoint, InclusionProof,
@@ -173,15 +173,20 @@ pub async fn checkpoint(state: web::Data<LedgerState>) -> Result<HttpResponse, A
     let store = state.store.clone();
     let size = published.size;
     let cosignatures = web::block(move || store.cosignatures(size)).await??;
-    let mut note = published.note;
-    for cosignature in cosignatures {
-        note.push_str(&cosignature.signature_line);
-        note.push('\n');
-    }
+    let note = with_cosignatures(published.note, cosignatures);
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
         .insert_header((CACHE_CONTROL, "no-store"))
         .body(note))
+}
+
+/// A signed checkpoint note with the witnesses' cosignature lines after the log's.
+fn with_cosignatures(mut note: String, cosignatures: Vec<Cosignature>) -> String {
+    for cosignature in cosignatures {
+        note.push_str(&cosignature.signature_line);
+        note.push('\n');
+    }
+    note
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -217,16 +222,9 @@ pub async fn checkpoints(
         .flatten();
     let checkpoints = rows
         .into_iter()
-        .map(|(checkpoint, cosignatures)| {
-            let mut note = checkpoint.note;
-            for cosignature in cosignatures {
-                note.push_str(&cosignature.signature_line);
-                note.push('\n');
-            }
-            HistoricCheckpoint {
-                tree_size: checkpoint.tree_size as u64,
-                note,
-            }
+        .map(|(checkpoint, cosignatures)| HistoricCheckpoint {
+            tree_size: checkpoint.tree_size as u64,
+            note: with_cosignatures(checkpoint.note, cosignatures),
         })
         .collect();
     Ok(web::Json(CheckpointPage { checkpoints, next }))

@@ -396,12 +396,19 @@ async fn patients_decide(db: TestDb) {
     refused(b, a, &retrieve(short_grant), "expired", "an expired grant").await;
 
     // A regulator, from the ledger alone: every grant is backed by the
-    // patient's device signature, a rule the patient signed, or an emergency flag.
+    // patient's device signature, a rule the patient signed, or an emergency flag,
+    // and every access happened under a grant logged before it. The one
+    // exception is this test's own: the wider grant it signed with the consent
+    // key to find a May result was never logged, and its discovery is named.
     let checkpoint = network.admin.checkpoint().await;
     let log = network.admin.ledger.download_log(&checkpoint).await.unwrap();
     let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
     let audit = locus_consent::audit::check_grants(&entries, &network.authority.key.verifying_key());
-    assert!(audit.is_clean(), "{:?}", audit.findings);
+    let [finding] = audit.findings.as_slice() else {
+        panic!("expected one finding, the unlogged test grant: {:?}", audit.findings)
+    };
+    assert_eq!(finding.grant, Some(wide.jti), "{finding:?}");
+    assert_eq!(finding.problem, "index.queried under a grant never issued before it");
     assert_eq!(audit.backed_by_approval, 1);
     assert_eq!(audit.backed_by_rule, 2);
     assert_eq!(audit.emergency_grants.len(), 1);
