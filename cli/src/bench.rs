@@ -23,7 +23,7 @@ use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_service::db::{self, DatabaseUrl};
 use serde_json::json;
 
-use crate::consortium::{Network, Options, Storage};
+use crate::consortium::{DropOnExit, Network, Options, Storage};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -48,13 +48,14 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = tempfile::tempdir()?;
     let storage = Storage::from_url(args.database_url.as_deref())?.throwaway("bench");
+    let cleanup = DropOnExit(storage.clone());
     println!("locus bench on {} ({} cores)", storage_name(&storage), std::thread::available_parallelism().map_or(0, |n| n.get()));
     let result = async {
         appends(&storage, dir.path(), &args).await?;
         retrievals(&storage, dir.path(), &args).await
     }
     .await;
-    storage.drop_all()?;
+    drop(cleanup);
     result.map(|()| std::process::ExitCode::SUCCESS)
 }
 

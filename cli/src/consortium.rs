@@ -137,17 +137,28 @@ impl Storage {
         }
     }
 
-    /// Drops every database of a throwaway network (PostgreSQL only).
+    /// Drops every database named `<prefix>_…` (PostgreSQL only): what a
+    /// throwaway network made, benchmark tables included.
     pub fn drop_all(&self) -> anyhow::Result<()> {
         if let Self::Postgres { admin_url, prefix } = self {
             let mut admin = PgConnection::establish(admin_url)?;
-            for service in service_names() {
-                let name = format!("{prefix}_{}", service.replace('-', "_"));
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin)?;
+            // `_` is a LIKE wildcard; the prefix holds only letters, digits and `_`.
+            let pattern = format!("{}\\_%", prefix.replace('_', "\\_"));
+            let names: Vec<DatabaseName> = diesel::sql_query("SELECT datname AS name FROM pg_database WHERE datname LIKE $1")
+                .bind::<diesel::sql_types::Text, _>(pattern)
+                .load(&mut admin)?;
+            for DatabaseName { name } in names {
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin)?;
             }
         }
         Ok(())
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct DatabaseName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -156,8 +167,17 @@ struct Count {
     n: i64,
 }
 
-fn service_names() -> impl Iterator<Item = &'static str> {
-    [INDEX, CONSENT].into_iter().chain(HOSPITALS.iter().map(|(id, _)| *id))
+/// Drops a throwaway network's PostgreSQL databases when it goes out of
+/// scope, also after an error or a failed test.
+#[derive(Debug)]
+pub struct DropOnExit(pub Storage);
+
+impl Drop for DropOnExit {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.drop_all() {
+            eprintln!("warning: the throwaway PostgreSQL databases were not all dropped: {e:#}");
+        }
+    }
 }
 
 /// A URL without its password, for messages.

@@ -17,7 +17,7 @@ use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use serde_json::{Value, json};
 
-use crate::consortium::{Network, Options, Storage};
+use crate::consortium::{DropOnExit, Network, Options, Storage};
 
 const LAB_RESULTS: &str = "patient/Observation.rs?category=laboratory";
 const LAB_RESULTS_AND_REPORTS: &str = "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
@@ -35,10 +35,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut options = Options::new(dir.path());
     options.patients = 6;
     options.storage = Storage::from_url(args.database_url.as_deref())?.throwaway("demo");
+    let _cleanup = DropOnExit(options.storage.clone());
     let result = story(&options).await;
-    if let Err(e) = options.storage.drop_all() {
-        eprintln!("warning: the demo's PostgreSQL databases were not all dropped: {e:#}");
-    }
     match result {
         Ok(()) => {
             println!("\nThe demo finished: every step behaved as it should.");
@@ -227,9 +225,18 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         bail!("the regulator's audit found {} problem(s)", audit.problems.len());
     }
     let history = phone.get("/patient/history").await?;
-    say("And the patient's phone lists every access, newest first, e.g.:");
-    for line in history.as_array().into_iter().flatten().take(3) {
-        say(&format!("   \"{}\"", line["text"].as_str().unwrap_or_default()));
+    // Repeated events (one per record released) are shown once, counted.
+    let mut lines: Vec<(&str, usize)> = Vec::new();
+    for text in history.as_array().into_iter().flatten().filter_map(|e| e["text"].as_str()) {
+        match lines.last_mut() {
+            Some((last, count)) if *last == text => *count += 1,
+            _ => lines.push((text, 1)),
+        }
+    }
+    say("And the patient's phone lists everything that happened, newest first:");
+    for (text, count) in lines.iter().take(8) {
+        let times = if *count > 1 { format!(" (×{count})") } else { String::new() };
+        say(&format!("   \"{text}\"{times}"));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 use diesel::connection::SimpleConnection as _;
 use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl as _};
-use locus_cli::consortium::{Network, Options, Storage};
+use locus_cli::consortium::{DropOnExit, Network, Options, Storage};
 use locus_cli::network::NETWORK_FILE;
 use locus_ledger::checkpoint::{Checkpoint, sign_checkpoint};
 use locus_ledger::note::{Note, NoteSigner};
@@ -111,6 +111,7 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut options = Options::new(dir.path());
     options.storage = storage(backend);
+    let _cleanup = DropOnExit(options.storage.clone());
     options.patients = 3;
     let network = Network::start(&options, &|_| {}).await.unwrap();
     let file = dir.path().join(NETWORK_FILE);
@@ -165,5 +166,4 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     assert!(out.contains("PROBLEM: entry 2 is missing"), "{out}");
 
     network.stop().await;
-    options.storage.drop_all().unwrap();
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use locus_cli::consortium::Storage;
+use locus_cli::consortium::{DropOnExit, Storage};
 use locus_tests::postgres_admin_url;
 
 fn locus(args: &[&str]) -> (i32, String) {
@@ -18,8 +18,20 @@ fn locus(args: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// A running `locus up`, killed if a failing test leaves it behind.
+struct Up(Option<Child>);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `locus up` and waits until it has written network.json.
-fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Child {
+fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Up {
     let _ = std::fs::remove_file(dir.join("network.json"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_locus"));
     command
@@ -31,7 +43,8 @@ fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Child {
     if let Some(url) = database_url {
         command.args(["--database-url", url]);
     }
-    let mut child = command.spawn().expect("start locus up");
+    let mut up = Up(Some(command.spawn().expect("start locus up")));
+    let child = up.0.as_mut().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !dir.join("network.json").exists() {
         if let Some(status) = child.try_wait().unwrap() {
@@ -40,11 +53,12 @@ fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Child {
         assert!(Instant::now() < deadline, "locus up wrote no network.json in two minutes");
         std::thread::sleep(Duration::from_millis(100));
     }
-    child
+    up
 }
 
 /// Ctrl-C, as a terminal sends it; `locus up` must stop cleanly.
-fn interrupt(mut child: Child, log: &Path) -> String {
+fn interrupt(mut up: Up, log: &Path) -> String {
+    let mut child = up.0.take().unwrap();
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -62,6 +76,7 @@ fn interrupt(mut child: Child, log: &Path) -> String {
 }
 
 fn network_runs_and_restarts(database_url: Option<&str>) {
+    let _cleanup = database_url.map(|url| DropOnExit(Storage::from_url(Some(url)).unwrap()));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("locus-data");
     let log = dir.path().join("up.log");
@@ -100,10 +115,6 @@ fn network_runs_and_restarts(database_url: Option<&str>) {
     assert_eq!(code, 0, "{out}");
     let second = interrupt(child, &log);
     assert!(!second.contains("synthetic patients with"), "the second start made patients again:\n{second}");
-
-    if let Some(url) = database_url {
-        Storage::from_url(Some(url)).unwrap().drop_all().unwrap();
-    }
 }
 
 #[test]
