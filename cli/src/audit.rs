@@ -4,7 +4,7 @@
 //! as FHIR AuditEvents.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,11 +13,15 @@ use clap::{Args, Subcommand};
 use locus_consent::audit::{check_grants, parse_entries};
 use locus_ledger::checkpoint::{Checkpoint, open_checkpoint};
 use locus_ledger::client::LedgerClient;
-use locus_ledger::cosignature::CosignatureVerifier;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use locus_ledger::cosignature::{CosignatureSigner, CosignatureVerifier};
 use locus_ledger::merkle::{Hash, MemoryTree, rfc9162_leaf_hash, tree_root};
 use locus_ledger::note::Note;
 use locus_ledger::tiles::{TILE_WIDTH, TilePath, TileRef, decode_entry_bundle, entry_bundles_for_size};
 use locus_ledger::wire::LoggedEntry;
+use locus_ledger::witness::{self, Decision};
+use locus_protocol::signing::SigningKey;
 use serde_json::{Value, json};
 
 use crate::network::NetworkInfo;
@@ -33,6 +37,23 @@ pub enum AuditCommand {
         /// How long to wait for the witnesses to cosign the newest checkpoint.
         #[arg(long, default_value_t = 10)]
         witness_wait_secs: u64,
+    },
+    /// Witness the ledger as the regulator, until Ctrl-C: cosign each new
+    /// checkpoint after checking it extends the last one cosigned. Exits 2,
+    /// keeping the evidence in the state file, if the ledger ever shows one that
+    /// does not.
+    Watch {
+        #[command(flatten)]
+        network: NetworkArg,
+        /// Where the last checkpoint cosigned is kept between runs.
+        #[arg(long, default_value = "regulator-witness.json")]
+        state: PathBuf,
+        /// How often to look at the newest checkpoint.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Look once and exit (for a scheduled job).
+        #[arg(long)]
+        once: bool,
     },
     /// List ledger entries, filtered.
     Events {
@@ -108,6 +129,10 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         }
+        AuditCommand::Watch { network, state, interval_ms, once } => {
+            let info = NetworkInfo::load(&network.path)?;
+            watch(&info, &state, Duration::from_millis(interval_ms.max(100)), once).await
+        }
         AuditCommand::Events { network, filter, json } => {
             let info = NetworkInfo::load(&network.path)?;
             let entries = events(&info.regulator_ledger()?, &filter).await?;
@@ -136,6 +161,91 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 None => println!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The regulator's witness state: the last checkpoint it cosigned, and the
+/// signed note of one that did not extend it, once there is one.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct WitnessState {
+    tree_size: u64,
+    /// Base64 of the root.
+    root: String,
+    conflict: Option<String>,
+}
+
+impl WitnessState {
+    fn load(path: &Path) -> anyhow::Result<Option<Self>> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Written whole to a neighbour and renamed, so a crash leaves the old view.
+    fn store(&self, path: &Path) -> anyhow::Result<()> {
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::rename(&partial, path).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn checkpoint(&self) -> anyhow::Result<Checkpoint> {
+        let root = BASE64.decode(&self.root).ok().and_then(|r| Hash::try_from(r.as_slice()).ok());
+        Ok(Checkpoint {
+            origin: String::new(),
+            size: self.tree_size,
+            root: root.context("the witness state's root is damaged")?,
+            extensions: Vec::new(),
+        })
+    }
+}
+
+/// `locus audit watch`: the regulator as one more witness, its view in a file.
+async fn watch(info: &NetworkInfo, state_path: &Path, interval: Duration, once: bool) -> anyhow::Result<ExitCode> {
+    let ledger = info.regulator_ledger()?;
+    let key = SigningKey::from_pkcs8_pem(&info.regulator.signing_key.pem).context("the regulator's signing key")?;
+    let signer = CosignatureSigner::from_signing_key(&info.regulator.id, key.as_dalek().clone())?;
+    loop {
+        let state = WitnessState::load(state_path)?;
+        if let Some(WitnessState { conflict: Some(_), tree_size, .. }) = &state {
+            println!(
+                "CONFLICT: stopped earlier; the ledger showed a checkpoint that does not extend size {tree_size}; the evidence is in {}",
+                state_path.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+        let seen = state.as_ref().map(WitnessState::checkpoint).transpose()?;
+        match witness::decide(&ledger, &signer, seen.as_ref()).await {
+            Ok(Decision::AlreadyCosigned(_)) => {}
+            Ok(Decision::Cosign { checkpoint, text }) => {
+                WitnessState { tree_size: checkpoint.size, root: BASE64.encode(checkpoint.root), conflict: None }
+                    .store(state_path)?;
+                witness::cosign(&ledger, &signer, &checkpoint, &text).await.context("sending the cosignature")?;
+                println!("cosigned the checkpoint of size {}", checkpoint.size);
+            }
+            Ok(Decision::Conflict { size, evidence }) => {
+                let mut state = state.unwrap_or_default();
+                let witnessed = state.tree_size;
+                state.conflict = Some(evidence);
+                state.store(state_path)?;
+                println!(
+                    "CONFLICT: the ledger serves a checkpoint of size {size} that does not extend the one of size {witnessed} cosigned before; the evidence is in {}",
+                    state_path.display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Err(e) if once => return Err(e).context("reading the ledger"),
+            Err(e) => eprintln!("the ledger cannot be read now ({e}); trying again"),
+        }
+        if once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
         }
     }
 }

@@ -19,6 +19,7 @@ use locus_hospital_connector::node::Node;
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::cosignature::CosignatureVerifier;
 use locus_ledger::note::NoteVerifier;
+use locus_ledger::store::LedgerStore;
 use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
 use locus_protocol::entry::{Event, MemberUpdated};
 use locus_protocol::grant::Confirmation;
@@ -26,6 +27,7 @@ use locus_protocol::ids::MemberId;
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::SigningKey;
+use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key};
 use locus_service::pki::{CertificateAuthority, certificate_der};
 use locus_service::tls::{TlsFiles, http_client};
@@ -405,12 +407,16 @@ impl Network {
             wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
         }
         wait_for_directory(&consent_state.directory, members, CONSENT).await?;
+        wait_for_checkpoint(&admin, &options.storage.url_for(&dir, INDEX)?).await?;
 
+        // The hospitals make the quorum; the regulator's cosignatures, when it
+        // watches, count as well.
+        let quorum = running.len() / 2 + 1;
         let witnesses = running
             .iter()
-            .map(|h| {
-                CosignatureVerifier::from_public_key(h.id, h.node.key.verifying_key().as_bytes()).map(|v| v.to_vkey())
-            })
+            .map(|h| (h.id, h.node.key.verifying_key()))
+            .chain([(REGULATOR, regulator.key.verifying_key())])
+            .map(|(id, key)| CosignatureVerifier::from_public_key(id, key.as_bytes()).map(|v| v.to_vkey()))
             .collect::<Result<Vec<_>, _>>()?;
         let ca_cert = Pem::read(&pki.join("ca.pem"))?;
         let info = NetworkInfo {
@@ -438,8 +444,9 @@ impl Network {
                 id: REGULATOR.into(),
                 cert: Pem::read(&regulator.tls.cert)?,
                 key: Pem::read(&regulator.tls.key)?,
+                signing_key: Pem::read(&dir.join(REGULATOR).join("member.pem"))?,
             },
-            witnesses: WitnessPolicy { quorum: witnesses.len() / 2 + 1, vkeys: witnesses },
+            witnesses: WitnessPolicy { quorum, vkeys: witnesses },
         };
         info.write(&dir.join(NETWORK_FILE))?;
         Ok(Self {
@@ -560,6 +567,20 @@ async fn admit(admin: &LedgerClient, authority: &Member, wanted: Vec<MemberUpdat
         logged += 1;
     }
     Ok(logged)
+}
+
+/// Until a signed checkpoint covers every entry stored so far, so that what
+/// the first start logged is served (entries are served once checkpointed).
+async fn wait_for_checkpoint(ledger: &LedgerClient, index_database: &str) -> anyhow::Result<()> {
+    let store = LedgerStore::open(db::connect(&DatabaseUrl::parse(index_database)?, 1)?)?;
+    let stored = store.tree_size()?;
+    for _ in 0..200 {
+        if ledger.checkpoint().await.is_ok_and(|(checkpoint, _)| checkpoint.size >= stored) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the ledger signed no checkpoint covering its {stored} entries")
 }
 
 async fn wait_for_directory(follower: &DirectoryFollower, members: usize, who: &str) -> anyhow::Result<()> {

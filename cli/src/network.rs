@@ -87,13 +87,17 @@ pub struct RegulatorInfo {
     /// Client certificate and key for mutual TLS to the ledger.
     pub cert: Pem,
     pub key: Pem,
+    /// The regulator's Ed25519 directory key (PKCS#8), with which
+    /// `locus audit watch` cosigns checkpoints as a witness.
+    pub signing_key: Pem,
 }
 
 /// Who witnesses the ledger and how many cosignatures a checkpoint needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WitnessPolicy {
     pub quorum: usize,
-    /// C2SP vkeys of the witnesses (the hospital connectors).
+    /// C2SP vkeys of the witnesses: the hospital connectors, and the
+    /// regulator when it runs `locus audit watch`.
     pub vkeys: Vec<String>,
 }
 

@@ -121,7 +121,21 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "an honest ledger must pass:\n{out}");
     assert!(out.contains("audit holds"), "{out}");
-    assert!(out.contains("cosigned by 2 of 2 witnesses"), "{out}");
+    assert!(out.contains("cosigned by 2 of 3 witnesses (hospital-a, hospital-b), quorum 2"), "{out}");
+
+    // The regulator witnesses too: it cosigns once, and its view is kept.
+    let state = dir.path().join("regulator-witness.json");
+    let state = state.to_str().unwrap();
+    let watch = ["audit", "watch", "--network", file, "--state", state, "--once"];
+    let (code, out) = locus(&watch).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cosigned the checkpoint of size"), "{out}");
+    let (code, out) = locus(&verify).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cosigned by 3 of 3 witnesses (hospital-a, hospital-b, regulator)"), "{out}");
+    let (code, out) = locus(&watch).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("cosigned"), "cosigned the same checkpoint twice: {out}");
 
     let index_url = options.storage.url_for(&network.dir, "index").unwrap();
     let ledger = LedgerDb(db::connect(&DatabaseUrl::parse(&index_url).unwrap(), 1).unwrap());
@@ -158,6 +172,21 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     ledger.execute(&format!("UPDATE ledger_checkpoints SET note = {} WHERE tree_size = {size}", quote(&genuine)));
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "restored, the ledger must pass again:\n{out}");
+
+    // The regulator remembers another tree of the same size than the ledger
+    // now serves (as after a fork): it refuses, keeps the evidence, and stays
+    // stopped.
+    let mut view: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    view["root"] = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into();
+    std::fs::write(state, view.to_string()).unwrap();
+    let (code, out) = locus(&watch).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("CONFLICT: the ledger serves a checkpoint of size"), "{out}");
+    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    assert!(kept["conflict"].as_str().is_some_and(|note| note.contains("— locus.localhost/dev-ledger ")), "{kept}");
+    let (code, out) = locus(&watch).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("CONFLICT: stopped earlier"), "{out}");
 
     // An entry deleted: the log has a hole where a signed leaf was.
     ledger.execute("DELETE FROM ledger_entries WHERE idx = 2");

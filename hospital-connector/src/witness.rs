@@ -1,7 +1,7 @@
-//! The connector as a witness of the ledger (C2SP tlog-witness, simplified to
-//! polling): it cosigns a checkpoint only after checking that it extends the
-//! last one it cosigned, so a ledger that rewrote or forked its history cannot
-//! gather a quorum of cosignatures for it.
+//! The connector as a witness of the ledger (the decision is
+//! `locus_ledger::witness`): it cosigns a checkpoint only after checking that
+//! it extends the last one it cosigned, so a ledger that rewrote or forked its
+//! history cannot gather a quorum of cosignatures for it.
 //!
 //! The last cosigned checkpoint is kept in the connector's database: a restart
 //! cannot be talked into accepting a smaller or different tree. A checkpoint
@@ -13,7 +13,7 @@ use locus_ledger::checkpoint::Checkpoint;
 use locus_ledger::client::ClientError;
 use locus_ledger::cosignature::CosignatureSigner;
 use locus_ledger::merkle::Hash;
-use locus_ledger::note::Note;
+use locus_ledger::witness::{self, Decision};
 
 use crate::node::Node;
 use crate::records::{RecordStore, StoreError};
@@ -124,49 +124,28 @@ impl Node {
     /// One round: fetch the newest checkpoint (the log's signature checked),
     /// check it extends the last one cosigned, and cosign it.
     pub async fn witness_once(&self) -> Result<Witnessed, WitnessError> {
-        let (checkpoint, note_text) = self.ledger.checkpoint().await?;
         let last = self.store.witnessed()?;
         if let Some((_, Some(_))) = last {
             return Err(WitnessError::Stopped);
         }
-        let note = Note::parse(&note_text).map_err(|_| ClientError::BadCheckpoint)?;
+        let seen = last.map(|(checkpoint, _)| checkpoint);
         let signer = CosignatureSigner::from_signing_key(self.member.as_str(), self.key.as_dalek().clone())
             .map_err(|e| WitnessError::Cosign(e.to_string()))?;
-        if let Some((seen, None)) = &last {
-            let conflict = || WitnessError::Conflict {
-                witnessed: seen.size,
-                size: checkpoint.size,
-            };
-            if checkpoint.size == seen.size && checkpoint.root == seen.root {
-                let mine = note
-                    .signatures
-                    .iter()
-                    .any(|s| s.name == signer.name() && s.key_id == signer.key_id());
-                if mine {
-                    return Ok(Witnessed::AlreadyCosigned(checkpoint.size));
+        match witness::decide(&self.ledger, &signer, seen.as_ref()).await? {
+            Decision::AlreadyCosigned(size) => Ok(Witnessed::AlreadyCosigned(size)),
+            Decision::Conflict { size, evidence } => {
+                // `decide` reports a conflict only against a view it was given.
+                let witnessed = seen.as_ref().map_or(0, |seen| seen.size);
+                if let Some(seen) = &seen {
+                    self.store.record_conflict(seen, &evidence)?;
                 }
-            } else if checkpoint.size <= seen.size {
-                self.store.record_conflict(seen, &note_text)?;
-                return Err(conflict());
-            } else {
-                match self.ledger.prove_consistency(seen, &checkpoint).await {
-                    Ok(()) => {}
-                    Err(ClientError::BadProof(_)) => {
-                        self.store.record_conflict(seen, &note_text)?;
-                        return Err(conflict());
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                Err(WitnessError::Conflict { witnessed, size })
+            }
+            Decision::Cosign { checkpoint, text } => {
+                self.store.set_witnessed(&checkpoint, None)?;
+                witness::cosign(&self.ledger, &signer, &checkpoint, &text).await?;
+                Ok(Witnessed::Cosigned(checkpoint.size))
             }
         }
-        // Remembered before it is sent: a lost answer is cosigned again next
-        // round, and a restart never goes back to an older view.
-        self.store.set_witnessed(&checkpoint, None)?;
-        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
-        let cosignature = signer
-            .cosign(&note.text, now)
-            .map_err(|e| WitnessError::Cosign(e.to_string()))?;
-        self.ledger.submit_cosignature(checkpoint.size, &cosignature).await?;
-        Ok(Witnessed::Cosigned(checkpoint.size))
     }
 }

@@ -15,3 +15,4 @@ pub mod sequencer;
 pub mod store;
 pub mod tiles;
 pub mod wire;
+pub mod witness;
