@@ -277,6 +277,8 @@ pub struct Network {
     consent_handles: [actix_web::dev::ServerHandle; 2],
     index_handle: actix_web::dev::ServerHandle,
     index_task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+    /// The connectors' servers and loops (publishing, directory, witness).
+    hospital_tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -400,9 +402,10 @@ impl Network {
         }
         // Seeded before the connectors' own publishers start, so one publishes.
         let seeded = seed(&dir, &running, options.patients, progress).await?;
-        for (app, config) in apps {
-            actix_web::rt::spawn(async move { app.run_until_stopped(&config).await });
-        }
+        let hospital_tasks = apps
+            .into_iter()
+            .map(|(app, config)| actix_web::rt::spawn(async move { app.run_until_stopped(&config).await }))
+            .collect();
         for hospital in &running {
             wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
         }
@@ -459,6 +462,7 @@ impl Network {
             consent_handles,
             index_handle,
             index_task,
+            hospital_tasks,
         })
     }
 
@@ -484,6 +488,10 @@ impl Network {
         }
         for hospital in &self.hospitals {
             hospital.handle.stop(true).await;
+        }
+        // Their loops end with their servers; only then does the ledger go.
+        for task in self.hospital_tasks {
+            let _ = task.await;
         }
         self.index_handle.stop(true).await;
         let _ = self.index_task.await;

@@ -72,5 +72,6 @@ fn print_summary(network: &Network) {
         pki.display(),
         info.ledger.tlog_base_url
     );
+    println!("  {me} audit watch --network {}   (the regulator as a witness)", file.display());
     println!("  {me} demo          (the whole story on its own temporary network)");
 }
