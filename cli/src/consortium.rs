@@ -277,8 +277,9 @@ pub struct Network {
     consent_handles: [actix_web::dev::ServerHandle; 2],
     index_handle: actix_web::dev::ServerHandle,
     index_task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
-    /// The connectors' servers and loops (publishing, directory, witness).
-    hospital_tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+    /// The consent service's and the connectors' servers and loops
+    /// (directory, publishing, witness): they end before the ledger stops.
+    service_tasks: Vec<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -393,7 +394,7 @@ impl Network {
             progress(&format!("the authority logged {admitted} directory record(s)"));
         }
 
-        actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(500)));
+        let consent_task = actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(500)));
         let mut running = Vec::new();
         let mut apps = Vec::new();
         for (id, name, app, config) in connectors {
@@ -402,10 +403,11 @@ impl Network {
         }
         // Seeded before the connectors' own publishers start, so one publishes.
         let seeded = seed(&dir, &running, options.patients, progress).await?;
-        let hospital_tasks = apps
-            .into_iter()
-            .map(|(app, config)| actix_web::rt::spawn(async move { app.run_until_stopped(&config).await }))
-            .collect();
+        let mut service_tasks = vec![consent_task];
+        service_tasks.extend(
+            apps.into_iter()
+                .map(|(app, config)| actix_web::rt::spawn(async move { app.run_until_stopped(&config).await })),
+        );
         for hospital in &running {
             wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
         }
@@ -462,7 +464,7 @@ impl Network {
             consent_handles,
             index_handle,
             index_task,
-            hospital_tasks,
+            service_tasks,
         })
     }
 
@@ -490,7 +492,7 @@ impl Network {
             hospital.handle.stop(true).await;
         }
         // Their loops end with their servers; only then does the ledger go.
-        for task in self.hospital_tasks {
+        for task in self.service_tasks {
             let _ = task.await;
         }
         self.index_handle.stop(true).await;
