@@ -3,7 +3,6 @@
 //! keys and the authority key): verify everything, list entries, export them
 //! as FHIR AuditEvents.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -194,12 +193,7 @@ impl WitnessState {
 
     fn checkpoint(&self) -> anyhow::Result<Checkpoint> {
         let root = BASE64.decode(&self.root).ok().and_then(|r| Hash::try_from(r.as_slice()).ok());
-        Ok(Checkpoint {
-            origin: String::new(),
-            size: self.tree_size,
-            root: root.context("the witness state's root is damaged")?,
-            extensions: Vec::new(),
-        })
+        Ok(witness::view(self.tree_size, root.context("the witness state's root is damaged")?))
     }
 }
 
@@ -307,7 +301,7 @@ pub async fn verify(info: &NetworkInfo, witness_wait: Duration) -> anyhow::Resul
     let log = download(&ledger, &head, &mut report).await?;
 
     // Every historical checkpoint's root is the root of the first `size` leaves.
-    if let Some(tree) = &log {
+    if let Some((tree, _)) = &log {
         let mut wrong = 0;
         for cp in &history {
             if tree_root(tree, cp.size).ok() != Some(cp.root) {
@@ -320,7 +314,11 @@ pub async fn verify(info: &NetworkInfo, witness_wait: Duration) -> anyhow::Resul
         }
     }
 
-    entries_and_access(info, &ledger, &head, &mut report).await?;
+    // Entries that are missing or altered are already named; the rest of the
+    // audit needs them all.
+    if let Some((_, Some(entries))) = &log {
+        entries_and_access(info, entries, &mut report)?;
+    }
     Ok(report)
 }
 
@@ -418,10 +416,16 @@ async fn checkpoint_history(
 
 /// Downloads every leaf hash (hash tiles) and every entry (entry bundles) of
 /// `head`; names each entry missing or not hashing to its leaf, and checks the
-/// leaves produce the signed root. Returns the tree when the leaves hold.
-async fn download(ledger: &LedgerClient, head: &Checkpoint, report: &mut Report) -> anyhow::Result<Option<MemoryTree>> {
+/// leaves produce the signed root. Returns the tree, and the entries when every
+/// one of them holds.
+async fn download(
+    ledger: &LedgerClient,
+    head: &Checkpoint,
+    report: &mut Report,
+) -> anyhow::Result<Option<(MemoryTree, Option<Vec<Vec<u8>>>)>> {
     let mut tree = MemoryTree::new();
     let mut leaves: Vec<Hash> = Vec::new();
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
     let mut bad_entries = 0usize;
     for bundle in entry_bundles_for_size(head.size) {
         let TilePath::Entries { index, width } = bundle else {
@@ -454,6 +458,7 @@ async fn download(ledger: &LedgerClient, head: &Checkpoint, report: &mut Report)
                 Some(_) => {}
             }
         }
+        bodies.extend(entries.into_iter().flatten());
         leaves.extend(hashes);
     }
     for hash in &leaves {
@@ -463,10 +468,11 @@ async fn download(ledger: &LedgerClient, head: &Checkpoint, report: &mut Report)
         report.problems.push(format!("the ledger's leaves do not produce the root of the checkpoint of size {}", head.size));
         return Ok(None);
     }
-    if bad_entries == 0 {
-        report.facts.push(format!("all {} entries are included in the signed tree", head.size));
+    if bad_entries > 0 {
+        return Ok(Some((tree, None)));
     }
-    Ok(Some(tree))
+    report.facts.push(format!("all {} entries are included in the signed tree", head.size));
+    Ok(Some((tree, Some(bodies))))
 }
 
 async fn one_by_one(ledger: &LedgerClient, start: u64, count: usize) -> Vec<Option<Vec<u8>>> {
@@ -477,15 +483,10 @@ async fn one_by_one(ledger: &LedgerClient, start: u64, count: usize) -> Vec<Opti
     entries
 }
 
-/// Entry signatures, roles, grant backing and access rules, from the entries
-/// that hash to their leaves.
-async fn entries_and_access(info: &NetworkInfo, ledger: &LedgerClient, head: &Checkpoint, report: &mut Report) -> anyhow::Result<()> {
-    let leaves = match ledger.download_log(head).await {
-        Ok(log) => log.entries,
-        // Already named entry by entry above.
-        Err(_) => return Ok(()),
-    };
-    let entries = match parse_entries(&leaves) {
+/// Entry signatures, roles, grant backing and access rules, from the whole
+/// log as checked against the signed tree.
+fn entries_and_access(info: &NetworkInfo, leaves: &[Vec<u8>], report: &mut Report) -> anyhow::Result<()> {
+    let entries = match parse_entries(leaves) {
         Ok(entries) => entries,
         Err(e) => {
             report.problems.push(e.to_string());
@@ -689,13 +690,4 @@ fn audit_event(info: &NetworkInfo, logged: &LoggedEntry) -> Value {
         event["purposeOfEvent"] = json!([{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose }] }]);
     }
     event
-}
-
-/// Counts entries per type, for the demo's closing summary.
-pub fn count_by_type(entries: &[LoggedEntry]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for logged in entries {
-        *counts.entry(text(&logged.entry, &["entry", "event", "type"])).or_insert(0) += 1;
-    }
-    counts
 }

@@ -49,7 +49,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = tempfile::tempdir()?;
     let storage = Storage::from_url(args.database_url.as_deref())?.throwaway("bench");
     let cleanup = DropOnExit(storage.clone());
-    println!("locus bench on {} ({} cores)", storage_name(&storage), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("locus bench on {} ({} cores)", storage.name(), std::thread::available_parallelism().map_or(0, |n| n.get()));
     let result = async {
         appends(&storage, dir.path(), &args).await?;
         retrievals(&storage, dir.path(), &args).await
@@ -57,13 +57,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     .await;
     drop(cleanup);
     result.map(|()| std::process::ExitCode::SUCCESS)
-}
-
-fn storage_name(storage: &Storage) -> &'static str {
-    match storage {
-        Storage::Sqlite => "SQLite",
-        Storage::Postgres { .. } => "PostgreSQL",
-    }
 }
 
 fn open(storage: &Storage, dir: &std::path::Path, name: &str) -> anyhow::Result<LedgerStore> {

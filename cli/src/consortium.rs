@@ -37,7 +37,7 @@ use crate::network::{
     ConsentInfo, HospitalInfo, LedgerInfo, NETWORK_FILE, NetworkInfo, Pem, RegulatorInfo, ServiceInfo,
     WitnessPolicy,
 };
-use crate::synthetic;
+use crate::{pki, synthetic};
 
 pub const INDEX: &str = "index";
 pub const CONSENT: &str = "consent";
@@ -111,7 +111,7 @@ impl Storage {
         }
     }
 
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres { .. } => "postgres",
@@ -295,9 +295,9 @@ impl Network {
     pub async fn start(options: &Options, progress: &dyn Fn(&str)) -> anyhow::Result<Self> {
         let dir = std::path::absolute(&options.dir).context("the data folder")?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let pki = dir.join("pki");
-        let ca = load_or_create_ca(&pki)?;
-        let member = |id: &'static str| provision(&dir, &pki, &ca, id);
+        let pki_dir = dir.join("pki");
+        let ca = load_or_create_ca(&pki_dir)?;
+        let member = |id: &'static str| provision(&dir, &pki_dir, &ca, id);
         let authority = member(AUTHORITY_MEMBER)?;
         let index = member(INDEX)?;
         let consent = member(CONSENT)?;
@@ -423,7 +423,7 @@ impl Network {
             .chain([(REGULATOR, regulator.key.verifying_key())])
             .map(|(id, key)| CosignatureVerifier::from_public_key(id, key.as_bytes()).map(|v| v.to_vkey()))
             .collect::<Result<Vec<_>, _>>()?;
-        let ca_cert = Pem::read(&pki.join("ca.pem"))?;
+        let ca_cert = Pem::read(&pki_dir.join("ca.pem"))?;
         let info = NetworkInfo {
             database: options.storage.name().into(),
             ca_cert: ca_cert.clone(),
@@ -507,31 +507,26 @@ fn database_label(storage: &Storage, dir: &Path, service: &str) -> String {
     }
 }
 
-fn load_or_create_ca(pki: &Path) -> anyhow::Result<CertificateAuthority> {
-    let (cert, key) = (pki.join("ca.pem"), pki.join("ca-key.pem"));
-    if !cert.exists() {
-        let ca = CertificateAuthority::create("Locus development consortium CA")?;
-        let issued = ca.to_issued()?;
-        locus_service::files::write_secret_file(&key, issued.key_pem.as_bytes())?;
-        std::fs::write(&cert, issued.cert_pem.as_bytes())?;
+fn load_or_create_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
+    if !dir.join("ca.pem").exists() {
+        pki::init_ca(dir, "Locus development consortium CA")?;
     }
-    Ok(CertificateAuthority::load(&std::fs::read_to_string(&cert)?, &std::fs::read_to_string(&key)?)?)
+    pki::load_ca(dir)
 }
 
-/// A member's certificate (as `locus pki issue` lays it out) and keys.
-fn provision(dir: &Path, pki: &Path, ca: &CertificateAuthority, id: &'static str) -> anyhow::Result<Member> {
-    let (cert, key) = (pki.join(format!("{id}.pem")), pki.join(format!("{id}-key.pem")));
+/// A member's certificate (issued as `locus pki issue` does) and keys.
+fn provision(dir: &Path, pki_dir: &Path, ca: &CertificateAuthority, id: &'static str) -> anyhow::Result<Member> {
+    let member: MemberId = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a member id"))?;
+    let (cert, key) = (pki_dir.join(format!("{id}.pem")), pki_dir.join(format!("{id}-key.pem")));
     if !cert.exists() {
-        let issued = ca.issue(id, &["localhost", "127.0.0.1"])?;
-        locus_service::files::write_secret_file(&key, issued.key_pem.as_bytes())?;
-        std::fs::write(&cert, issued.cert_pem.as_bytes())?;
+        pki::issue(pki_dir, ca, &member, &["localhost", "127.0.0.1"])?;
     }
     let cert_pem = std::fs::read_to_string(&cert)?;
     let keys = dir.join(id);
     Ok(Member {
-        id: id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a member id"))?,
+        id: member,
         certificate: Confirmation::for_certificate_der(&certificate_der(&cert_pem)?),
-        tls: TlsFiles { ca_cert: pki.join("ca.pem"), cert, key },
+        tls: TlsFiles { ca_cert: pki_dir.join("ca.pem"), cert, key },
         key: load_or_create_signing_key(&keys.join("member.pem"))?,
         x25519: load_or_create_x25519_key(&keys.join("x25519.key"))?,
     })

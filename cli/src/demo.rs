@@ -265,7 +265,7 @@ fn now_ms() -> i64 {
 }
 
 /// The first day of the month `back` months before `today`'s.
-fn month_start(today: NaiveDate, back: u32) -> NaiveDate {
+pub(crate) fn month_start(today: NaiveDate, back: u32) -> NaiveDate {
     let months = today.year() * 12 + today.month0() as i32 - back as i32;
     NaiveDate::from_ymd_opt(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1).unwrap_or(today)
 }

@@ -10,4 +10,5 @@ pub mod bench;
 pub mod consortium;
 pub mod demo;
 pub mod network;
+pub mod pki;
 pub mod synthetic;

@@ -5,7 +5,6 @@
 
 mod import;
 mod ledger;
-mod pki;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -38,7 +37,7 @@ enum Command {
     Import(import::ImportArgs),
     /// The consortium's certificate authority and node certificates.
     #[command(subcommand)]
-    Pki(pki::PkiCommand),
+    Pki(locus_cli::pki::PkiCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,7 +54,7 @@ fn main() -> std::process::ExitCode {
             Command::Audit(command) => locus_cli::audit::run(command).await,
             Command::Bench(args) => locus_cli::bench::run(args).await,
             Command::Ledger(command) => ledger::run(command).await,
-            Command::Pki(command) => pki::run(command),
+            Command::Pki(command) => locus_cli::pki::run(command),
             Command::Import(args) => import::run(args),
         }
     });

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use locus_protocol::grant::Confirmation;
+use locus_protocol::ids::MemberId;
 use locus_service::files::write_secret_file;
 use locus_service::pki::{CertificateAuthority, certificate_der};
 
@@ -36,25 +37,35 @@ pub enum PkiCommand {
 pub fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
     match command {
         PkiCommand::Init { dir, name } => {
-            let ca = CertificateAuthority::create(&name)?;
-            let issued = ca.to_issued()?;
-            write_new(&dir.join("ca-key.pem"), issued.key_pem.as_bytes(), true)?;
-            write_new(&dir.join("ca.pem"), issued.cert_pem.as_bytes(), false)?;
+            init_ca(&dir, &name)?;
             println!("created the consortium CA in {}", dir.display());
         }
         PkiCommand::Issue { dir, member, hosts } => {
-            let member_id: locus_protocol::ids::MemberId =
-                member.parse().map_err(|_| anyhow::anyhow!("{member:?} is not a member id"))?;
-            let ca = load_ca(&dir)?;
+            let member_id: MemberId = member.parse().map_err(|_| anyhow::anyhow!("{member:?} is not a member id"))?;
             let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-            let issued = ca.issue(member_id.as_str(), &hosts)?;
-            write_new(&dir.join(format!("{member_id}-key.pem")), issued.key_pem.as_bytes(), true)?;
-            write_new(&dir.join(format!("{member_id}.pem")), issued.cert_pem.as_bytes(), false)?;
-            let thumbprint = Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem)?);
+            let thumbprint = issue(&dir, &load_ca(&dir)?, &member_id, &hosts)?;
             println!("{}", thumbprint.x5t_s256);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates a CA named `name` in `dir`: `ca-key.pem` (secret) and `ca.pem`.
+/// Refuses to overwrite either.
+pub fn init_ca(dir: &Path, name: &str) -> anyhow::Result<()> {
+    let issued = CertificateAuthority::create(name)?.to_issued()?;
+    write_new(&dir.join("ca-key.pem"), issued.key_pem.as_bytes(), true)?;
+    write_new(&dir.join("ca.pem"), issued.cert_pem.as_bytes(), false)
+}
+
+/// Issues `member`'s node certificate for `hosts` into `dir`:
+/// `<member>-key.pem` (secret) and `<member>.pem`. Returns its thumbprint,
+/// which the member's directory record pins.
+pub fn issue(dir: &Path, ca: &CertificateAuthority, member: &MemberId, hosts: &[&str]) -> anyhow::Result<Confirmation> {
+    let issued = ca.issue(member.as_str(), hosts)?;
+    write_new(&dir.join(format!("{member}-key.pem")), issued.key_pem.as_bytes(), true)?;
+    write_new(&dir.join(format!("{member}.pem")), issued.cert_pem.as_bytes(), false)?;
+    Ok(Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem)?))
 }
 
 pub fn load_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {

@@ -662,12 +662,6 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
-    /// The first day of the month `back` months before `today`'s (as the demo computes it).
-    fn month_start(today: NaiveDate, back: i32) -> NaiveDate {
-        let months = today.year() * 12 + today.month0() as i32 - back;
-        date(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1)
-    }
-
     fn resources<'a>(bundle: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         bundle["entry"]
             .as_array()
@@ -749,7 +743,7 @@ mod tests {
         let people = cohort.summaries();
         for (y, m, d) in TODAYS {
             let today = date(y, m, d);
-            let window = month_start(today, 2);
+            let window = crate::demo::month_start(today, 2);
             for hospitals in [2, 3] {
                 for hospital in 0..hospitals {
                     let bundles = hospital_bundles(&cohort, hospital, hospitals, today);

@@ -83,13 +83,7 @@ impl RecordStore {
         row.map(|row| {
             let root = Hash::try_from(row.root.as_slice()).map_err(|_| corrupt("root"))?;
             let size = u64::try_from(row.tree_size).map_err(|_| corrupt("tree_size"))?;
-            let checkpoint = Checkpoint {
-                origin: String::new(),
-                size,
-                root,
-                extensions: Vec::new(),
-            };
-            Ok((checkpoint, row.conflict))
+            Ok((witness::view(size, root), row.conflict))
         })
         .transpose()
     }

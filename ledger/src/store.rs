@@ -216,14 +216,6 @@ impl LedgerStore {
             .optional()?)
     }
 
-    /// All signed checkpoints, oldest first (for auditors).
-    pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
-        Ok(ledger_checkpoints::table
-            .order(ledger_checkpoints::tree_size.asc())
-            .select(SignedCheckpoint::as_select())
-            .load(&mut self.conn()?)?)
-    }
-
     pub fn insert_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
         diesel::insert_into(ledger_checkpoints::table)
             .values(checkpoint)
@@ -240,19 +232,19 @@ impl LedgerStore {
             .optional()?)
     }
 
-    /// Stores a witness's cosignature of a signed checkpoint. Returns false,
-    /// and stores nothing, if that witness already cosigned that checkpoint:
-    /// the first cosignature is kept, so a served note only ever gains lines,
-    /// and it carries the earliest time the witness vouched for the checkpoint.
-    pub fn insert_cosignature(&self, cosignature: &NewCosignature<'_>) -> Result<bool, StoreError> {
+    /// Stores a witness's cosignature of a signed checkpoint, unless that
+    /// witness already cosigned that checkpoint: the first cosignature is kept,
+    /// so a served note only ever gains lines, and it carries the earliest time
+    /// the witness vouched for the checkpoint.
+    pub fn insert_cosignature(&self, cosignature: &NewCosignature<'_>) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let inserted = locus_service::on_backend!(&mut *conn, |conn| {
+        locus_service::on_backend!(&mut *conn, |conn| {
             diesel::insert_into(ledger_cosignatures::table)
                 .values(cosignature)
                 .on_conflict_do_nothing()
                 .execute(conn)?
         });
-        Ok(inserted == 1)
+        Ok(())
     }
 
     /// The cosignatures of the checkpoint of `tree_size`, by witness.
