@@ -38,11 +38,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("Starting the Locus development network in {}", args.data_dir.display());
     let network = Network::start(&options, &|line| println!("  {line}")).await.context("the network did not start")?;
     print_summary(&network);
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    stop_requested().await.context("waiting for Ctrl-C")?;
     println!("\nStopping: hospitals and consent first, then the ledger signs its last checkpoint.");
     network.stop().await;
     println!("Stopped. Start again with the same command; the data is kept in {}.", args.data_dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM as `kill` or a service manager sends it.
+async fn stop_requested() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted,
+        _ = terminate.recv() => Ok(()),
+    }
 }
 
 fn print_summary(network: &Network) {

@@ -56,17 +56,18 @@ fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Up {
     up
 }
 
-/// Ctrl-C, as a terminal sends it; `locus up` must stop cleanly.
-fn interrupt(mut up: Up, log: &Path) -> String {
+/// `signal` (`-INT` as Ctrl-C sends it, `-TERM` as a service manager does);
+/// `locus up` must stop cleanly on either.
+fn stop(mut up: Up, log: &Path, signal: &str) -> String {
     let mut child = up.0.take().unwrap();
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "locus up did not stop within a minute of Ctrl-C");
+        assert!(Instant::now() < deadline, "locus up did not stop within a minute of {signal}");
         std::thread::sleep(Duration::from_millis(100));
     };
     let out = std::fs::read_to_string(log).unwrap();
@@ -105,7 +106,7 @@ fn network_runs_and_restarts(database_url: Option<&str>) {
     let events = bundle["entry"].as_array().unwrap();
     assert!(!events.is_empty());
     assert!(events.iter().all(|e| e["resource"]["resourceType"] == "AuditEvent"), "{bundle}");
-    let first = interrupt(child, &log);
+    let first = stop(child, &log, "-INT");
     assert!(first.contains("making 3 synthetic patients"), "{first}");
 
     // The second start makes nothing new, and the ledger it serves still
@@ -113,7 +114,7 @@ fn network_runs_and_restarts(database_url: Option<&str>) {
     let child = up(&data, database_url, &log);
     let (code, out) = locus(&["audit", "verify", "--network", network]);
     assert_eq!(code, 0, "{out}");
-    let second = interrupt(child, &log);
+    let second = stop(child, &log, "-TERM");
     assert!(!second.contains("synthetic patients with"), "the second start made patients again:\n{second}");
 }
 
