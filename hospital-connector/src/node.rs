@@ -48,7 +48,7 @@ impl Node {
 
     /// Logs a refusal; the refusal stands even if the ledger cannot take it now.
     pub async fn log_refusal(&self, refused: &Refused) {
-        let Some(event) = refused.entry_event() else {
+        let Some(event) = refused.entry_event(Some(&self.hospital)) else {
             return;
         };
         if let Err(e) = self.log(event).await {
