@@ -29,7 +29,7 @@ pub const MAX_BATCH: usize = 1000;
 /// Largest sealed pointer accepted, in bytes.
 pub const MAX_SEALED_BYTES: usize = 4096;
 const PUBLISH_BODY_LIMIT: usize = 8 * 1024 * 1024;
-const REVOKED: &str = "grant.revoked";
+const REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -198,7 +198,7 @@ impl IndexState {
 
     /// Logs a refusal; the refusal stands even if the ledger cannot take it.
     async fn log_refusal(&self, refused: &Refused) {
-        let Some(event) = refused.entry_event() else {
+        let Some(event) = refused.entry_event(None) else {
             return;
         };
         if let Err(e) = self.log(event).await {

@@ -1,7 +1,9 @@
 //! The sequencer: the only writer of the log.
 //!
-//! Submitters are checked in the caller's task (parse, member lookup, signature),
-//! then queued to one writer thread that commits whatever has queued up as one
+//! Submitters are checked in the caller's task (parse, member lookup, signature,
+//! role), then queued to one writer thread that checks the member and role again
+//! at the entry's place in the log (the directory may have changed meanwhile,
+//! also earlier in the same batch), commits whatever has queued up as one
 //! transaction (group commit) and answers each submitter only once its batch is
 //! durable. The same thread signs a checkpoint at most `checkpoint_interval`
 //! after new entries land, and only after proving from storage that the new tree
@@ -13,21 +15,25 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use locus_protocol::directory::Directory;
 use locus_protocol::entry::{Event, SignedEntry};
+use locus_protocol::roles::{may_log, NotPermitted};
+use locus_protocol::signing::VerifyingKey;
 use tokio::sync::oneshot;
 
-use crate::checkpoint::{Checkpoint, open_checkpoint, sign_checkpoint};
-use locus_service::db::PooledConnection;
-use crate::directory::{LedgerDirectory, SubmitterRefusal};
+use crate::checkpoint::{open_checkpoint, sign_checkpoint, Checkpoint};
+use crate::directory::{submitter, LedgerDirectory, SubmitterRefusal};
 use crate::merkle::{
-    CompactRange, Hash, consistency_proof, rfc9162_empty_root, rfc9162_leaf_hash, verify_consistency,
+    consistency_proof, rfc9162_empty_root, rfc9162_leaf_hash, verify_consistency, CompactRange,
+    Hash,
 };
 use crate::metrics::LedgerMetrics;
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::store::{LedgerStore, NewEntry, SignedCheckpoint, StoreError};
 use crate::wire::Receipt;
+use locus_service::db::PooledConnection;
 
 /// Largest entry accepted: tlog-tiles entry bundles prefix each entry with a
 /// 16-bit length.
@@ -71,8 +77,8 @@ pub enum SubmitError {
     InactiveSubmitter(&'static str),
     #[error("the entry's signature does not verify under the submitter's key")]
     BadSignature,
-    #[error("{0}")]
-    NotPermitted(&'static str),
+    #[error(transparent)]
+    NotPermitted(#[from] NotPermitted),
     #[error("the entry's time is more than {0} seconds from the ledger's clock")]
     ClockSkew(u64),
     #[error("the grant was revoked earlier in the log")]
@@ -120,8 +126,11 @@ struct Shared {
 struct Job {
     leaf_hash: Hash,
     row: NewEntry,
-    /// Kept for the directory, which changes once the entry is durable.
-    entry: locus_protocol::entry::Entry,
+    /// Checked again by the writer, and kept for the directory, which changes
+    /// once the entry is durable.
+    signed: SignedEntry,
+    /// The key the signature was checked under on arrival.
+    key: VerifyingKey,
     reply: oneshot::Sender<Result<Receipt, SubmitError>>,
 }
 
@@ -152,10 +161,8 @@ impl Sequencer {
             .map_err(|e| GuardError::Directory(e.to_owned()))?;
         let size = store.tree_size()?;
         let peaks = crate::merkle::NodeReader::read_nodes(&store, &CompactRange::peak_ids(size))?;
-        let range = CompactRange::from_peaks(size, peaks).map_err(|_| GuardError::Inconsistent {
-            signed: 0,
-            size,
-        })?;
+        let range = CompactRange::from_peaks(size, peaks)
+            .map_err(|_| GuardError::Inconsistent { signed: 0, size })?;
         let shared = Arc::new(Shared::default());
         let mut writer = Writer {
             conn: store.conn()?,
@@ -218,27 +225,33 @@ impl Sequencer {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
-            self.metrics.rejected.with_label_values(&[e.metric_label()]).inc();
+            self.metrics
+                .rejected
+                .with_label_values(&[e.metric_label()])
+                .inc();
         }
         result
     }
 
-    fn enqueue(&self, bytes: &[u8]) -> Result<oneshot::Receiver<Result<Receipt, SubmitError>>, SubmitError> {
+    fn enqueue(
+        &self,
+        bytes: &[u8],
+    ) -> Result<oneshot::Receiver<Result<Receipt, SubmitError>>, SubmitError> {
         if self.halted().is_some() {
             return Err(SubmitError::Unavailable);
         }
         if bytes.len() > MAX_ENTRY_BYTES {
             return Err(SubmitError::TooLarge);
         }
-        let signed = SignedEntry::parse(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
+        let signed =
+            SignedEntry::parse(bytes).map_err(|e| SubmitError::Malformed(e.to_string()))?;
         let entry = signed.entry();
-        let key = self.directory.submitter_key(&entry.submitter).map_err(|refusal| match refusal {
-            SubmitterRefusal::Unknown => SubmitError::UnknownSubmitter,
-            SubmitterRefusal::Suspended => SubmitError::InactiveSubmitter("suspended"),
-            SubmitterRefusal::Withdrawn => SubmitError::InactiveSubmitter("withdrawn"),
-        })?;
+        let (key, role) = self
+            .directory
+            .submitter(&entry.submitter)
+            .map_err(SubmitError::from)?;
         signed.verify(&key).map_err(|_| SubmitError::BadSignature)?;
-        self.directory.may_submit(entry).map_err(SubmitError::NotPermitted)?;
+        may_log(entry, role)?;
         let now = now_ms();
         let skew = self.max_clock_skew.as_millis() as i64;
         if (entry.time_ms - now).abs() > skew {
@@ -263,7 +276,8 @@ impl Sequencer {
             .try_send(Job {
                 leaf_hash,
                 row,
-                entry: entry.clone(),
+                signed,
+                key,
                 reply,
             })
             .map_err(|e| match e {
@@ -271,6 +285,16 @@ impl Sequencer {
                 TrySendError::Disconnected(_) => SubmitError::Unavailable,
             })?;
         Ok(rx)
+    }
+}
+
+impl From<SubmitterRefusal> for SubmitError {
+    fn from(refusal: SubmitterRefusal) -> Self {
+        match refusal {
+            SubmitterRefusal::Unknown => Self::UnknownSubmitter,
+            SubmitterRefusal::Suspended => Self::InactiveSubmitter("suspended"),
+            SubmitterRefusal::Withdrawn => Self::InactiveSubmitter("withdrawn"),
+        }
     }
 }
 
@@ -311,8 +335,8 @@ impl Writer {
         let Some(row) = self.store.latest_checkpoint()? else {
             return Ok(());
         };
-        let (checkpoint, _) =
-            open_checkpoint(&row.note, &self.verifier).map_err(|_| GuardError::ForeignCheckpoint)?;
+        let (checkpoint, _) = open_checkpoint(&row.note, &self.verifier)
+            .map_err(|_| GuardError::ForeignCheckpoint)?;
         if checkpoint.size as i64 != row.tree_size || checkpoint.root.as_slice() != row.root {
             return Err(GuardError::ForeignCheckpoint);
         }
@@ -334,7 +358,10 @@ impl Writer {
         };
         let size = self.range.size();
         if size < signed {
-            return Err(GuardError::Truncated { stored: size, signed });
+            return Err(GuardError::Truncated {
+                stored: size,
+                signed,
+            });
         }
         if signed == 0 {
             // RFC 9162 has no consistency proof from the empty tree; it is a
@@ -459,7 +486,7 @@ impl Writer {
                 // held (a replay) changes nothing.
                 for (job, outcome) in jobs.iter().zip(&indexes) {
                     if matches!(outcome, Ok((_, true))) {
-                        self.directory.apply(&job.entry);
+                        self.directory.apply(job.signed.entry());
                     }
                 }
                 for (job, outcome) in jobs.into_iter().zip(indexes) {
@@ -487,7 +514,8 @@ impl Writer {
     fn recover(&mut self) {
         let reloaded = self.store.conn().and_then(|conn| {
             let size = self.store.tree_size()?;
-            let peaks = crate::merkle::NodeReader::read_nodes(&self.store, &CompactRange::peak_ids(size))?;
+            let peaks =
+                crate::merkle::NodeReader::read_nodes(&self.store, &CompactRange::peak_ids(size))?;
             Ok((conn, size, peaks))
         });
         match reloaded {
@@ -523,7 +551,7 @@ impl Writer {
         }
         let accessed: Vec<String> = jobs
             .iter()
-            .filter(|j| is_access(&j.entry.event))
+            .filter(|j| is_access(&j.signed.entry().event))
             .filter_map(|j| j.row.grant_id.clone())
             .collect();
         let mut revoked: HashSet<String> = if accessed.is_empty() {
@@ -536,19 +564,34 @@ impl Writer {
         let mut nodes = Vec::with_capacity(jobs.len() * 2);
         let mut indexes = Vec::with_capacity(jobs.len());
         let now = now_ms();
+        let shared = self.directory.read();
+        // The directory as it stands at each place of the batch: the stored one
+        // until the batch itself changes it.
+        let mut changed: Option<Directory> = None;
         for job in jobs {
             if let Some(&index) = known.get(&job.leaf_hash) {
                 indexes.push(Ok((index, false)));
                 continue;
             }
+            let event = &job.signed.entry().event;
+            let directory = changed.as_ref().unwrap_or(&shared);
+            if let Err(e) = still_admitted(directory, self.directory.authority(), job) {
+                indexes.push(Err(e));
+                continue;
+            }
             if let Some(grant) = &job.row.grant_id {
-                if is_access(&job.entry.event) && revoked.contains(grant) {
+                if is_access(event) && revoked.contains(grant) {
                     indexes.push(Err(SubmitError::GrantRevoked));
                     continue;
                 }
-                if matches!(job.entry.event, Event::GrantRevoked(_)) {
+                if matches!(event, Event::GrantRevoked(_)) {
                     revoked.insert(grant.clone());
                 }
+            }
+            if matches!(event, Event::MemberUpdated(_)) {
+                changed
+                    .get_or_insert_with(|| shared.clone())
+                    .apply_entry(job.signed.entry());
             }
             let index = range.size();
             nodes.extend(range.append(job.leaf_hash));
@@ -559,10 +602,13 @@ impl Writer {
             known.insert(job.leaf_hash, index);
             indexes.push(Ok((index, true)));
         }
+        drop(shared);
         if !rows.is_empty() {
             let started = Instant::now();
             self.store.append(&mut self.conn, &rows, &nodes)?;
-            self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .batch_seconds
+                .observe(started.elapsed().as_secs_f64());
             self.metrics.batch_size.observe(rows.len() as f64);
             self.metrics.appended.inc_by(rows.len() as u64);
         }
@@ -576,6 +622,22 @@ impl Writer {
 /// why it was refused.
 type Outcome = Result<(u64, bool), SubmitError>;
 
+/// Whether the submitter may still log the job's entry where it is about to
+/// land: still active, under the key that verified it on arrival, in a role
+/// that logs it. The audit checks every entry the same way at its place.
+fn still_admitted(
+    directory: &Directory,
+    authority: &VerifyingKey,
+    job: &Job,
+) -> Result<(), SubmitError> {
+    let entry = job.signed.entry();
+    let (key, role) = submitter(directory, authority, &entry.submitter)?;
+    if key != job.key {
+        return Err(SubmitError::BadSignature);
+    }
+    Ok(may_log(entry, role)?)
+}
+
 /// Entries that use a grant: refused once the grant is revoked.
 fn is_access(event: &Event) -> bool {
     matches!(event, Event::IndexQueried(_) | Event::RecordRetrieved(_))
@@ -586,7 +648,8 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn now_ms() -> i64 {

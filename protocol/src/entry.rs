@@ -129,24 +129,120 @@ pub enum Event {
     RuleRevoked(RuleRevoked),
 }
 
+/// The kinds of event, and their `"type"` strings: the one place those strings are
+/// written out besides the serde renames above, which a test holds equal to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// `pointers.published`
+    PointersPublished,
+    /// `index.queried`
+    IndexQueried,
+    /// `record.retrieved`
+    RecordRetrieved,
+    /// `access.refused`
+    AccessRefused,
+    /// `member.updated`
+    MemberUpdated,
+    /// `grant.revoked`
+    GrantRevoked,
+    /// `device.enrolled`
+    DeviceEnrolled,
+    /// `device.removed`
+    DeviceRemoved,
+    /// `access.requested`
+    AccessRequested,
+    /// `access.decided`
+    AccessDecided,
+    /// `grant.issued`
+    GrantIssued,
+    /// `rule.created`
+    RuleCreated,
+    /// `rule.revoked`
+    RuleRevoked,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 13] = [
+        Self::PointersPublished,
+        Self::IndexQueried,
+        Self::RecordRetrieved,
+        Self::AccessRefused,
+        Self::MemberUpdated,
+        Self::GrantRevoked,
+        Self::DeviceEnrolled,
+        Self::DeviceRemoved,
+        Self::AccessRequested,
+        Self::AccessDecided,
+        Self::GrantIssued,
+        Self::RuleCreated,
+        Self::RuleRevoked,
+    ];
+
+    /// The `"type"` string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PointersPublished => "pointers.published",
+            Self::IndexQueried => "index.queried",
+            Self::RecordRetrieved => "record.retrieved",
+            Self::AccessRefused => "access.refused",
+            Self::MemberUpdated => "member.updated",
+            Self::GrantRevoked => "grant.revoked",
+            Self::DeviceEnrolled => "device.enrolled",
+            Self::DeviceRemoved => "device.removed",
+            Self::AccessRequested => "access.requested",
+            Self::AccessDecided => "access.decided",
+            Self::GrantIssued => "grant.issued",
+            Self::RuleCreated => "rule.created",
+            Self::RuleRevoked => "rule.revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `"type"` string that names no kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a kind of ledger entry")]
+pub struct UnknownEventKind;
+
+impl std::str::FromStr for EventKind {
+    type Err = UnknownEventKind;
+    fn from_str(s: &str) -> Result<Self, UnknownEventKind> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or(UnknownEventKind)
+    }
+}
+
 impl Event {
+    /// The kind of this event.
+    pub fn event_kind(&self) -> EventKind {
+        match self {
+            Self::PointersPublished(_) => EventKind::PointersPublished,
+            Self::IndexQueried(_) => EventKind::IndexQueried,
+            Self::RecordRetrieved(_) => EventKind::RecordRetrieved,
+            Self::AccessRefused(_) => EventKind::AccessRefused,
+            Self::MemberUpdated(_) => EventKind::MemberUpdated,
+            Self::GrantRevoked(_) => EventKind::GrantRevoked,
+            Self::DeviceEnrolled(_) => EventKind::DeviceEnrolled,
+            Self::DeviceRemoved(_) => EventKind::DeviceRemoved,
+            Self::AccessRequested(_) => EventKind::AccessRequested,
+            Self::AccessDecided(_) => EventKind::AccessDecided,
+            Self::GrantIssued(_) => EventKind::GrantIssued,
+            Self::RuleCreated(_) => EventKind::RuleCreated,
+            Self::RuleRevoked(_) => EventKind::RuleRevoked,
+        }
+    }
+
     /// The `"type"` string of this event.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::PointersPublished(_) => "pointers.published",
-            Self::IndexQueried(_) => "index.queried",
-            Self::RecordRetrieved(_) => "record.retrieved",
-            Self::AccessRefused(_) => "access.refused",
-            Self::MemberUpdated(_) => "member.updated",
-            Self::GrantRevoked(_) => "grant.revoked",
-            Self::DeviceEnrolled(_) => "device.enrolled",
-            Self::DeviceRemoved(_) => "device.removed",
-            Self::AccessRequested(_) => "access.requested",
-            Self::AccessDecided(_) => "access.decided",
-            Self::GrantIssued(_) => "grant.issued",
-            Self::RuleCreated(_) => "rule.created",
-            Self::RuleRevoked(_) => "rule.revoked",
-        }
+        self.event_kind().as_str()
     }
 
     /// The patient the event is about, if any.
@@ -185,13 +281,14 @@ impl Event {
         }
     }
 
-    /// The record custodian involved, if any.
+    /// The record custodian involved, if any: the hospital that published,
+    /// released, or refused a retrieval asked of it.
     pub fn custodian(&self) -> Option<&HospitalId> {
         match self {
             Self::PointersPublished(e) => Some(&e.custodian),
             Self::RecordRetrieved(e) => Some(&e.custodian),
+            Self::AccessRefused(e) => e.custodian.as_ref(),
             Self::IndexQueried(_)
-            | Self::AccessRefused(_)
             | Self::MemberUpdated(_)
             | Self::GrantRevoked(_)
             | Self::DeviceEnrolled(_)
@@ -348,13 +445,19 @@ pub struct RecordRetrieved {
     pub commitment: Commitment,
 }
 
-/// `access.refused`. `grant` and `subject` are left out of the JSON when absent
-/// (not written as `null`), keeping one canonical encoding.
+/// `access.refused`: a refusal by its submitter of a request made to it, so it
+/// speaks only of the submitter's own act (see [`crate::roles`]). `custodian`,
+/// `grant` and `subject` are left out of the JSON when absent (not written as
+/// `null`), keeping one canonical encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRefused {
     /// Who was refused.
     pub requester: MemberId,
+    /// The hospital a refused retrieval was asked of, which refused it; absent
+    /// when the index refused a discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<HospitalId>,
     /// The grant presented, if any could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantId>,
@@ -891,12 +994,14 @@ mod tests {
             }),
             Event::AccessRefused(AccessRefused {
                 requester: "city-er".parse().unwrap(),
+                custodian: Some("st-mary".parse().unwrap()),
                 grant: Some(grant),
                 subject: None,
                 reason: RefusalReason::OutOfDateRange,
             }),
             Event::AccessRefused(AccessRefused {
                 requester: "city-er".parse().unwrap(),
+                custodian: None,
                 grant: None,
                 subject: None,
                 reason: RefusalReason::NoGrant,
@@ -1379,7 +1484,8 @@ mod tests {
         assert!(evs[1].grant().is_some());
         assert_eq!(evs[2].kind(), "record.retrieved");
         assert!(evs[3].grant().is_some() && evs[3].subject().is_none());
-        assert!(evs[4].grant().is_none());
+        assert_eq!(evs[3].custodian().unwrap().as_str(), "st-mary");
+        assert!(evs[4].grant().is_none() && evs[4].custodian().is_none());
         assert_eq!(evs[5].kind(), "member.updated");
         assert!(evs[5].subject().is_none() && evs[5].grant().is_none());
         assert!(evs[5].custodian().is_none());
@@ -1389,7 +1495,15 @@ mod tests {
         for e in &evs {
             let v = serde_json::to_value(e).unwrap();
             assert_eq!(v["type"], e.kind());
+            assert_eq!(e.kind().parse::<EventKind>(), Ok(e.event_kind()));
         }
+        // The samples hold every kind, so the serde renames and `EventKind`
+        // agree on all of them.
+        let mut seen: Vec<EventKind> = evs.iter().map(Event::event_kind).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, EventKind::ALL);
+        assert_eq!("record.deleted".parse::<EventKind>(), Err(UnknownEventKind));
     }
 
     #[test]

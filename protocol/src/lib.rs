@@ -68,6 +68,7 @@ pub mod ids;
 pub mod jcs;
 pub mod linkage;
 pub mod pointer;
+pub mod roles;
 pub mod scope;
 pub mod seal;
 pub mod signing;

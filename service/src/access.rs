@@ -7,8 +7,10 @@
 use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
 use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
-use locus_protocol::grant_token::{DiscoveryClaims, GrantTokenError, decode_discovery, decode_grant};
-use locus_protocol::ids::{GrantId, MemberId, PatientKey};
+use locus_protocol::grant_token::{
+    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError,
+};
+use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey};
 
 /// Longest grant any verifier accepts, whatever the consent service says.
 pub const MAX_GRANT_SECS: i64 = locus_protocol::consent::MAX_GRANT_DURATION_SECS;
@@ -33,11 +35,15 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// The `access.refused` entry that records this refusal; `None` when the
-    /// requester is not even known (nothing to attribute it to).
-    pub fn entry_event(&self) -> Option<Event> {
+    /// The `access.refused` entry that records this refusal by its submitter:
+    /// `custodian` is the hospital refusing a retrieval asked of it, `None` for
+    /// the index refusing a discovery (the ledger takes a refusal only from the
+    /// party it names as refusing). `None` when the requester is not even known
+    /// (nothing to attribute it to).
+    pub fn entry_event(&self, custodian: Option<&HospitalId>) -> Option<Event> {
         Some(Event::AccessRefused(AccessRefused {
             requester: self.requester.clone()?,
+            custodian: custodian.cloned(),
             grant: self.grant,
             subject: self.subject,
             reason: self.reason,
@@ -57,19 +63,26 @@ impl Refused {
 
 /// The member behind a TLS peer, only if active.
 pub fn active_peer(directory: &Directory, peer: &Confirmation) -> Result<MemberId, Refused> {
-    let member = directory
-        .by_certificate(peer)
-        .ok_or_else(|| Refused::new(RefusalReason::MemberSuspended, "the client certificate belongs to no member"))?;
+    let member = directory.by_certificate(peer).ok_or_else(|| {
+        Refused::new(
+            RefusalReason::MemberSuspended,
+            "the client certificate belongs to no member",
+        )
+    })?;
     if member.status != MemberStatus::Active {
         return Err(Refused {
             requester: Some(member.member.clone()),
-            ..Refused::new(RefusalReason::MemberSuspended, "the requesting member is not active")
+            ..Refused::new(
+                RefusalReason::MemberSuspended,
+                "the requesting member is not active",
+            )
         });
     }
     Ok(member.member.clone())
 }
 
-type KeyResolver<'a> = dyn Fn(&locus_protocol::ids::KeyId) -> Option<locus_protocol::signing::VerifyingKey> + 'a;
+type KeyResolver<'a> =
+    dyn Fn(&locus_protocol::ids::KeyId) -> Option<locus_protocol::signing::VerifyingKey> + 'a;
 
 /// What both token checks share: the peer is an active member, a token was
 /// presented, it verifies under an active consent key for that member at
@@ -92,10 +105,14 @@ fn check_token<C>(
     };
     let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
     let claims = decode(token, &keys, &requester, now).map_err(|e| match e {
-        GrantTokenError::Expired | GrantTokenError::NotYetValid => {
-            refused(RefusalReason::Expired, "the grant has expired or is not yet valid")
-        }
-        GrantTokenError::WrongAudience => refused(RefusalReason::InvalidGrant, "the grant was issued to another member"),
+        GrantTokenError::Expired | GrantTokenError::NotYetValid => refused(
+            RefusalReason::Expired,
+            "the grant has expired or is not yet valid",
+        ),
+        GrantTokenError::WrongAudience => refused(
+            RefusalReason::InvalidGrant,
+            "the grant was issued to another member",
+        ),
         _ => refused(RefusalReason::InvalidGrant, "the grant does not verify"),
     })?;
     let (cnf, grant, subject) = binding(&claims);
@@ -103,7 +120,10 @@ fn check_token<C>(
         return Err(Refused {
             grant: Some(grant),
             subject: Some(subject),
-            ..refused(RefusalReason::CertificateMismatch, "the grant is bound to another certificate")
+            ..refused(
+                RefusalReason::CertificateMismatch,
+                "the grant is bound to another certificate",
+            )
         });
     }
     Ok((requester, claims))
