@@ -10,8 +10,9 @@
 //!
 //! Each problem is reported once, where it matters: a grant whose backing fails gets
 //! one finding naming every reason; a bad device signature that backs no grant is
-//! reported at its own entry; an entry that fails its submitter or signature check is
-//! reported and otherwise ignored (as the sequencer would have refused it).
+//! reported at its own entry; an entry that fails its submitter, signature or role
+//! check (`locus_protocol::roles`, the sequencer's own table) is reported and
+//! otherwise ignored (as the sequencer would have refused it).
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,6 +25,7 @@ use locus_protocol::entry::{
 };
 use locus_protocol::grant::{DataPeriod, GrantBasis, MAX_CLOCK_SKEW_SECS, PurposeOfUse};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
+use locus_protocol::roles::may_log;
 use locus_protocol::signing::VerifyingKey;
 use serde::Serialize;
 
@@ -243,10 +245,6 @@ impl<'a> Auditor<'a> {
                 self.access(index, entry.time_ms, event.kind(), e.grant, e.subject, &e.requester);
             }
             Event::RecordRetrieved(e) => {
-                if entry.submitter.as_str() != e.custodian.as_str() {
-                    let problem = format!("record.retrieved logged by {}, not by the custodian {}", entry.submitter, e.custodian);
-                    self.find(index, Some(e.grant), problem);
-                }
                 self.access(index, entry.time_ms, event.kind(), e.grant, e.subject, &e.requester);
             }
             Event::PointersPublished(_) | Event::AccessRefused(_) => {}
@@ -279,34 +277,9 @@ impl<'a> Auditor<'a> {
                 entry.kid
             ));
         }
-        let kind = entry.event.kind();
-        // Only the authority changes the directory, and it logs nothing else.
-        if matches!(entry.event, Event::MemberUpdated(_)) != is_authority {
-            return Err(format!(
-                "{kind} logged by {submitter}: only the consortium authority updates the \
-                 directory, and it logs nothing else"
-            ));
-        }
-        // Patients' devices, requests, decisions, rules and grants are the consent
-        // service's to log; a hospital enrolling a device could forge approvals.
-        let consent_event = matches!(
-            entry.event,
-            Event::DeviceEnrolled(_)
-                | Event::DeviceRemoved(_)
-                | Event::AccessRequested(_)
-                | Event::AccessDecided(_)
-                | Event::GrantIssued(_)
-                | Event::GrantRevoked(_)
-                | Event::RuleCreated(_)
-                | Event::RuleRevoked(_)
-        );
-        if consent_event && role != MemberRole::Consent {
-            return Err(format!(
-                "{kind} logged by {submitter} (role {}): only the consent service logs it",
-                role_word(role)
-            ));
-        }
-        Ok(())
+        // The sequencer's table, with the role the submitter had here, so an
+        // entry a sequencer should have refused is named.
+        may_log(entry, role).map_err(|e| e.to_string())
     }
 
     /// Checks the event's device signature under the key enrolled, at this point of
@@ -692,16 +665,6 @@ fn status_word(status: MemberStatus) -> &'static str {
         MemberStatus::Active => "active",
         MemberStatus::Suspended => "suspended",
         MemberStatus::Withdrawn => "withdrawn",
-    }
-}
-
-fn role_word(role: MemberRole) -> &'static str {
-    match role {
-        MemberRole::Authority => "authority",
-        MemberRole::Index => "index",
-        MemberRole::Consent => "consent",
-        MemberRole::Hospital => "hospital",
-        MemberRole::Regulator => "regulator",
     }
 }
 

@@ -10,9 +10,9 @@ use locus_protocol::consent::{
 use locus_protocol::device::DeviceSigner;
 use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::{
-    AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Entry, Event, GrantIssued,
-    GrantRevoked, MemberUpdated, MerkleRoot, PointersPublished, RuleCreated, RuleRevoked,
-    SignedEntry,
+    AccessDecided, AccessRefused, AccessRequested, DeviceEnrolled, DeviceRevocation, Entry, Event,
+    GrantIssued, GrantRevoked, IndexQueried, MemberUpdated, MerkleRoot, PointersPublished,
+    RefusalReason, RuleCreated, RuleRevoked, SignedEntry,
 };
 use locus_protocol::grant::{Confirmation, DataPeriod, GrantBasis, PurposeOfUse};
 use locus_protocol::ids::{GrantId, PatientKey, RequestId, RuleId};
@@ -331,6 +331,17 @@ impl World {
     }
 }
 
+/// City ER refused under its approval grant, by `custodian` (`None`: the index).
+fn refusal(w: &World, custodian: Option<&str>) -> Event {
+    Event::AccessRefused(AccessRefused {
+        requester: "city-er".parse().unwrap(),
+        custodian: custodian.map(|c| c.parse().unwrap()),
+        grant: Some(w.approval_grant),
+        subject: Some(w.alice),
+        reason: RefusalReason::OutOfScope,
+    })
+}
+
 fn sign64(phone: &DeviceSigner, message: &[u8]) -> Signature64 {
     Signature64::try_from(phone.sign(message).as_slice()).unwrap()
 }
@@ -600,7 +611,7 @@ fn each_tampering_is_one_finding() {
             tamper: |w, log| log.replace("approval grant", w.by("st-mary", Event::GrantIssued(w.approval_grant()))),
             at: "approval grant",
             grant: approval_grant,
-            says: "grant.issued logged by st-mary (role hospital): only the consent service logs it",
+            says: "grant.issued is logged only by the consent service, not by st-mary, which is a hospital",
         },
         Case {
             name: "grant entry whose signature does not verify",
