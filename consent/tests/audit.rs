@@ -659,7 +659,69 @@ fn each_tampering_is_one_finding() {
             },
             at: "rogue",
             grant: no_grant,
-            says: "device.enrolled logged by city-er (role hospital)",
+            says: "device.enrolled is logged only by the consent service, not by city-er, which is a hospital",
+        },
+        Case {
+            name: "discovery logged by a hospital",
+            tamper: |w, log| {
+                let queried = w.by(
+                    "city-er",
+                    Event::IndexQueried(IndexQueried {
+                        requester: "city-er".parse().unwrap(),
+                        grant: w.approval_grant,
+                        subject: w.alice,
+                        results: 0,
+                    }),
+                );
+                log.insert_before("revoked", "queried", queried);
+            },
+            at: "queried",
+            grant: approval_grant,
+            says: "index.queried is logged only by the index, not by city-er, which is a hospital",
+        },
+        Case {
+            name: "pointers published in another hospital's name",
+            tamper: |w, log| {
+                let published = w.by(
+                    "city-er",
+                    Event::PointersPublished(PointersPublished {
+                        custodian: "st-mary".parse().unwrap(),
+                        count: 1,
+                        batch_root: MerkleRoot::from_bytes([8; 32]),
+                    }),
+                );
+                log.insert_before("published", "foreign", published);
+            },
+            at: "foreign",
+            grant: no_grant,
+            says: "pointers.published is logged only by the custodian it names (st-mary), not by city-er",
+        },
+        Case {
+            name: "a refusal by another custodian, about another hospital's grant",
+            tamper: |w, log| {
+                let refused = w.by("st-mary", refusal(w, Some("city-er")));
+                log.insert_before("published", "refused", refused);
+            },
+            at: "refused",
+            grant: approval_grant,
+            says: "access.refused is logged only by the custodian it names (city-er), not by st-mary",
+        },
+        Case {
+            name: "a hospital's refusal in the index's name",
+            tamper: |w, log| {
+                let refused = w.by("st-mary", refusal(w, None));
+                log.insert_before("published", "refused", refused);
+            },
+            at: "refused",
+            grant: approval_grant,
+            says: "access.refused is logged only by the index, not by st-mary, which is a hospital",
+        },
+        Case {
+            name: "a refusal by the consent service",
+            tamper: |w, log| log.insert_before("published", "refused", w.by_consent(refusal(w, None))),
+            at: "refused",
+            grant: approval_grant,
+            says: "access.refused is logged only by the index, not by consent",
         },
         Case {
             name: "device revocation with a forged signature",
