@@ -6,6 +6,8 @@ pub mod config;
 pub mod db;
 pub mod files;
 pub mod http;
+pub mod openapi;
 pub mod pki;
+pub mod strict;
 pub mod telemetry;
 pub mod tls;

@@ -1,0 +1,48 @@
+//! The wire forms of the protocol's identifiers as OpenAPI schemas, so that
+//! generated clients and fuzzers know each shape. Use them as
+//! `#[schema(value_type = locus_service::openapi::PatientKey)]` (or
+//! `Vec<...>`, `Option<...>`) on fields of the protocol's types; they are
+//! schema only, never (de)serialized.
+
+use utoipa::ToSchema;
+
+/// A patient's blinded key: 64 lowercase hexadecimal characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[0-9a-f]{64}$", min_length = 64, max_length = 64)]
+pub struct PatientKey(pub String);
+
+/// A blinded scope tag: 64 lowercase hexadecimal characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[0-9a-f]{64}$", min_length = 64, max_length = 64)]
+pub struct ScopeTag(pub String);
+
+/// A pointer id: a lowercase hyphenated UUID.
+#[derive(Debug, ToSchema)]
+#[schema(
+    format = "uuid",
+    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    min_length = 36,
+    max_length = 36
+)]
+pub struct PointerId(pub String);
+
+/// A grant id: a lowercase hyphenated UUID.
+#[derive(Debug, ToSchema)]
+#[schema(
+    format = "uuid",
+    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    min_length = 36,
+    max_length = 36
+)]
+pub struct GrantId(pub String);
+
+/// A consortium member id: 1 to 64 characters of `a-z`, `0-9` and inner
+/// single hyphens, starting with a letter.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[a-z](-?[a-z0-9])*$", min_length = 1, max_length = 64)]
+pub struct MemberId(pub String);
+
+/// A 32-byte hash (SHA-256) in standard base64: 44 characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9+/]{43}=$", min_length = 44, max_length = 44)]
+pub struct HashBase64(pub String);
