@@ -1,12 +1,16 @@
 //! Publishing: each unpublished record becomes a pointer sealed to this
 //! hospital's own key, under the scope tags of its categories and codes. A
 //! batch is anchored on the ledger (the Merkle root of its content commitments:
-//! an evidence deposit) before the index sees it.
+//! an evidence deposit) before the index sees it. The record store keeps which
+//! record version each pointer was published under: that, not the sealed body a
+//! requester presents, is what a retrieval is answered from. Withdrawing a
+//! pointer marks it in the store first, so it is never released again even
+//! while the index still lists it.
 
 use locus_index_service::api::PublishedPointer;
-use locus_index_service::client::{IndexClientError, encode_sealed};
+use locus_index_service::client::{encode_sealed, IndexClientError};
 use locus_ledger::client::ClientError;
-use locus_ledger::merkle::{MemoryTree, tree_root};
+use locus_ledger::merkle::{tree_root, MemoryTree};
 use locus_protocol::entry::{Event, MerkleRoot, PointersPublished};
 use locus_protocol::ids::PointerId;
 use locus_protocol::linkage::scope_tag;
@@ -81,7 +85,8 @@ impl Node {
                 pointer_id,
             });
         }
-        let root = tree_root(&commitments, commitments.size()).map_err(|e| PublishError::Record(e.to_string()))?;
+        let root = tree_root(&commitments, commitments.size())
+            .map_err(|e| PublishError::Record(e.to_string()))?;
         self.log(Event::PointersPublished(PointersPublished {
             custodian: self.hospital.clone(),
             count: u32::try_from(records.len()).unwrap_or(u32::MAX),
@@ -97,17 +102,39 @@ impl Node {
         Ok(records.len())
     }
 
+    /// Withdraws published pointers: from the moment the store has marked them
+    /// this hospital releases nothing under them, then the index stops listing
+    /// them. Withdrawing again is harmless here; the index answers `not_owned`
+    /// for pointers it no longer lists.
+    pub async fn withdraw(&self, pointers: Vec<PointerId>) -> Result<usize, PublishError> {
+        let (store, marked) = (self.store.clone(), pointers.clone());
+        let withdrawn = tokio::task::spawn_blocking(move || store.mark_withdrawn(&marked))
+            .await
+            .map_err(|_| PublishError::Blocking)??;
+        self.index.withdraw(pointers).await?;
+        tracing::info!(count = withdrawn, "withdrew pointers");
+        Ok(withdrawn)
+    }
+
     /// The pointer of the version this record replaces, so the index retires it.
+    /// A withdrawn pointer is no longer listed, so there is nothing to retire.
     async fn previous_pointer(&self, record: &Record) -> Result<Option<PointerId>, PublishError> {
         if record.version <= 1 {
             return Ok(None);
         }
-        let (store, resource_type, id, version) =
-            (self.store.clone(), record.resource_type, record.resource_id.clone(), record.version - 1);
-        let previous = tokio::task::spawn_blocking(move || store.get_version(resource_type, &id, version))
-            .await
-            .map_err(|_| PublishError::Blocking)??;
-        Ok(previous.and_then(|p| p.published_pointer))
+        let (store, resource_type, id, version) = (
+            self.store.clone(),
+            record.resource_type,
+            record.resource_id.clone(),
+            record.version - 1,
+        );
+        let previous =
+            tokio::task::spawn_blocking(move || store.get_version(resource_type, &id, version))
+                .await
+                .map_err(|_| PublishError::Blocking)??;
+        Ok(previous
+            .filter(|p| p.withdrawn_at.is_none())
+            .and_then(|p| p.published_pointer))
     }
 }
 
@@ -132,7 +159,9 @@ pub fn pointer_body(record: &Record) -> Result<PointerBody, PublishError> {
         version: record.version,
         categories,
         codes,
-        effective: record.effective_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        effective: record
+            .effective_date
+            .map(|d| d.format("%Y-%m-%d").to_string()),
         commitment: record.commitment,
         salt: record.salt,
     })

@@ -20,7 +20,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::pointer::{content_commitment, random_salt, verify_commitment};
 use locus_protocol::scope::{record_tag_inputs, ResourceType};
-use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection, write_transaction};
+use locus_service::db::{
+    write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
+};
 use uuid::Uuid;
 
 use crate::schema::{received_results, records};
@@ -68,6 +70,8 @@ pub enum StoreError {
         resource_id: FhirId,
         version: u32,
     },
+    #[error("a pointer is not one this hospital published")]
+    UnknownPointer(PointerId),
     #[error("this retrieval (pointer and ledger receipt) is already stored")]
     DuplicateReceipt,
     #[error("a version or index number does not fit the database's integer type")]
@@ -174,6 +178,7 @@ pub struct RecordRow {
     pub imported_at: i64,
     pub published_pointer: Option<String>,
     pub current: bool,
+    pub withdrawn_at: Option<i64>,
 }
 
 impl fmt::Debug for RecordRow {
@@ -204,6 +209,8 @@ pub struct Record {
     pub imported_at: i64,
     pub published_pointer: Option<PointerId>,
     pub current: bool,
+    /// When its pointer was withdrawn (Unix milliseconds): never released since.
+    pub withdrawn_at: Option<i64>,
 }
 
 impl fmt::Debug for Record {
@@ -216,6 +223,7 @@ impl fmt::Debug for Record {
             .field("commitment", &self.commitment)
             .field("published_pointer", &self.published_pointer)
             .field("current", &self.current)
+            .field("withdrawn_at", &self.withdrawn_at)
             .field("content_bytes", &self.content.len())
             .finish_non_exhaustive()
     }
@@ -233,8 +241,15 @@ impl Record {
     /// The scope tag inputs this record is published under.
     pub fn tag_inputs(&self) -> Vec<String> {
         let categories: Vec<&str> = self.categories.iter().map(String::as_str).collect();
-        let effective = self.effective_date.map(|d| d.format("%Y-%m-%d").to_string());
-        record_tag_inputs(self.resource_type, &categories, &self.code_pairs(), effective.as_deref())
+        let effective = self
+            .effective_date
+            .map(|d| d.format("%Y-%m-%d").to_string());
+        record_tag_inputs(
+            self.resource_type,
+            &categories,
+            &self.code_pairs(),
+            effective.as_deref(),
+        )
     }
 
     /// Whether the stored commitment matches the stored content and salt.
@@ -289,6 +304,7 @@ impl TryFrom<RecordRow> for Record {
                 .transpose()
                 .map_err(|_| corrupt("published_pointer"))?,
             current: row.current,
+            withdrawn_at: row.withdrawn_at,
             resource_id: row
                 .resource_id
                 .parse()
@@ -697,6 +713,40 @@ impl RecordStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// Marks the record versions published under `pointers` as withdrawn, in
+    /// one transaction; returns how many were not withdrawn already. A pointer
+    /// this store never published is [`StoreError::UnknownPointer`], and then
+    /// nothing is marked.
+    pub fn mark_withdrawn(&self, pointers: &[PointerId]) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
+            let mut withdrawn = 0;
+            for pointer in pointers {
+                let id = pointer.to_string();
+                let updated = diesel::update(
+                    records::table
+                        .filter(records::published_pointer.eq(&id))
+                        .filter(records::withdrawn_at.is_null()),
+                )
+                .set(records::withdrawn_at.eq(now))
+                .execute(conn)?;
+                if updated == 1 {
+                    withdrawn += 1;
+                    continue;
+                }
+                let known: i64 = records::table
+                    .filter(records::published_pointer.eq(&id))
+                    .count()
+                    .get_result(conn)?;
+                if known == 0 {
+                    return Err(StoreError::UnknownPointer(*pointer));
+                }
+            }
+            Ok(withdrawn)
         })
     }
 

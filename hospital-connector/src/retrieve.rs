@@ -1,39 +1,111 @@
 //! Retrieval, as custodian: a record leaves only for a grant that covers it,
 //! only after its `record.retrieved` entry is durable on the ledger (no log,
 //! no data), signed by this hospital (provenance) and sealed to the requester.
+//!
+//! Anyone holding this hospital's public X25519 key can seal a pointer body, so
+//! nothing a requester presents is trusted. The pointer id is resolved through
+//! this hospital's own store, to the record version it published under that
+//! id; the sealed body only has to agree with what was published. Every check
+//! (grant, revocation, pointer known, not withdrawn, current, the grant's
+//! patient, body, scope and dates against the stored record, the stored
+//! commitment, the requester's key) runs before the release is logged. A
+//! failed check is a refusal, logged as `access.refused`, and no release is
+//! logged. Once the release is logged, nothing a peer sent can stop it.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
-use base64::Engine as _;
+use actix_web::{web, HttpResponse, ResponseError};
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use locus_index_service::api::MAX_SEALED_BYTES;
 use locus_ledger::client::ClientError;
-use locus_ledger::wire::{GRANT_REVOKED_CODE, Receipt};
+use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
 use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
+use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::PointerId;
-use locus_protocol::pointer::{PointerBody, Provenance, SignedProvenance, content_digest, seal_record};
-use locus_service::access::{Refused, check_grant};
-use locus_service::http::{ErrorBody, json_error};
+use locus_protocol::pointer::{
+    content_digest, seal_record, PointerBody, Provenance, SignedProvenance,
+};
+use locus_service::access::{check_grant, Refused};
+use locus_service::http::{json_error, ErrorBody};
 use locus_service::tls::PeerCertificate;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::node::Node;
+use crate::records::Record;
 
-/// Largest sealed pointer accepted.
-const MAX_SEALED_BYTES: usize = 4096;
+/// Largest retrieval body: the longest grant token, the base64 of the largest
+/// sealed pointer the index keeps, and room for the pointer id and the JSON.
+pub const BODY_LIMIT: usize = MAX_GRANT_TOKEN_LEN + MAX_SEALED_BYTES.div_ceil(3) * 4 + 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrieveRequest {
-    /// The grant token issued to the caller.
+    /// The grant token issued to the caller (a JWS in compact form).
     #[serde(default)]
+    #[schema(max_length = 16384)]
     pub grant: Option<String>,
-    #[schema(value_type = String)]
+    /// The pointer id the index returned.
+    #[schema(value_type = String, format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub pointer_id: PointerId,
-    /// The sealed pointer as the index returned it, base64.
+    /// The sealed pointer as the index returned it, base64 (1 to 4096 bytes).
+    /// Only checked against what this hospital published under `pointer_id`.
+    #[schema(min_length = 4, max_length = 5464, pattern = "^[A-Za-z0-9+/]*={0,2}$")]
     pub sealed: String,
+}
+
+impl RetrieveRequest {
+    /// Range checks at the edge: a malformed request is a 400, not a refusal.
+    /// Returns the sealed pointer's bytes.
+    fn validated(&self) -> Result<Vec<u8>, RetrieveError> {
+        if self
+            .grant
+            .as_ref()
+            .is_some_and(|g| g.len() > MAX_GRANT_TOKEN_LEN)
+        {
+            return Err(RetrieveError::BadRequest(format!(
+                "grant is longer than any grant token ({MAX_GRANT_TOKEN_LEN} bytes)"
+            )));
+        }
+        let sealed = BASE64
+            .decode(&self.sealed)
+            .map_err(|_| RetrieveError::BadRequest("sealed is not base64".into()))?;
+        if sealed.is_empty() || sealed.len() > MAX_SEALED_BYTES {
+            return Err(RetrieveError::BadRequest(format!(
+                "sealed must hold 1 to {MAX_SEALED_BYTES} bytes"
+            )));
+        }
+        Ok(sealed)
+    }
+}
+
+/// A JSON body that must be an object. serde's derived structs also accept a
+/// JSON array (fields by position), which would turn `[...]` into a request.
+#[derive(Debug)]
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                // The struct's own visitor still sees every key, so unknown and
+                // duplicate fields are refused as before.
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(JsonObject)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -61,11 +133,15 @@ pub enum RetrieveError {
     #[error(transparent)]
     Refused(#[from] Refused),
     #[error("{0}")]
-    BadRequest(&'static str),
+    BadRequest(String),
+    #[error("the directory's encryption key for the requester cannot be sealed to, so nothing is released")]
+    RequesterKey,
     #[error("the ledger cannot log this retrieval, so nothing is released")]
     LedgerUnavailable,
-    #[error("the record failed its integrity check and is not released")]
+    #[error("the record failed its integrity check at this hospital and is not released")]
     Integrity,
+    #[error("the released record could not be prepared")]
+    ReleaseFailed,
     #[error("the connector is unavailable")]
     Unavailable,
 }
@@ -78,8 +154,10 @@ impl RetrieveError {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "refused".into()),
             Self::BadRequest(_) => "bad_request".into(),
+            Self::RequesterKey => "requester_key_unusable".into(),
             Self::LedgerUnavailable => "ledger_unavailable".into(),
             Self::Integrity => "integrity".into(),
+            Self::ReleaseFailed => "release_failed".into(),
             Self::Unavailable => "unavailable".into(),
         }
     }
@@ -90,8 +168,10 @@ impl ResponseError for RetrieveError {
         match self {
             Self::Refused(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::RequesterKey => StatusCode::CONFLICT,
             Self::LedgerUnavailable | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Integrity => StatusCode::INTERNAL_SERVER_ERROR,
+            // Only this hospital's own store or clock can cause these.
+            Self::Integrity | Self::ReleaseFailed => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -108,14 +188,23 @@ impl ResponseError for RetrieveError {
 
 /// Releases one record under a grant (mutual TLS).
 #[utoipa::path(post, path = "/connector/retrieve", tag = "connector", request_body = RetrieveRequest,
-    responses((status = 200, body = RetrieveResponse), (status = 403, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "Released, after the retrieval was logged", body = RetrieveResponse),
+        (status = 400, description = "Malformed request: not a JSON object, unknown field, bad pointer id, sealed not base64 or out of range, grant too long; nothing logged", body = ErrorBody),
+        (status = 401, description = "No client certificate", body = ErrorBody),
+        (status = 403, description = "Refused and logged as access.refused; nothing released", body = ErrorBody),
+        (status = 405, description = "Not POST", body = ErrorBody),
+        (status = 409, description = "The requester's directory key cannot be sealed to; nothing logged", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 500, description = "This hospital's own record failed its integrity check", body = ErrorBody),
+        (status = 503, description = "The ledger or the store is unavailable; nothing released", body = ErrorBody)))]
 pub async fn retrieve(
     node: web::Data<Arc<Node>>,
     peer: PeerCertificate,
-    body: web::Json<RetrieveRequest>,
+    body: web::Json<JsonObject<RetrieveRequest>>,
 ) -> Result<web::Json<RetrieveResponse>, RetrieveError> {
-    let request = body.into_inner();
+    let request = body.into_inner().0;
     match release(&node, &peer, &request).await {
         Err(RetrieveError::Refused(refused)) => {
             node.log_refusal(&refused).await;
@@ -125,11 +214,18 @@ pub async fn retrieve(
     }
 }
 
-async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest) -> Result<RetrieveResponse, RetrieveError> {
+async fn release(
+    node: &Node,
+    peer: &PeerCertificate,
+    request: &RetrieveRequest,
+) -> Result<RetrieveResponse, RetrieveError> {
+    let sealed = request.validated()?;
     let now = chrono::Utc::now().timestamp();
-    let authorized = {
+    let (authorized, requester_key) = {
         let directory = node.directory.directory().read();
-        check_grant(&directory, request.grant.as_deref(), &peer.thumbprint, now)?
+        let authorized = check_grant(&directory, request.grant.as_deref(), &peer.thumbprint, now)?;
+        let key = directory.active(&authorized.requester).map(|m| m.x25519);
+        (authorized, key.ok_or(RetrieveError::Unavailable)?)
     };
     let claims = &authorized.claims;
     let refused = |reason, message| Refused {
@@ -144,37 +240,52 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
         Err(_) => return Err(RetrieveError::LedgerUnavailable),
     }
 
-    // Our own pointer, bound to this grant's patient: a pointer for another
-    // patient, or one that was altered, does not open.
-    let sealed = BASE64
-        .decode(&request.sealed)
-        .map_err(|_| RetrieveError::BadRequest("sealed is not base64"))?;
-    if sealed.len() > MAX_SEALED_BYTES {
-        return Err(RetrieveError::BadRequest("the sealed pointer is too large"));
+    // What this hospital published under this pointer id, from its own store.
+    let record = node
+        .published_record(request.pointer_id)
+        .await?
+        .ok_or_else(|| {
+            refused(
+                RefusalReason::TamperedPointer,
+                "the pointer is not one this hospital published",
+            )
+        })?;
+    if record.patient_key != claims.sub {
+        return Err(refused(
+            RefusalReason::WrongPatient,
+            "the record is not the granted patient's",
+        )
+        .into());
     }
-    let body = match PointerBody::open(&node.x25519, &sealed, &request.pointer_id, &claims.sub, &node.hospital) {
-        Ok(body) => body,
-        Err(_) => {
-            let reason = if node.pointer_of_other_patient(&request.pointer_id, claims).await {
-                (RefusalReason::WrongPatient, "the record is not the granted patient's")
-            } else {
-                (RefusalReason::TamperedPointer, "the pointer does not open")
-            };
-            return Err(refused(reason.0, reason.1).into());
-        }
-    };
-    // Anyone holding our public key can seal a pointer, so what it claims is
-    // not trusted: the record it names must be the current version published
-    // under exactly this pointer, and scope and dates are checked against the
-    // record as stored.
-    let (store, pointer) = (node.store.clone(), request.pointer_id);
-    let record = tokio::task::spawn_blocking(move || store.by_pointer(&pointer))
-        .await
-        .map_err(|_| RetrieveError::Unavailable)?
-        .map_err(|_| RetrieveError::Unavailable)?
-        .filter(|r| r.current && r.patient_key == claims.sub && r.commitment == body.commitment)
-        .ok_or_else(|| refused(RefusalReason::TamperedPointer, "the pointer is not a current pointer of this hospital"))?;
+    if record.withdrawn_at.is_some() {
+        return Err(refused(RefusalReason::TamperedPointer, "the pointer was withdrawn").into());
+    }
+    if !record.current {
+        return Err(refused(
+            RefusalReason::TamperedPointer,
+            "the pointer is superseded by a newer version of the record",
+        )
+        .into());
+    }
     let stored = crate::publish::pointer_body(&record).map_err(|_| RetrieveError::Integrity)?;
+    // The sealed body is a hint at most: it must be exactly what was published
+    // under this id for this patient, or the request was not made from it.
+    match PointerBody::open(
+        &node.x25519,
+        &sealed,
+        &request.pointer_id,
+        &claims.sub,
+        &node.hospital,
+    ) {
+        Ok(presented) if presented == stored => {}
+        _ => {
+            return Err(refused(
+                RefusalReason::TamperedPointer,
+                "the sealed pointer is not the one this hospital published under this id",
+            )
+            .into());
+        }
+    }
     if let Err(reason) = stored.permitted_by(claims) {
         let message = match reason {
             RefusalReason::OutOfDateRange => "the record is outside the grant's dates",
@@ -182,9 +293,22 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
         };
         return Err(refused(reason, message).into());
     }
+    // Releasable as stored: the content is what was committed to when it was
+    // published, and the requester's key can be sealed to.
+    if !record.verify_commitment() {
+        return Err(RetrieveError::Integrity);
+    }
+    seal_record(
+        &requester_key,
+        &request.pointer_id,
+        &claims.jti,
+        &authorized.requester,
+        &[],
+    )
+    .map_err(|_| RetrieveError::RequesterKey)?;
 
     // No log, no data: the retrieval is durable on the ledger before the
-    // record is even read.
+    // record leaves.
     let receipt = node
         .log(Event::RecordRetrieved(RecordRetrieved {
             requester: authorized.requester.clone(),
@@ -192,7 +316,7 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
             grant: claims.jti,
             subject: claims.sub,
             pointer: request.pointer_id,
-            commitment: body.commitment,
+            commitment: record.commitment,
         }))
         .await
         .map_err(|e| match e {
@@ -202,18 +326,8 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
             _ => RetrieveError::LedgerUnavailable,
         })?;
 
-    // The content must still be what was committed to when it was published.
-    if !record.verify_commitment() || !body.commits_to(record.content.as_bytes()) {
-        return Err(RetrieveError::Integrity);
-    }
-
-    let requester = node
-        .directory
-        .directory()
-        .read()
-        .active(&authorized.requester)
-        .map(|m| m.x25519)
-        .ok_or(RetrieveError::Unavailable)?;
+    // From here on every input is this hospital's own: the stored record, the
+    // key checked above, the ledger's receipt.
     let provenance = SignedProvenance::sign(
         Provenance {
             custodian: node.hospital.clone(),
@@ -228,15 +342,21 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
         },
         &node.key,
     )
-    .map_err(|_| RetrieveError::Integrity)?;
+    .map_err(|_| RetrieveError::ReleaseFailed)?;
     let released = ReleasedRecord {
         content: record.content,
         salt: URL_SAFE_NO_PAD.encode(record.salt),
         provenance,
     };
-    let plaintext = serde_json::to_vec(&released).map_err(|_| RetrieveError::Integrity)?;
-    let sealed_record = seal_record(&requester, &request.pointer_id, &claims.jti, &authorized.requester, &plaintext)
-        .map_err(|_| RetrieveError::Integrity)?;
+    let plaintext = serde_json::to_vec(&released).map_err(|_| RetrieveError::ReleaseFailed)?;
+    let sealed_record = seal_record(
+        &requester_key,
+        &request.pointer_id,
+        &claims.jti,
+        &authorized.requester,
+        &plaintext,
+    )
+    .map_err(|_| RetrieveError::ReleaseFailed)?;
     Ok(RetrieveResponse {
         sealed_record: BASE64.encode(sealed_record),
         receipt,
@@ -244,12 +364,15 @@ async fn release(node: &Node, peer: &PeerCertificate, request: &RetrieveRequest)
 }
 
 impl Node {
-    /// Whether `pointer` is one of ours, for another patient than the grant's.
-    async fn pointer_of_other_patient(&self, pointer: &PointerId, claims: &locus_protocol::grant::GrantClaims) -> bool {
-        let (store, pointer) = (self.store.clone(), *pointer);
-        match tokio::task::spawn_blocking(move || store.by_pointer(&pointer)).await {
-            Ok(Ok(Some(record))) => record.patient_key != claims.sub,
-            _ => false,
-        }
+    /// The record version this hospital published under `pointer`, if any.
+    async fn published_record(&self, pointer: PointerId) -> Result<Option<Record>, RetrieveError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.by_pointer(&pointer))
+            .await
+            .map_err(|_| RetrieveError::Unavailable)?
+            .map_err(|e| match e {
+                crate::records::StoreError::Corrupt { .. } => RetrieveError::Integrity,
+                _ => RetrieveError::Unavailable,
+            })
     }
 }

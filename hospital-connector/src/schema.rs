@@ -15,6 +15,7 @@ diesel::table! {
         imported_at -> BigInt,
         published_pointer -> Nullable<Text>,
         current -> Bool,
+        withdrawn_at -> Nullable<BigInt>,
     }
 }
 

@@ -5,15 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
 use locus_protocol::ids::{HospitalId, MemberId};
-use locus_service::config::{ConfigError, authority_key, required};
+use locus_service::config::{authority_key, required, ConfigError};
 use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::{load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key};
-use locus_service::http::{json_extractors, not_found};
+use locus_service::files::{
+    load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
+};
+use locus_service::http::{json_config, json_error, json_extractors, not_found};
 use locus_service::tls::{http_client, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
@@ -21,8 +23,8 @@ use crate::config::Config;
 use crate::node::Node;
 use crate::records::RecordStore;
 
-/// Largest request body: a grant, a pointer id and a sealed pointer.
-const BODY_LIMIT: usize = 64 * 1024;
+/// Bodies outside the routes that bound their own: none of them takes one.
+const DEFAULT_BODY_LIMIT: usize = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -52,7 +54,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,10 +100,24 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/openapi.json", web::get().to(openapi))
-                .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
-                .route("/connector/retrieve", web::post().to(crate::retrieve::retrieve))
+                .configure(|cfg| json_extractors(cfg, DEFAULT_BODY_LIMIT))
+                .service(
+                    web::resource("/healthz")
+                        .route(web::get().to(healthz))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/openapi.json")
+                        .route(web::get().to(openapi))
+                        .default_service(web::to(|| method_not_allowed("GET"))),
+                )
+                .service(
+                    web::resource("/connector/retrieve")
+                        .app_data(json_config(crate::retrieve::BODY_LIMIT))
+                        .app_data(web::PayloadConfig::default().limit(crate::retrieve::BODY_LIMIT))
+                        .route(web::post().to(crate::retrieve::retrieve))
+                        .default_service(web::to(|| method_not_allowed("POST"))),
+                )
                 .default_service(web::to(not_found))
         })
         .on_connect(record_peer_certificate)
@@ -161,9 +179,14 @@ impl Application {
         let witnessing = actix_web::rt::spawn(async move {
             loop {
                 match witness.witness_once().await {
-                    Ok(crate::witness::Witnessed::Cosigned(size)) => tracing::debug!(size, "checkpoint cosigned"),
+                    Ok(crate::witness::Witnessed::Cosigned(size)) => {
+                        tracing::debug!(size, "checkpoint cosigned")
+                    }
                     Ok(crate::witness::Witnessed::AlreadyCosigned(_)) => {}
-                    Err(e @ (crate::witness::WitnessError::Conflict { .. } | crate::witness::WitnessError::Stopped)) => {
+                    Err(
+                        e @ (crate::witness::WitnessError::Conflict { .. }
+                        | crate::witness::WitnessError::Stopped),
+                    ) => {
                         tracing::error!(error = %e, "the ledger's history is not append-only");
                     }
                     Err(e) => tracing::warn!(error = %e, "witnessing will be retried"),
@@ -177,6 +200,21 @@ impl Application {
         witnessing.abort();
         result
     }
+}
+
+/// A known route asked with another method: 405, with the same JSON error as
+/// every other refusal.
+async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = json_error(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("this route answers {allow} only"),
+    );
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
 }
 
 async fn healthz() -> HttpResponse {
