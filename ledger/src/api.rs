@@ -5,8 +5,8 @@
 //! Everything served is covered by the newest signed checkpoint.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt as _;
@@ -24,11 +24,16 @@ use crate::wire::{
 };
 use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
+use locus_service::http::{Json, json_config, stored_int};
 
 const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
 /// How far ahead of the ledger's clock a witness's cosignature may be dated.
 const MAX_COSIGNATURE_SKEW_SECS: i64 = 300;
+/// Largest cosignature submission: a tree size and one signature line (a
+/// member id of at most 64 characters and 76 bytes of signature in base64),
+/// with room for JSON escapes and whitespace.
+pub const COSIGNATURE_BODY_LIMIT: usize = 1024;
 
 /// What the ledger routes need.
 #[derive(Debug, Clone)]
@@ -131,6 +136,12 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
+/// A number from the request that storage must be able to hold.
+fn in_storage(field: &str, value: u64) -> Result<u64, ApiError> {
+    stored_int(field, value).map_err(|e| ApiError::BadRequest(e.message))?;
+    Ok(value)
+}
+
 fn proof_error(e: ProofError<StoreError>) -> ApiError {
     match e {
         ProofError::Store(e) => ApiError::Store(e),
@@ -140,19 +151,27 @@ fn proof_error(e: ProofError<StoreError>) -> ApiError {
 
 /// Registers the ledger routes under `/ledger`. The host app installs
 /// `locus_service::http::json_extractors` so malformed queries get JSON errors.
+/// Each path is one resource, so a wrong method is a 405 naming the right ones.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/ledger")
-            .route("/checkpoint", web::get().to(checkpoint))
-            .route("/checkpoints", web::get().to(checkpoints))
-            .route("/cosignatures", web::post().to(cosign))
-            .route("/vkey", web::get().to(vkey))
-            .route("/entries", web::post().to(submit))
-            .route("/entries", web::get().to(query_entries))
-            .route("/entries/{index}", web::get().to(entry_by_index))
-            .route("/proof/inclusion", web::get().to(prove_inclusion))
-            .route("/proof/consistency", web::get().to(prove_consistency))
-            .route("/tile/{path:.*}", web::get().to(tile)),
+            .service(web::resource("/checkpoint").route(web::get().to(checkpoint)))
+            .service(web::resource("/checkpoints").route(web::get().to(checkpoints)))
+            .service(
+                web::resource("/cosignatures")
+                    .app_data(json_config(COSIGNATURE_BODY_LIMIT))
+                    .route(web::post().to(cosign)),
+            )
+            .service(web::resource("/vkey").route(web::get().to(vkey)))
+            .service(
+                web::resource("/entries")
+                    .route(web::get().to(query_entries))
+                    .route(web::post().to(submit)),
+            )
+            .service(web::resource("/entries/{index}").route(web::get().to(entry_by_index)))
+            .service(web::resource("/proof/inclusion").route(web::get().to(prove_inclusion)))
+            .service(web::resource("/proof/consistency").route(web::get().to(prove_consistency)))
+            .service(web::resource("/tile/{path:.*}").route(web::get().to(tile))),
     );
 }
 
@@ -167,7 +186,8 @@ fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<String> {
 /// The newest signed checkpoint (C2SP signed note), with the cosignatures
 /// witnesses have sent for it so far as further signature lines.
 #[utoipa::path(get, path = "/ledger/checkpoint", tag = "ledger",
-    responses((status = 200, description = "C2SP tlog-checkpoint in a signed note", content_type = "text/plain")))]
+    responses((status = 200, description = "C2SP tlog-checkpoint in a signed note", body = String, content_type = "text/plain"),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn checkpoint(state: web::Data<LedgerState>) -> Result<HttpResponse, ApiError> {
     let published = published(&state)?;
     let store = state.store.clone();
@@ -193,15 +213,19 @@ fn with_cosignatures(mut note: String, cosignatures: Vec<Cosignature>) -> String
 #[serde(deny_unknown_fields)]
 pub struct CheckpointsQuery {
     /// The smallest tree size to list (default 0).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub from: Option<u64>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
 /// Every checkpoint the ledger signed, oldest first, each with its witnesses'
 /// cosignatures: an auditor checks each against the next.
 #[utoipa::path(get, path = "/ledger/checkpoints", tag = "ledger", params(CheckpointsQuery),
-    responses((status = 200, body = CheckpointPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = CheckpointPage),
+        (status = 400, description = "A malformed or out-of-range query", body = ErrorBody),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn checkpoints(
     state: web::Data<LedgerState>,
     query: web::Query<CheckpointsQuery>,
@@ -211,11 +235,11 @@ pub async fn checkpoints(
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}")));
     }
+    let from = in_storage("from", from.unwrap_or(0))?;
     // Only what the newest published checkpoint covers: a checkpoint being
     // signed right now is not served before it is published.
     let until = published(&state)?.size;
     let store = state.store.clone();
-    let from = from.unwrap_or(0);
     let rows = web::block(move || store.checkpoints_with_cosignatures(from, until, i64::from(limit))).await??;
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|(c, _)| c.tree_size as u64 + 1))
@@ -237,12 +261,18 @@ pub async fn checkpoints(
 #[utoipa::path(post, path = "/ledger/cosignatures", tag = "ledger",
     request_body = CosignatureSubmission,
     responses((status = 204, description = "Stored, or already stored"),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, description = "Not a JSON object of this shape, a tree size beyond storage, not a signature line, or dated in the future", body = ErrorBody),
+        (status = 403, description = "Not an active witness, or the cosignature does not verify", body = ErrorBody),
+        (status = 404, description = "The ledger signed no checkpoint of this size", body = ErrorBody),
+        (status = 413, description = "The body is over 1024 bytes", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn cosign(
     state: web::Data<LedgerState>,
-    body: web::Json<CosignatureSubmission>,
+    body: Json<CosignatureSubmission>,
 ) -> Result<HttpResponse, ApiError> {
     let CosignatureSubmission { tree_size, cosignature } = body.into_inner();
+    in_storage("tree_size", tree_size)?;
     let signature = parse_signature_line(&cosignature)
         .map_err(|_| ApiError::BadRequest("the cosignature is not a signed-note signature line".into()))?;
     let witness: MemberId = signature
@@ -287,7 +317,7 @@ pub async fn cosign(
 /// The log's public key in C2SP vkey form. Pin it from the consortium
 /// directory; this copy is a convenience.
 #[utoipa::path(get, path = "/ledger/vkey", tag = "ledger",
-    responses((status = 200, description = "C2SP note verifier key", content_type = "text/plain")))]
+    responses((status = 200, description = "C2SP note verifier key", body = String, content_type = "text/plain")))]
 pub async fn vkey(state: web::Data<LedgerState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/plain; charset=utf-8"))
@@ -300,12 +330,24 @@ pub async fn vkey(state: web::Data<LedgerState>) -> HttpResponse {
     request_body(content = String, description = "A signed entry, RFC 8785 canonical JSON", content_type = "application/json"),
     responses(
         (status = 200, body = Receipt),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 400, description = "Not a canonical signed entry, or dated too far from the ledger's clock", body = ErrorBody),
+        (status = 403, description = "Unknown or inactive submitter, a bad signature, an entry the submitter may not log, or an access under a revoked grant", body = ErrorBody),
+        (status = 413, description = "The entry is over 65,535 bytes", body = ErrorBody),
+        (status = 503, description = "The ledger is busy or cannot write", body = ErrorBody)))]
 pub async fn submit(
     state: web::Data<LedgerState>,
+    request: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<web::Json<Receipt>, ApiError> {
+    // A declared length over the limit is refused before reading anything.
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_ENTRY_BYTES as u64) {
+        return Err(SubmitError::TooLarge.into());
+    }
     // Read by hand so an oversized body is refused with our own error, early.
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -321,15 +363,19 @@ pub async fn submit(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionQuery {
-    /// Leaf index.
+    /// Leaf index, below `size`.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub index: u64,
     /// Tree size, at most the newest checkpoint's.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub size: u64,
 }
 
 /// RFC 9162 inclusion proof of leaf `index` in the tree of `size` leaves.
 #[utoipa::path(get, path = "/ledger/proof/inclusion", tag = "ledger", params(InclusionQuery),
-    responses((status = 200, body = InclusionProof), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = InclusionProof),
+        (status = 400, description = "A malformed query, an index not below the size, or a size beyond the newest checkpoint", body = ErrorBody),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn prove_inclusion(
     state: web::Data<LedgerState>,
     query: web::Query<InclusionQuery>,
@@ -353,13 +399,19 @@ pub async fn prove_inclusion(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
+    /// The older tree size, at least 1.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub first: u64,
+    /// The newer tree size, at most the newest checkpoint's.
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub second: u64,
 }
 
 /// RFC 9162 consistency proof between tree sizes `first` and `second`.
 #[utoipa::path(get, path = "/ledger/proof/consistency", tag = "ledger", params(ConsistencyQuery),
-    responses((status = 200, body = ConsistencyProof), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = ConsistencyProof),
+        (status = 400, description = "A malformed query, first 0 or above second, or second beyond the newest checkpoint", body = ErrorBody),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn prove_consistency(
     state: web::Data<LedgerState>,
     query: web::Query<ConsistencyQuery>,
@@ -394,8 +446,11 @@ fn check_size(state: &LedgerState, size: u64) -> Result<Published, ApiError> {
 /// A C2SP tlog-tiles resource: `tile/<L>/<N>[.p/<W>]` (hashes) or
 /// `tile/entries/<N>[.p/<W>]` (entry bundles).
 #[utoipa::path(get, path = "/ledger/tile/{path}", tag = "ledger",
-    params(("path" = String, Path, description = "tile path as in C2SP tlog-tiles")),
-    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]` as in C2SP tlog-tiles",
+        pattern = "^([0-9]|[1-5][0-9]|6[0-3]|entries)/(x[0-9]{3}/)*[0-9]{3}(\\.p/([1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]))?$")),
+    responses((status = 200, description = "Tile hashes or an entry bundle", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "Not a canonical tile path, or a tile beyond the published tree", body = ErrorBody),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn tile(
     state: web::Data<LedgerState>,
     path: web::Path<String>,
@@ -423,8 +478,9 @@ pub async fn tile(
             let end = start + u64::from(width);
             let bodies = web::block(move || store.entry_bodies(start, end)).await??;
             let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_bytes()).collect();
-            let bundle =
-                encode_entry_bundle(&refs).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            // Every logged entry fits a bundle (the sequencer takes none larger).
+            let bundle = encode_entry_bundle(&refs)
+                .map_err(|_| ApiError::Internal("a stored entry does not fit an entry bundle"))?;
             (bundle, width)
         }
     };
@@ -445,20 +501,28 @@ pub async fn tile(
 pub struct EntryQuery {
     /// Entry type, e.g. `record.retrieved`.
     #[serde(rename = "type")]
+    #[param(pattern = "^[a-z._]{1,64}$", max_length = 64)]
     pub entry_type: Option<String>,
     /// Member id of the submitter.
+    #[param(pattern = "^[a-z](-?[a-z0-9])*$", max_length = 64)]
     pub submitter: Option<String>,
-    /// Patient key (64 hex characters).
+    /// Patient key (64 lowercase hex characters).
+    #[param(pattern = "^[0-9a-f]{64}$", min_length = 64, max_length = 64)]
     pub subject: Option<String>,
-    /// Grant id.
+    /// Grant id (a lowercase hyphenated UUID).
+    #[param(format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub grant: Option<String>,
     /// Entry time from (inclusive), RFC 3339.
+    #[param(format = DateTime)]
     pub from: Option<String>,
-    /// Entry time until (exclusive), RFC 3339.
+    /// Entry time until (exclusive), RFC 3339, not before `from`.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Paging cursor: entries after this index.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -493,12 +557,19 @@ impl EntryQuery {
         }
         let after = self
             .after
-            .map(|a| i64::try_from(a).map_err(|_| ApiError::BadRequest("after is too large".into())))
+            .map(|a| stored_int("after", a).map_err(|e| ApiError::BadRequest(e.message)))
             .transpose()?;
+        let from_ms = parse_time("from", self.from.as_deref())?;
+        let until_ms = parse_time("until", self.until.as_deref())?;
+        if let (Some(from), Some(until)) = (from_ms, until_ms) {
+            if from > until {
+                return Err(ApiError::BadRequest("from is later than until".into()));
+            }
+        }
         Ok((
             EntryFilter {
-                from_ms: parse_time("from", self.from.as_deref())?,
-                until_ms: parse_time("until", self.until.as_deref())?,
+                from_ms,
+                until_ms,
                 entry_type: self.entry_type,
                 submitter: validated::<MemberId>("submitter", self.submitter)?,
                 subject: validated::<PatientKey>("subject", self.subject)?,
@@ -522,7 +593,9 @@ fn logged(entry: Entry) -> Result<LoggedEntry, ApiError> {
 
 /// Entries by type, submitter, patient key, grant and time, in log order, paged.
 #[utoipa::path(get, path = "/ledger/entries", tag = "ledger", params(EntryQuery),
-    responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = EntryPage),
+        (status = 400, description = "A malformed or out-of-range query", body = ErrorBody),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn query_entries(
     state: web::Data<LedgerState>,
     query: web::Query<EntryQuery>,
@@ -540,8 +613,10 @@ pub async fn query_entries(
 
 /// One entry by its index in the log.
 #[utoipa::path(get, path = "/ledger/entries/{index}", tag = "ledger",
-    params(("index" = u64, Path, description = "leaf index")),
-    responses((status = 200, body = LoggedEntry), (status = 404, body = ErrorBody)))]
+    params(("index" = u64, Path, description = "leaf index", minimum = 0)),
+    responses((status = 200, body = LoggedEntry),
+        (status = 404, description = "Not a leaf index of the published tree", body = ErrorBody),
+        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn entry_by_index(
     state: web::Data<LedgerState>,
     index: web::Path<u64>,

@@ -10,6 +10,7 @@ pub struct Receipt {
     /// Position of the entry in the log.
     pub index: u64,
     /// RFC 9162 leaf hash of the entry, base64.
+    #[schema(value_type = locus_service::openapi::HashBase64)]
     pub leaf_hash: String,
 }
 
@@ -18,6 +19,7 @@ pub struct InclusionProof {
     pub index: u64,
     pub size: u64,
     /// Sibling hashes from the leaf up, base64.
+    #[schema(value_type = Vec<locus_service::openapi::HashBase64>, max_items = 64)]
     pub proof: Vec<String>,
 }
 
@@ -26,12 +28,14 @@ pub struct ConsistencyProof {
     pub first: u64,
     pub second: u64,
     /// RFC 9162 consistency proof, base64.
+    #[schema(value_type = Vec<locus_service::openapi::HashBase64>, max_items = 128)]
     pub proof: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoggedEntry {
     pub index: u64,
+    #[schema(value_type = locus_service::openapi::HashBase64)]
     pub leaf_hash: String,
     pub sequenced_at_ms: i64,
     /// The signed entry exactly as logged (canonical JSON).
@@ -56,8 +60,13 @@ pub const GRANT_REVOKED_CODE: &str = "grant_revoked";
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CosignatureSubmission {
+    /// The size of a checkpoint the ledger signed.
+    #[schema(minimum = 1, maximum = 9223372036854775807_i64)]
     pub tree_size: u64,
-    /// The C2SP tlog-cosignature line (`— <witness> <base64>`), without its newline.
+    /// The C2SP tlog-cosignature line (`— <witness> <base64>`), without its
+    /// newline: the witness's member id, then its key hash, timestamp and
+    /// signature (76 bytes) in base64.
+    #[schema(pattern = "^— [a-z](-?[a-z0-9])* [A-Za-z0-9+/]{102}==$", min_length = 108, max_length = 171)]
     pub cosignature: String,
 }
 
