@@ -14,10 +14,11 @@ use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
+use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
 use locus_service::access::{Refused, check_discovery};
-use locus_service::http::{ErrorBody, json_config, json_error};
+use locus_service::http::{ErrorBody, Json, json_config, json_error};
 use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,29 +29,49 @@ use crate::pointers::{NewPointer, PointerError, PointerStore};
 pub const MAX_BATCH: usize = 1000;
 /// Largest sealed pointer accepted, in bytes.
 pub const MAX_SEALED_BYTES: usize = 4096;
-const PUBLISH_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Most scope tags one pointer carries.
+pub const MAX_SCOPE_TAGS: usize = 64;
 const REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
+
+// Each route takes the largest body its limits allow, written compactly, and
+// a little room for whitespace: nothing more is read.
+const UUID_JSON: usize = 36 + 3; // quoted, and a comma
+const HEX32_JSON: usize = 64 + 3;
+const JSON_SLACK: usize = 1024;
+/// The largest `PublishedPointer`: its ids, every scope tag and the largest
+/// sealed body in base64, with the field names.
+const POINTER_JSON: usize = 128 + 2 * UUID_JSON + HEX32_JSON * (1 + MAX_SCOPE_TAGS) + MAX_SEALED_BYTES.div_ceil(3) * 4;
+/// `POST /index/pointers`: a full batch of the largest pointers (about 10 MB).
+pub const PUBLISH_BODY_LIMIT: usize = MAX_BATCH * (POINTER_JSON + 1) + JSON_SLACK;
+/// `POST /index/pointers/withdraw`: a full batch of pointer ids.
+pub const WITHDRAW_BODY_LIMIT: usize = MAX_BATCH * UUID_JSON + JSON_SLACK;
+/// `POST /index/discover`: the longest discovery token.
+pub const DISCOVER_BODY_LIMIT: usize = MAX_GRANT_TOKEN_LEN + JSON_SLACK;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
+    /// 1 to 1000 pointers, published all or none.
+    #[schema(min_items = 1, max_items = 1000)]
     pub pointers: Vec<PublishedPointer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishedPointer {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PointerId)]
     pub pointer_id: PointerId,
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PatientKey)]
     pub patient_key: PatientKey,
-    #[schema(value_type = Vec<String>)]
+    /// 1 to 64 blinded tags the pointer is discoverable under.
+    #[schema(value_type = Vec<locus_service::openapi::ScopeTag>, min_items = 1, max_items = 64)]
     pub scope_tags: Vec<ScopeTag>,
-    /// HPKE-sealed pointer body, base64.
+    /// HPKE-sealed pointer body, 1 to 4096 bytes in standard base64.
+    #[schema(min_length = 4, max_length = 5464, pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
     pub sealed: String,
     /// A pointer of the same custodian this one replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<locus_service::openapi::PointerId>)]
     pub supersedes: Option<PointerId>,
 }
 
@@ -63,26 +84,36 @@ pub struct PublishResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawRequest {
-    #[schema(value_type = Vec<String>)]
+    /// 1 to 1000 of the caller's active pointers.
+    #[schema(value_type = Vec<locus_service::openapi::PointerId>, min_items = 1, max_items = 1000)]
     pub pointer_ids: Vec<PointerId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawResponse {
+    /// Pointers withdrawn.
+    pub withdrawn: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverRequest {
-    /// The discovery token of a grant issued to the caller (EdDSA JWT): the
-    /// patient, the validity and the blinded tags, nothing else.
+    /// The discovery token of a grant issued to the caller (EdDSA JWT, JWS
+    /// compact form): the patient, the validity and the blinded tags, nothing
+    /// else. Absent or empty: refused, and the refusal logged.
     #[serde(default)]
+    #[schema(max_length = 16384)]
     pub discovery: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DiscoveredPointer {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PointerId)]
     pub pointer_id: PointerId,
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::MemberId)]
     pub custodian: HospitalId,
-    /// Sealed to the custodian; only it can open this.
+    /// Sealed to the custodian; only it can open this. Standard base64.
+    #[schema(min_length = 4, max_length = 5464, pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
     pub sealed: String,
     pub published_at_ms: i64,
 }
@@ -177,13 +208,26 @@ impl ResponseError for IndexError {
     }
 }
 
+/// Registers the index routes, each path one resource (a wrong method is a
+/// 405 naming the right one) bounding its own body.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/index")
-            .app_data(json_config(PUBLISH_BODY_LIMIT))
-            .route("/pointers", web::post().to(publish))
-            .route("/pointers/withdraw", web::post().to(withdraw))
-            .route("/discover", web::post().to(discover)),
+            .service(
+                web::resource("/pointers")
+                    .app_data(json_config(PUBLISH_BODY_LIMIT))
+                    .route(web::post().to(publish)),
+            )
+            .service(
+                web::resource("/pointers/withdraw")
+                    .app_data(json_config(WITHDRAW_BODY_LIMIT))
+                    .route(web::post().to(withdraw)),
+            )
+            .service(
+                web::resource("/discover")
+                    .app_data(json_config(DISCOVER_BODY_LIMIT))
+                    .route(web::post().to(discover)),
+            ),
     );
 }
 
@@ -219,12 +263,18 @@ impl IndexState {
 
 /// Publishes a batch of the caller's sealed pointers (all or nothing).
 #[utoipa::path(post, path = "/index/pointers", tag = "index", request_body = PublishRequest,
-    responses((status = 200, body = PublishResponse), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 200, body = PublishResponse),
+        (status = 400, description = "Not a JSON object of this shape, or a batch, tag list or sealed body out of bounds", body = ErrorBody),
+        (status = 401, description = "No client certificate", body = ErrorBody),
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 409, description = "A pointer id taken with other content, or a superseded pointer not the caller's", body = ErrorBody),
+        (status = 413, description = "A sealed body over 4096 bytes, or a body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn publish(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
-    body: web::Json<PublishRequest>,
+    body: Json<PublishRequest>,
 ) -> Result<web::Json<PublishResponse>, IndexError> {
     let custodian = state.custodian(&peer)?;
     let request = body.into_inner();
@@ -239,8 +289,8 @@ pub async fn publish(
         if sealed.is_empty() || sealed.len() > MAX_SEALED_BYTES {
             return Err(IndexError::TooLarge(format!("a sealed pointer holds 1 to {MAX_SEALED_BYTES} bytes")));
         }
-        if p.scope_tags.is_empty() || p.scope_tags.len() > 64 {
-            return Err(IndexError::BadRequest("a pointer carries 1 to 64 scope tags".into()));
+        if p.scope_tags.is_empty() || p.scope_tags.len() > MAX_SCOPE_TAGS {
+            return Err(IndexError::BadRequest(format!("a pointer carries 1 to {MAX_SCOPE_TAGS} scope tags")));
         }
         batch.push(NewPointer {
             pointer_id: p.pointer_id,
@@ -258,12 +308,19 @@ pub async fn publish(
 
 /// Withdraws some of the caller's pointers.
 #[utoipa::path(post, path = "/index/pointers/withdraw", tag = "index", request_body = WithdrawRequest,
-    responses((status = 200, body = PublishResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WithdrawResponse),
+        (status = 400, description = "Not a JSON object of this shape, or a batch out of bounds", body = ErrorBody),
+        (status = 401, description = "No client certificate", body = ErrorBody),
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 404, description = "A pointer that is not one of the caller's active pointers", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
 pub async fn withdraw(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
-    body: web::Json<WithdrawRequest>,
-) -> Result<HttpResponse, IndexError> {
+    body: Json<WithdrawRequest>,
+) -> Result<web::Json<WithdrawResponse>, IndexError> {
     let custodian = state.custodian(&peer)?;
     let ids = body.into_inner().pointer_ids;
     if ids.is_empty() || ids.len() > MAX_BATCH {
@@ -271,17 +328,29 @@ pub async fn withdraw(
     }
     let store = state.pointers.clone();
     let withdrawn = web::block(move || store.withdraw(&custodian, &ids)).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "withdrawn": withdrawn })))
+    Ok(web::Json(WithdrawResponse { withdrawn }))
 }
 
 /// The pointers the caller's grant covers, and nothing about the others.
 #[utoipa::path(post, path = "/index/discover", tag = "index", request_body = DiscoverRequest,
-    responses((status = 200, body = DiscoverResponse), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = DiscoverResponse),
+        (status = 400, description = "Not a JSON object of this shape, or a token longer than any discovery token (not logged)", body = ErrorBody),
+        (status = 401, description = "No client certificate", body = ErrorBody),
+        (status = 403, description = "No grant, or one that does not hold for the caller (logged as a refusal)", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "The ledger cannot log the discovery, or storage unavailable", body = ErrorBody)))]
 pub async fn discover(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
-    body: web::Json<DiscoverRequest>,
+    body: Json<DiscoverRequest>,
 ) -> Result<web::Json<DiscoverResponse>, IndexError> {
+    // Malformed is not a refusal: only a request that could be a discovery is logged.
+    if body.discovery.as_ref().is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN) {
+        return Err(IndexError::BadRequest(format!(
+            "discovery is longer than any discovery token ({MAX_GRANT_TOKEN_LEN} bytes)"
+        )));
+    }
     let now = chrono::Utc::now().timestamp();
     let checked = {
         let directory = state.directory.read();
@@ -347,8 +416,8 @@ pub async fn discover(
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     paths(publish, withdraw, discover),
-    components(schemas(PublishRequest, PublishedPointer, PublishResponse, WithdrawRequest, DiscoverRequest,
-        DiscoveredPointer, DiscoverResponse, ErrorBody)),
+    components(schemas(PublishRequest, PublishedPointer, PublishResponse, WithdrawRequest, WithdrawResponse,
+        DiscoverRequest, DiscoveredPointer, DiscoverResponse, ErrorBody)),
     tags((name = "index", description = "The hashed index of sealed pointers (mutual TLS)"))
 )]
 pub struct IndexApiDoc;

@@ -14,7 +14,7 @@ use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{MAX_ENTRY_BYTES, Sequencer, SequencerConfig};
-use locus_service::http::{json_extractors, not_found};
+use locus_service::http::{HttpEdges, json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
 use locus_service::files::{load_or_create_signing_key, write_secret_file};
@@ -122,14 +122,16 @@ impl Application {
                 .app_data(ledger_state.clone())
                 .app_data(index_state.clone())
                 .app_data(registry.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(metrics_text))
-                .route("/openapi.json", web::get().to(openapi))
+                .service(web::resource("/healthz").route(web::get().to(healthz)))
+                .service(web::resource("/readyz").route(web::get().to(readyz)))
+                .service(web::resource("/metrics").route(web::get().to(metrics_text)))
+                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
                 .configure(|cfg| json_extractors(cfg, MAX_ENTRY_BYTES))
                 .configure(locus_ledger::api::configure)
                 .configure(crate::api::configure)
                 .default_service(web::to(not_found))
+                // Outermost, so every error response it sees has the JSON body.
+                .wrap(HttpEdges)
         })
         .on_connect(record_peer_certificate)
         .shutdown_timeout(10);

@@ -34,6 +34,7 @@ use std::rc::Rc;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
@@ -240,25 +241,33 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         if let Err(refusal) = head_within_limits(&req) {
+            tracing::info!(
+                status = refusal.status.as_u16(),
+                code = refusal.code,
+                "request head refused"
+            );
             let response = req
                 .into_response(refusal.error_response())
                 .map_into_right_body();
             return Box::pin(ready(Ok(response)));
         }
-        let request = req.request().clone();
         let call = self.service.call(req);
         Box::pin(async move {
-            let response = match call.await {
-                Ok(response) => response,
-                Err(e) => {
-                    let response = ServiceResponse::new(request, e.error_response());
-                    return Ok(as_json_error(response.map_into_boxed_body()).map_into_right_body());
+            // An error raised by a middleware further in reaches the
+            // dispatcher as an error, not a response: its response is made
+            // JSON and carried on.
+            let response = call.await.map_err(|e| {
+                let response = e.error_response();
+                if is_json(&response) {
+                    return e;
                 }
-            };
+                InternalError::from_response(e.to_string(), as_json_error(response)).into()
+            })?;
             if response.status().as_u16() < 400 || is_json(response.response()) {
                 return Ok(response.map_into_left_body());
             }
-            Ok(as_json_error(response.map_into_boxed_body()).map_into_right_body())
+            let (request, response) = response.map_into_boxed_body().into_parts();
+            Ok(ServiceResponse::new(request, as_json_error(response)).map_into_right_body())
         })
     }
 }
@@ -296,13 +305,11 @@ fn is_json<B>(response: &HttpResponse<B>) -> bool {
 }
 
 /// The JSON error body for a bare error response, status and other headers kept.
-fn as_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
-    if is_json(response.response()) {
+fn as_json_error(response: HttpResponse) -> HttpResponse {
+    if is_json(&response) {
         return response;
     }
-    let (request, response) = response.into_parts();
-    let status = response.status();
-    let (code, message) = describe(status);
+    let (code, message) = describe(response.status());
     let body = serde_json::to_vec(&ErrorBody {
         error: code,
         message: message.to_owned(),
@@ -312,7 +319,7 @@ fn as_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
     let headers = response.headers_mut();
     headers.remove(CONTENT_LENGTH);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    ServiceResponse::new(request, response)
+    response
 }
 
 /// A code and a sentence for a status raised outside any service's own errors.
