@@ -4,20 +4,20 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use base64::Engine as _;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use locus_protocol::consent::{Decision, Revocation, StandingRule};
+use base64::Engine as _;
+use locus_protocol::consent::{Decision, Revocation, RuleRevocation, StandingRule};
 use locus_protocol::device::DeviceKeyId;
 use locus_protocol::grant::{DataPeriod, GrantClaims, PurposeOfUse};
+use locus_protocol::ids::{GrantId, RuleId};
 use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::scope::ScopeSet;
-use locus_protocol::ids::{GrantId, RuleId};
-use locus_service::http::{ErrorBody, json_error};
+use locus_service::http::{json_error, ErrorBody};
 use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::ToSchema;
 
 use crate::service::{Consent, ConsentError, HistoryEvent};
 use crate::session::Session;
@@ -29,8 +29,9 @@ impl ResponseError for ConsentError {
             Self::BadCode | Self::Unauthenticated | Self::BadSignature => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::AlreadyDecided => StatusCode::CONFLICT,
-            Self::Ledger(_) | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AlreadyDecided | Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Ledger(_) | Self::Pending | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -44,7 +45,10 @@ impl ResponseError for ConsentError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::AlreadyDecided => "already_decided",
-            Self::Ledger(_) => "ledger_unavailable",
+            Self::Conflict(_) => "conflict",
+            Self::TooMany(_) => "too_many_requests",
+            Self::Ledger(_) => "ledger_refused",
+            Self::Pending => "ledger_unavailable",
             Self::Unavailable => "unavailable",
         };
         if self.status_code().is_server_error() {
@@ -52,7 +56,15 @@ impl ResponseError for ConsentError {
         } else {
             tracing::info!(code, "consent request refused");
         }
-        json_error(self.status_code(), code, &self.to_string())
+        let mut response = json_error(self.status_code(), code, &self.to_string());
+        if let Self::TooMany(wait) = self {
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }
 
@@ -64,14 +76,40 @@ fn signature(encoded: &str) -> Result<Vec<u8>, ConsentError> {
         .map_err(|_| ConsentError::BadRequest("signature is not base64url".into()))
 }
 
-fn session(state: &Consent, req: &HttpRequest) -> Result<Session, ConsentError> {
+/// The signed-in patient: a valid session of a device still enrolled.
+async fn session(state: &Consent, req: &HttpRequest) -> Result<Session, ConsentError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ConsentError::Unauthenticated)?;
-    state.session(header)
+    state.session(header).await
+}
+
+/// Counts an anonymous attempt against the client's address and, where one
+/// is named, the device.
+fn throttle(
+    state: &Consent,
+    req: &HttpRequest,
+    device: Option<&DeviceKeyId>,
+) -> Result<(), ConsentError> {
+    let address = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    state
+        .throttles
+        .per_address
+        .allow(&address)
+        .map_err(ConsentError::TooMany)?;
+    if let Some(device) = device {
+        state
+            .throttles
+            .per_device
+            .allow(&device.to_string())
+            .map_err(ConsentError::TooMany)?;
+    }
+    Ok(())
 }
 
 // ---- members (mutual TLS) ----
@@ -160,11 +198,17 @@ pub async fn new_request(
             r.purpose,
             r.scope,
             r.data_period,
-            r.duration_secs.unwrap_or_else(|| crate::service::default_duration(r.purpose)),
+            r.duration_secs
+                .unwrap_or_else(|| crate::service::default_duration(r.purpose)),
         )
         .await?;
     let (grant, discovery) = grant.map_or((None, None), |(g, d)| (Some(g), Some(d)));
-    Ok(web::Json(RequestStatus { request, status: status.into(), grant, discovery }))
+    Ok(web::Json(RequestStatus {
+        request,
+        status: status.into(),
+        grant,
+        discovery,
+    }))
 }
 
 /// One of the caller's own requests, with its grant once approved.
@@ -193,9 +237,17 @@ pub async fn request_status(
         }
         None => None,
     };
-    let discovery = stored.as_ref().map(|g| state.discovery_token(g)).transpose()?;
+    let discovery = stored
+        .as_ref()
+        .map(|g| state.discovery_token(g))
+        .transpose()?;
     let grant = stored.map(|g| g.token);
-    Ok(web::Json(RequestStatus { request: *id, status: request.status, grant, discovery }))
+    Ok(web::Json(RequestStatus {
+        request: *id,
+        status: request.status,
+        grant,
+        discovery,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -230,7 +282,9 @@ pub async fn emergency(
 ) -> Result<web::Json<EmergencyGrant>, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let e = body.into_inner();
-    let (grant, discovery) = state.emergency(&requester, e.subject, e.scope, e.reason, e.duration_secs).await?;
+    let (grant, discovery) = state
+        .emergency(&requester, e.subject, e.scope, e.reason, e.duration_secs)
+        .await?;
     Ok(web::Json(EmergencyGrant { grant, discovery }))
 }
 
@@ -239,7 +293,11 @@ pub async fn emergency(
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn grant_as_fhir(state: State, peer: PeerCertificate, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
+pub async fn grant_as_fhir(
+    state: State,
+    peer: PeerCertificate,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let (store, gid) = (state.store.clone(), id.into_inner());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
@@ -251,9 +309,16 @@ pub async fn grant_as_fhir(state: State, peer: PeerCertificate, id: web::Path<St
 }
 
 fn fhir_response(grant: &crate::store::Grant) -> Result<HttpResponse, ConsentError> {
-    let claims: GrantClaims = serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
-    let resource = crate::fhir::consent_resource(&claims, grant.revoked_at.is_some(), crate::service::now_secs());
-    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(resource))
+    let claims: GrantClaims =
+        serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
+    let resource = crate::fhir::consent_resource(
+        &claims,
+        grant.revoked_at.is_some(),
+        crate::service::now_secs(),
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("application/fhir+json")
+        .json(resource))
 }
 
 pub fn configure_members(cfg: &mut web::ServiceConfig) {
@@ -292,8 +357,15 @@ pub struct Enrolled {
 #[utoipa::path(post, path = "/patient/enrol", tag = "consent-patients", request_body = Enrol,
     responses((status = 200, body = Enrolled), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn enrol(state: State, body: web::Json<Enrol>) -> Result<web::Json<Enrolled>, ConsentError> {
-    let (device, subject) = state.enrol(&body.code, &body.device_key.to_string()).await?;
+pub async fn enrol(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<Enrol>,
+) -> Result<web::Json<Enrolled>, ConsentError> {
+    throttle(&state, &req, None)?;
+    let (device, subject) = state
+        .enrol(&body.code, &body.device_key.to_string())
+        .await?;
     Ok(web::Json(Enrolled { device, subject }))
 }
 
@@ -314,7 +386,12 @@ pub struct Challenge {
 #[utoipa::path(post, path = "/patient/challenge", tag = "consent-patients", request_body = ChallengeRequest,
     responses((status = 200, body = Challenge), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn challenge(state: State, body: web::Json<ChallengeRequest>) -> Result<web::Json<Challenge>, ConsentError> {
+pub async fn challenge(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<ChallengeRequest>,
+) -> Result<web::Json<Challenge>, ConsentError> {
+    throttle(&state, &req, Some(&body.device))?;
     let challenge = state.challenge(&body.device).await?;
     Ok(web::Json(Challenge { challenge }))
 }
@@ -341,9 +418,19 @@ pub struct SessionToken {
 #[utoipa::path(post, path = "/patient/session", tag = "consent-patients", request_body = SignIn,
     responses((status = 200, body = SessionToken), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn sign_in(state: State, body: web::Json<SignIn>) -> Result<web::Json<SessionToken>, ConsentError> {
-    let (session, expires_at) = state.sign_in(&body.device, &body.challenge, &signature(&body.signature)?).await?;
-    Ok(web::Json(SessionToken { session, expires_at }))
+pub async fn sign_in(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<SignIn>,
+) -> Result<web::Json<SessionToken>, ConsentError> {
+    throttle(&state, &req, Some(&body.device))?;
+    let (session, expires_at) = state
+        .sign_in(&body.device, &body.challenge, &signature(&body.signature)?)
+        .await?;
+    Ok(web::Json(SessionToken {
+        session,
+        expires_at,
+    }))
 }
 
 /// A pending request in plain words, with its exact terms for the device to sign.
@@ -360,15 +447,19 @@ pub struct PendingRequest {
 #[utoipa::path(get, path = "/patient/requests", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<PendingRequest>), (status = 401, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn pending(state: State, req: HttpRequest) -> Result<web::Json<Vec<PendingRequest>>, ConsentError> {
-    let session = session(&state, &req)?;
+pub async fn pending(
+    state: State,
+    req: HttpRequest,
+) -> Result<web::Json<Vec<PendingRequest>>, ConsentError> {
+    let session = session(&state, &req).await?;
     let (store, s) = (state.store.clone(), session.sub.clone());
     let rows = tokio::task::spawn_blocking(move || store.requests_of(&s, crate::store::PENDING))
         .await
         .map_err(|_| ConsentError::Unavailable)??;
     let mut out = Vec::new();
     for row in rows {
-        let terms: locus_protocol::consent::RequestTerms = serde_json::from_str(&row.terms).map_err(|_| ConsentError::Unavailable)?;
+        let terms: locus_protocol::consent::RequestTerms =
+            serde_json::from_str(&row.terms).map_err(|_| ConsentError::Unavailable)?;
         out.push(PendingRequest {
             request: row.request_id,
             summary: crate::words::describe_request(&state, &terms),
@@ -401,9 +492,15 @@ pub struct Decided {
     responses((status = 200, body = Decided), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn decide(state: State, req: HttpRequest, body: web::Json<Decide>) -> Result<web::Json<Decided>, ConsentError> {
-    let session = session(&state, &req)?;
-    let grant = state.decide(&session, &body.decision, &signature(&body.signature)?).await?;
+pub async fn decide(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<Decide>,
+) -> Result<web::Json<Decided>, ConsentError> {
+    let session = session(&state, &req).await?;
+    let grant = state
+        .decide(&session, &body.decision, &signature(&body.signature)?)
+        .await?;
     Ok(web::Json(Decided { grant }))
 }
 
@@ -426,10 +523,18 @@ pub struct Revoked {
 #[utoipa::path(post, path = "/patient/revocations", tag = "consent-patients", request_body = Revoke, security(("session" = [])),
     responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn revoke(state: State, req: HttpRequest, body: web::Json<Revoke>) -> Result<web::Json<Revoked>, ConsentError> {
-    let session = session(&state, &req)?;
-    state.revoke(&session, &body.revocation, &signature(&body.signature)?).await?;
-    Ok(web::Json(Revoked { revoked: body.revocation.grant }))
+pub async fn revoke(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<Revoke>,
+) -> Result<web::Json<Revoked>, ConsentError> {
+    let session = session(&state, &req).await?;
+    state
+        .revoke(&session, &body.revocation, &signature(&body.signature)?)
+        .await?;
+    Ok(web::Json(Revoked {
+        revoked: body.revocation.grant,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -451,10 +556,91 @@ pub struct RuleAdded {
 #[utoipa::path(post, path = "/patient/rules", tag = "consent-patients", request_body = NewRule, security(("session" = [])),
     responses((status = 200, body = RuleAdded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn add_rule(state: State, req: HttpRequest, body: web::Json<NewRule>) -> Result<web::Json<RuleAdded>, ConsentError> {
-    let session = session(&state, &req)?;
-    state.add_rule(&session, &body.rule, &signature(&body.signature)?).await?;
-    Ok(web::Json(RuleAdded { rule: body.rule.rule }))
+pub async fn add_rule(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<NewRule>,
+) -> Result<web::Json<RuleAdded>, ConsentError> {
+    let session = session(&state, &req).await?;
+    state
+        .add_rule(&session, &body.rule, &signature(&body.signature)?)
+        .await?;
+    Ok(web::Json(RuleAdded {
+        rule: body.rule.rule,
+    }))
+}
+
+/// A standing rule in force, in plain words, with its signed terms.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleSummary {
+    #[schema(value_type = String, format = "uuid")]
+    pub rule: RuleId,
+    /// The rule in plain words.
+    pub summary: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The rule as the patient signed it.
+    #[schema(value_type = Object)]
+    pub terms: StandingRule,
+}
+
+/// The patient's standing rules in force, oldest first.
+#[utoipa::path(get, path = "/patient/rules", tag = "consent-patients", security(("session" = [])),
+    responses((status = 200, body = Vec<RuleSummary>), (status = 401, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn rules(
+    state: State,
+    req: HttpRequest,
+) -> Result<web::Json<Vec<RuleSummary>>, ConsentError> {
+    let session = session(&state, &req).await?;
+    let rules = state.rules(&session).await?;
+    Ok(web::Json(
+        rules
+            .into_iter()
+            .map(|(row, rule)| RuleSummary {
+                rule: rule.rule,
+                summary: crate::words::describe_rule(&state, &rule),
+                created_at: row.created_at,
+                terms: rule,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRule {
+    /// `{"rule", "subject", "device", "signed_at_ms"}`, as the device signs it.
+    #[schema(value_type = Object)]
+    pub revocation: RuleRevocation,
+    /// base64url device signature over the revocation's signing bytes.
+    pub signature: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleRevoked {
+    #[schema(value_type = String, format = "uuid")]
+    pub revoked: RuleId,
+}
+
+/// The patient revokes one of their standing rules; it stops matching at once.
+#[utoipa::path(post, path = "/patient/rule-revocations", tag = "consent-patients", request_body = RevokeRule,
+    security(("session" = [])),
+    responses((status = 200, body = RuleRevoked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn revoke_rule(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<RevokeRule>,
+) -> Result<web::Json<RuleRevoked>, ConsentError> {
+    let session = session(&state, &req).await?;
+    state
+        .revoke_rule(&session, &body.revocation, &signature(&body.signature)?)
+        .await?;
+    Ok(web::Json(RuleRevoked {
+        revoked: body.revocation.rule,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -472,15 +658,19 @@ pub struct GrantSummary {
 #[utoipa::path(get, path = "/patient/grants", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<GrantSummary>), (status = 401, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn grants(state: State, req: HttpRequest) -> Result<web::Json<Vec<GrantSummary>>, ConsentError> {
-    let session = session(&state, &req)?;
+pub async fn grants(
+    state: State,
+    req: HttpRequest,
+) -> Result<web::Json<Vec<GrantSummary>>, ConsentError> {
+    let session = session(&state, &req).await?;
     let (store, s) = (state.store.clone(), session.sub.clone());
     let rows = tokio::task::spawn_blocking(move || store.grants_of(&s))
         .await
         .map_err(|_| ConsentError::Unavailable)??;
     let mut out = Vec::new();
     for row in rows {
-        let claims: GrantClaims = serde_json::from_str(&row.claims).map_err(|_| ConsentError::Unavailable)?;
+        let claims: GrantClaims =
+            serde_json::from_str(&row.claims).map_err(|_| ConsentError::Unavailable)?;
         out.push(GrantSummary {
             grant: row.grant_id,
             summary: crate::words::describe_grant(&state, &claims),
@@ -496,8 +686,11 @@ pub async fn grants(state: State, req: HttpRequest) -> Result<web::Json<Vec<Gran
 #[utoipa::path(get, path = "/patient/history", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<HistoryEvent>), (status = 401, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-pub async fn history(state: State, req: HttpRequest) -> Result<web::Json<Vec<HistoryEvent>>, ConsentError> {
-    let session = session(&state, &req)?;
+pub async fn history(
+    state: State,
+    req: HttpRequest,
+) -> Result<web::Json<Vec<HistoryEvent>>, ConsentError> {
+    let session = session(&state, &req).await?;
     Ok(web::Json(state.history(&session).await?))
 }
 
@@ -517,7 +710,7 @@ pub async fn remove_device(
     req: HttpRequest,
     device: web::Path<DeviceKeyId>,
 ) -> Result<web::Json<DeviceRemoved>, ConsentError> {
-    let session = session(&state, &req)?;
+    let session = session(&state, &req).await?;
     state.remove_device(&session, &device).await?;
     Ok(web::Json(DeviceRemoved { removed: *device }))
 }
@@ -527,8 +720,12 @@ pub async fn remove_device(
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn own_grant_as_fhir(state: State, req: HttpRequest, id: web::Path<String>) -> Result<HttpResponse, ConsentError> {
-    let session = session(&state, &req)?;
+pub async fn own_grant_as_fhir(
+    state: State,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ConsentError> {
+    let session = session(&state, &req).await?;
     let (store, gid) = (state.store.clone(), id.into_inner());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
@@ -548,6 +745,8 @@ pub fn configure_patients(cfg: &mut web::ServiceConfig) {
             .route("/decisions", web::post().to(decide))
             .route("/revocations", web::post().to(revoke))
             .route("/rules", web::post().to(add_rule))
+            .route("/rules", web::get().to(rules))
+            .route("/rule-revocations", web::post().to(revoke_rule))
             .route("/grants", web::get().to(grants))
             .route("/grants/{id}/fhir", web::get().to(own_grant_as_fhir))
             .route("/history", web::get().to(history))
@@ -572,9 +771,10 @@ pub struct ConsentMemberApiDoc;
 /// session as a bearer token.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
-    paths(enrol, challenge, sign_in, pending, decide, revoke, add_rule, grants, own_grant_as_fhir, history, remove_device),
+    paths(enrol, challenge, sign_in, pending, decide, revoke, add_rule, rules, revoke_rule, grants, own_grant_as_fhir, history,
+        remove_device),
     components(schemas(Enrol, Enrolled, ChallengeRequest, Challenge, SignIn, SessionToken, PendingRequest, Decide,
-        Decided, Revoke, Revoked, NewRule, RuleAdded, GrantSummary, HistoryEvent, DeviceRemoved, ErrorBody)),
+        Decided, Revoke, Revoked, NewRule, RuleAdded, RuleSummary, RevokeRule, RuleRevoked, GrantSummary, HistoryEvent, DeviceRemoved, ErrorBody)),
     modifiers(&PatientSession),
     tags((name = "consent-patients", description = "Enrolment, sign-in, decisions, revocations, rules, grants and history, for patients' devices"))
 )]
@@ -586,14 +786,19 @@ struct MutualTls;
 
 impl utoipa::Modify for MutualTls {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
-            "mutual_tls",
-            SecurityScheme::MutualTls {
-                description: Some("A client certificate of an active consortium hospital".into()),
-                deprecated: None,
-                extensions: None,
-            },
-        );
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "mutual_tls",
+                SecurityScheme::MutualTls {
+                    description: Some(
+                        "A client certificate of an active consortium hospital".into(),
+                    ),
+                    deprecated: None,
+                    extensions: None,
+                },
+            );
     }
 }
 

@@ -23,7 +23,7 @@ use locus_protocol::directory::{Directory, MemberRole, MemberStatus, AUTHORITY_M
 use locus_protocol::entry::{
     EntryError, Event, GrantIssued, GrantRevoked, RuleRevoked, SignedEntry,
 };
-use locus_protocol::grant::{DataPeriod, GrantBasis, MAX_CLOCK_SKEW_SECS, PurposeOfUse};
+use locus_protocol::grant::{DataPeriod, GrantBasis, PurposeOfUse, MAX_CLOCK_SKEW_SECS};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
 use locus_protocol::roles::may_log;
 use locus_protocol::signing::VerifyingKey;
@@ -242,10 +242,24 @@ impl<'a> Auditor<'a> {
             Event::GrantRevoked(e) => self.grant_revoked(index, event, e),
             Event::GrantIssued(e) => self.grant_issued(index, entry.time_ms, e),
             Event::IndexQueried(e) => {
-                self.access(index, entry.time_ms, event.kind(), e.grant, e.subject, &e.requester);
+                self.access(
+                    index,
+                    entry.time_ms,
+                    event.kind(),
+                    e.grant,
+                    e.subject,
+                    &e.requester,
+                );
             }
             Event::RecordRetrieved(e) => {
-                self.access(index, entry.time_ms, event.kind(), e.grant, e.subject, &e.requester);
+                self.access(
+                    index,
+                    entry.time_ms,
+                    event.kind(),
+                    e.grant,
+                    e.subject,
+                    &e.requester,
+                );
             }
             Event::PointersPublished(_) | Event::AccessRefused(_) => {}
         }
@@ -400,15 +414,30 @@ impl<'a> Auditor<'a> {
 
     /// A discovery or a release happened under a grant issued earlier in the log,
     /// to this requester, for this patient, inside its validity, not yet revoked.
-    fn access(&mut self, index: u64, time_ms: i64, kind: &str, grant: GrantId, subject: PatientKey, requester: &MemberId) {
+    fn access(
+        &mut self,
+        index: u64,
+        time_ms: i64,
+        kind: &str,
+        grant: GrantId,
+        subject: PatientKey,
+        requester: &MemberId,
+    ) {
         self.audit.accesses_checked += 1;
         let Some(terms) = self.access_terms.get(&grant) else {
-            self.find(index, Some(grant), format!("{kind} under a grant never issued before it"));
+            self.find(
+                index,
+                Some(grant),
+                format!("{kind} under a grant never issued before it"),
+            );
             return;
         };
         let mut problems = Vec::new();
         if terms.requester != *requester {
-            problems.push(format!("the grant is {}'s, not {requester}'s", terms.requester));
+            problems.push(format!(
+                "the grant is {}'s, not {requester}'s",
+                terms.requester
+            ));
         }
         if terms.subject != subject {
             problems.push("the grant is for another patient".to_owned());
@@ -424,7 +453,11 @@ impl<'a> Auditor<'a> {
             problems.push(format!("after the grant was revoked at leaf {leaf}"));
         }
         if !problems.is_empty() {
-            self.find(index, Some(grant), format!("{kind}: {}", problems.join("; ")));
+            self.find(
+                index,
+                Some(grant),
+                format!("{kind}: {}", problems.join("; ")),
+            );
         }
     }
 

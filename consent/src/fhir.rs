@@ -1,19 +1,26 @@
 //! A grant as a FHIR R4 Consent resource, for systems that speak FHIR.
 
 use locus_protocol::grant::{GrantBasis, GrantClaims};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 fn instant(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0).map_or_else(String::new, |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map_or_else(String::new, |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// The grant's claims as a Consent (scope `patient-privacy`, category
 /// `INFAO`, a permit provision for the requester, its purpose, period, data
 /// period and SMART scopes). The patient is referenced by pseudonym only.
 pub fn consent_resource(claims: &GrantClaims, revoked: bool, now: i64) -> Value {
-    let status = if revoked || now >= claims.exp { "inactive" } else { "active" };
+    let status = if revoked || now >= claims.exp {
+        "inactive"
+    } else {
+        "active"
+    };
     let (policy, extension) = match &claims.basis {
-        GrantBasis::PatientApproval { request } => ("patient-approval", json!({"request": request})),
+        GrantBasis::PatientApproval { request } => {
+            ("patient-approval", json!({"request": request}))
+        }
         GrantBasis::StandingRule { rule } => ("standing-rule", json!({"rule": rule})),
         GrantBasis::Emergency { reason } => ("emergency", json!({"reason": reason})),
     };

@@ -10,4 +10,5 @@ pub mod service;
 pub mod session;
 pub mod startup;
 pub mod store;
+pub mod throttle;
 pub mod words;

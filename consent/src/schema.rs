@@ -17,6 +17,7 @@ diesel::table! {
         public_jwk -> Text,
         enrolled_at -> BigInt,
         removed_at -> Nullable<BigInt>,
+        code_issuer -> Text,
     }
 }
 
@@ -68,4 +69,19 @@ diesel::table! {
 }
 
 diesel::joinable!(challenges -> devices (device_id));
-diesel::allow_tables_to_appear_in_same_query!(enrolment_codes, devices, challenges, access_requests, grants, rules);
+diesel::allow_tables_to_appear_in_same_query!(
+    enrolment_codes,
+    devices,
+    challenges,
+    access_requests,
+    grants,
+    rules
+);
+
+diesel::table! {
+    pending_acts (act_key) {
+        act_key -> Text,
+        act -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -3,17 +3,23 @@
 //! they signed, or a stated emergency) into a grant, and revoke. Every step is
 //! a ledger entry, made durable before anyone is answered.
 
-use base64::Engine as _;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use locus_ledger::client::{ClientError, DirectoryFollower, LedgerClient};
-use locus_ledger::wire::Receipt;
-use locus_protocol::consent::{Decision, DeviceChallenge, RequestTerms, Revocation, StandingRule};
+use locus_ledger::sequencer::MAX_ENTRY_BYTES;
+use locus_protocol::consent::{
+    Decision, DeviceChallenge, RequestTerms, Revocation, RuleRevocation, StandingRule,
+};
 use locus_protocol::device::{DeviceKey, DeviceKeyId};
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{
-    AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Event, GrantIssued, GrantRevoked, RuleCreated,
+    AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Entry, Event, GrantIssued,
+    GrantRevoked, RuleCreated, RuleRevoked, SignedEntry,
 };
-use locus_protocol::grant::{DataPeriod, GrantBasis, GrantClaims, PurposeOfUse, scope_tags_for};
+use locus_protocol::grant::{scope_tags_for, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
 use locus_protocol::grant_token::{encode_discovery, encode_grant};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
@@ -21,8 +27,12 @@ use locus_protocol::scope::ScopeSet;
 use locus_protocol::signing::{Signature64, SigningKey};
 use rand_core::{OsRng, RngCore};
 
-use crate::session::{SESSION_SECS, Session, SessionKeys};
-use crate::store::{APPROVED, AccessRequest, ConsentStore, Device, Grant, PENDING, REFUSED, Rule, StoreError};
+use crate::session::{Session, SessionKeys, SESSION_SECS};
+use crate::store::{
+    AccessRequest, Act, Change, Conflict, ConsentStore, Device, Grant, Rule, StoreError, APPROVED,
+    PENDING, REFUSED,
+};
+use crate::throttle::Throttles;
 
 /// How long a grant lasts when the request does not say: short for an
 /// emergency, a week for treatment, a month for care coordination.
@@ -36,8 +46,14 @@ pub fn default_duration(purpose: PurposeOfUse) -> i64 {
 
 /// How long a sign-in challenge is good for.
 pub const CHALLENGE_SECS: i64 = 120;
+/// How many unexpired, unused challenges a device may hold at once.
+pub const MAX_OPEN_CHALLENGES: i64 = 5;
+/// The longest emergency reason, in characters: one sentence for the patient.
+pub const MAX_REASON_CHARS: usize = 280;
 /// The alphabet of enrolment codes: no 0/O, 1/I/L, easy to read out at a desk.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+/// The longest enrolment code accepted, in bytes (codes are 14 characters).
+const MAX_CODE_LEN: usize = 32;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -55,11 +71,50 @@ pub struct Consent {
     pub directory: DirectoryFollower,
     pub sessions: SessionKeys,
     pub limits: Limits,
+    pub throttles: Throttles,
+    /// Acts this process is logging right now, by act key: the finisher of
+    /// acts left over leaves these to their handlers.
+    pub in_flight: InFlight,
 }
 
 impl std::fmt::Debug for Consent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consent").field("member", &self.member).finish_non_exhaustive()
+        f.debug_struct("Consent")
+            .field("member", &self.member)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The act keys being worked on in this process.
+#[derive(Debug, Default)]
+pub struct InFlight(Mutex<HashSet<String>>);
+
+impl InFlight {
+    /// Takes `key` for the life of the guard; `None` if it is already taken.
+    fn take(&self, key: &str) -> Option<InFlightGuard<'_>> {
+        let mut keys = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.insert(key.to_owned()).then(|| InFlightGuard {
+            set: self,
+            key: key.to_owned(),
+        })
+    }
+}
+
+struct InFlightGuard<'a> {
+    set: &'a InFlight,
+    key: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -91,12 +146,18 @@ pub enum ConsentError {
     Forbidden(&'static str),
     #[error("no such {0}")]
     NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error("the request was already decided")]
     AlreadyDecided,
     #[error("the approval is wider than the request: {0}")]
     Wider(String),
-    #[error("the ledger cannot log this, so it is not done")]
-    Ledger(#[from] ClientError),
+    #[error("too many attempts; try again in {0} seconds")]
+    TooMany(u64),
+    #[error("the ledger refused this, so it is not done: {0}")]
+    Ledger(ClientError),
+    #[error("the ledger cannot be reached; this is kept and completes once it is logged")]
+    Pending,
     #[error("the consent service is unavailable")]
     Unavailable,
 }
@@ -105,6 +166,36 @@ impl From<StoreError> for ConsentError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "consent storage failed");
         Self::Unavailable
+    }
+}
+
+impl From<ClientError> for ConsentError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused { .. } => Self::Ledger(e),
+            _ => {
+                tracing::warn!(error = %e, "the ledger cannot be reached");
+                Self::Unavailable
+            }
+        }
+    }
+}
+
+impl From<Conflict> for ConsentError {
+    fn from(c: Conflict) -> Self {
+        match c {
+            Conflict::UnderWay => Self::Conflict("another change to the same thing is under way"),
+            Conflict::CodeUsed => Self::BadCode,
+            Conflict::DeviceKnown => {
+                Self::Conflict("this device key was enrolled before; make a new key to enrol")
+            }
+            Conflict::NoDevice => Self::NotFound("device"),
+            Conflict::AlreadyDecided => Self::AlreadyDecided,
+            Conflict::NoGrant => Self::NotFound("grant"),
+            Conflict::AlreadyRevoked => Self::Conflict("the grant was already revoked"),
+            Conflict::RuleExists => Self::Conflict("a rule with this id exists"),
+            Conflict::NoRule => Self::NotFound("rule in force"),
+        }
     }
 }
 
@@ -119,7 +210,10 @@ fn now_ms() -> i64 {
 fn random_code() -> String {
     let mut bytes = [0u8; 12];
     OsRng.fill_bytes(&mut bytes);
-    let chars: String = bytes.iter().map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()])).collect();
+    let chars: String = bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect();
     format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12])
 }
 
@@ -129,92 +223,430 @@ fn random_nonce() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, ConsentError> {
-    Ok(tokio::task::spawn_blocking(f).await.map_err(|_| ConsentError::Unavailable)??)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ConsentError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ConsentError::Unavailable)?
+        .map_err(ConsentError::from)
+}
+
+/// A grant ready to be issued: its token, its row and its ledger entry,
+/// all made (and so known to be issuable) before anything is logged.
+struct PreparedGrant {
+    token: String,
+    grant: Grant,
+    event: Event,
+}
+
+/// How far logging an act got.
+enum Logged {
+    /// Every entry is durable.
+    All,
+    /// The ledger refused the first entry: nothing of the act is logged.
+    Refused(ClientError),
+    /// Not yet: the ledger could not be reached, or refused after a first
+    /// entry was logged. The act stays reserved and is finished later.
+    Later,
 }
 
 impl Consent {
-    async fn log(&self, event: Event) -> Result<Receipt, ConsentError> {
-        Ok(self.ledger.log(&self.member, &self.key, event).await?)
+    /// Signs `event` as this service, now.
+    fn sign(&self, event: Event) -> Result<SignedEntry, ConsentError> {
+        let entry = Entry::new(self.member.clone(), self.key.key_id(), now_ms(), event);
+        let signed = SignedEntry::sign(entry, &self.key)
+            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+        if signed.canonical_bytes().len() > MAX_ENTRY_BYTES {
+            return Err(ConsentError::BadRequest(format!(
+                "this would make a ledger entry over {MAX_ENTRY_BYTES} bytes: ask for fewer scopes or a shorter data period"
+            )));
+        }
+        Ok(signed)
+    }
+
+    /// Does one act: validated by the caller, reserved under `key` with its
+    /// entries, logged, then applied. A duplicate (at once or later) finds
+    /// the reservation or the changed state and is refused; an act whose
+    /// first entry the ledger refuses is undone; one the ledger could not
+    /// take is finished by [`Consent::finish_pending`].
+    async fn perform(
+        &self,
+        key: String,
+        events: Vec<Event>,
+        change: Change,
+    ) -> Result<(), ConsentError> {
+        let Some(_guard) = self.in_flight.take(&key) else {
+            return Err(Conflict::UnderWay.into());
+        };
+        let entries = events
+            .into_iter()
+            .map(|e| {
+                self.sign(e)
+                    .map(|s| String::from_utf8_lossy(s.canonical_bytes()).into_owned())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut act = Act { entries, change };
+        let (store, k, a) = (self.store.clone(), key.clone(), act.clone());
+        blocking(move || store.reserve(&k, &a, now_ms())).await??;
+        match self.log_act(&key, &mut act).await {
+            Logged::All => {
+                let (store, k) = (self.store.clone(), key.clone());
+                blocking(move || store.finish(&k, now_ms())).await?;
+                Ok(())
+            }
+            Logged::Refused(e) => {
+                let (store, k) = (self.store.clone(), key.clone());
+                blocking(move || store.undo(&k)).await?;
+                Err(ConsentError::Ledger(e))
+            }
+            Logged::Later => Err(ConsentError::Pending),
+        }
+    }
+
+    /// Submits an act's entries in order. An entry is resent byte for byte,
+    /// so one the ledger already holds gets its receipt, not a second leaf;
+    /// one too old for the ledger's clock window is looked up and, if it was
+    /// never logged, signed again now.
+    async fn log_act(&self, key: &str, act: &mut Act) -> Logged {
+        for i in 0..act.entries.len() {
+            let Ok(signed) = SignedEntry::parse(act.entries[i].as_bytes()) else {
+                tracing::error!(act = key, "a reserved entry does not parse");
+                return Logged::Later;
+            };
+            let outcome = match self.ledger.submit(&signed).await {
+                Err(ClientError::Refused { code, .. }) if code == "clock_skew" => {
+                    match self.already_logged(&signed).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => self.resign(key, act, i, &signed).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other.map(|_| ()),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(e @ ClientError::Refused { status, .. })
+                    if (400..500).contains(&status) && status != 429 =>
+                {
+                    if i == 0 {
+                        return Logged::Refused(e);
+                    }
+                    tracing::error!(act = key, error = %e, "the ledger refused the rest of an act it partly logged");
+                    return Logged::Later;
+                }
+                Err(e) => {
+                    tracing::warn!(act = key, error = %e, "an act waits for the ledger");
+                    return Logged::Later;
+                }
+            }
+        }
+        Logged::All
+    }
+
+    /// Whether the ledger holds exactly this entry (checkpointed entries of
+    /// its type, submitter and millisecond).
+    async fn already_logged(&self, signed: &SignedEntry) -> Result<bool, ClientError> {
+        let entry = signed.entry();
+        let at = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default()
+        };
+        let query = format!(
+            "type={}&submitter={}&from={}&until={}&limit=1000",
+            entry.event.kind(),
+            entry.submitter,
+            at(entry.time_ms),
+            at(entry.time_ms + 1)
+        );
+        let page = self.ledger.entries(&query).await?;
+        let leaf = base64::engine::general_purpose::STANDARD.encode(
+            locus_ledger::merkle::rfc9162_leaf_hash(signed.canonical_bytes()),
+        );
+        Ok(page.entries.iter().any(|e| e.leaf_hash == leaf))
+    }
+
+    /// Signs entry `i` of an act again, now, keeps it, and submits it.
+    async fn resign(
+        &self,
+        key: &str,
+        act: &mut Act,
+        i: usize,
+        old: &SignedEntry,
+    ) -> Result<(), ClientError> {
+        let fresh = self
+            .sign(old.entry().event.clone())
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        act.entries[i] = String::from_utf8_lossy(fresh.canonical_bytes()).into_owned();
+        let (store, k, a) = (self.store.clone(), key.to_owned(), act.clone());
+        tokio::task::spawn_blocking(move || store.update_act(&k, &a))
+            .await
+            .map_err(|_| ClientError::Malformed("storage".into()))?
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        self.ledger.submit(&fresh).await.map(|_| ())
+    }
+
+    /// Finishes the acts a restart or a lost ledger left reserved: each is
+    /// logged and applied, or undone if the ledger refuses it outright.
+    /// Returns how many acts remain.
+    pub async fn finish_pending(&self) -> Result<usize, ConsentError> {
+        let store = self.store.clone();
+        let acts = blocking(move || store.pending_acts()).await?;
+        let mut left = 0;
+        for (key, mut act) in acts {
+            let Some(_guard) = self.in_flight.take(&key) else {
+                continue;
+            };
+            match self.log_act(&key, &mut act).await {
+                Logged::All => {
+                    let (store, k) = (self.store.clone(), key.clone());
+                    blocking(move || store.finish(&k, now_ms())).await?;
+                    tracing::info!(act = %key, "finished an act left over");
+                }
+                Logged::Refused(e) => {
+                    let (store, k) = (self.store.clone(), key.clone());
+                    blocking(move || store.undo(&k)).await?;
+                    tracing::warn!(act = %key, error = %e, "undid an act the ledger refused");
+                }
+                Logged::Later => left += 1,
+            }
+        }
+        Ok(left)
     }
 
     /// The active hospital a mutual-TLS peer is.
-    pub fn hospital(&self, peer: &locus_protocol::grant::Confirmation) -> Result<MemberId, ConsentError> {
+    pub fn hospital(
+        &self,
+        peer: &locus_protocol::grant::Confirmation,
+    ) -> Result<MemberId, ConsentError> {
         let directory = self.directory.directory().read();
         let member = directory
             .by_certificate(peer)
-            .filter(|m| m.status == locus_protocol::directory::MemberStatus::Active && m.role == MemberRole::Hospital)
-            .ok_or(ConsentError::Forbidden("only an active hospital may do this"))?;
+            .filter(|m| {
+                m.status == locus_protocol::directory::MemberStatus::Active
+                    && m.role == MemberRole::Hospital
+            })
+            .ok_or(ConsentError::Forbidden(
+                "only an active hospital may do this",
+            ))?;
         Ok(member.member.clone())
     }
 
     /// A one-time code the hospital's desk gives the patient to enrol a phone.
-    pub async fn issue_enrolment_code(&self, hospital: &MemberId, subject: &PatientKey) -> Result<(String, i64), ConsentError> {
+    pub async fn issue_enrolment_code(
+        &self,
+        hospital: &MemberId,
+        subject: &PatientKey,
+    ) -> Result<(String, i64), ConsentError> {
         let code = random_code();
         let expires = now_secs() + self.limits.enrolment_code_secs;
-        let (store, c, s, h) = (self.store.clone(), code.clone(), subject.to_string(), hospital.to_string());
+        let (store, c, s, h) = (
+            self.store.clone(),
+            code.clone(),
+            subject.to_string(),
+            hospital.to_string(),
+        );
         blocking(move || store.add_enrolment_code(&c, &s, &h, expires)).await?;
         Ok((code, expires))
     }
 
-    /// Redeems a code with a fresh device key.
-    pub async fn enrol(&self, code: &str, jwk: &str) -> Result<(DeviceKeyId, PatientKey), ConsentError> {
-        let key = DeviceKey::from_webcrypto_jwk(jwk).map_err(|e| ConsentError::BadRequest(format!("device key: {e}")))?;
-        let (store, code_owned) = (self.store.clone(), code.trim().to_ascii_uppercase());
-        let subject = blocking(move || store.redeem_enrolment_code(&code_owned, now_secs()))
+    /// Redeems a code with a fresh device key. `device.enrolled` names the
+    /// member whose desk issued the code.
+    pub async fn enrol(
+        &self,
+        code: &str,
+        jwk: &str,
+    ) -> Result<(DeviceKeyId, PatientKey), ConsentError> {
+        if code.len() > MAX_CODE_LEN {
+            return Err(ConsentError::BadCode);
+        }
+        let key = DeviceKey::from_webcrypto_jwk(jwk)
+            .map_err(|e| ConsentError::BadRequest(format!("device key: {e}")))?;
+        let code = code.trim().to_ascii_uppercase();
+        let (store, c) = (self.store.clone(), code.clone());
+        let (subject, issuer) = blocking(move || store.enrolment_code(&c, now_secs()))
             .await?
             .ok_or(ConsentError::BadCode)?;
         let subject: PatientKey = subject.parse().map_err(|_| ConsentError::Unavailable)?;
+        let code_issuer: MemberId = issuer.parse().map_err(|_| ConsentError::Unavailable)?;
         let device = key.thumbprint();
-        self.log(Event::DeviceEnrolled(DeviceEnrolled { subject, device, key: key.clone() }))
-            .await?;
+        let (store, d) = (self.store.clone(), device.to_string());
+        if blocking(move || store.device_known(&d)).await? {
+            return Err(Conflict::DeviceKnown.into());
+        }
         let row = Device {
             device_id: device.to_string(),
             patient_key: subject.to_string(),
             public_jwk: serde_json::to_string(&key).map_err(|_| ConsentError::Unavailable)?,
             enrolled_at: now_ms(),
             removed_at: None,
+            code_issuer: code_issuer.to_string(),
         };
-        let store = self.store.clone();
-        blocking(move || store.add_device(&row)).await?;
+        let event = Event::DeviceEnrolled(DeviceEnrolled {
+            subject,
+            device,
+            key,
+            code_issuer,
+        });
+        let change = Change::Enrol {
+            device: row,
+            code_hash: ConsentStore::code_hash_hex(&code),
+        };
+        self.perform(format!("device:{device}"), vec![event], change)
+            .await?;
         Ok((device, subject))
     }
 
     async fn device(&self, device: &DeviceKeyId) -> Result<(PatientKey, DeviceKey), ConsentError> {
         let (store, id) = (self.store.clone(), device.to_string());
-        let row = blocking(move || store.device(&id)).await?.ok_or(ConsentError::NotFound("device"))?;
-        let key: DeviceKey = serde_json::from_str(&row.public_jwk).map_err(|_| ConsentError::Unavailable)?;
-        Ok((row.patient_key.parse().map_err(|_| ConsentError::Unavailable)?, key))
+        let row = blocking(move || store.device(&id))
+            .await?
+            .ok_or(ConsentError::NotFound("device"))?;
+        let key: DeviceKey =
+            serde_json::from_str(&row.public_jwk).map_err(|_| ConsentError::Unavailable)?;
+        Ok((
+            row.patient_key
+                .parse()
+                .map_err(|_| ConsentError::Unavailable)?,
+            key,
+        ))
     }
 
+    /// A sign-in challenge: single use, short-lived, and at most
+    /// [`MAX_OPEN_CHALLENGES`] outstanding per device.
     pub async fn challenge(&self, device: &DeviceKeyId) -> Result<String, ConsentError> {
         self.device(device).await?;
         let nonce = random_nonce();
         let (store, n, d) = (self.store.clone(), nonce.clone(), device.to_string());
-        blocking(move || store.add_challenge(&n, &d, now_secs() + CHALLENGE_SECS)).await?;
+        let now = now_secs();
+        if !blocking(move || {
+            store.add_challenge(&n, &d, now, now + CHALLENGE_SECS, MAX_OPEN_CHALLENGES)
+        })
+        .await?
+        {
+            return Err(ConsentError::TooMany(
+                u64::try_from(CHALLENGE_SECS).unwrap_or(120),
+            ));
+        }
         Ok(nonce)
     }
 
     /// Signs a patient in: the device signs the challenge it was given, once.
-    pub async fn sign_in(&self, device: &DeviceKeyId, challenge: &str, signature: &[u8]) -> Result<(String, i64), ConsentError> {
+    pub async fn sign_in(
+        &self,
+        device: &DeviceKeyId,
+        challenge: &str,
+        signature: &[u8],
+    ) -> Result<(String, i64), ConsentError> {
         let (subject, key) = self.device(device).await?;
-        let signed = DeviceChallenge { challenge: challenge.to_owned(), device: *device };
-        let bytes = signed.signing_bytes().map_err(|e| ConsentError::BadRequest(e.to_string()))?;
-        key.verify(&bytes, signature).map_err(|_| ConsentError::BadSignature)?;
+        let signed = DeviceChallenge {
+            challenge: challenge.to_owned(),
+            device: *device,
+        };
+        let bytes = signed
+            .signing_bytes()
+            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+        key.verify(&bytes, signature)
+            .map_err(|_| ConsentError::BadSignature)?;
         let (store, c, d) = (self.store.clone(), challenge.to_owned(), device.to_string());
         if !blocking(move || store.use_challenge(&c, &d, now_secs())).await? {
             return Err(ConsentError::BadSignature);
         }
         let exp = now_secs() + SESSION_SECS;
-        let token = self.sessions.issue(&Session { sub: subject.to_string(), dev: device.to_string(), exp });
+        let token = self.sessions.issue(&Session {
+            sub: subject.to_string(),
+            dev: device.to_string(),
+            exp,
+        });
         Ok((token, exp))
     }
 
-    pub fn session(&self, token: &str) -> Result<Session, ConsentError> {
-        self.sessions.verify(token, now_secs()).map_err(|_| ConsentError::Unauthenticated)
+    /// The session a bearer token carries, if its device is still enrolled
+    /// for its patient: removing a device ends its sessions at once.
+    pub async fn session(&self, token: &str) -> Result<Session, ConsentError> {
+        let session = self
+            .sessions
+            .verify(token, now_secs())
+            .map_err(|_| ConsentError::Unauthenticated)?;
+        let (store, d) = (self.store.clone(), session.dev.clone());
+        match blocking(move || store.device(&d)).await? {
+            Some(device) if device.patient_key == session.sub => Ok(session),
+            _ => Err(ConsentError::Unauthenticated),
+        }
+    }
+
+    /// Makes a grant's claims, token, row and ledger event, checking that it
+    /// can be issued (an active requester, a token and an entry that encode).
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_grant(
+        &self,
+        subject: &PatientKey,
+        requester: &MemberId,
+        purpose: PurposeOfUse,
+        scope: &ScopeSet,
+        data_period: Option<DataPeriod>,
+        duration_secs: i64,
+        basis: GrantBasis,
+    ) -> Result<PreparedGrant, ConsentError> {
+        let cnf = self
+            .directory
+            .directory()
+            .read()
+            .active(requester)
+            .map(|m| m.certificate.clone())
+            .ok_or(ConsentError::Forbidden(
+                "the requester is not an active member",
+            ))?;
+        let now = now_secs();
+        let claims = GrantClaims {
+            iss: self.member.clone(),
+            sub: *subject,
+            aud: requester.clone(),
+            jti: GrantId::new_random(),
+            iat: now,
+            nbf: now,
+            exp: now + duration_secs,
+            scope_tags: scope_tags_for(&self.linkage, subject, scope, data_period.as_ref()),
+            scope: scope.clone(),
+            purpose,
+            data_period,
+            cnf,
+            basis,
+        };
+        let token = encode_grant(&claims, &self.key)
+            .map_err(|e| ConsentError::BadRequest(format!("the grant cannot be issued: {e}")))?;
+        encode_discovery(&claims, &self.key)
+            .map_err(|e| ConsentError::BadRequest(format!("the grant cannot be issued: {e}")))?;
+        let event = Event::GrantIssued(GrantIssued::from_claims(&claims));
+        // Signing now proves the entry encodes and fits; the act signs it again.
+        self.sign(event.clone())?;
+        let basis = match &claims.basis {
+            GrantBasis::PatientApproval { .. } => "patient_approval",
+            GrantBasis::StandingRule { .. } => "standing_rule",
+            GrantBasis::Emergency { .. } => "emergency",
+        };
+        let grant = Grant {
+            grant_id: claims.jti.to_string(),
+            patient_key: subject.to_string(),
+            requester: requester.to_string(),
+            basis: basis.into(),
+            token: token.clone(),
+            claims: serde_json::to_string(&claims).map_err(|_| ConsentError::Unavailable)?,
+            issued_at: now,
+            expires_at: claims.exp,
+            revoked_at: None,
+        };
+        Ok(PreparedGrant {
+            token,
+            grant,
+            event,
+        })
     }
 
     /// A hospital asks; a standing rule of the patient's may grant at once.
+    /// A request is refused here if what it asks could not be issued, so that
+    /// whatever the patient approves of it can be.
     pub async fn request(
         &self,
         requester: &MemberId,
@@ -233,26 +665,31 @@ impl Consent {
             data_period,
             duration_secs,
         };
-        terms.check().map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+        terms
+            .check()
+            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
         if duration_secs > self.limits.max_grant_secs {
-            return Err(ConsentError::BadRequest(format!("the duration is over the maximum of {} seconds", self.limits.max_grant_secs)));
+            return Err(ConsentError::BadRequest(format!(
+                "the duration is over the maximum of {} seconds",
+                self.limits.max_grant_secs
+            )));
         }
-        self.log(Event::AccessRequested(AccessRequested { terms: terms.clone() })).await?;
-        let row = AccessRequest {
-            request_id: terms.request.to_string(),
-            patient_key: subject.to_string(),
-            requester: requester.to_string(),
-            terms: serde_json::to_string(&terms).map_err(|_| ConsentError::Unavailable)?,
-            status: PENDING.into(),
-            created_at: now_ms(),
-            decided_at: None,
-            grant_id: None,
-        };
-        let store = self.store.clone();
-        blocking(move || store.add_request(&row)).await?;
+        // The widest approval is the request itself: it must be issuable.
+        self.prepare_grant(
+            &subject,
+            requester,
+            purpose,
+            &terms.scope,
+            terms.data_period.clone(),
+            duration_secs,
+            GrantBasis::PatientApproval {
+                request: terms.request,
+            },
+        )?;
 
         // A rule the patient signed ahead of time decides it now.
         let (store, s) = (self.store.clone(), subject.to_string());
+        let mut granted = None;
         for rule in blocking(move || store.rules_of(&s)).await? {
             let Ok(rule) = serde_json::from_str::<StandingRule>(&rule.rule) else {
                 continue;
@@ -265,128 +702,132 @@ impl Consent {
                 continue;
             };
             let duration = terms.duration_secs.min(rule.grant_duration_secs);
-            let (token, grant) = self
-                .issue(&terms.subject, requester, terms.purpose, &terms.scope, period, duration, GrantBasis::StandingRule { rule: rule.rule.to_string() })
-                .await?;
-            let discovery = self.discovery_token(&grant)?;
-            let (store, id) = (self.store.clone(), terms.request.to_string());
-            blocking(move || store.decide(&id, APPROVED, Some(&grant), now_ms())).await?;
-            return Ok((terms.request, APPROVED, Some((token, discovery))));
+            granted = Some(self.prepare_grant(
+                &terms.subject,
+                requester,
+                terms.purpose,
+                &terms.scope,
+                period,
+                duration,
+                GrantBasis::StandingRule {
+                    rule: rule.rule.to_string(),
+                },
+            )?);
+            break;
         }
-        Ok((terms.request, PENDING, None))
-    }
-
-    /// Signs and logs a grant; returns the token and the row to store.
-    #[allow(clippy::too_many_arguments)]
-    async fn issue(
-        &self,
-        subject: &PatientKey,
-        requester: &MemberId,
-        purpose: PurposeOfUse,
-        scope: &ScopeSet,
-        data_period: Option<DataPeriod>,
-        duration_secs: i64,
-        basis: GrantBasis,
-    ) -> Result<(String, Grant), ConsentError> {
-        let cnf = self
-            .directory
-            .directory()
-            .read()
-            .active(requester)
-            .map(|m| m.certificate.clone())
-            .ok_or(ConsentError::Forbidden("the requester is not an active member"))?;
-        let now = now_secs();
-        let claims = GrantClaims {
-            iss: self.member.clone(),
-            sub: *subject,
-            aud: requester.clone(),
-            jti: GrantId::new_random(),
-            iat: now,
-            nbf: now,
-            exp: now + duration_secs,
-            scope_tags: scope_tags_for(&self.linkage, subject, scope, data_period.as_ref()),
-            scope: scope.clone(),
-            purpose,
-            data_period,
-            cnf,
-            basis,
-        };
-        let token = encode_grant(&claims, &self.key).map_err(|e| ConsentError::BadRequest(e.to_string()))?;
-        self.log(Event::GrantIssued(GrantIssued::from_claims(&claims))).await?;
-        let basis = match &claims.basis {
-            GrantBasis::PatientApproval { .. } => "patient_approval",
-            GrantBasis::StandingRule { .. } => "standing_rule",
-            GrantBasis::Emergency { .. } => "emergency",
-        };
-        let grant = Grant {
-            grant_id: claims.jti.to_string(),
+        let row = AccessRequest {
+            request_id: terms.request.to_string(),
             patient_key: subject.to_string(),
             requester: requester.to_string(),
-            basis: basis.into(),
-            token: token.clone(),
-            claims: serde_json::to_string(&claims).map_err(|_| ConsentError::Unavailable)?,
-            issued_at: now,
-            expires_at: claims.exp,
-            revoked_at: None,
+            terms: serde_json::to_string(&terms).map_err(|_| ConsentError::Unavailable)?,
+            status: if granted.is_some() { APPROVED } else { PENDING }.into(),
+            created_at: now_ms(),
+            decided_at: granted.as_ref().map(|_| now_ms()),
+            grant_id: granted.as_ref().map(|g| g.grant.grant_id.clone()),
         };
-        Ok((token, grant))
+        let mut events = vec![Event::AccessRequested(AccessRequested {
+            terms: terms.clone(),
+        })];
+        events.extend(granted.as_ref().map(|g| g.event.clone()));
+        let change = Change::Request {
+            request: row,
+            grant: granted.as_ref().map(|g| g.grant.clone()),
+        };
+        self.perform(format!("request:{}", terms.request), events, change)
+            .await?;
+        match granted {
+            Some(g) => {
+                let discovery = self.discovery_token(&g.grant)?;
+                Ok((terms.request, APPROVED, Some((g.token, discovery))))
+            }
+            None => Ok((terms.request, PENDING, None)),
+        }
     }
 
     /// The discovery token of a stored grant: what the requester shows the
     /// index (signed again on demand; Ed25519 is deterministic).
     pub fn discovery_token(&self, grant: &Grant) -> Result<String, ConsentError> {
-        let claims: GrantClaims = serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
+        let claims: GrantClaims =
+            serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
         encode_discovery(&claims, &self.key).map_err(|e| ConsentError::BadRequest(e.to_string()))
     }
 
-    /// The patient's signed answer to one of their requests.
-    pub async fn decide(&self, session: &Session, decision: &Decision, signature: &[u8]) -> Result<Option<GrantId>, ConsentError> {
-        if decision.subject().to_string() != session.sub || decision.device().to_string() != session.dev {
-            return Err(ConsentError::Forbidden("a patient decides only their own requests, from their signed-in device"));
+    /// The patient's signed answer to one of their requests: decided once,
+    /// however often and however concurrently it is sent.
+    pub async fn decide(
+        &self,
+        session: &Session,
+        decision: &Decision,
+        signature: &[u8],
+    ) -> Result<Option<GrantId>, ConsentError> {
+        if decision.subject().to_string() != session.sub
+            || decision.device().to_string() != session.dev
+        {
+            return Err(ConsentError::Forbidden(
+                "a patient decides only their own requests, from their signed-in device",
+            ));
         }
         let (_, key) = self.device(decision.device()).await?;
-        decision.verify_signature(&key, signature).map_err(|_| ConsentError::BadSignature)?;
+        decision
+            .verify_signature(&key, signature)
+            .map_err(|_| ConsentError::BadSignature)?;
+        let signature64 =
+            Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
         let (store, id) = (self.store.clone(), decision.request().to_string());
-        let request = blocking(move || store.request(&id)).await?.ok_or(ConsentError::NotFound("request"))?;
+        let request = blocking(move || store.request(&id))
+            .await?
+            .ok_or(ConsentError::NotFound("request"))?;
         if request.patient_key != session.sub {
-            return Err(ConsentError::Forbidden("a patient decides only their own requests, from their signed-in device"));
+            return Err(ConsentError::NotFound("request"));
         }
         if request.status != PENDING {
             return Err(ConsentError::AlreadyDecided);
         }
-        let terms: RequestTerms = serde_json::from_str(&request.terms).map_err(|_| ConsentError::Unavailable)?;
-        let signature64 = Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+        let terms: RequestTerms =
+            serde_json::from_str(&request.terms).map_err(|_| ConsentError::Unavailable)?;
+        let decided = Event::AccessDecided(AccessDecided {
+            decision: decision.clone(),
+            signature: signature64,
+        });
+        let key = format!("request:{}", request.request_id);
         match decision {
             Decision::Approve(approval) => {
-                decision.narrows(&terms).map_err(|e| ConsentError::Wider(e.to_string()))?;
+                decision
+                    .narrows(&terms)
+                    .map_err(|e| ConsentError::Wider(e.to_string()))?;
                 if approval.duration_secs > self.limits.max_grant_secs {
-                    return Err(ConsentError::Wider("the duration is over the maximum".into()));
+                    return Err(ConsentError::Wider(
+                        "the duration is over the maximum".into(),
+                    ));
                 }
-                self.log(Event::AccessDecided(AccessDecided { decision: decision.clone(), signature: signature64 })).await?;
-                let (_, grant) = self
-                    .issue(
-                        &approval.subject,
-                        &approval.requester,
-                        approval.purpose,
-                        &approval.scope,
-                        approval.data_period.clone(),
-                        approval.duration_secs,
-                        GrantBasis::PatientApproval { request: approval.request },
-                    )
+                let prepared = self.prepare_grant(
+                    &approval.subject,
+                    &approval.requester,
+                    approval.purpose,
+                    &approval.scope,
+                    approval.data_period.clone(),
+                    approval.duration_secs,
+                    GrantBasis::PatientApproval {
+                        request: approval.request,
+                    },
+                )?;
+                let id = prepared.grant.grant_id.parse().ok();
+                let change = Change::Decide {
+                    request_id: request.request_id.clone(),
+                    status: APPROVED.into(),
+                    grant: Some(prepared.grant),
+                };
+                self.perform(key, vec![decided, prepared.event], change)
                     .await?;
-                let id = grant.grant_id.parse().ok();
-                let (store, rid) = (self.store.clone(), request.request_id.clone());
-                if !blocking(move || store.decide(&rid, APPROVED, Some(&grant), now_ms())).await? {
-                    return Err(ConsentError::AlreadyDecided);
-                }
                 Ok(id)
             }
             Decision::Refuse(_) => {
-                self.log(Event::AccessDecided(AccessDecided { decision: decision.clone(), signature: signature64 })).await?;
-                let (store, rid) = (self.store.clone(), request.request_id.clone());
-                if !blocking(move || store.decide(&rid, REFUSED, None, now_ms())).await? {
-                    return Err(ConsentError::AlreadyDecided);
-                }
+                let change = Change::Decide {
+                    request_id: request.request_id.clone(),
+                    status: REFUSED.into(),
+                    grant: None,
+                };
+                self.perform(key, vec![decided], change).await?;
                 Ok(None)
             }
         }
@@ -404,33 +845,64 @@ impl Consent {
     ) -> Result<(String, String), ConsentError> {
         if duration_secs <= 0 || duration_secs > self.limits.max_emergency_secs {
             return Err(ConsentError::BadRequest(format!(
-                "an emergency grant lasts at most {} seconds",
+                "an emergency grant lasts 1 to {} seconds",
                 self.limits.max_emergency_secs
             )));
         }
-        let (token, grant) = self
-            .issue(&subject, requester, PurposeOfUse::EmergencyTreatment, &scope, None, duration_secs, GrantBasis::Emergency { reason })
-            .await?;
-        let discovery = self.discovery_token(&grant)?;
-        let store = self.store.clone();
-        blocking(move || store.add_grant(&grant)).await?;
-        Ok((token, discovery))
+        locus_protocol::text::check_shown_text(&reason, MAX_REASON_CHARS)
+            .map_err(|e| ConsentError::BadRequest(format!("the reason {e}")))?;
+        let prepared = self.prepare_grant(
+            &subject,
+            requester,
+            PurposeOfUse::EmergencyTreatment,
+            &scope,
+            None,
+            duration_secs,
+            GrantBasis::Emergency { reason },
+        )?;
+        let discovery = self.discovery_token(&prepared.grant)?;
+        let key = format!("grant:{}", prepared.grant.grant_id);
+        self.perform(
+            key,
+            vec![prepared.event],
+            Change::Emergency {
+                grant: prepared.grant,
+            },
+        )
+        .await?;
+        Ok((prepared.token, discovery))
     }
 
-    /// The patient revokes one of their grants, with their device's signature.
-    pub async fn revoke(&self, session: &Session, revocation: &Revocation, signature: &[u8]) -> Result<(), ConsentError> {
-        if revocation.subject.to_string() != session.sub || revocation.device.to_string() != session.dev {
-            return Err(ConsentError::Forbidden("a patient revokes only their own grants, from their signed-in device"));
+    /// The patient revokes one of their grants, with their device's signature; once.
+    pub async fn revoke(
+        &self,
+        session: &Session,
+        revocation: &Revocation,
+        signature: &[u8],
+    ) -> Result<(), ConsentError> {
+        if revocation.subject.to_string() != session.sub
+            || revocation.device.to_string() != session.dev
+        {
+            return Err(ConsentError::Forbidden(
+                "a patient revokes only their own grants, from their signed-in device",
+            ));
         }
         let (_, key) = self.device(&revocation.device).await?;
-        revocation.verify_signature(&key, signature).map_err(|_| ConsentError::BadSignature)?;
+        revocation
+            .verify_signature(&key, signature)
+            .map_err(|_| ConsentError::BadSignature)?;
         let (store, id) = (self.store.clone(), revocation.grant.to_string());
-        let grant = blocking(move || store.grant(&id)).await?.ok_or(ConsentError::NotFound("grant"))?;
+        let grant = blocking(move || store.grant(&id))
+            .await?
+            .ok_or(ConsentError::NotFound("grant"))?;
         if grant.patient_key != session.sub {
             return Err(ConsentError::NotFound("grant"));
         }
+        if grant.revoked_at.is_some() {
+            return Err(Conflict::AlreadyRevoked.into());
+        }
         let signature = Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
-        self.log(Event::GrantRevoked(GrantRevoked {
+        let event = Event::GrantRevoked(GrantRevoked {
             grant: revocation.grant,
             subject: revocation.subject,
             by_device: Some(DeviceRevocation {
@@ -438,30 +910,52 @@ impl Consent {
                 signed_at_ms: revocation.signed_at_ms,
                 signature,
             }),
-        }))
-        .await?;
-        let (store, s, g) = (self.store.clone(), session.sub.clone(), revocation.grant.to_string());
-        blocking(move || store.revoke_grant(&s, &g, now_ms())).await?;
-        Ok(())
+        });
+        let change = Change::RevokeGrant {
+            patient_key: session.sub.clone(),
+            grant_id: grant.grant_id.clone(),
+        };
+        self.perform(format!("grant:{}", grant.grant_id), vec![event], change)
+            .await
     }
 
     /// The patient removes one of their devices (from any of their devices).
-    pub async fn remove_device(&self, session: &Session, device: &DeviceKeyId) -> Result<(), ConsentError> {
-        let subject: PatientKey = session.sub.parse().map_err(|_| ConsentError::Unauthenticated)?;
+    /// Its sessions end at once, before the removal is logged.
+    pub async fn remove_device(
+        &self,
+        session: &Session,
+        device: &DeviceKeyId,
+    ) -> Result<(), ConsentError> {
+        let subject: PatientKey = session
+            .sub
+            .parse()
+            .map_err(|_| ConsentError::Unauthenticated)?;
         let (store, s, d) = (self.store.clone(), session.sub.clone(), device.to_string());
-        let mine = blocking(move || store.devices_of(&s)).await?.into_iter().any(|row| row.device_id == d);
+        let mine = blocking(move || store.devices_of(&s))
+            .await?
+            .into_iter()
+            .any(|row| row.device_id == d);
         if !mine {
             return Err(ConsentError::NotFound("device"));
         }
-        self.log(Event::DeviceRemoved(locus_protocol::entry::DeviceRemoved { subject, device: *device })).await?;
-        let (store, s, d) = (self.store.clone(), session.sub.clone(), device.to_string());
-        blocking(move || store.remove_device(&s, &d, now_ms())).await?;
-        Ok(())
+        let event = Event::DeviceRemoved(locus_protocol::entry::DeviceRemoved {
+            subject,
+            device: *device,
+        });
+        let change = Change::RemoveDevice {
+            patient_key: session.sub.clone(),
+            device_id: device.to_string(),
+        };
+        self.perform(format!("device:{device}"), vec![event], change)
+            .await
     }
 
     /// Everything the ledger holds about the patient, newest first, in words.
     pub async fn history(&self, session: &Session) -> Result<Vec<HistoryEvent>, ConsentError> {
-        let subject: PatientKey = session.sub.parse().map_err(|_| ConsentError::Unauthenticated)?;
+        let subject: PatientKey = session
+            .sub
+            .parse()
+            .map_err(|_| ConsentError::Unauthenticated)?;
         let mut events = Vec::new();
         let mut after: Option<u64> = None;
         loop {
@@ -471,7 +965,7 @@ impl Consent {
             };
             let page = self.ledger.entries(&query).await?;
             for logged in &page.entries {
-                let Ok(entry) = serde_json::from_value::<locus_protocol::entry::SignedEntry>(logged.entry.clone()) else {
+                let Ok(entry) = serde_json::from_value::<SignedEntry>(logged.entry.clone()) else {
                     continue;
                 };
                 events.push(HistoryEvent {
@@ -490,16 +984,29 @@ impl Consent {
         Ok(events)
     }
 
-    /// The patient signs a standing rule.
-    pub async fn add_rule(&self, session: &Session, rule: &StandingRule, signature: &[u8]) -> Result<(), ConsentError> {
+    /// The patient signs a standing rule; a rule id is used once.
+    pub async fn add_rule(
+        &self,
+        session: &Session,
+        rule: &StandingRule,
+        signature: &[u8],
+    ) -> Result<(), ConsentError> {
         if rule.subject.to_string() != session.sub || rule.device.to_string() != session.dev {
-            return Err(ConsentError::Forbidden("a patient makes rules only for themselves, from their signed-in device"));
+            return Err(ConsentError::Forbidden(
+                "a patient makes rules only for themselves, from their signed-in device",
+            ));
         }
-        rule.check().map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+        rule.check()
+            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
         let (_, key) = self.device(&rule.device).await?;
-        rule.verify_signature(&key, signature).map_err(|_| ConsentError::BadSignature)?;
-        let signature64 = Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
-        self.log(Event::RuleCreated(RuleCreated { rule: rule.clone(), signature: signature64 })).await?;
+        rule.verify_signature(&key, signature)
+            .map_err(|_| ConsentError::BadSignature)?;
+        let signature64 =
+            Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+        let (store, r) = (self.store.clone(), rule.rule.to_string());
+        if blocking(move || store.rule(&r)).await?.is_some() {
+            return Err(Conflict::RuleExists.into());
+        }
         let row = Rule {
             rule_id: rule.rule.to_string(),
             patient_key: session.sub.clone(),
@@ -508,8 +1015,77 @@ impl Consent {
             created_at: now_ms(),
             revoked_at: None,
         };
-        let store = self.store.clone();
-        blocking(move || store.add_rule(&row)).await?;
-        Ok(())
+        let event = Event::RuleCreated(RuleCreated {
+            rule: rule.clone(),
+            signature: signature64,
+        });
+        self.perform(
+            format!("rule:{}", rule.rule),
+            vec![event],
+            Change::AddRule { rule: row },
+        )
+        .await
+    }
+
+    /// The patient's standing rules in force, oldest first.
+    pub async fn rules(
+        &self,
+        session: &Session,
+    ) -> Result<Vec<(Rule, StandingRule)>, ConsentError> {
+        let (store, s) = (self.store.clone(), session.sub.clone());
+        blocking(move || store.rules_of(&s))
+            .await?
+            .into_iter()
+            .map(|row| {
+                let rule: StandingRule =
+                    serde_json::from_str(&row.rule).map_err(|_| ConsentError::Unavailable)?;
+                Ok((row, rule))
+            })
+            .collect()
+    }
+
+    /// The patient revokes one of their standing rules with their device's
+    /// signature: it stops matching requests at once, and is logged.
+    pub async fn revoke_rule(
+        &self,
+        session: &Session,
+        revocation: &RuleRevocation,
+        signature: &[u8],
+    ) -> Result<(), ConsentError> {
+        if revocation.subject.to_string() != session.sub
+            || revocation.device.to_string() != session.dev
+        {
+            return Err(ConsentError::Forbidden(
+                "a patient revokes only their own rules, from their signed-in device",
+            ));
+        }
+        let (_, key) = self.device(&revocation.device).await?;
+        revocation
+            .verify_signature(&key, signature)
+            .map_err(|_| ConsentError::BadSignature)?;
+        let signature = Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+        let (store, r) = (self.store.clone(), revocation.rule.to_string());
+        let rule = blocking(move || store.rule(&r)).await?;
+        match rule {
+            Some(row) if row.patient_key == session.sub => {
+                if row.revoked_at.is_some() {
+                    return Err(ConsentError::Conflict("the rule was already revoked"));
+                }
+            }
+            _ => return Err(ConsentError::NotFound("rule")),
+        }
+        let event = Event::RuleRevoked(RuleRevoked {
+            rule: revocation.rule,
+            subject: revocation.subject,
+            device: revocation.device,
+            signed_at_ms: revocation.signed_at_ms,
+            signature,
+        });
+        let change = Change::RevokeRule {
+            patient_key: session.sub.clone(),
+            rule_id: revocation.rule.to_string(),
+        };
+        self.perform(format!("rule:{}", revocation.rule), vec![event], change)
+            .await
     }
 }

@@ -3,8 +3,8 @@
 //! Tokens are MACed with a key that lives only in this process's memory, so a
 //! restart signs everyone out, and nothing about a session is stored.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use hmac::digest::{Key, KeyInit};
 use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
@@ -50,7 +50,8 @@ impl SessionKeys {
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new(Key::<Hmac<Sha256>>::from_slice(self.key.as_ref()));
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new(Key::<Hmac<Sha256>>::from_slice(self.key.as_ref()));
         mac.update(SESSION_LABEL);
         mac.update(payload);
         mac
@@ -59,7 +60,11 @@ impl SessionKeys {
     pub fn issue(&self, session: &Session) -> String {
         let payload = serde_json::to_vec(session).unwrap_or_default();
         let tag = self.mac(&payload).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// The session a token carries, if its MAC holds and it has not expired.
@@ -68,9 +73,13 @@ impl SessionKeys {
             return Err(InvalidSession);
         }
         let (payload, tag) = token.split_once('.').ok_or(InvalidSession)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| InvalidSession)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| InvalidSession)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| InvalidSession)?;
-        self.mac(&payload).verify_slice(&tag).map_err(|_| InvalidSession)?;
+        self.mac(&payload)
+            .verify_slice(&tag)
+            .map_err(|_| InvalidSession)?;
         let session: Session = serde_json::from_slice(&payload).map_err(|_| InvalidSession)?;
         if now >= session.exp {
             return Err(InvalidSession);
@@ -86,11 +95,18 @@ mod tests {
     #[test]
     fn tokens_verify_until_they_expire_and_only_under_their_key() {
         let keys = SessionKeys::generate();
-        let session = Session { sub: "ab".repeat(32), dev: "d".into(), exp: 100 };
+        let session = Session {
+            sub: "ab".repeat(32),
+            dev: "d".into(),
+            exp: 100,
+        };
         let token = keys.issue(&session);
         assert_eq!(keys.verify(&token, 99), Ok(session));
         assert_eq!(keys.verify(&token, 100), Err(InvalidSession));
-        assert_eq!(SessionKeys::generate().verify(&token, 1), Err(InvalidSession));
+        assert_eq!(
+            SessionKeys::generate().verify(&token, 1),
+            Err(InvalidSession)
+        );
         let mut forged = token.clone();
         forged.replace_range(0..1, if token.starts_with('e') { "f" } else { "e" });
         assert_eq!(keys.verify(&forged, 1), Err(InvalidSession));

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
-use locus_service::config::{ConfigError, authority_key, required};
+use locus_service::config::{authority_key, required, ConfigError};
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key};
 use locus_service::http::{json_extractors, not_found};
@@ -17,9 +17,10 @@ use utoipa::OpenApi as _;
 
 use crate::api::{ConsentMemberApiDoc, ConsentPatientApiDoc};
 use crate::config::Config;
-use crate::service::{Consent, Limits};
+use crate::service::{Consent, InFlight, Limits};
 use crate::session::SessionKeys;
 use crate::store::ConsentStore;
+use crate::throttle::Throttles;
 
 const BODY_LIMIT: usize = 64 * 1024;
 
@@ -53,16 +54,23 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("member_url", &self.member_url).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("member_url", &self.member_url)
+            .finish_non_exhaustive()
     }
 }
 
 impl Application {
     pub fn build(config: &Config) -> Result<Self, StartupError> {
-        let member = config.member_id.parse().map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
+        let member = config
+            .member_id
+            .parse()
+            .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
         let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
-        let verifier = NoteVerifier::from_vkey(required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?.trim())
-            .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
+        let verifier = NoteVerifier::from_vkey(
+            required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?.trim(),
+        )
+        .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
         let authority = authority_key(&config.authority_key)?;
         let tls = config.tls()?;
         let url = DatabaseUrl::parse(&config.database_url)?;
@@ -77,6 +85,8 @@ impl Application {
             directory: DirectoryFollower::new(ledger.clone(), authority),
             ledger,
             sessions: SessionKeys::generate(),
+            throttles: Throttles::default(),
+            in_flight: InFlight::default(),
             limits: Limits {
                 enrolment_code_secs: config.enrolment_code_secs,
                 max_grant_secs: config.max_grant_secs,
@@ -133,7 +143,8 @@ impl Application {
         [self.members.handle(), self.patients.handle()]
     }
 
-    /// Serves both APIs and follows the directory until stopped.
+    /// Serves both APIs, follows the directory and finishes acts left over
+    /// (by a restart, or while the ledger was away) until stopped.
     pub async fn run_until_stopped(self, refresh: Duration) -> std::io::Result<()> {
         let follower = Arc::clone(&self.consent);
         let directory = actix_web::rt::spawn(async move {
@@ -144,11 +155,28 @@ impl Application {
                 actix_web::rt::time::sleep(refresh).await;
             }
         });
-        let result = futures::future::try_join(self.members, self.patients).await.map(drop);
+        let finisher = Arc::clone(&self.consent);
+        let acts = actix_web::rt::spawn(async move {
+            loop {
+                match finisher.finish_pending().await {
+                    Ok(0) => {}
+                    Ok(left) => tracing::warn!(left, "acts wait for the ledger"),
+                    Err(e) => tracing::warn!(error = %e, "acts left over not finished"),
+                }
+                actix_web::rt::time::sleep(ACT_RETRY).await;
+            }
+        });
+        let result = futures::future::try_join(self.members, self.patients)
+            .await
+            .map(drop);
         directory.abort();
+        acts.abort();
         result
     }
 }
+
+/// How often acts left over are tried again.
+const ACT_RETRY: Duration = Duration::from_secs(2);
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))

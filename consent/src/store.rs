@@ -2,10 +2,20 @@
 //! and rules, under pseudonymous patient keys only.
 
 use diesel::prelude::*;
-use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_service::db::{
+    write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
+};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::schema::{access_requests, challenges, devices, enrolment_codes, grants, rules};
+use crate::schema::{
+    access_requests, challenges, devices, enrolment_codes, grants, pending_acts, rules,
+};
+
+/// The PostgreSQL advisory lock that serializes the consent service's acts
+/// (SQLite serializes writers by itself): reserving, finishing and undoing an
+/// act each check and change state in one transaction no other act interleaves.
+const ACT_LOCK: i64 = 0x6c6f_6375_735f_6163;
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/consent/sqlite"),
@@ -20,6 +30,8 @@ pub const REFUSED: &str = "refused";
 pub enum StoreError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error("a stored act does not encode: {0}")]
+    Encoding(String),
 }
 
 impl From<diesel::result::Error> for StoreError {
@@ -34,7 +46,7 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = devices)]
 pub struct Device {
     pub device_id: String,
@@ -42,9 +54,11 @@ pub struct Device {
     pub public_jwk: String,
     pub enrolled_at: i64,
     pub removed_at: Option<i64>,
+    /// The member whose desk issued the enrolment code.
+    pub code_issuer: String,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = access_requests)]
 pub struct AccessRequest {
     pub request_id: String,
@@ -58,7 +72,7 @@ pub struct AccessRequest {
     pub grant_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = grants)]
 pub struct Grant {
     pub grant_id: String,
@@ -73,7 +87,7 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = rules)]
 pub struct Rule {
     pub rule_id: String,
@@ -98,6 +112,77 @@ fn code_hash(code: &str) -> Vec<u8> {
     Sha256::digest(code.as_bytes()).to_vec()
 }
 
+/// The change an act makes to these tables once its ledger entries are
+/// durable, kept with the act so that a restart can finish it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// Enrols a device with a code (used up when the act is reserved).
+    Enrol { device: Device, code_hash: String },
+    /// Removes a device (disabled when the act is reserved: taking away is safe early).
+    RemoveDevice {
+        patient_key: String,
+        device_id: String,
+    },
+    /// Files a request, granted at once by a standing rule when `grant` is set.
+    Request {
+        request: AccessRequest,
+        grant: Option<Grant>,
+    },
+    /// Decides a pending request, with the grant of an approval.
+    Decide {
+        request_id: String,
+        status: String,
+        grant: Option<Grant>,
+    },
+    /// Stores an emergency grant.
+    Emergency { grant: Grant },
+    /// Marks a grant revoked.
+    RevokeGrant {
+        patient_key: String,
+        grant_id: String,
+    },
+    /// Stores a standing rule.
+    AddRule { rule: Rule },
+    /// Revokes a rule (it stops matching when the act is reserved).
+    RevokeRule {
+        patient_key: String,
+        rule_id: String,
+    },
+}
+
+/// An act under way: the exact signed entries it logs, in order, and the
+/// change it then applies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Act {
+    /// Canonical signed entries.
+    pub entries: Vec<String>,
+    pub change: Change,
+}
+
+/// Why an act cannot be reserved: the state it would change has moved on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another act on the same thing is under way.
+    UnderWay,
+    /// The enrolment code is unknown, used or expired.
+    CodeUsed,
+    /// The device key was enrolled before (for this patient or another).
+    DeviceKnown,
+    /// No such active device of this patient.
+    NoDevice,
+    /// The request was already decided.
+    AlreadyDecided,
+    /// No such grant of this patient.
+    NoGrant,
+    /// The grant was already revoked.
+    AlreadyRevoked,
+    /// A rule with this id exists.
+    RuleExists,
+    /// No such rule in force of this patient.
+    NoRule,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConsentStore {
     pool: Pool,
@@ -114,7 +199,13 @@ impl ConsentStore {
     }
 
     /// Stores a new enrolment code (only its hash) for `patient_key`.
-    pub fn add_enrolment_code(&self, code: &str, patient_key: &str, issued_by: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub fn add_enrolment_code(
+        &self,
+        code: &str,
+        patient_key: &str,
+        issued_by: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         diesel::insert_into(enrolment_codes::table)
             .values(NewEnrolmentCode {
                 code_hash: code_hash(code),
@@ -126,36 +217,32 @@ impl ConsentStore {
         Ok(())
     }
 
-    /// Uses up an unexpired, unused code and returns its patient key; a code
-    /// works once, whatever happens after.
-    pub fn redeem_enrolment_code(&self, code: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let hash = code_hash(code);
-        let mut pooled = self.conn()?;
-        let conn: &mut DbConnection = &mut pooled;
-        conn.transaction::<_, StoreError, _>(|conn| {
-            let used = diesel::update(
-                enrolment_codes::table
-                    .filter(enrolment_codes::code_hash.eq(&hash))
-                    .filter(enrolment_codes::used_at.is_null())
-                    .filter(enrolment_codes::expires_at.gt(now)),
-            )
-            .set(enrolment_codes::used_at.eq(Some(now)))
-            .execute(conn)?;
-            if used != 1 {
-                return Ok(None);
-            }
-            Ok(Some(
-                enrolment_codes::table
-                    .find(&hash)
-                    .select(enrolment_codes::patient_key)
-                    .first(conn)?,
-            ))
-        })
+    /// The patient key and issuing member of an unexpired, unused code.
+    pub fn enrolment_code(
+        &self,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(enrolment_codes::table
+            .find(code_hash(code))
+            .filter(enrolment_codes::used_at.is_null())
+            .filter(enrolment_codes::expires_at.gt(now))
+            .select((enrolment_codes::patient_key, enrolment_codes::issued_by))
+            .first(&mut self.conn()?)
+            .optional()?)
     }
 
-    pub fn add_device(&self, device: &Device) -> Result<(), StoreError> {
-        diesel::insert_into(devices::table).values(device).execute(&mut self.conn()?)?;
-        Ok(())
+    /// The hash under which a code is stored, hex, as an act keeps it.
+    pub fn code_hash_hex(code: &str) -> String {
+        hex::encode(code_hash(code))
+    }
+
+    /// Whether a device key was ever enrolled, for any patient, removed or not.
+    pub fn device_known(&self, device_id: &str) -> Result<bool, StoreError> {
+        Ok(
+            diesel::select(diesel::dsl::exists(devices::table.find(device_id)))
+                .get_result(&mut self.conn()?)?,
+        )
     }
 
     /// An enrolled device that has not been removed.
@@ -177,33 +264,54 @@ impl ConsentStore {
             .load(&mut self.conn()?)?)
     }
 
-    /// Removes one of the patient's own devices; false when it is not theirs
-    /// or already removed.
-    pub fn remove_device(&self, patient_key: &str, device_id: &str, now: i64) -> Result<bool, StoreError> {
-        let removed = diesel::update(
-            devices::table
-                .filter(devices::device_id.eq(device_id))
-                .filter(devices::patient_key.eq(patient_key))
-                .filter(devices::removed_at.is_null()),
-        )
-        .set(devices::removed_at.eq(Some(now)))
-        .execute(&mut self.conn()?)?;
-        Ok(removed == 1)
-    }
-
-    pub fn add_challenge(&self, nonce: &str, device_id: &str, expires_at: i64) -> Result<(), StoreError> {
-        diesel::insert_into(challenges::table)
-            .values((
-                challenges::nonce.eq(nonce),
-                challenges::device_id.eq(device_id),
-                challenges::expires_at.eq(expires_at),
-            ))
-            .execute(&mut self.conn()?)?;
-        Ok(())
+    /// Stores a sign-in challenge, unless the device already has `max_open`
+    /// unexpired, unused ones; false then.
+    pub fn add_challenge(
+        &self,
+        nonce: &str,
+        device_id: &str,
+        now: i64,
+        expires_at: i64,
+        max_open: i64,
+    ) -> Result<bool, StoreError> {
+        let mut pooled = self.conn()?;
+        write_transaction(&mut pooled, ACT_LOCK, |conn| {
+            // Spent and expired challenges are of no further use.
+            diesel::delete(
+                challenges::table
+                    .filter(challenges::device_id.eq(device_id))
+                    .filter(
+                        challenges::used_at
+                            .is_not_null()
+                            .or(challenges::expires_at.le(now)),
+                    ),
+            )
+            .execute(conn)?;
+            let open: i64 = challenges::table
+                .filter(challenges::device_id.eq(device_id))
+                .count()
+                .get_result(conn)?;
+            if open >= max_open {
+                return Ok(false);
+            }
+            diesel::insert_into(challenges::table)
+                .values((
+                    challenges::nonce.eq(nonce),
+                    challenges::device_id.eq(device_id),
+                    challenges::expires_at.eq(expires_at),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        })
     }
 
     /// Uses up an unexpired challenge issued to `device_id`; true once.
-    pub fn use_challenge(&self, nonce: &str, device_id: &str, now: i64) -> Result<bool, StoreError> {
+    pub fn use_challenge(
+        &self,
+        nonce: &str,
+        device_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let used = diesel::update(
             challenges::table
                 .filter(challenges::nonce.eq(nonce))
@@ -216,11 +324,6 @@ impl ConsentStore {
         Ok(used == 1)
     }
 
-    pub fn add_request(&self, request: &AccessRequest) -> Result<(), StoreError> {
-        diesel::insert_into(access_requests::table).values(request).execute(&mut self.conn()?)?;
-        Ok(())
-    }
-
     pub fn request(&self, request_id: &str) -> Result<Option<AccessRequest>, StoreError> {
         Ok(access_requests::table
             .find(request_id)
@@ -230,45 +333,17 @@ impl ConsentStore {
     }
 
     /// A patient's requests in `status`, newest first.
-    pub fn requests_of(&self, patient_key: &str, status: &str) -> Result<Vec<AccessRequest>, StoreError> {
+    pub fn requests_of(
+        &self,
+        patient_key: &str,
+        status: &str,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
         Ok(access_requests::table
             .filter(access_requests::patient_key.eq(patient_key))
             .filter(access_requests::status.eq(status))
             .order(access_requests::created_at.desc())
             .select(AccessRequest::as_select())
             .load(&mut self.conn()?)?)
-    }
-
-    /// Decides a pending request (and stores the grant, if any) in one
-    /// transaction; false when it was no longer pending.
-    pub fn decide(&self, request_id: &str, status: &str, grant: Option<&Grant>, now: i64) -> Result<bool, StoreError> {
-        let mut pooled = self.conn()?;
-        let conn: &mut DbConnection = &mut pooled;
-        conn.transaction::<_, StoreError, _>(|conn| {
-            let updated = diesel::update(
-                access_requests::table
-                    .filter(access_requests::request_id.eq(request_id))
-                    .filter(access_requests::status.eq(PENDING)),
-            )
-            .set((
-                access_requests::status.eq(status),
-                access_requests::decided_at.eq(Some(now)),
-                access_requests::grant_id.eq(grant.map(|g| g.grant_id.clone())),
-            ))
-            .execute(conn)?;
-            if updated != 1 {
-                return Ok(false);
-            }
-            if let Some(grant) = grant {
-                diesel::insert_into(grants::table).values(grant).execute(conn)?;
-            }
-            Ok(true)
-        })
-    }
-
-    pub fn add_grant(&self, grant: &Grant) -> Result<(), StoreError> {
-        diesel::insert_into(grants::table).values(grant).execute(&mut self.conn()?)?;
-        Ok(())
     }
 
     pub fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
@@ -288,25 +363,6 @@ impl ConsentStore {
             .load(&mut self.conn()?)?)
     }
 
-    /// Marks one of the patient's grants revoked; false when it is not theirs
-    /// or already revoked.
-    pub fn revoke_grant(&self, patient_key: &str, grant_id: &str, now: i64) -> Result<bool, StoreError> {
-        let revoked = diesel::update(
-            grants::table
-                .filter(grants::grant_id.eq(grant_id))
-                .filter(grants::patient_key.eq(patient_key))
-                .filter(grants::revoked_at.is_null()),
-        )
-        .set(grants::revoked_at.eq(Some(now)))
-        .execute(&mut self.conn()?)?;
-        Ok(revoked == 1)
-    }
-
-    pub fn add_rule(&self, rule: &Rule) -> Result<(), StoreError> {
-        diesel::insert_into(rules::table).values(rule).execute(&mut self.conn()?)?;
-        Ok(())
-    }
-
     /// A patient's rules in force.
     pub fn rules_of(&self, patient_key: &str) -> Result<Vec<Rule>, StoreError> {
         Ok(rules::table
@@ -317,15 +373,301 @@ impl ConsentStore {
             .load(&mut self.conn()?)?)
     }
 
-    pub fn revoke_rule(&self, patient_key: &str, rule_id: &str, now: i64) -> Result<bool, StoreError> {
-        let revoked = diesel::update(
-            rules::table
-                .filter(rules::rule_id.eq(rule_id))
-                .filter(rules::patient_key.eq(patient_key))
-                .filter(rules::revoked_at.is_null()),
-        )
-        .set(rules::revoked_at.eq(Some(now)))
-        .execute(&mut self.conn()?)?;
-        Ok(revoked == 1)
+    pub fn rule(&self, rule_id: &str) -> Result<Option<Rule>, StoreError> {
+        Ok(rules::table
+            .find(rule_id)
+            .select(Rule::as_select())
+            .first(&mut self.conn()?)
+            .optional()?)
     }
+
+    // ---- acts: reserve, then log, then finish (or undo) ----
+
+    /// Reserves an act: checks, under the act lock, that the state it changes
+    /// still allows it, makes its reservation (a code used up, a device or a
+    /// rule disabled) and records it with its entries. Nothing else can act on
+    /// the same thing until it is finished or undone.
+    pub fn reserve(
+        &self,
+        key: &str,
+        act: &Act,
+        now: i64,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        let body = serde_json::to_string(act).map_err(|e| StoreError::Encoding(e.to_string()))?;
+        let mut pooled = self.conn()?;
+        write_transaction(&mut pooled, ACT_LOCK, |conn| {
+            let under_way: bool =
+                diesel::select(diesel::dsl::exists(pending_acts::table.find(key)))
+                    .get_result(conn)?;
+            if under_way {
+                return Ok(Err(Conflict::UnderWay));
+            }
+            if let Err(conflict) = reserve_change(conn, &act.change, now)? {
+                return Ok(Err(conflict));
+            }
+            diesel::insert_into(pending_acts::table)
+                .values((
+                    pending_acts::act_key.eq(key),
+                    pending_acts::act.eq(&body),
+                    pending_acts::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(Ok(()))
+        })
+    }
+
+    /// Replaces the entries of an act under way (an entry signed again).
+    pub fn update_act(&self, key: &str, act: &Act) -> Result<(), StoreError> {
+        let body = serde_json::to_string(act).map_err(|e| StoreError::Encoding(e.to_string()))?;
+        diesel::update(pending_acts::table.find(key))
+            .set(pending_acts::act.eq(body))
+            .execute(&mut self.conn()?)?;
+        Ok(())
+    }
+
+    /// Applies an act whose entries are all durable and forgets it; false if
+    /// it was already finished (or undone), so it is applied once.
+    pub fn finish(&self, key: &str, now: i64) -> Result<bool, StoreError> {
+        let mut pooled = self.conn()?;
+        write_transaction(&mut pooled, ACT_LOCK, |conn| {
+            let Some(act) = load_act(conn, key)? else {
+                return Ok(false);
+            };
+            apply_change(conn, &act.change, now)?;
+            diesel::delete(pending_acts::table.find(key)).execute(conn)?;
+            Ok(true)
+        })
+    }
+
+    /// Gives up an act none of whose entries the ledger took: its reservation
+    /// is released, as if it had never been asked.
+    pub fn undo(&self, key: &str) -> Result<(), StoreError> {
+        let mut pooled = self.conn()?;
+        write_transaction(&mut pooled, ACT_LOCK, |conn| {
+            let Some(act) = load_act(conn, key)? else {
+                return Ok(());
+            };
+            release_change(conn, &act.change)?;
+            diesel::delete(pending_acts::table.find(key)).execute(conn)?;
+            Ok(())
+        })
+    }
+
+    /// Every act under way, oldest first.
+    pub fn pending_acts(&self) -> Result<Vec<(String, Act)>, StoreError> {
+        let rows: Vec<(String, String)> = pending_acts::table
+            .order(pending_acts::created_at.asc())
+            .select((pending_acts::act_key, pending_acts::act))
+            .load(&mut self.conn()?)?;
+        rows.into_iter()
+            .map(|(key, body)| {
+                let act =
+                    serde_json::from_str(&body).map_err(|e| StoreError::Encoding(e.to_string()))?;
+                Ok((key, act))
+            })
+            .collect()
+    }
+}
+
+fn load_act(conn: &mut DbConnection, key: &str) -> Result<Option<Act>, StoreError> {
+    let body: Option<String> = pending_acts::table
+        .find(key)
+        .select(pending_acts::act)
+        .first(conn)
+        .optional()?;
+    body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Encoding(e.to_string())))
+        .transpose()
+}
+
+/// Checks that `change` may still happen and makes its reservation.
+fn reserve_change(
+    conn: &mut DbConnection,
+    change: &Change,
+    now: i64,
+) -> Result<Result<(), Conflict>, StoreError> {
+    match change {
+        Change::Enrol { device, code_hash } => {
+            let known: bool =
+                diesel::select(diesel::dsl::exists(devices::table.find(&device.device_id)))
+                    .get_result(conn)?;
+            if known {
+                return Ok(Err(Conflict::DeviceKnown));
+            }
+            let hash = hex::decode(code_hash).map_err(|e| StoreError::Encoding(e.to_string()))?;
+            let used = diesel::update(
+                enrolment_codes::table
+                    .filter(enrolment_codes::code_hash.eq(&hash))
+                    .filter(enrolment_codes::patient_key.eq(&device.patient_key))
+                    .filter(enrolment_codes::used_at.is_null())
+                    .filter(enrolment_codes::expires_at.gt(now)),
+            )
+            .set(enrolment_codes::used_at.eq(Some(now)))
+            .execute(conn)?;
+            Ok(if used == 1 {
+                Ok(())
+            } else {
+                Err(Conflict::CodeUsed)
+            })
+        }
+        Change::RemoveDevice {
+            patient_key,
+            device_id,
+        } => {
+            let removed = diesel::update(
+                devices::table
+                    .filter(devices::device_id.eq(device_id))
+                    .filter(devices::patient_key.eq(patient_key))
+                    .filter(devices::removed_at.is_null()),
+            )
+            .set(devices::removed_at.eq(Some(now)))
+            .execute(conn)?;
+            Ok(if removed == 1 {
+                Ok(())
+            } else {
+                Err(Conflict::NoDevice)
+            })
+        }
+        Change::Request { .. } | Change::Emergency { .. } => Ok(Ok(())),
+        Change::Decide { request_id, .. } => {
+            let pending: bool = diesel::select(diesel::dsl::exists(
+                access_requests::table
+                    .find(request_id)
+                    .filter(access_requests::status.eq(PENDING)),
+            ))
+            .get_result(conn)?;
+            Ok(if pending {
+                Ok(())
+            } else {
+                Err(Conflict::AlreadyDecided)
+            })
+        }
+        Change::RevokeGrant {
+            patient_key,
+            grant_id,
+        } => {
+            let revoked: Option<Option<i64>> = grants::table
+                .find(grant_id)
+                .filter(grants::patient_key.eq(patient_key))
+                .select(grants::revoked_at)
+                .first(conn)
+                .optional()?;
+            Ok(match revoked {
+                None => Err(Conflict::NoGrant),
+                Some(Some(_)) => Err(Conflict::AlreadyRevoked),
+                Some(None) => Ok(()),
+            })
+        }
+        Change::AddRule { rule } => {
+            let taken: bool = diesel::select(diesel::dsl::exists(rules::table.find(&rule.rule_id)))
+                .get_result(conn)?;
+            Ok(if taken {
+                Err(Conflict::RuleExists)
+            } else {
+                Ok(())
+            })
+        }
+        Change::RevokeRule {
+            patient_key,
+            rule_id,
+        } => {
+            let revoked = diesel::update(
+                rules::table
+                    .filter(rules::rule_id.eq(rule_id))
+                    .filter(rules::patient_key.eq(patient_key))
+                    .filter(rules::revoked_at.is_null()),
+            )
+            .set(rules::revoked_at.eq(Some(now)))
+            .execute(conn)?;
+            Ok(if revoked == 1 {
+                Ok(())
+            } else {
+                Err(Conflict::NoRule)
+            })
+        }
+    }
+}
+
+/// Makes the change the logged entries state.
+fn apply_change(conn: &mut DbConnection, change: &Change, now: i64) -> Result<(), StoreError> {
+    match change {
+        Change::Enrol { device, .. } => {
+            diesel::insert_into(devices::table)
+                .values(device)
+                .execute(conn)?;
+        }
+        // Done at reservation.
+        Change::RemoveDevice { .. } | Change::RevokeRule { .. } => {}
+        Change::Request { request, grant } => {
+            diesel::insert_into(access_requests::table)
+                .values(request)
+                .execute(conn)?;
+            if let Some(grant) = grant {
+                diesel::insert_into(grants::table)
+                    .values(grant)
+                    .execute(conn)?;
+            }
+        }
+        Change::Decide {
+            request_id,
+            status,
+            grant,
+        } => {
+            diesel::update(access_requests::table.find(request_id))
+                .set((
+                    access_requests::status.eq(status),
+                    access_requests::decided_at.eq(Some(now)),
+                    access_requests::grant_id.eq(grant.as_ref().map(|g| g.grant_id.clone())),
+                ))
+                .execute(conn)?;
+            if let Some(grant) = grant {
+                diesel::insert_into(grants::table)
+                    .values(grant)
+                    .execute(conn)?;
+            }
+        }
+        Change::Emergency { grant } => {
+            diesel::insert_into(grants::table)
+                .values(grant)
+                .execute(conn)?;
+        }
+        Change::RevokeGrant { grant_id, .. } => {
+            diesel::update(grants::table.find(grant_id))
+                .set(grants::revoked_at.eq(Some(now)))
+                .execute(conn)?;
+        }
+        Change::AddRule { rule } => {
+            diesel::insert_into(rules::table)
+                .values(rule)
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Releases a reservation whose act the ledger refused.
+fn release_change(conn: &mut DbConnection, change: &Change) -> Result<(), StoreError> {
+    match change {
+        Change::Enrol { code_hash, .. } => {
+            let hash = hex::decode(code_hash).map_err(|e| StoreError::Encoding(e.to_string()))?;
+            diesel::update(enrolment_codes::table.find(hash))
+                .set(enrolment_codes::used_at.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        Change::RemoveDevice { device_id, .. } => {
+            diesel::update(devices::table.find(device_id))
+                .set(devices::removed_at.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        Change::RevokeRule { rule_id, .. } => {
+            diesel::update(rules::table.find(rule_id))
+                .set(rules::revoked_at.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        Change::Request { .. }
+        | Change::Decide { .. }
+        | Change::Emergency { .. }
+        | Change::RevokeGrant { .. }
+        | Change::AddRule { .. } => {}
+    }
+    Ok(())
 }

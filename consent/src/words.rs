@@ -1,6 +1,6 @@
 //! Requests and grants in plain words, for the patient's phone.
 
-use locus_protocol::consent::{Decision, RequestTerms};
+use locus_protocol::consent::{Decision, RequestTerms, RuleAudience, StandingRule};
 use locus_protocol::entry::Event;
 use locus_protocol::grant::{DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::MemberId;
@@ -43,11 +43,18 @@ fn one_scope(scope: &Scope) -> String {
 }
 
 fn scopes(set: &ScopeSet) -> String {
-    set.scopes().iter().map(one_scope).collect::<Vec<_>>().join(", ")
+    set.scopes()
+        .iter()
+        .map(one_scope)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn period(p: Option<&DataPeriod>) -> String {
-    p.map_or_else(|| "from any date".to_owned(), |p| format!("from {} to {}", p.start, p.end))
+    p.map_or_else(
+        || "from any date".to_owned(),
+        |p| format!("from {} to {}", p.start, p.end),
+    )
 }
 
 fn duration(secs: i64) -> String {
@@ -73,7 +80,9 @@ pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
     let basis = match &claims.basis {
         GrantBasis::PatientApproval { .. } => "You approved this.".to_owned(),
         GrantBasis::StandingRule { .. } => "One of your standing rules allowed this.".to_owned(),
-        GrantBasis::Emergency { reason } => format!("EMERGENCY ACCESS, without your approval. Reason given: {reason}"),
+        GrantBasis::Emergency { reason } => {
+            format!("EMERGENCY ACCESS, without your approval. Reason given: {reason}")
+        }
     };
     format!(
         "{} may see {}, {}, {}, until {}. {basis}",
@@ -81,18 +90,46 @@ pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
         scopes(&claims.scope),
         period(claims.data_period.as_ref()),
         purpose(claims.purpose),
-        chrono::DateTime::from_timestamp(claims.exp, 0).map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        chrono::DateTime::from_timestamp(claims.exp, 0)
+            .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    )
+}
+
+pub fn describe_rule(consent: &Consent, rule: &StandingRule) -> String {
+    let audience = match &rule.who {
+        RuleAudience::Member(m) => who(consent, m),
+        RuleAudience::AnyHospital => "Any hospital".to_owned(),
+    };
+    let window = rule.data_window_days.map_or_else(
+        || "from any date".to_owned(),
+        |days| format!("of the last {days} day(s)"),
+    );
+    let purposes = rule
+        .purposes
+        .iter()
+        .map(|p| purpose(*p))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!(
+        "{audience} may see {}, {window}, {purposes}, for up to {} each time.",
+        scopes(&rule.scope),
+        duration(rule.grant_duration_secs)
     )
 }
 
 /// One ledger event about the patient, as the patient would say it.
 pub fn describe_event(consent: &Consent, event: &Event) -> String {
     match event {
-        Event::DeviceEnrolled(_) => "You enrolled a device.".into(),
+        Event::DeviceEnrolled(e) => format!(
+            "A device was enrolled for you with a code from {}. If it was not you, remove it.",
+            who(consent, &e.code_issuer)
+        ),
         Event::DeviceRemoved(_) => "You removed a device.".into(),
         Event::AccessRequested(e) => describe_request(consent, &e.terms),
         Event::AccessDecided(e) => match &e.decision {
-            Decision::Approve(a) => format!("You approved access for {}.", who(consent, &a.requester)),
+            Decision::Approve(a) => {
+                format!("You approved access for {}.", who(consent, &a.requester))
+            }
             Decision::Refuse(_) => "You refused a request.".into(),
         },
         Event::GrantIssued(g) => match &g.basis {
@@ -100,19 +137,31 @@ pub fn describe_event(consent: &Consent, event: &Event) -> String {
                 "EMERGENCY ACCESS was given to {} without your approval. Reason given: {reason}",
                 who(consent, &g.requester)
             ),
-            GrantBasis::StandingRule { .. } => format!("{} was given access under one of your rules.", who(consent, &g.requester)),
-            GrantBasis::PatientApproval { .. } => format!("{} was given the access you approved.", who(consent, &g.requester)),
+            GrantBasis::StandingRule { .. } => format!(
+                "{} was given access under one of your rules.",
+                who(consent, &g.requester)
+            ),
+            GrantBasis::PatientApproval { .. } => format!(
+                "{} was given the access you approved.",
+                who(consent, &g.requester)
+            ),
         },
         Event::GrantRevoked(_) => "Access was revoked.".into(),
         Event::RuleCreated(_) => "You made a standing rule.".into(),
         Event::RuleRevoked(_) => "You withdrew a standing rule.".into(),
-        Event::IndexQueried(q) => format!("{} looked for your records ({} found).", who(consent, &q.requester), q.results),
+        Event::IndexQueried(q) => format!(
+            "{} looked for your records ({} found).",
+            who(consent, &q.requester),
+            q.results
+        ),
         Event::RecordRetrieved(r) => format!(
             "{} received one of your records from {}.",
             who(consent, &r.requester),
             who(consent, r.custodian.as_member())
         ),
-        Event::AccessRefused(r) => format!("A request by {} was refused.", who(consent, &r.requester)),
+        Event::AccessRefused(r) => {
+            format!("A request by {} was refused.", who(consent, &r.requester))
+        }
         Event::PointersPublished(_) | Event::MemberUpdated(_) => "A network event.".into(),
     }
 }

@@ -146,6 +146,7 @@ impl World {
             subject,
             device: phone.device_id(),
             key: phone.public_jwk(),
+            code_issuer: "hospital-a".parse().unwrap(),
         }))
     }
 
@@ -653,6 +654,7 @@ fn each_tampering_is_one_finding() {
                         subject: w.alice,
                         device: rogue.device_id(),
                         key: rogue.public_jwk(),
+                        code_issuer: "hospital-a".parse().unwrap(),
                     }),
                 );
                 log.insert_before("published", "rogue", enrolled);

@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use locus_tests::Backend;
 use locus_tests::network::TestNetwork;
-use serde_json::{Value, json};
+use locus_tests::Backend;
+use serde_json::{json, Value};
 
 /// The members' API (mutual TLS): path and method.
 const MEMBER_ROUTES: &[(&str, &str)] = &[
@@ -36,10 +36,15 @@ const PATIENT_ROUTES: &[(&str, &str)] = &[
 const NO_ROUTE: &str = "no such resource";
 
 async fn document(client: &reqwest::Client, base: &str) -> Value {
-    let response = client.get(format!("{base}/openapi.json")).send().await.unwrap();
+    let response = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let text = response.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{base}/openapi.json is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{base}/openapi.json is not JSON ({e}): {text}"))
 }
 
 /// Calls a route the way no handler acts on (an invalid body, no session, a
@@ -48,7 +53,10 @@ async fn call(client: &reqwest::Client, base: &str, path: &str, method: &str) ->
     // A syntactically valid id for each path parameter, so routing, not the
     // path extractor, decides.
     let path = path
-        .replace("/requests/{id}", "/requests/00000000-0000-4000-8000-000000000000")
+        .replace(
+            "/requests/{id}",
+            "/requests/00000000-0000-4000-8000-000000000000",
+        )
         .replace("/devices/{id}", &format!("/devices/{}", "A".repeat(43)))
         .replace("{id}", "00000000-0000-4000-8000-000000000000");
     let url = format!("{base}{path}");
@@ -61,28 +69,57 @@ async fn call(client: &reqwest::Client, base: &str, path: &str, method: &str) ->
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status >= 400, "{method} {path} acted on a request it should refuse: {status} {body}");
+    assert!(
+        status >= 400,
+        "{method} {path} acted on a request it should refuse: {status} {body}"
+    );
     body
 }
 
 /// The document lists exactly `served`, each with its method; the listener
 /// serves each of them and none of `absent`.
-async fn check_listener(client: &reqwest::Client, base: &str, served: &[(&str, &str)], absent: &[(&str, &str)], tag: &str) {
+async fn check_listener(
+    client: &reqwest::Client,
+    base: &str,
+    served: &[(&str, &str)],
+    absent: &[(&str, &str)],
+    tag: &str,
+) {
     let doc = document(client, base).await;
     let version = doc["openapi"].as_str().unwrap_or_default();
-    assert!(version.starts_with("3."), "{base}: openapi is {:?}", doc["openapi"]);
-    let paths = doc["paths"].as_object().unwrap_or_else(|| panic!("{base}: no paths in {doc}"));
+    assert!(
+        version.starts_with("3."),
+        "{base}: openapi is {:?}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{base}: no paths in {doc}"));
     for (path, method) in served {
-        let operation = &paths.get(*path).unwrap_or_else(|| panic!("{base}: {path} is not documented"))[*method];
-        assert!(operation.is_object(), "{base}: {method} {path} is not documented");
+        let operation = &paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{base}: {path} is not documented"))[*method];
+        assert!(
+            operation.is_object(),
+            "{base}: {method} {path} is not documented"
+        );
         assert_eq!(operation["tags"], json!([tag]), "{base}: {method} {path}");
         let error = call(client, base, path, method).await;
-        assert_ne!(error["message"], NO_ROUTE, "{base}: {method} {path} is documented but not served");
+        assert_ne!(
+            error["message"], NO_ROUTE,
+            "{base}: {method} {path} is documented but not served"
+        );
     }
     for (path, method) in absent {
-        assert!(!paths.contains_key(*path), "{base}: {path} belongs to the other listener");
+        assert!(
+            !paths.contains_key(*path),
+            "{base}: {path} belongs to the other listener"
+        );
         let error = call(client, base, path, method).await;
-        assert_eq!(error["message"], NO_ROUTE, "{base}: {method} {path} is served here too");
+        assert_eq!(
+            error["message"], NO_ROUTE,
+            "{base}: {method} {path} is served here too"
+        );
     }
     let mut documented: Vec<&str> = paths.keys().map(String::as_str).collect();
     let mut listed: Vec<&str> = served.iter().map(|(path, _)| *path).collect();
@@ -98,18 +135,43 @@ async fn each_listener_documents_exactly_its_own_routes() {
     let consent = &network.consent_service;
 
     // The members' listener asks for a consortium certificate: the authority's will do.
-    check_listener(&network.admin.http, &consent.member_url, MEMBER_ROUTES, PATIENT_ROUTES, "consent-members").await;
+    check_listener(
+        &network.admin.http,
+        &consent.member_url,
+        MEMBER_ROUTES,
+        PATIENT_ROUTES,
+        "consent-members",
+    )
+    .await;
     let members = document(&network.admin.http, &consent.member_url).await;
-    assert_eq!(members["components"]["securitySchemes"]["mutual_tls"]["type"], "mutualTLS");
+    assert_eq!(
+        members["components"]["securitySchemes"]["mutual_tls"]["type"],
+        "mutualTLS"
+    );
     assert_eq!(members["security"], json!([{ "mutual_tls": [] }]));
 
     let phone = network.phone();
-    check_listener(&phone, &consent.patient_url, PATIENT_ROUTES, MEMBER_ROUTES, "consent-patients").await;
+    check_listener(
+        &phone,
+        &consent.patient_url,
+        PATIENT_ROUTES,
+        MEMBER_ROUTES,
+        "consent-patients",
+    )
+    .await;
     let patients = document(&phone, &consent.patient_url).await;
-    assert_eq!(patients["components"]["securitySchemes"]["session"]["scheme"], "bearer");
+    assert_eq!(
+        patients["components"]["securitySchemes"]["session"]["scheme"],
+        "bearer"
+    );
     // Signing in needs no session; reading the patient's grants does.
-    assert!(patients["paths"]["/patient/session"]["post"].get("security").is_none());
-    assert_eq!(patients["paths"]["/patient/grants"]["get"]["security"], json!([{ "session": [] }]));
+    assert!(patients["paths"]["/patient/session"]["post"]
+        .get("security")
+        .is_none());
+    assert_eq!(
+        patients["paths"]["/patient/grants"]["get"]["security"],
+        json!([{ "session": [] }])
+    );
 
     network.stop().await;
 }

@@ -1,64 +1,69 @@
-//! The consent store's single-use and state rules, on both backends.
+//! The consent store's acts (reserve, finish, undo) and single-use rules, on
+//! both backends: what storage itself guarantees, whoever calls it.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use locus_consent::store::{APPROVED, AccessRequest, ConsentStore, Device, Grant, PENDING, REFUSED};
-use locus_service::db::{DatabaseUrl, connect};
-use locus_tests::{TestDb, both_backends};
+use std::sync::{Arc, Barrier};
 
-both_backends!(codes_challenges_and_decisions_are_single_use);
+use locus_consent::store::{
+    AccessRequest, Act, Change, Conflict, ConsentStore, Device, Grant, Rule, APPROVED, PENDING,
+    REFUSED,
+};
+use locus_service::db::{connect, DatabaseUrl};
+use locus_tests::{both_backends, TestDb};
+
+both_backends!(acts_are_reserved_applied_and_undone_once);
+both_backends!(concurrent_acts_on_one_thing_reserve_once);
+both_backends!(challenges_are_single_use_and_bounded);
 
 const PATIENT: &str = "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
+const OTHER: &str = "1f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
 
-async fn codes_challenges_and_decisions_are_single_use(db: TestDb) {
-    let store = ConsentStore::open(connect(&DatabaseUrl::parse(db.url()).unwrap(), 4).unwrap()).unwrap();
+fn open(db: &TestDb) -> ConsentStore {
+    ConsentStore::open(connect(&DatabaseUrl::parse(db.url()).unwrap(), 8).unwrap()).unwrap()
+}
 
-    // An enrolment code works once, and not after it expires.
-    store.add_enrolment_code("ABCD-EFGH-JKLM", PATIENT, "hospital-a", 1_000).unwrap();
-    store.add_enrolment_code("OLD-CODE", PATIENT, "hospital-a", 500).unwrap();
-    assert_eq!(store.redeem_enrolment_code("ABCD-EFGH-JKLM", 900).unwrap().as_deref(), Some(PATIENT));
-    assert_eq!(store.redeem_enrolment_code("ABCD-EFGH-JKLM", 901).unwrap(), None);
-    assert_eq!(store.redeem_enrolment_code("OLD-CODE", 600).unwrap(), None);
-    assert_eq!(store.redeem_enrolment_code("NEVER-ISSUED", 600).unwrap(), None);
-
-    // Devices, and challenges that work once, for their own device only.
-    for id in ["device-1", "device-2"] {
-        store
-            .add_device(&Device {
-                device_id: id.into(),
-                patient_key: PATIENT.into(),
-                public_jwk: "{}".into(),
-                enrolled_at: 1,
-                removed_at: None,
-            })
-            .unwrap();
+fn act(change: Change) -> Act {
+    Act {
+        entries: vec!["{}".into()],
+        change,
     }
-    store.add_challenge("nonce-1", "device-1", 1_000).unwrap();
-    assert!(!store.use_challenge("nonce-1", "device-2", 10).unwrap());
-    assert!(store.use_challenge("nonce-1", "device-1", 10).unwrap());
-    assert!(!store.use_challenge("nonce-1", "device-1", 11).unwrap());
-    assert!(store.remove_device(PATIENT, "device-2", 20).unwrap());
-    assert!(!store.remove_device(PATIENT, "device-2", 21).unwrap());
-    assert!(store.device("device-2").unwrap().is_none());
-    assert_eq!(store.devices_of(PATIENT).unwrap().len(), 1);
+}
 
-    // A request is decided once; the grant is stored with the decision.
-    for id in ["r1", "r2"] {
-        store
-            .add_request(&AccessRequest {
-                request_id: id.into(),
-                patient_key: PATIENT.into(),
-                requester: "hospital-b".into(),
-                terms: "{}".into(),
-                status: PENDING.into(),
-                created_at: 5,
-                decided_at: None,
-                grant_id: None,
-            })
-            .unwrap();
+fn device(id: &str, patient: &str) -> Device {
+    Device {
+        device_id: id.into(),
+        patient_key: patient.into(),
+        public_jwk: "{}".into(),
+        enrolled_at: 1,
+        removed_at: None,
+        code_issuer: "hospital-a".into(),
     }
-    let grant = Grant {
-        grant_id: "g1".into(),
+}
+
+fn enrol(id: &str, patient: &str, code: &str) -> Act {
+    act(Change::Enrol {
+        device: device(id, patient),
+        code_hash: ConsentStore::code_hash_hex(code),
+    })
+}
+
+fn request(id: &str) -> AccessRequest {
+    AccessRequest {
+        request_id: id.into(),
+        patient_key: PATIENT.into(),
+        requester: "hospital-b".into(),
+        terms: "{}".into(),
+        status: PENDING.into(),
+        created_at: 5,
+        decided_at: None,
+        grant_id: None,
+    }
+}
+
+fn grant(id: &str) -> Grant {
+    Grant {
+        grant_id: id.into(),
         patient_key: PATIENT.into(),
         requester: "hospital-b".into(),
         basis: "patient_approval".into(),
@@ -67,15 +72,318 @@ async fn codes_challenges_and_decisions_are_single_use(db: TestDb) {
         issued_at: 6,
         expires_at: 100,
         revoked_at: None,
-    };
-    assert!(store.decide("r1", APPROVED, Some(&grant), 6).unwrap());
-    assert!(!store.decide("r1", REFUSED, None, 7).unwrap());
-    assert!(store.decide("r2", REFUSED, None, 7).unwrap());
+    }
+}
+
+/// Reserves and finishes `act` under `key`, expecting no conflict.
+fn done(store: &ConsentStore, key: &str, act: &Act) {
+    assert_eq!(store.reserve(key, act, 10).unwrap(), Ok(()), "{key}");
+    assert!(store.finish(key, 11).unwrap(), "{key}");
+}
+
+async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
+    let store = open(&db);
+    store
+        .add_enrolment_code("ABCD-EFGH-JKLM", PATIENT, "hospital-a", 1_000)
+        .unwrap();
+    store
+        .add_enrolment_code("OLD-CODE", PATIENT, "hospital-a", 5)
+        .unwrap();
+    assert_eq!(
+        store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(),
+        Some((PATIENT.into(), "hospital-a".into()))
+    );
+    assert_eq!(store.enrolment_code("OLD-CODE", 10).unwrap(), None);
+
+    // An enrolment uses its code at reservation; undoing gives it back, and
+    // nothing of the device is stored until the act is finished.
+    let first = enrol("device-1", PATIENT, "ABCD-EFGH-JKLM");
+    assert_eq!(
+        store.reserve("device:device-1", &first, 10).unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(), None);
+    assert!(store.device("device-1").unwrap().is_none());
+    assert_eq!(store.pending_acts().unwrap().len(), 1);
+    store.undo("device:device-1").unwrap();
+    assert!(store.pending_acts().unwrap().is_empty());
+    assert!(store
+        .enrolment_code("ABCD-EFGH-JKLM", 10)
+        .unwrap()
+        .is_some());
+    assert!(store.device("device-1").unwrap().is_none());
+
+    // Done for real: finished once; finishing again applies nothing.
+    done(&store, "device:device-1", &first);
+    assert!(!store.finish("device:device-1", 12).unwrap());
+    assert!(store.device("device-1").unwrap().is_some());
+    // The code works once; an expired code never.
+    assert_eq!(
+        store
+            .reserve(
+                "device:device-2",
+                &enrol("device-2", PATIENT, "ABCD-EFGH-JKLM"),
+                10
+            )
+            .unwrap(),
+        Err(Conflict::CodeUsed)
+    );
+    assert_eq!(
+        store
+            .reserve(
+                "device:device-2",
+                &enrol("device-2", PATIENT, "OLD-CODE"),
+                10
+            )
+            .unwrap(),
+        Err(Conflict::CodeUsed)
+    );
+    // A code is for its own patient.
+    store
+        .add_enrolment_code("WXYZ-WXYZ-WXYZ", PATIENT, "hospital-a", 1_000)
+        .unwrap();
+    assert_eq!(
+        store
+            .reserve(
+                "device:device-2",
+                &enrol("device-2", OTHER, "WXYZ-WXYZ-WXYZ"),
+                10
+            )
+            .unwrap(),
+        Err(Conflict::CodeUsed)
+    );
+    // A known key cannot be enrolled again, for anyone.
+    assert_eq!(
+        store
+            .reserve(
+                "device:device-1",
+                &enrol("device-1", PATIENT, "WXYZ-WXYZ-WXYZ"),
+                10
+            )
+            .unwrap(),
+        Err(Conflict::DeviceKnown)
+    );
+    done(
+        &store,
+        "device:device-2",
+        &enrol("device-2", PATIENT, "WXYZ-WXYZ-WXYZ"),
+    );
+
+    // Removing a device disables it at reservation; undo restores it; once
+    // removed it cannot be removed again, nor enrolled again.
+    let remove = act(Change::RemoveDevice {
+        patient_key: PATIENT.into(),
+        device_id: "device-2".into(),
+    });
+    assert_eq!(
+        store.reserve("device:device-2", &remove, 20).unwrap(),
+        Ok(())
+    );
+    assert!(store.device("device-2").unwrap().is_none());
+    store.undo("device:device-2").unwrap();
+    assert!(store.device("device-2").unwrap().is_some());
+    done(&store, "device:device-2", &remove);
+    assert!(store.device("device-2").unwrap().is_none());
+    assert_eq!(
+        store.reserve("device:device-2", &remove, 21).unwrap(),
+        Err(Conflict::NoDevice)
+    );
+    let not_mine = act(Change::RemoveDevice {
+        patient_key: OTHER.into(),
+        device_id: "device-1".into(),
+    });
+    assert_eq!(
+        store.reserve("device:device-1", &not_mine, 21).unwrap(),
+        Err(Conflict::NoDevice)
+    );
+    store
+        .add_enrolment_code("AAAA-BBBB-CCCC", PATIENT, "hospital-a", 1_000)
+        .unwrap();
+    assert_eq!(
+        store
+            .reserve(
+                "device:device-2",
+                &enrol("device-2", PATIENT, "AAAA-BBBB-CCCC"),
+                22
+            )
+            .unwrap(),
+        Err(Conflict::DeviceKnown)
+    );
+    assert_eq!(store.devices_of(PATIENT).unwrap().len(), 1);
+
+    // A request is decided once; the grant is stored with the decision.
+    for id in ["r1", "r2"] {
+        done(
+            &store,
+            &format!("request:{id}"),
+            &act(Change::Request {
+                request: request(id),
+                grant: None,
+            }),
+        );
+    }
+    let approve = act(Change::Decide {
+        request_id: "r1".into(),
+        status: APPROVED.into(),
+        grant: Some(grant("g1")),
+    });
+    done(&store, "request:r1", &approve);
+    let refuse = act(Change::Decide {
+        request_id: "r1".into(),
+        status: REFUSED.into(),
+        grant: None,
+    });
+    assert_eq!(
+        store.reserve("request:r1", &refuse, 12).unwrap(),
+        Err(Conflict::AlreadyDecided)
+    );
+    done(
+        &store,
+        "request:r2",
+        &act(Change::Decide {
+            request_id: "r2".into(),
+            status: REFUSED.into(),
+            grant: None,
+        }),
+    );
     assert_eq!(store.requests_of(PATIENT, PENDING).unwrap().len(), 0);
-    assert_eq!(store.request("r1").unwrap().unwrap().grant_id.as_deref(), Some("g1"));
+    assert_eq!(
+        store.request("r1").unwrap().unwrap().grant_id.as_deref(),
+        Some("g1")
+    );
+    assert!(store.grant("g1").unwrap().is_some());
 
     // A grant is revoked once, and only by its own patient.
-    assert!(!store.revoke_grant("someone-else", "g1", 8).unwrap());
-    assert!(store.revoke_grant(PATIENT, "g1", 8).unwrap());
-    assert!(!store.revoke_grant(PATIENT, "g1", 9).unwrap());
+    let by_other = act(Change::RevokeGrant {
+        patient_key: OTHER.into(),
+        grant_id: "g1".into(),
+    });
+    assert_eq!(
+        store.reserve("grant:g1", &by_other, 13).unwrap(),
+        Err(Conflict::NoGrant)
+    );
+    let revoke = act(Change::RevokeGrant {
+        patient_key: PATIENT.into(),
+        grant_id: "g1".into(),
+    });
+    done(&store, "grant:g1", &revoke);
+    assert_eq!(
+        store.reserve("grant:g1", &revoke, 14).unwrap(),
+        Err(Conflict::AlreadyRevoked)
+    );
+
+    // A rule id is used once; a rule is revoked once, by its own patient, and
+    // stops matching from the reservation on.
+    let rule = Rule {
+        rule_id: "rule-1".into(),
+        patient_key: PATIENT.into(),
+        rule: "{}".into(),
+        signature: "sig".into(),
+        created_at: 1,
+        revoked_at: None,
+    };
+    done(
+        &store,
+        "rule:rule-1",
+        &act(Change::AddRule { rule: rule.clone() }),
+    );
+    assert_eq!(
+        store
+            .reserve("rule:rule-1", &act(Change::AddRule { rule }), 15)
+            .unwrap(),
+        Err(Conflict::RuleExists)
+    );
+    let unrule = act(Change::RevokeRule {
+        patient_key: PATIENT.into(),
+        rule_id: "rule-1".into(),
+    });
+    let unrule_other = act(Change::RevokeRule {
+        patient_key: OTHER.into(),
+        rule_id: "rule-1".into(),
+    });
+    assert_eq!(
+        store.reserve("rule:rule-1", &unrule_other, 16).unwrap(),
+        Err(Conflict::NoRule)
+    );
+    assert_eq!(store.reserve("rule:rule-1", &unrule, 16).unwrap(), Ok(()));
+    assert!(store.rules_of(PATIENT).unwrap().is_empty());
+    assert!(store.finish("rule:rule-1", 17).unwrap());
+    assert_eq!(
+        store.reserve("rule:rule-1", &unrule, 18).unwrap(),
+        Err(Conflict::NoRule)
+    );
+    assert!(store.pending_acts().unwrap().is_empty());
+}
+
+async fn concurrent_acts_on_one_thing_reserve_once(db: TestDb) {
+    let store = open(&db);
+    done(
+        &store,
+        "request:r1",
+        &act(Change::Request {
+            request: request("r1"),
+            grant: None,
+        }),
+    );
+    // Eight threads decide the same request at once (each with its own grant),
+    // and eight try to finish it: one reservation, one decision, one grant.
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let decide = act(Change::Decide {
+                    request_id: "r1".into(),
+                    status: APPROVED.into(),
+                    grant: Some(grant(&format!("g{i}"))),
+                });
+                barrier.wait();
+                let reserved = store.reserve("request:r1", &decide, 20).unwrap();
+                let finished = store.finish("request:r1", 21).unwrap();
+                (reserved, finished)
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let reserved = outcomes.iter().filter(|(r, _)| r.is_ok()).count();
+    let finished = outcomes.iter().filter(|(_, f)| *f).count();
+    assert_eq!((reserved, finished), (1, 1), "{outcomes:?}");
+    assert!(outcomes.iter().all(|(r, _)| matches!(
+        r,
+        Ok(()) | Err(Conflict::UnderWay | Conflict::AlreadyDecided)
+    )));
+    assert_eq!(store.grants_of(PATIENT).unwrap().len(), 1);
+    assert_eq!(store.request("r1").unwrap().unwrap().status, APPROVED);
+}
+
+async fn challenges_are_single_use_and_bounded(db: TestDb) {
+    let store = open(&db);
+    store
+        .add_enrolment_code("ABCD-EFGH-JKLM", PATIENT, "hospital-a", 1_000)
+        .unwrap();
+    done(
+        &store,
+        "device:device-1",
+        &enrol("device-1", PATIENT, "ABCD-EFGH-JKLM"),
+    );
+    assert!(store
+        .add_challenge("nonce-1", "device-1", 1, 1_000, 2)
+        .unwrap());
+    assert!(!store.use_challenge("nonce-1", "device-2", 10).unwrap());
+    assert!(store.use_challenge("nonce-1", "device-1", 10).unwrap());
+    assert!(!store.use_challenge("nonce-1", "device-1", 11).unwrap());
+    // At most two open at once; a used or expired one frees its place.
+    assert!(store
+        .add_challenge("nonce-2", "device-1", 12, 1_000, 2)
+        .unwrap());
+    assert!(store
+        .add_challenge("nonce-3", "device-1", 12, 20, 2)
+        .unwrap());
+    assert!(!store
+        .add_challenge("nonce-4", "device-1", 13, 1_000, 2)
+        .unwrap());
+    assert!(store
+        .add_challenge("nonce-4", "device-1", 21, 1_000, 2)
+        .unwrap());
+    assert!(!store.use_challenge("nonce-3", "device-1", 22).unwrap());
 }

@@ -69,21 +69,10 @@ pub enum MemberUpdateError {
 /// Unicode bidirectional controls (embeddings, overrides, isolates, marks). They are
 /// format characters, not control characters, but can make one name read as another
 /// in the patient's app.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 /// Checks a member's display name: an organisation's name, shown to patients.
 pub fn check_display_name(name: &str) -> Result<(), MemberUpdateError> {
-    let count = name.chars().count();
-    let ok = (1..=MAX_DISPLAY_NAME_CHARS).contains(&count)
-        && name.trim() == name
-        && !name.chars().any(|c| c.is_control() || is_bidi_control(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(MemberUpdateError::InvalidDisplayName)
-    }
+    crate::text::check_shown_text(name, MAX_DISPLAY_NAME_CHARS)
+        .map_err(|_| MemberUpdateError::InvalidDisplayName)
 }
 
 /// Checks a member's endpoint: `https://` and printable ASCII (no whitespace or

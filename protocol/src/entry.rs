@@ -607,6 +607,9 @@ checked_struct! {
         pub device: DeviceKeyId,
         /// The public key, as a JWK.
         pub key: DeviceKey,
+        /// The member whose desk issued the enrolment code: the desk's word is
+        /// trusted, so it is named, and audited where it benefits.
+        pub code_issuer: MemberId,
     }
 }
 
@@ -1104,6 +1107,7 @@ mod tests {
                 subject,
                 device,
                 key: phone.public_jwk(),
+                code_issuer: "hospital-a".parse().unwrap(),
             }),
             Event::DeviceRemoved(DeviceRemoved { subject, device }),
             Event::AccessRequested(AccessRequested { terms: terms() }),
@@ -1363,6 +1367,7 @@ mod tests {
             subject: PK.parse().unwrap(),
             device: DeviceSigner::generate_p256().device_id(),
             key: phone.public_jwk(),
+            code_issuer: "hospital-a".parse().unwrap(),
         }));
         // A grant must expire after it starts.
         let mut g = issued(

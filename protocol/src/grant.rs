@@ -390,8 +390,9 @@ pub enum GrantError {
     /// The same scope tag twice.
     #[error("duplicate scope tag")]
     DuplicateScopeTag,
-    /// A rule id or reason is empty, too long or holds control characters.
-    #[error("grant basis text must be 1 to 512 bytes without control characters")]
+    /// A rule id or reason is empty, too long, padded, or holds control or
+    /// bidirectional characters.
+    #[error("a reason must be 1 to 512 bytes of one line of plain text: no surrounding spaces, control characters or bidirectional controls")]
     InvalidBasisText,
     /// An emergency grant must state emergency treatment as its purpose.
     #[error("an emergency grant must have purpose ETREAT")]
@@ -399,13 +400,12 @@ pub enum GrantError {
 }
 
 pub(crate) fn check_basis_text(text: &str) -> Result<(), GrantError> {
-    if text.trim().is_empty()
-        || text.len() > MAX_BASIS_TEXT_LEN
-        || text.chars().any(char::is_control)
-    {
+    // Bytes bound the token; characters bound what a person reads.
+    if text.len() > MAX_BASIS_TEXT_LEN {
         return Err(GrantError::InvalidBasisText);
     }
-    Ok(())
+    crate::text::check_shown_text(text, MAX_BASIS_TEXT_LEN)
+        .map_err(|_| GrantError::InvalidBasisText)
 }
 
 /// The scope tags for `scope`, in the order of [`ScopeSet::tag_inputs`].

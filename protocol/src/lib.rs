@@ -72,3 +72,4 @@ pub mod roles;
 pub mod scope;
 pub mod seal;
 pub mod signing;
+pub mod text;
