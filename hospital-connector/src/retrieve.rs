@@ -12,7 +12,6 @@
 //! failed check is a refusal, logged as `access.refused`, and no release is
 //! logged. Once the release is logged, nothing a peer sent can stop it.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -29,9 +28,8 @@ use locus_protocol::pointer::{
     content_digest, seal_record, PointerBody, Provenance, SignedProvenance,
 };
 use locus_service::access::{check_grant, Refused};
-use locus_service::http::{json_error, ErrorBody};
+use locus_service::http::{json_error, ErrorBody, Json};
 use locus_service::tls::PeerCertificate;
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -50,7 +48,7 @@ pub struct RetrieveRequest {
     #[schema(max_length = 16384)]
     pub grant: Option<String>,
     /// The pointer id the index returned.
-    #[schema(value_type = String, format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[schema(value_type = locus_service::openapi::PointerId)]
     pub pointer_id: PointerId,
     /// The sealed pointer as the index returned it, base64 (1 to 4096 bytes).
     /// Only checked against what this hospital published under `pointer_id`.
@@ -80,31 +78,6 @@ impl RetrieveRequest {
             )));
         }
         Ok(sealed)
-    }
-}
-
-/// A JSON body that must be an object. serde's derived structs also accept a
-/// JSON array (fields by position), which would turn `[...]` into a request.
-#[derive(Debug)]
-pub struct JsonObject<T>(pub T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                // The struct's own visitor still sees every key, so unknown and
-                // duplicate fields are refused as before.
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        deserializer
-            .deserialize_map(ObjectVisitor(PhantomData))
-            .map(JsonObject)
     }
 }
 
@@ -202,9 +175,10 @@ impl ResponseError for RetrieveError {
 pub async fn retrieve(
     node: web::Data<Arc<Node>>,
     peer: PeerCertificate,
-    body: web::Json<JsonObject<RetrieveRequest>>,
+    body: Json<RetrieveRequest>,
 ) -> Result<web::Json<RetrieveResponse>, RetrieveError> {
-    let request = body.into_inner().0;
+    // A struct only from a JSON object: `[grant, pointer, sealed]` is a 400.
+    let request = body.into_inner();
     match release(&node, &peer, &request).await {
         Err(RetrieveError::Refused(refused)) => {
             node.log_refusal(&refused).await;

@@ -15,7 +15,7 @@ use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
-use locus_service::http::{json_config, json_error, json_extractors, not_found};
+use locus_service::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
 use locus_service::tls::{http_client, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
@@ -119,6 +119,9 @@ impl Application {
                         .default_service(web::to(|| method_not_allowed("POST"))),
                 )
                 .default_service(web::to(not_found))
+                // Outermost: limits on the request head, and a JSON body on
+                // every error response, also those raised by actix itself.
+                .wrap(HttpEdges)
         })
         .on_connect(record_peer_certificate)
         .shutdown_timeout(10)

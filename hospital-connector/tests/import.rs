@@ -550,6 +550,31 @@ async fn store_api(db: TestDb) {
     store.mark_published(&[o3, old]).unwrap();
     assert_eq!(store.unpublished(10).unwrap().len(), 1);
 
+    // Withdrawing: found by pointer, marked once; an unknown pointer marks nothing.
+    assert_eq!(
+        store.by_pointer(&pointer).unwrap().unwrap().withdrawn_at,
+        None
+    );
+    let unknown = PointerId::new_random();
+    assert!(matches!(
+        store.mark_withdrawn(&[pointer, unknown]),
+        Err(StoreError::UnknownPointer(p)) if p == unknown
+    ));
+    assert_eq!(
+        store.by_pointer(&pointer).unwrap().unwrap().withdrawn_at,
+        None
+    );
+    assert_eq!(store.mark_withdrawn(&[pointer]).unwrap(), 1);
+    let withdrawn_at = store.by_pointer(&pointer).unwrap().unwrap().withdrawn_at;
+    assert!(withdrawn_at.is_some());
+    assert_eq!(store.mark_withdrawn(&[pointer]).unwrap(), 0);
+    assert_eq!(
+        store.by_pointer(&pointer).unwrap().unwrap().withdrawn_at,
+        withdrawn_at,
+        "withdrawing again changes nothing"
+    );
+    assert_eq!(store.unpublished(10).unwrap().len(), 1);
+
     // Received results.
     let custodian: HospitalId = "hospital-b".parse().unwrap();
     let salt = [9; 32];

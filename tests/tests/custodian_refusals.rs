@@ -510,7 +510,7 @@ async fn malformed_retrievals(db: TestDb) {
             json(json!({"grant": grant, "pointer_id": id, "sealed": sealed})),
             "text/plain",
             415,
-            "bad_request",
+            "unsupported_media_type",
         ),
     ];
     for (case, body, content_type, status, code) in cases {
@@ -537,6 +537,70 @@ async fn malformed_retrievals(db: TestDb) {
         .await
         .unwrap();
     assert_json_error(post, 405, "method_not_allowed", "POST on /healthz").await;
+
+    // The edges of HTTP answer in the same JSON.
+    let long = b
+        .node
+        .http
+        .post(format!(
+            "{}/connector/retrieve?{}",
+            a.url,
+            "q".repeat(9 * 1024)
+        ))
+        .json(&json!({"grant": grant, "pointer_id": id, "sealed": sealed}))
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(long, 414, "uri_too_long", "a request target too long").await;
+    let mut many = b
+        .node
+        .http
+        .post(format!("{}/connector/retrieve", a.url))
+        .json(&json!({"grant": grant, "pointer_id": id, "sealed": sealed}));
+    for n in 0..80 {
+        many = many.header(format!("x-filler-{n}"), "1");
+    }
+    let many = many.send().await.unwrap();
+    assert_json_error(many, 431, "headers_too_large", "too many header fields").await;
+
+    // The API document lists what the route answers.
+    let doc: Value = b
+        .node
+        .http
+        .get(format!("{}/openapi.json", a.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let responses = &doc["paths"]["/connector/retrieve"]["post"]["responses"];
+    for status in [
+        "200", "400", "401", "403", "405", "409", "413", "415", "500", "503",
+    ] {
+        assert!(responses[status].is_object(), "the document lists {status}");
+    }
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in found {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} resolves"
+        );
+    }
 
     // None of these is a refusal: the ledger and both stores are unchanged.
     assert_eq!(
