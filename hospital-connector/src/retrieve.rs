@@ -36,9 +36,12 @@ use utoipa::ToSchema;
 use crate::node::Node;
 use crate::records::Record;
 
-/// Largest retrieval body: the longest grant token, the base64 of the largest
-/// sealed pointer the index keeps, and room for the pointer id and the JSON.
-pub const BODY_LIMIT: usize = MAX_GRANT_TOKEN_LEN + MAX_SEALED_BYTES.div_ceil(3) * 4 + 1024;
+/// The base64 of the largest sealed pointer the index keeps.
+const SEALED_B64_MAX: usize = MAX_SEALED_BYTES.div_ceil(3) * 4;
+
+/// Largest retrieval body: the longest grant token, the largest sealed
+/// pointer, and room for the pointer id and the JSON.
+pub const BODY_LIMIT: usize = MAX_GRANT_TOKEN_LEN + SEALED_B64_MAX + 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -348,5 +351,22 @@ impl Node {
                 crate::records::StoreError::Corrupt { .. } => RetrieveError::Integrity,
                 _ => RetrieveError::Unavailable,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi as _;
+
+    use super::*;
+
+    /// The document's bounds are literals; they must say what the code checks.
+    #[test]
+    fn documented_bounds_are_the_checked_ones() {
+        let doc =
+            serde_json::to_value(crate::startup::ConnectorApiDoc::openapi()).unwrap_or_default();
+        let fields = &doc["components"]["schemas"]["RetrieveRequest"]["properties"];
+        assert_eq!(fields["grant"]["maxLength"], MAX_GRANT_TOKEN_LEN);
+        assert_eq!(fields["sealed"]["maxLength"], SEALED_B64_MAX);
     }
 }
