@@ -3,9 +3,11 @@
 
 mod db;
 pub mod fhir;
+pub mod hostile;
 pub mod index;
 pub mod logs;
 pub mod network;
+pub mod phone;
 pub mod synthea;
 
 pub use db::{Backend, TestDb, postgres_admin_url};
