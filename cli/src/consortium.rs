@@ -317,6 +317,7 @@ impl Network {
             ledger_origin: LEDGER_ORIGIN.into(),
             ledger_key_file: dir.join(INDEX).join("ledger.key"),
             authority_key: Some(authority_key.clone()),
+            authority_certificate: Some(authority.certificate.x5t_s256.clone()),
             member_id: INDEX.into(),
             member_key_file: dir.join(INDEX).join("member.pem"),
             tls_ca_cert: Some(index.tls.ca_cert.clone()),

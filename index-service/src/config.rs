@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use locus_protocol::grant::Confirmation;
 use locus_service::config::{ConfigError, from_file, tls_files};
 use locus_service::override_from_env;
 use locus_service::telemetry::LogFormat;
@@ -27,6 +28,11 @@ pub struct Config {
     /// `LOCUS_AUTHORITY_KEY`: the consortium authority's Ed25519 public key
     /// (base64url); only it admits, suspends and withdraws members. Required.
     pub authority_key: Option<String>,
+    /// `LOCUS_AUTHORITY_CERTIFICATE`: the `x5t#S256` thumbprint of the
+    /// authority's TLS client certificate (`locus pki issue` prints it). Over
+    /// TLS every route admits only active directory members, and this
+    /// certificate: the authority is no member, yet admits them.
+    pub authority_certificate: Option<String>,
     /// `LOCUS_MEMBER_ID`: this index's member id in the directory.
     pub member_id: String,
     /// `LOCUS_MEMBER_KEY_FILE`: this index's Ed25519 key (PKCS#8 PEM) that signs
@@ -58,6 +64,7 @@ impl Default for Config {
             ledger_origin: "locus.localhost/ledger".into(),
             ledger_key_file: "locus-data/ledger.key".into(),
             authority_key: None,
+            authority_certificate: None,
             member_id: "index".into(),
             member_key_file: "locus-data/index-member.pem".into(),
             tls_ca_cert: None,
@@ -89,11 +96,25 @@ impl Config {
         );
         override_from_env!(config,
             ?authority_key => "LOCUS_AUTHORITY_KEY",
+            ?authority_certificate => "LOCUS_AUTHORITY_CERTIFICATE",
             ?tls_ca_cert => "LOCUS_TLS_CA_CERT",
             ?tls_cert => "LOCUS_TLS_CERT",
             ?tls_key => "LOCUS_TLS_KEY",
         );
         Ok(config)
+    }
+
+    /// The authority's pinned certificate thumbprint, if set.
+    pub fn authority_certificate(&self) -> Result<Option<Confirmation>, ConfigError> {
+        self.authority_certificate
+            .as_deref()
+            .map(|thumbprint| {
+                Confirmation::new(thumbprint).map_err(|e| ConfigError::Env {
+                    name: "LOCUS_AUTHORITY_CERTIFICATE",
+                    message: e.to_string(),
+                })
+            })
+            .transpose()
     }
 
     /// The TLS files, when all three are set.

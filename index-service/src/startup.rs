@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 
 use actix_web::dev::Server;
 use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use locus_ledger::api::{LedgerApiDoc, LedgerState};
 use locus_service::db::{self, DatabaseUrl};
@@ -18,6 +19,7 @@ use locus_service::http::{HttpEdges, json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
 use locus_service::files::{load_or_create_signing_key, write_secret_file};
+use locus_service::access::{PeerGate, members_only};
 use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
@@ -77,7 +79,18 @@ impl Application {
         let vkey = signer.verifier().to_vkey();
         let authority = locus_service::config::authority_key(&config.authority_key)
             .map_err(|e| StartupError::Config(e.to_string()))?;
-        let directory = Arc::new(LedgerDirectory::new(authority));
+        let authority_certificate = config
+            .authority_certificate()
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let directory = Arc::new(
+            LedgerDirectory::new(authority).with_authority_certificate(authority_certificate),
+        );
+        // Over TLS, every route is for the consortium: signed by its CA is not
+        // enough, the certificate must be an active member's or the authority's.
+        let gate = PeerGate::new({
+            let directory = Arc::clone(&directory);
+            move |peer| directory.peer(peer).is_some()
+        });
         let member: MemberId = config
             .member_id
             .parse()
@@ -114,11 +127,19 @@ impl Application {
         let tls = config
             .tls()
             .map_err(|e| StartupError::Config(e.to_string()))?;
+        if tls.is_some() && config.authority_certificate.is_none() {
+            tracing::warn!(
+                "LOCUS_AUTHORITY_CERTIFICATE is not set: the authority cannot reach the ledger over TLS"
+            );
+        }
+        let members_only_gate = tls.is_some();
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(Condition::new(members_only_gate, from_fn(members_only)))
                 .wrap(access_log())
+                .app_data(gate.clone())
                 .app_data(ledger_state.clone())
                 .app_data(index_state.clone())
                 .app_data(registry.clone())

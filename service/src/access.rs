@@ -4,6 +4,13 @@
 //! it is bound to the certificate they present (RFC 8705).
 //! Revocation is checked by the caller, against the ledger it can reach.
 
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::ResponseError as _;
 use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
 use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
@@ -11,6 +18,9 @@ use locus_protocol::grant_token::{
     decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError,
 };
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey};
+
+use crate::http::JsonError;
+use crate::tls::PeerCertificate;
 
 /// Longest grant any verifier accepts, whatever the consent service says.
 pub const MAX_GRANT_SECS: i64 = locus_protocol::consent::MAX_GRANT_DURATION_SECS;
@@ -58,6 +68,67 @@ impl Refused {
             subject: None,
             message,
         }
+    }
+}
+
+/// Who may use a mutual-TLS listener at all, as app data for [`members_only`]:
+/// `admits` says whether a peer certificate belongs to the consortium (an
+/// active member, or whoever else the service pins, such as the authority).
+#[derive(Clone)]
+pub struct PeerGate {
+    admits: Arc<dyn Fn(&Confirmation) -> bool + Send + Sync>,
+}
+
+impl PeerGate {
+    pub fn new(admits: impl Fn(&Confirmation) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            admits: Arc::new(admits),
+        }
+    }
+}
+
+impl std::fmt::Debug for PeerGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerGate").finish_non_exhaustive()
+    }
+}
+
+/// Middleware (`actix_web::middleware::from_fn(members_only)`) for a
+/// mutual-TLS listener: a certificate the consortium CA signed is not yet
+/// membership, so before any route runs the peer must be one the app's
+/// [`PeerGate`] admits: 403 otherwise, and 401 without a certificate. Without
+/// a `PeerGate` nobody is admitted.
+pub async fn members_only<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let refusal = match (
+        req.conn_data::<PeerCertificate>(),
+        req.app_data::<PeerGate>(),
+    ) {
+        (None, _) => Some(JsonError::new(
+            StatusCode::UNAUTHORIZED,
+            "client_certificate_required",
+            "this endpoint requires mutual TLS with a consortium certificate",
+        )),
+        (Some(peer), Some(gate)) if (gate.admits)(&peer.thumbprint) => None,
+        (Some(_), _) => Some(JsonError::new(
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+            "the client certificate belongs to no active member of the consortium",
+        )),
+    };
+    match refusal {
+        Some(refused) => {
+            tracing::info!(code = refused.code, "peer refused");
+            Ok(req
+                .into_response(refused.error_response())
+                .map_into_right_body())
+        }
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
     }
 }
 

@@ -115,6 +115,7 @@ impl TestNetwork {
         let index_db = TestDb::new(backend);
         let (index_tls, index_cert) = issue("index");
         let mut config = test_config(&index_db, &authority);
+        config.authority_certificate = Some(authority.certificate.x5t_s256.clone());
         config.tls_ca_cert = Some(index_tls.ca_cert.clone());
         config.tls_cert = Some(index_tls.cert.clone());
         config.tls_key = Some(index_tls.key.clone());
