@@ -20,6 +20,7 @@ use locus_ledger::note::Note;
 use locus_ledger::tiles::{TILE_WIDTH, TilePath, TileRef, decode_entry_bundle, entry_bundles_for_size};
 use locus_ledger::wire::LoggedEntry;
 use locus_ledger::witness::{self, Decision};
+use locus_protocol::entry::EventKind;
 use locus_protocol::signing::SigningKey;
 use serde_json::{Value, json};
 
@@ -499,7 +500,10 @@ fn entries_and_access(info: &NetworkInfo, leaves: &[Vec<u8>], report: &mut Repor
         report.problems.push(format!("entry {}{grant}: {}", finding.index, finding.problem));
     }
     if audit.is_clean() {
-        report.facts.push(format!("every entry is signed by a member whose role may log it ({} entries)", entries.len()));
+        report.facts.push(format!(
+            "every entry is signed by its submitter, active at that point of the log, in a role that may log it by the sequencer's own table ({} entries)",
+            entries.len()
+        ));
         report.facts.push(format!(
             "all {} grants are backed: {} by the patient's signed approval, {} by a signed standing rule, {} emergency",
             audit.grants_checked,
@@ -603,13 +607,22 @@ fn describe(logged: &LoggedEntry) -> String {
 fn event_type(kind: &str) -> (&'static str, &'static str, &'static str) {
     const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
     const LOCUS: &str = "https://locus.invalid/fhir/CodeSystem/ledger-entry";
-    match kind {
-        "record.retrieved" => (DCM, "110106", "Export"),
-        "index.queried" => (DCM, "110112", "Query"),
-        "access.refused" => (DCM, "110113", "Security Alert"),
-        "member.updated" => (DCM, "110136", "Security Roles Changed"),
-        "device.enrolled" | "device.removed" => (DCM, "110114", "User Authentication"),
-        _ => (LOCUS, "ledger-entry", "Locus ledger entry"),
+    match kind.parse::<EventKind>() {
+        Ok(EventKind::RecordRetrieved) => (DCM, "110106", "Export"),
+        Ok(EventKind::IndexQueried) => (DCM, "110112", "Query"),
+        Ok(EventKind::AccessRefused) => (DCM, "110113", "Security Alert"),
+        Ok(EventKind::MemberUpdated) => (DCM, "110136", "Security Roles Changed"),
+        Ok(EventKind::DeviceEnrolled | EventKind::DeviceRemoved) => (DCM, "110114", "User Authentication"),
+        Ok(
+            EventKind::PointersPublished
+            | EventKind::GrantRevoked
+            | EventKind::AccessRequested
+            | EventKind::AccessDecided
+            | EventKind::GrantIssued
+            | EventKind::RuleCreated
+            | EventKind::RuleRevoked,
+        )
+        | Err(_) => (LOCUS, "ledger-entry", "Locus ledger entry"),
     }
 }
 
@@ -634,7 +647,7 @@ fn audit_event(info: &NetworkInfo, logged: &LoggedEntry) -> Value {
     let e = &logged.entry;
     let kind = text(e, &["entry", "event", "type"]);
     let (system, code, display) = event_type(&kind);
-    let refused = kind == "access.refused";
+    let refused = kind == EventKind::AccessRefused.as_str();
     let member = |id: String| json!({ "identifier": { "system": "https://locus.invalid/fhir/member", "value": id } });
     let mut agents = vec![json!({
         "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/extra-security-role-type", "code": "datacollector", "display": "data collector" }] },
@@ -675,7 +688,7 @@ fn audit_event(info: &NetworkInfo, logged: &LoggedEntry) -> Value {
         "id": format!("ledger-{}", logged.index),
         "type": { "system": system, "code": code, "display": display },
         "subtype": [{ "system": "https://locus.invalid/fhir/CodeSystem/ledger-entry", "code": kind }],
-        "action": if kind == "record.retrieved" { "R" } else { "E" },
+        "action": if kind == EventKind::RecordRetrieved.as_str() { "R" } else { "E" },
         "recorded": time_of(logged),
         "outcome": if refused { "4" } else { "0" },
         "agent": agents,
