@@ -80,7 +80,7 @@ pub fn plain_row(body: &[u8], idx: i64) -> NewEntry {
         idx,
         leaf_hash: rfc9162_leaf_hash(body).to_vec(),
         body: String::from_utf8_lossy(body).into_owned(),
-        entry_type: "record.retrieved".into(),
+        entry_type: locus_protocol::entry::EventKind::RecordRetrieved.as_str().into(),
         submitter: "bench".into(),
         subject: Some(hex::encode(&body[..body.len().min(32)])),
         grant_id: None,

@@ -83,7 +83,7 @@ pub struct NewCosignature<'a> {
     pub signature_line: &'a str,
 }
 
-const GRANT_REVOKED: &str = "grant.revoked";
+const GRANT_REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
 
 /// What a regulator may filter entries by. Every filter is on an indexed column.
 #[derive(Debug, Clone, Default)]
