@@ -20,7 +20,8 @@ use locus_hospital_connector::records::Record;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_hospital_connector::schema::{received_results, records};
-use locus_protocol::ids::{GrantId, PatientKey, PointerId};
+use locus_protocol::grant::GrantClaims;
+use locus_protocol::ids::{PatientKey, PointerId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_protocol::pointer::PointerBody;
 use locus_tests::fhir::{lab_bundle, LabObservation};
@@ -169,7 +170,7 @@ fn assert_refused<T>(result: Result<T, ResultError>, status: u16, code: &str, ca
 async fn refused_once(
     network: &TestNetwork,
     from: u64,
-    grant: GrantId,
+    grant: &GrantClaims,
     reason: &str,
     case: &str,
 ) -> u64 {
@@ -191,7 +192,9 @@ async fn refused_once(
     assert_eq!(refusal["type"], "access.refused", "{case}");
     assert_eq!(refusal["reason"], reason, "{case}");
     assert_eq!(refusal["requester"], "hospital-b", "{case}");
-    assert_eq!(refusal["grant"], grant.to_string(), "{case}");
+    assert_eq!(refusal["grant"], grant.jti.to_string(), "{case}");
+    // The granted patient's key, never that of the record asked for.
+    assert_eq!(refusal["subject"], grant.sub.to_string(), "{case}");
     assert_eq!(
         added[0]["entry"]["entry"]["submitter"], "hospital-a",
         "{case}"
@@ -326,7 +329,7 @@ async fn forged_and_stale_pointers(db: TestDb) {
             .request_retrieval(&a.url, &request(&grant, pointer, &sealed))
             .await;
         assert_refused(result, 403, reason, case);
-        size = refused_once(&network, size, claims.jti, reason, case).await;
+        size = refused_once(&network, size, &claims, reason, case).await;
         assert!(stores(a) == before, "{case}: A's store is unchanged");
         assert!(
             stores(b) == received_before,
@@ -360,7 +363,7 @@ async fn forged_and_stale_pointers(db: TestDb) {
             .request_retrieval(&a.url, &request(&grant, pointer, &sealed_of(pointer)))
             .await;
         assert_refused(result, 403, "tampered_pointer", case);
-        size = refused_once(&network, size, claims.jti, "tampered_pointer", case).await;
+        size = refused_once(&network, size, &claims, "tampered_pointer", case).await;
         assert!(stores(a) == before, "{case}: A's store is unchanged");
         assert!(
             stores(b) == received_before,
