@@ -1,0 +1,199 @@
+//! The shared edges of HTTP on a small app built as every Locus service is
+//! (`json_extractors`, `not_found`, `HttpEdges`), served on loopback: errors
+//! raised outside any service's own error type still carry the JSON body.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::net::TcpListener;
+
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use locus_service::http::{json_config, json_extractors, not_found, HttpEdges, Json};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+async fn strict(body: Json<Body>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "token": body.token }))
+}
+
+/// A plain `web::Json` with no JSON error handler of its own.
+async fn plain(body: web::Json<Value>) -> HttpResponse {
+    HttpResponse::Ok().json(body.into_inner())
+}
+
+async fn query(q: web::Query<std::collections::HashMap<String, u32>>) -> HttpResponse {
+    HttpResponse::Ok().json(q.into_inner())
+}
+
+/// A middleware that refuses with an error that is not JSON.
+async fn refuse_plain(
+    req: actix_web::dev::ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.headers().contains_key("x-refuse") {
+        return Err(actix_web::error::ErrorForbidden("plain text refusal"));
+    }
+    next.call(req).await
+}
+
+fn start() -> (String, actix_web::dev::ServerHandle) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(|| {
+        App::new()
+            .wrap(from_fn(refuse_plain))
+            // Registered once per method, as `App::route` does.
+            .route("/by-route", web::get().to(HttpResponse::Ok))
+            .route("/by-route", web::put().to(HttpResponse::Ok))
+            .service(
+                web::resource("/strict")
+                    .app_data(json_config(64))
+                    .route(web::post().to(strict)),
+            )
+            .service(
+                web::resource("/plain")
+                    .app_data(web::JsonConfig::default().limit(64))
+                    .route(web::post().to(plain)),
+            )
+            .service(web::resource("/query").route(web::get().to(query)))
+            .configure(|cfg| json_extractors(cfg, 1024))
+            .default_service(web::to(not_found))
+            .wrap(HttpEdges)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (url, handle)
+}
+
+async fn json_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> reqwest::header::HeaderMap {
+    let headers = response.headers().clone();
+    assert_eq!(response.status().as_u16(), status, "{code}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{code}: {headers:?}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+    assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+    headers
+}
+
+#[actix_web::test]
+async fn errors_outside_the_services_are_json() {
+    let (url, handle) = start();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: &'static str| {
+        http.post(format!("{url}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    // A wrong method: with `Allow` when the path is one resource, and a 405
+    // still when it is registered once per method.
+    let response = http.delete(format!("{url}/strict")).send().await.unwrap();
+    let headers = json_error(response, 405, "method_not_allowed").await;
+    assert_eq!(headers["allow"], "POST");
+    let response = http.post(format!("{url}/by-route")).send().await.unwrap();
+    json_error(response, 405, "method_not_allowed").await;
+    let response = http.get(format!("{url}/nowhere")).send().await.unwrap();
+    json_error(response, 404, "not_found").await;
+
+    // Bodies: an array is not the object a struct is read from; a plain
+    // `web::Json` without a JSON handler still answers JSON.
+    json_error(post("/strict", "[]").await.unwrap(), 400, "bad_request").await;
+    json_error(
+        post("/strict", r#"["t"]"#).await.unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    let ok: Value = post("/strict", r#"{"token": "t"}"#)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["token"], "t");
+    let large =
+        r#"{"token": "0123456789012345678901234567890123456789012345678901234567890123456789"}"#;
+    json_error(post("/strict", large).await.unwrap(), 413, "too_large").await;
+    json_error(
+        post("/plain", "{not json").await.unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    json_error(post("/plain", large).await.unwrap(), 413, "too_large").await;
+    // actix answers a missing content type 400 here, and through
+    // `json_config` 415; both in JSON.
+    let response = http
+        .post(format!("{url}/plain"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 400, "bad_request").await;
+    let response = http
+        .post(format!("{url}/strict"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 415, "unsupported_media_type").await;
+    let response = http
+        .get(format!("{url}/query?n=4294967296"))
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 400, "bad_request").await;
+
+    // A middleware's own refusal, raised as an error in plain text.
+    let response = http
+        .get(format!("{url}/by-route"))
+        .header("x-refuse", "1")
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 403, "forbidden").await;
+
+    // The head: a long target, many header fields.
+    let response = http
+        .get(format!("{url}/by-route?{}", "a".repeat(9000)))
+        .send()
+        .await
+        .unwrap();
+    json_error(response, 414, "uri_too_long").await;
+    let mut request = http.get(format!("{url}/by-route"));
+    for i in 0..70 {
+        request = request.header(format!("x-h{i}"), "v");
+    }
+    json_error(request.send().await.unwrap(), 431, "headers_too_large").await;
+    assert_eq!(
+        http.get(format!("{url}/by-route"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    handle.stop(true).await;
+}
