@@ -115,8 +115,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             for line in &report.facts {
                 println!("ok: {line}");
             }
-            for emergency in &report.emergencies {
-                println!("review: {emergency}");
+            for item in &report.for_review {
+                println!("review: {item}");
             }
             if report.holds() {
                 println!("audit holds");
@@ -250,8 +250,9 @@ async fn watch(info: &NetworkInfo, state_path: &Path, interval: Duration, once: 
 pub struct Report {
     /// What holds, in words.
     pub facts: Vec<String>,
-    /// Break-glass accesses, for review (not failures).
-    pub emergencies: Vec<String>,
+    /// What a regulator should look at (not failures): break-glass accesses,
+    /// and grants backed on a device their own requester's desk enrolled.
+    pub for_review: Vec<String>,
     /// What does not hold, each naming the checkpoint or entry.
     pub problems: Vec<String>,
 }
@@ -517,7 +518,13 @@ fn entries_and_access(info: &NetworkInfo, leaves: &[Vec<u8>], report: &mut Repor
         ));
     }
     for (index, grant, reason) in &audit.emergency_grants {
-        report.emergencies.push(format!("entry {index}: emergency grant {grant}, reason given: {reason:?}"));
+        report.for_review.push(format!("entry {index}: emergency grant {grant}, reason given: {reason:?}"));
+    }
+    for flag in &audit.desk_enrolled {
+        report.for_review.push(format!(
+            "entry {}: grant {} to {} is backed by a signature of device {}, which {} itself enrolled (entry {})",
+            flag.index, flag.grant, flag.hospital, flag.device, flag.hospital, flag.enrolled_at
+        ));
     }
     Ok(())
 }

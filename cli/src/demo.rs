@@ -215,8 +215,8 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     for fact in &audit.facts {
         say(&format!("  ✓ {fact}"));
     }
-    for emergency in &audit.emergencies {
-        say(&format!("  ! for review: {emergency}"));
+    for item in &audit.for_review {
+        say(&format!("  ! for review: {item}"));
     }
     if !audit.holds() {
         for problem in &audit.problems {

@@ -13,7 +13,7 @@ use locus_protocol::grant::{DataPeriod, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::{GrantId, RuleId};
 use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::scope::ScopeSet;
-use locus_service::http::{json_error, ErrorBody};
+use locus_service::http::{json_config, json_error, ErrorBody, Json};
 use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -118,7 +118,7 @@ fn throttle(
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeRequest {
     /// The patient key (hex).
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PatientKey)]
     pub subject: PatientKey,
 }
 
@@ -132,12 +132,16 @@ pub struct EnrolmentCode {
 
 /// A one-time code for the patient to enrol a phone, issued at the hospital's desk.
 #[utoipa::path(post, path = "/consent/enrolment-codes", tag = "consent-members", request_body = EnrolmentCodeRequest,
-    responses((status = 200, body = EnrolmentCode), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = EnrolmentCode),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn enrolment_code(
     state: State,
     peer: PeerCertificate,
-    body: web::Json<EnrolmentCodeRequest>,
+    body: Json<EnrolmentCodeRequest>,
 ) -> Result<web::Json<EnrolmentCode>, ConsentError> {
     let hospital = state.hospital(&peer.thumbprint)?;
     let (code, expires_at) = state.issue_enrolment_code(&hospital, &body.subject).await?;
@@ -148,7 +152,7 @@ pub async fn enrolment_code(
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// The patient key (hex).
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PatientKey)]
     pub subject: PatientKey,
     /// An HL7 v3 PurposeOfUse code, e.g. `TREAT`.
     #[schema(value_type = String)]
@@ -167,7 +171,7 @@ pub struct NewRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RequestStatus {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::RequestId)]
     pub request: RequestId,
     /// `pending`, `approved` or `refused`.
     pub status: String,
@@ -182,12 +186,16 @@ pub struct RequestStatus {
 
 /// A hospital asks for access; a standing rule of the patient's may grant it at once.
 #[utoipa::path(post, path = "/consent/requests", tag = "consent-members", request_body = NewRequest,
-    responses((status = 200, body = RequestStatus), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = RequestStatus),
+        (status = 400, description = "Not a JSON object of this shape, terms out of range, or a request that could not be issued as asked", body = ErrorBody),
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn new_request(
     state: State,
     peer: PeerCertificate,
-    body: web::Json<NewRequest>,
+    body: Json<NewRequest>,
 ) -> Result<web::Json<RequestStatus>, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let r = body.into_inner();
@@ -214,8 +222,10 @@ pub async fn new_request(
 /// One of the caller's own requests, with its grant once approved.
 #[utoipa::path(get, path = "/consent/requests/{id}", tag = "consent-members",
     params(("id" = String, Path, description = "the request id")),
-    responses((status = 200, body = RequestStatus), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = RequestStatus),
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 404, description = "No request of the caller's with this id", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn request_status(
     state: State,
     peer: PeerCertificate,
@@ -254,7 +264,7 @@ pub async fn request_status(
 #[serde(deny_unknown_fields)]
 pub struct EmergencyRequest {
     /// The patient key (hex).
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PatientKey)]
     pub subject: PatientKey,
     /// SMART scopes, space-separated.
     #[schema(value_type = String)]
@@ -273,12 +283,16 @@ pub struct EmergencyGrant {
 
 /// Emergency access without the patient: a short grant, flagged on the ledger.
 #[utoipa::path(post, path = "/consent/emergency", tag = "consent-members", request_body = EmergencyRequest,
-    responses((status = 200, body = EmergencyGrant), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = EmergencyGrant),
+        (status = 400, description = "Not a JSON object of this shape, a duration out of range, or a reason that is not one line of plain text", body = ErrorBody),
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn emergency(
     state: State,
     peer: PeerCertificate,
-    body: web::Json<EmergencyRequest>,
+    body: Json<EmergencyRequest>,
 ) -> Result<web::Json<EmergencyGrant>, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let e = body.into_inner();
@@ -292,14 +306,16 @@ pub async fn emergency(
 #[utoipa::path(get, path = "/consent/grants/{id}/fhir", tag = "consent-members",
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 403, description = "Not an active hospital", body = ErrorBody),
+        (status = 404, description = "No grant of the caller's with this id", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn grant_as_fhir(
     state: State,
     peer: PeerCertificate,
-    id: web::Path<String>,
+    id: web::Path<GrantId>,
 ) -> Result<HttpResponse, ConsentError> {
     let requester = state.hospital(&peer.thumbprint)?;
-    let (store, gid) = (state.store.clone(), id.into_inner());
+    let (store, gid) = (state.store.clone(), id.to_string());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
         .map_err(|_| ConsentError::Unavailable)??
@@ -321,15 +337,31 @@ fn fhir_response(grant: &crate::store::Grant) -> Result<HttpResponse, ConsentErr
         .json(resource))
 }
 
+/// Body limits per route, in bytes: each a few times the largest body the
+/// route's checks let through (scopes, JWKs, signatures, a reason of 280
+/// characters), so that nothing larger is even read.
+const SMALL_BODY: usize = 1024;
+const REQUEST_BODY: usize = 8 * 1024;
+const SIGNED_BODY: usize = 16 * 1024;
+
 pub fn configure_members(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/consent")
-            .route("/grants/{id}/fhir", web::get().to(grant_as_fhir))
-            .route("/enrolment-codes", web::post().to(enrolment_code))
-            .route("/requests", web::post().to(new_request))
-            .route("/requests/{id}", web::get().to(request_status))
-            .route("/emergency", web::post().to(emergency)),
-    );
+    cfg.service(web::resource("/consent/grants/{id}/fhir").route(web::get().to(grant_as_fhir)))
+        .service(
+            web::resource("/consent/enrolment-codes")
+                .app_data(json_config(SMALL_BODY))
+                .route(web::post().to(enrolment_code)),
+        )
+        .service(
+            web::resource("/consent/requests")
+                .app_data(json_config(REQUEST_BODY))
+                .route(web::post().to(new_request)),
+        )
+        .service(web::resource("/consent/requests/{id}").route(web::get().to(request_status)))
+        .service(
+            web::resource("/consent/emergency")
+                .app_data(json_config(REQUEST_BODY))
+                .route(web::post().to(emergency)),
+        );
 }
 
 // ---- patients ----
@@ -346,21 +378,27 @@ pub struct Enrol {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enrolled {
     /// The device's RFC 7638 thumbprint (base64url).
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
     pub device: DeviceKeyId,
     /// The patient key (hex).
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::PatientKey)]
     pub subject: PatientKey,
 }
 
 /// Redeems an enrolment code with a fresh device key.
 #[utoipa::path(post, path = "/patient/enrol", tag = "consent-patients", request_body = Enrol,
-    responses((status = 200, body = Enrolled), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Enrolled),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 401, description = "The code is unknown, used or expired", body = ErrorBody),
+        (status = 409, description = "The device key was enrolled before", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn enrol(
     state: State,
     req: HttpRequest,
-    body: web::Json<Enrol>,
+    body: Json<Enrol>,
 ) -> Result<web::Json<Enrolled>, ConsentError> {
     throttle(&state, &req, None)?;
     let (device, subject) = state
@@ -372,7 +410,7 @@ pub async fn enrol(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
     pub device: DeviceKeyId,
 }
 
@@ -384,12 +422,17 @@ pub struct Challenge {
 
 /// A sign-in challenge for an enrolled device.
 #[utoipa::path(post, path = "/patient/challenge", tag = "consent-patients", request_body = ChallengeRequest,
-    responses((status = 200, body = Challenge), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Challenge),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 404, description = "No enrolled device with this id", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn challenge(
     state: State,
     req: HttpRequest,
-    body: web::Json<ChallengeRequest>,
+    body: Json<ChallengeRequest>,
 ) -> Result<web::Json<Challenge>, ConsentError> {
     throttle(&state, &req, Some(&body.device))?;
     let challenge = state.challenge(&body.device).await?;
@@ -399,7 +442,7 @@ pub async fn challenge(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
     pub device: DeviceKeyId,
     pub challenge: String,
     /// base64url signature over the `DeviceChallenge` signing bytes.
@@ -416,12 +459,18 @@ pub struct SessionToken {
 
 /// Signs a patient in: the device signs its challenge, once.
 #[utoipa::path(post, path = "/patient/session", tag = "consent-patients", request_body = SignIn,
-    responses((status = 200, body = SessionToken), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = SessionToken),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 401, description = "The signature does not verify, or the challenge is used or expired", body = ErrorBody),
+        (status = 404, description = "No enrolled device with this id", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn sign_in(
     state: State,
     req: HttpRequest,
-    body: web::Json<SignIn>,
+    body: Json<SignIn>,
 ) -> Result<web::Json<SessionToken>, ConsentError> {
     throttle(&state, &req, Some(&body.device))?;
     let (session, expires_at) = state
@@ -445,8 +494,9 @@ pub struct PendingRequest {
 
 /// The patient's pending requests.
 #[utoipa::path(get, path = "/patient/requests", tag = "consent-patients", security(("session" = [])),
-    responses((status = 200, body = Vec<PendingRequest>), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Vec<PendingRequest>),
+        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn pending(
     state: State,
     req: HttpRequest,
@@ -477,25 +527,32 @@ pub struct Decide {
     #[schema(value_type = Object)]
     pub decision: Decision,
     /// base64url device signature over the decision's signing bytes.
+    #[schema(value_type = locus_service::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Decided {
     /// The grant issued, or null for a refusal.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<locus_service::openapi::GrantId>)]
     pub grant: Option<GrantId>,
 }
 
 /// The patient's signed answer to one of their requests.
 #[utoipa::path(post, path = "/patient/decisions", tag = "consent-patients", request_body = Decide, security(("session" = [])),
-    responses((status = 200, body = Decided), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Decided),
+        (status = 400, description = "Not a JSON object of this shape, or an approval wider than the request", body = ErrorBody),
+        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
+        (status = 403, description = "Not the signed-in patient's device, or the requester is no longer active", body = ErrorBody),
+        (status = 404, description = "No request of this patient's", body = ErrorBody),
+        (status = 409, description = "The request was decided already, or is being decided", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn decide(
     state: State,
     req: HttpRequest,
-    body: web::Json<Decide>,
+    body: Json<Decide>,
 ) -> Result<web::Json<Decided>, ConsentError> {
     let session = session(&state, &req).await?;
     let grant = state
@@ -510,23 +567,31 @@ pub struct Revoke {
     #[schema(value_type = Object)]
     pub revocation: Revocation,
     /// base64url device signature over the revocation's signing bytes.
+    #[schema(value_type = locus_service::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Revoked {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::GrantId)]
     pub revoked: GrantId,
 }
 
 /// The patient revokes one of their grants.
 #[utoipa::path(post, path = "/patient/revocations", tag = "consent-patients", request_body = Revoke, security(("session" = [])),
-    responses((status = 200, body = Revoked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Revoked),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
+        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
+        (status = 404, description = "No grant of this patient's", body = ErrorBody),
+        (status = 409, description = "The grant was revoked already, or is being revoked", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn revoke(
     state: State,
     req: HttpRequest,
-    body: web::Json<Revoke>,
+    body: Json<Revoke>,
 ) -> Result<web::Json<Revoked>, ConsentError> {
     let session = session(&state, &req).await?;
     state
@@ -543,23 +608,31 @@ pub struct NewRule {
     #[schema(value_type = Object)]
     pub rule: StandingRule,
     /// base64url device signature over the rule's signing bytes.
+    #[schema(value_type = locus_service::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleAdded {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::RuleId)]
     pub rule: RuleId,
 }
 
 /// The patient signs a standing rule.
 #[utoipa::path(post, path = "/patient/rules", tag = "consent-patients", request_body = NewRule, security(("session" = [])),
-    responses((status = 200, body = RuleAdded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = RuleAdded),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
+        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
+        (status = 404, description = "The signing device is not enrolled", body = ErrorBody),
+        (status = 409, description = "A rule with this id exists", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn add_rule(
     state: State,
     req: HttpRequest,
-    body: web::Json<NewRule>,
+    body: Json<NewRule>,
 ) -> Result<web::Json<RuleAdded>, ConsentError> {
     let session = session(&state, &req).await?;
     state
@@ -573,7 +646,7 @@ pub async fn add_rule(
 /// A standing rule in force, in plain words, with its signed terms.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleSummary {
-    #[schema(value_type = String, format = "uuid")]
+    #[schema(value_type = locus_service::openapi::RuleId)]
     pub rule: RuleId,
     /// The rule in plain words.
     pub summary: String,
@@ -586,8 +659,9 @@ pub struct RuleSummary {
 
 /// The patient's standing rules in force, oldest first.
 #[utoipa::path(get, path = "/patient/rules", tag = "consent-patients", security(("session" = [])),
-    responses((status = 200, body = Vec<RuleSummary>), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Vec<RuleSummary>),
+        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn rules(
     state: State,
     req: HttpRequest,
@@ -614,25 +688,32 @@ pub struct RevokeRule {
     #[schema(value_type = Object)]
     pub revocation: RuleRevocation,
     /// base64url device signature over the revocation's signing bytes.
+    #[schema(value_type = locus_service::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleRevoked {
-    #[schema(value_type = String, format = "uuid")]
+    #[schema(value_type = locus_service::openapi::RuleId)]
     pub revoked: RuleId,
 }
 
 /// The patient revokes one of their standing rules; it stops matching at once.
 #[utoipa::path(post, path = "/patient/rule-revocations", tag = "consent-patients", request_body = RevokeRule,
     security(("session" = [])),
-    responses((status = 200, body = RuleRevoked), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = RuleRevoked),
+        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
+        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
+        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
+        (status = 404, description = "No rule of this patient's", body = ErrorBody),
+        (status = 409, description = "The rule was revoked already, or is being revoked", body = ErrorBody),
+        (status = 413, description = "A body over the route's limit", body = ErrorBody),
+        (status = 415, description = "The body is not application/json", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn revoke_rule(
     state: State,
     req: HttpRequest,
-    body: web::Json<RevokeRule>,
+    body: Json<RevokeRule>,
 ) -> Result<web::Json<RuleRevoked>, ConsentError> {
     let session = session(&state, &req).await?;
     state
@@ -656,8 +737,9 @@ pub struct GrantSummary {
 
 /// The patient's grants, newest first; emergency ones are flagged.
 #[utoipa::path(get, path = "/patient/grants", tag = "consent-patients", security(("session" = [])),
-    responses((status = 200, body = Vec<GrantSummary>), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Vec<GrantSummary>),
+        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn grants(
     state: State,
     req: HttpRequest,
@@ -684,8 +766,9 @@ pub async fn grants(
 
 /// Everything the ledger holds about the patient, newest first, in words.
 #[utoipa::path(get, path = "/patient/history", tag = "consent-patients", security(("session" = [])),
-    responses((status = 200, body = Vec<HistoryEvent>), (status = 401, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Vec<HistoryEvent>),
+        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn history(
     state: State,
     req: HttpRequest,
@@ -696,15 +779,18 @@ pub async fn history(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceRemoved {
-    #[schema(value_type = String)]
+    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
     pub removed: DeviceKeyId,
 }
 
 /// The patient removes one of their devices (from any of their devices).
 #[utoipa::path(delete, path = "/patient/devices/{id}", tag = "consent-patients", security(("session" = [])),
     params(("id" = String, Path, description = "the device's RFC 7638 thumbprint")),
-    responses((status = 200, body = DeviceRemoved), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = DeviceRemoved),
+        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
+        (status = 404, description = "No enrolled device of this patient's", body = ErrorBody),
+        (status = 409, description = "The device is being removed", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn remove_device(
     state: State,
     req: HttpRequest,
@@ -719,14 +805,16 @@ pub async fn remove_device(
 #[utoipa::path(get, path = "/patient/grants/{id}/fhir", tag = "consent-patients", security(("session" = [])),
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
+        (status = 404, description = "No grant of this patient's", body = ErrorBody),
+        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
 pub async fn own_grant_as_fhir(
     state: State,
     req: HttpRequest,
-    id: web::Path<String>,
+    id: web::Path<GrantId>,
 ) -> Result<HttpResponse, ConsentError> {
     let session = session(&state, &req).await?;
-    let (store, gid) = (state.store.clone(), id.into_inner());
+    let (store, gid) = (state.store.clone(), id.to_string());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
         .map_err(|_| ConsentError::Unavailable)??
@@ -736,22 +824,23 @@ pub async fn own_grant_as_fhir(
 }
 
 pub fn configure_patients(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/patient")
-            .route("/enrol", web::post().to(enrol))
-            .route("/challenge", web::post().to(challenge))
-            .route("/session", web::post().to(sign_in))
-            .route("/requests", web::get().to(pending))
-            .route("/decisions", web::post().to(decide))
-            .route("/revocations", web::post().to(revoke))
-            .route("/rules", web::post().to(add_rule))
-            .route("/rules", web::get().to(rules))
-            .route("/rule-revocations", web::post().to(revoke_rule))
-            .route("/grants", web::get().to(grants))
-            .route("/grants/{id}/fhir", web::get().to(own_grant_as_fhir))
-            .route("/history", web::get().to(history))
-            .route("/devices/{id}", web::delete().to(remove_device)),
-    );
+    let post = |path: &str, limit: usize| web::resource(path.to_owned()).app_data(json_config(limit));
+    cfg.service(post("/patient/enrol", REQUEST_BODY).route(web::post().to(enrol)))
+        .service(post("/patient/challenge", SMALL_BODY).route(web::post().to(challenge)))
+        .service(post("/patient/session", SMALL_BODY).route(web::post().to(sign_in)))
+        .service(web::resource("/patient/requests").route(web::get().to(pending)))
+        .service(post("/patient/decisions", SIGNED_BODY).route(web::post().to(decide)))
+        .service(post("/patient/revocations", REQUEST_BODY).route(web::post().to(revoke)))
+        .service(
+            post("/patient/rules", SIGNED_BODY)
+                .route(web::post().to(add_rule))
+                .route(web::get().to(rules)),
+        )
+        .service(post("/patient/rule-revocations", REQUEST_BODY).route(web::post().to(revoke_rule)))
+        .service(web::resource("/patient/grants").route(web::get().to(grants)))
+        .service(web::resource("/patient/grants/{id}/fhir").route(web::get().to(own_grant_as_fhir)))
+        .service(web::resource("/patient/history").route(web::get().to(history)))
+        .service(web::resource("/patient/devices/{id}").route(web::delete().to(remove_device)));
 }
 
 /// The members' API document: every route is over mutual TLS, the caller

@@ -67,6 +67,20 @@ pub struct Finding {
     pub problem: String,
 }
 
+/// A grant whose backing was signed on a device its own beneficiary enrolled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeskEnrolled {
+    /// The leaf of the `grant.issued` entry.
+    pub index: u64,
+    pub grant: GrantId,
+    /// The hospital that issued the enrolment code and received the grant.
+    pub hospital: MemberId,
+    /// The device that signed the approval or rule.
+    pub device: DeviceKeyId,
+    /// The leaf of that device's `device.enrolled` entry.
+    pub enrolled_at: u64,
+}
+
 /// What [`check_grants`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GrantAudit {
@@ -80,6 +94,10 @@ pub struct GrantAudit {
     pub accesses_checked: u64,
     /// Break-glass grants, for review (not failures): leaf index, grant, stated reason.
     pub emergency_grants: Vec<(u64, GrantId, String)>,
+    /// Grants, for review (not failures), backed by an approval or a rule signed
+    /// on a device enrolled with a code from the very hospital the grant benefits:
+    /// the desk's word is trusted, and here it vouched for itself.
+    pub desk_enrolled: Vec<DeskEnrolled>,
     /// Everything that does not hold, in log order.
     pub findings: Vec<Finding>,
 }
@@ -129,6 +147,8 @@ struct Auditor<'a> {
     devices: HashMap<(PatientKey, DeviceKeyId), DeviceKey>,
     /// Devices removed from a patient, for clearer findings.
     removed: HashSet<(PatientKey, DeviceKeyId)>,
+    /// Who issued the code each device was enrolled with, and at which leaf.
+    enrolled_by: HashMap<(PatientKey, DeviceKeyId), (MemberId, u64)>,
     /// The first `access.requested` per request id.
     requests: HashMap<RequestId, (u64, RequestTerms)>,
     /// Every `access.decided`, in log order; `latest_decision` picks the one in force.
@@ -155,6 +175,7 @@ impl<'a> Auditor<'a> {
             directory: Directory::default(),
             devices: HashMap::new(),
             removed: HashSet::new(),
+            enrolled_by: HashMap::new(),
             requests: HashMap::new(),
             decisions: Vec::new(),
             latest_decision: HashMap::new(),
@@ -193,6 +214,8 @@ impl<'a> Auditor<'a> {
                 self.directory.apply_entry(entry);
             }
             Event::DeviceEnrolled(e) => {
+                self.enrolled_by
+                    .insert((e.subject, e.device), (e.code_issuer.clone(), index));
                 self.removed.remove(&(e.subject, e.device));
                 self.devices.insert((e.subject, e.device), e.key.clone());
             }
@@ -407,8 +430,39 @@ impl<'a> Auditor<'a> {
         };
         if problems.is_empty() {
             *backed += 1;
+            self.desk_enrolled(index, g);
         } else {
             self.find_grant(index, g.grant, problems);
+        }
+    }
+
+    /// Flags a backed grant whose approval or rule was signed on a device
+    /// enrolled with a code from the grant's own requester.
+    fn desk_enrolled(&mut self, index: u64, g: &GrantIssued) {
+        let device = match &g.basis {
+            GrantBasis::PatientApproval { request } => self
+                .latest_decision
+                .get(request)
+                .and_then(|at| self.decisions.get(*at))
+                .map(|d| *d.value.device()),
+            GrantBasis::StandingRule { rule } => rule
+                .parse::<RuleId>()
+                .ok()
+                .and_then(|id| self.rules.get(&id))
+                .map(|r| r.value.device),
+            GrantBasis::Emergency { .. } => None,
+        };
+        let Some(device) = device else { return };
+        if let Some((issuer, enrolled_at)) = self.enrolled_by.get(&(g.subject, device)) {
+            if *issuer == g.requester {
+                self.audit.desk_enrolled.push(DeskEnrolled {
+                    index,
+                    grant: g.grant,
+                    hospital: issuer.clone(),
+                    device,
+                    enrolled_at: *enrolled_at,
+                });
+            }
         }
     }
 

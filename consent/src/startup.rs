@@ -11,7 +11,7 @@ use locus_ledger::note::NoteVerifier;
 use locus_service::config::{authority_key, required, ConfigError};
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key};
-use locus_service::http::{json_extractors, not_found};
+use locus_service::http::{json_extractors, not_found, HttpEdges};
 use locus_service::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
@@ -22,7 +22,7 @@ use crate::session::SessionKeys;
 use crate::store::ConsentStore;
 use crate::throttle::Throttles;
 
-const BODY_LIMIT: usize = 64 * 1024;
+const BODY_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -101,11 +101,12 @@ impl Application {
         let members = HttpServer::new(move || {
             App::new()
                 .app_data(d.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/openapi.json", web::get().to(member_openapi))
+                .service(web::resource("/healthz").route(web::get().to(healthz)))
+                .service(web::resource("/openapi.json").route(web::get().to(member_openapi)))
                 .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
                 .configure(crate::api::configure_members)
                 .default_service(web::to(not_found))
+                .wrap(HttpEdges)
         })
         .on_connect(record_peer_certificate)
         .shutdown_timeout(10)
@@ -117,11 +118,12 @@ impl Application {
         let patients = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/healthz", web::get().to(healthz))
-                .route("/openapi.json", web::get().to(patient_openapi))
+                .service(web::resource("/healthz").route(web::get().to(healthz)))
+                .service(web::resource("/openapi.json").route(web::get().to(patient_openapi)))
                 .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
                 .configure(crate::api::configure_patients)
                 .default_service(web::to(not_found))
+                .wrap(HttpEdges)
         })
         .shutdown_timeout(10)
         .listen_openssl(patients_listener, public_acceptor(&tls)?)?

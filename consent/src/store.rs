@@ -383,7 +383,7 @@ impl ConsentStore {
 
     // ---- acts: reserve, then log, then finish (or undo) ----
 
-    /// Reserves an act: checks, under the act lock, that the state it changes
+    /// Reserves an act at `now` (Unix milliseconds): checks, under the act lock, that the state it changes
     /// still allows it, makes its reservation (a code used up, a device or a
     /// rule disabled) and records it with its entries. Nothing else can act on
     /// the same thing until it is finished or undone.
@@ -494,14 +494,16 @@ fn reserve_change(
                 return Ok(Err(Conflict::DeviceKnown));
             }
             let hash = hex::decode(code_hash).map_err(|e| StoreError::Encoding(e.to_string()))?;
+            // Codes expire in Unix seconds; acts are timed in milliseconds.
+            let now_secs = now.div_euclid(1000);
             let used = diesel::update(
                 enrolment_codes::table
                     .filter(enrolment_codes::code_hash.eq(&hash))
                     .filter(enrolment_codes::patient_key.eq(&device.patient_key))
                     .filter(enrolment_codes::used_at.is_null())
-                    .filter(enrolment_codes::expires_at.gt(now)),
+                    .filter(enrolment_codes::expires_at.gt(now_secs)),
             )
-            .set(enrolment_codes::used_at.eq(Some(now)))
+            .set(enrolment_codes::used_at.eq(Some(now_secs)))
             .execute(conn)?;
             Ok(if used == 1 {
                 Ok(())

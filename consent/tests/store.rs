@@ -87,7 +87,7 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         .add_enrolment_code("ABCD-EFGH-JKLM", PATIENT, "hospital-a", 1_000)
         .unwrap();
     store
-        .add_enrolment_code("OLD-CODE", PATIENT, "hospital-a", 5)
+        .add_enrolment_code("OLD-CODE", PATIENT, "hospital-a", 0)
         .unwrap();
     assert_eq!(
         store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(),

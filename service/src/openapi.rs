@@ -46,3 +46,35 @@ pub struct MemberId(pub String);
 #[derive(Debug, ToSchema)]
 #[schema(pattern = "^[A-Za-z0-9+/]{43}=$", min_length = 44, max_length = 44)]
 pub struct HashBase64(pub String);
+
+/// A request id: a lowercase hyphenated UUID.
+#[derive(Debug, ToSchema)]
+#[schema(
+    format = "uuid",
+    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    min_length = 36,
+    max_length = 36
+)]
+pub struct RequestId(pub String);
+
+/// A standing rule's id: a lowercase hyphenated UUID.
+#[derive(Debug, ToSchema)]
+#[schema(
+    format = "uuid",
+    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    min_length = 36,
+    max_length = 36
+)]
+pub struct RuleId(pub String);
+
+/// A device: its key's RFC 7638 thumbprint (SHA-256) in base64url without
+/// padding, 43 characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]{43}$", min_length = 43, max_length = 43)]
+pub struct DeviceKeyId(pub String);
+
+/// A device's signature (64 bytes, ECDSA P-256 r||s or Ed25519) in base64url
+/// without padding, 86 characters.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9_-]{86}$", min_length = 86, max_length = 86)]
+pub struct DeviceSignature(pub String);

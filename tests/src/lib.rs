@@ -7,6 +7,7 @@ pub mod hostile;
 pub mod index;
 pub mod logs;
 pub mod network;
+pub mod phone;
 pub mod synthea;
 
 pub use db::{Backend, TestDb, postgres_admin_url};

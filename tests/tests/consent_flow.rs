@@ -17,13 +17,13 @@ use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
-use locus_protocol::consent::{Approval, Decision, DeviceChallenge, Refusal, Revocation, RuleAudience, StandingRule};
-use locus_protocol::device::DeviceSigner;
+use locus_protocol::consent::{Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule};
 use locus_protocol::grant::{DataPeriod, PurposeOfUse};
 use locus_protocol::ids::{PatientKey, RequestId, RuleId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_tests::fhir::{LabObservation, lab_bundle};
 use locus_tests::network::{TestHospital, TestNetwork};
+use locus_tests::phone::{Phone, now_ms, post};
 use locus_tests::{TestDb, both_backends};
 use serde_json::{Value, json};
 
@@ -31,16 +31,6 @@ const LABS: &str = "patient/Observation.rs?category=laboratory";
 const LABS_AND_REPORTS: &str = "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
 
 both_backends!(patients_decide);
-
-async fn post(client: &reqwest::Client, url: String, body: Value, bearer: Option<&str>) -> (u16, Value) {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn get_json(client: &reqwest::Client, url: String) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
@@ -51,71 +41,6 @@ async fn refused(b: &TestHospital, a: &TestHospital, request: &RetrieveRequest, 
     match b.node.request_retrieval(&a.url, request).await {
         Err(ResultError::Refused { status: 403, code: got, .. }) => assert_eq!(got, code, "{what}"),
         other => panic!("{what}: expected {code}, got {other:?}"),
-    }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// A patient's phone: its device key and, once signed in, a session.
-struct Phone {
-    client: reqwest::Client,
-    base: String,
-    signer: DeviceSigner,
-    session: String,
-}
-
-impl Phone {
-    async fn enrol(network: &TestNetwork, desk: &TestHospital, subject: PatientKey) -> Self {
-        let (status, code) = post(
-            &desk.node.http,
-            format!("{}/consent/enrolment-codes", network.consent_service.member_url),
-            json!({ "subject": subject }),
-            None,
-        )
-        .await;
-        assert_eq!(status, 200, "{code}");
-        let code = code["code"].as_str().unwrap().to_owned();
-        let client = network.phone();
-        let base = network.consent_service.patient_url.clone();
-        let signer = DeviceSigner::generate_p256();
-        let enrol = json!({ "code": code, "device_key": signer.public_jwk() });
-        let (status, enrolled) = post(&client, format!("{base}/patient/enrol"), enrol.clone(), None).await;
-        assert_eq!(status, 200, "{enrolled}");
-        assert_eq!(enrolled["subject"], json!(subject));
-        // The code works once.
-        let (status, refused) = post(&client, format!("{base}/patient/enrol"), enrol, None).await;
-        assert_eq!((status, refused["error"].as_str()), (401, Some("bad_enrolment_code")));
-
-        let device = signer.device_id();
-        let (_, challenge) = post(&client, format!("{base}/patient/challenge"), json!({ "device": device }), None).await;
-        let challenge = challenge["challenge"].as_str().unwrap().to_owned();
-        let signed = DeviceChallenge { challenge: challenge.clone(), device }.signing_bytes().unwrap();
-        let sign_in = json!({ "device": device, "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(signer.sign(&signed)) });
-        let (status, session) = post(&client, format!("{base}/patient/session"), sign_in.clone(), None).await;
-        assert_eq!(status, 200, "{session}");
-        // A challenge answers once.
-        let (status, _) = post(&client, format!("{base}/patient/session"), sign_in, None).await;
-        assert_eq!(status, 401);
-        Self { client, base, signer, session: session["session"].as_str().unwrap().to_owned() }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.session).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn decide(&self, decision: &Decision, signature: Option<Vec<u8>>) -> (u16, Value) {
-        let signature = signature.unwrap_or_else(|| self.signer.sign(&decision.signing_bytes().unwrap()));
-        post(
-            &self.client,
-            format!("{}/patient/decisions", self.base),
-            json!({ "decision": decision, "signature": URL_SAFE_NO_PAD.encode(signature) }),
-            Some(&self.session),
-        )
-        .await
     }
 }
 
@@ -162,11 +87,11 @@ async fn patients_decide(db: TestDb) {
     let request: RequestId = serde_json::from_value(asked["request"].clone()).unwrap();
 
     // The phone shows it in plain words, with the exact terms to sign.
-    let pending = phone.get("/patient/requests").await;
+    let pending = phone.get_ok("/patient/requests").await;
     let summary = pending[0]["summary"].as_str().unwrap();
     assert!(summary.contains("Test hospital-b asks to see your laboratory test results"), "{summary}");
     assert!(summary.contains("from 2024-01-01 to 2024-12-31") && summary.contains("7 day(s)"), "{summary}");
-    assert!(other_phone.get("/patient/requests").await.as_array().unwrap().is_empty());
+    assert!(other_phone.get_ok("/patient/requests").await.as_array().unwrap().is_empty());
     let terms = serde_json::from_value(pending[0]["terms"].clone()).unwrap();
     let narrower = |scope: &str, period: (&str, &str), duration: i64| {
         let mut approval = Approval::of(&terms, phone.signer.device_id(), now_ms());
@@ -320,7 +245,7 @@ async fn patients_decide(db: TestDb) {
     )
     .await;
     assert_eq!(status, 400);
-    let grants = phone.get("/patient/grants").await;
+    let grants = phone.get_ok("/patient/grants").await;
     let flagged: Vec<&Value> = grants.as_array().unwrap().iter().filter(|g| g["emergency"] == true).collect();
     assert_eq!(flagged.len(), 1);
     assert!(flagged[0]["summary"].as_str().unwrap().contains("EMERGENCY ACCESS"));
@@ -329,7 +254,7 @@ async fn patients_decide(db: TestDb) {
     // The patient's access history: newest first, in words, including the
     // emergency access and B's retrievals.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let history = phone.get("/patient/history").await;
+    let history = phone.get_ok("/patient/history").await;
     let texts: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
     assert!(texts[0].contains("EMERGENCY ACCESS was given to Test hospital-b"), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("Test hospital-b received one of your records from Test hospital-a")));
@@ -343,18 +268,11 @@ async fn patients_decide(db: TestDb) {
     assert_eq!(fhir["status"], "inactive", "a revoked grant is no longer active");
     assert_eq!(fhir["provision"]["purpose"][0]["code"], "TREAT");
     assert_eq!(fhir["provision"]["dataPeriod"]["start"], "2024-03-01");
-    assert_eq!(phone.get(&format!("/patient/grants/{grant_id}/fhir")).await["id"], grant_id);
+    assert_eq!(phone.get_ok(&format!("/patient/grants/{grant_id}/fhir")).await["id"], grant_id);
 
     // A second device, then removed: it can no longer sign in.
     let second = Phone::enrol(&network, a, patient).await;
-    let removed = phone
-        .client
-        .delete(format!("{}/patient/devices/{}", phone.base, second.signer.device_id()))
-        .bearer_auth(&phone.session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), 200);
+    assert_eq!(phone.remove_device(&second.device()).await.0, 200);
     let (status, _) = post(&second.client, format!("{}/patient/challenge", second.base), json!({ "device": second.signer.device_id() }), None).await;
     assert_eq!(status, 404);
 
