@@ -591,5 +591,12 @@ async fn openapi_lists_statuses_and_shapes(db: TestDb) {
     assert_eq!(param("/ledger/entries", "from")["format"], "date-time");
     assert_eq!(param("/ledger/proof/consistency", "first")["minimum"], 1);
     assert!(param("/ledger/tile/{path}", "path")["pattern"].is_string());
+    let tile = &paths["/ledger/tile/{path}"]["get"]["responses"]["200"]["content"]
+        ["application/octet-stream"];
+    assert_eq!(tile["schema"]["$ref"], "#/components/schemas/Binary");
+    assert_eq!(schemas["Binary"]["format"], "binary");
+    if std::env::var_os("LOCUS_PRINT_OPENAPI").is_some() {
+        eprintln!("{}", serde_json::to_string_pretty(&doc).unwrap());
+    }
     service.stop().await;
 }

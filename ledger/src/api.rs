@@ -448,7 +448,7 @@ fn check_size(state: &LedgerState, size: u64) -> Result<Published, ApiError> {
 #[utoipa::path(get, path = "/ledger/tile/{path}", tag = "ledger",
     params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]` as in C2SP tlog-tiles",
         pattern = "^([0-9]|[1-5][0-9]|6[0-3]|entries)/(x[0-9]{3}/)*[0-9]{3}(\\.p/([1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]))?$")),
-    responses((status = 200, description = "Tile hashes or an entry bundle", body = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "Tile hashes or an entry bundle", body = crate::wire::Binary, content_type = "application/octet-stream"),
         (status = 404, description = "Not a canonical tile path, or a tile beyond the published tree", body = ErrorBody),
         (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
 pub async fn tile(

@@ -70,6 +70,11 @@ pub struct CosignatureSubmission {
     pub cosignature: String,
 }
 
+/// Bytes served as they are stored (tiles, entry bundles): for the document only.
+#[derive(Debug, ToSchema)]
+#[schema(format = Binary)]
+pub struct Binary(pub String);
+
 /// One signed checkpoint of the history, with the cosignatures it gathered.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoricCheckpoint {
