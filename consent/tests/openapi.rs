@@ -26,6 +26,8 @@ const PATIENT_ROUTES: &[(&str, &str)] = &[
     ("/patient/decisions", "post"),
     ("/patient/revocations", "post"),
     ("/patient/rules", "post"),
+    ("/patient/rules", "get"),
+    ("/patient/rule-revocations", "post"),
     ("/patient/grants", "get"),
     ("/patient/grants/{id}/fhir", "get"),
     ("/patient/history", "get"),
