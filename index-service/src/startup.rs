@@ -7,7 +7,9 @@ use std::thread::JoinHandle;
 
 use actix_web::dev::Server;
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::middleware::{Condition, from_fn};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Condition, Next, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use locus_ledger::api::{LedgerApiDoc, LedgerState};
 use locus_service::db::{self, DatabaseUrl};
@@ -137,7 +139,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(Condition::new(members_only_gate, from_fn(members_only)))
+                .wrap(Condition::new(members_only_gate, from_fn(members_only_but_the_index)))
                 .wrap(access_log())
                 .app_data(gate.clone())
                 .app_data(ledger_state.clone())
@@ -198,6 +200,26 @@ impl Application {
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// Over TLS, every route but the index's answers only the authority and active
+/// members ([`members_only`]). The index's routes map the peer to an active
+/// member themselves (a hospital to publish, a grant holder to discover) and
+/// refuse with 403 too, but log the refusals of members they know, so a
+/// suspended hospital's discovery attempt is on the ledger.
+async fn members_only_but_the_index<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let index_route = req
+        .request()
+        .match_pattern()
+        .is_some_and(|route| route.starts_with("/index/"));
+    if index_route {
+        next.call(req).await.map(ServiceResponse::map_into_left_body)
+    } else {
+        members_only(req, next).await
     }
 }
 

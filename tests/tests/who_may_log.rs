@@ -21,8 +21,10 @@ use locus_protocol::entry::{
 };
 use locus_protocol::grant::{Confirmation, GrantBasis, PurposeOfUse};
 use locus_protocol::ids::{GrantId, PatientKey, RequestId, RuleId};
+use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::Signature64;
 use locus_service::db::{self, DatabaseUrl};
+use locus_service::files::load_or_create_signing_key;
 use locus_service::pki::{certificate_der, CertificateAuthority};
 use locus_service::tls::{http_client, TlsFiles};
 use locus_tests::index::{
@@ -541,14 +543,27 @@ fn every_route(
     routes
 }
 
+/// Every route refuses `http`'s certificate with 403. The index's own routes
+/// map the peer themselves (and log what they refuse a known member); every
+/// other route is refused before it runs.
 async fn refused_everywhere(who: &str, http: &reqwest::Client, base: &str, entry: Vec<u8>) {
     for (route, request) in every_route(http, base, entry) {
         let what = format!("{who}: {route}");
-        let message = expect_error(request.send().await.unwrap(), 403, "not_a_member", &what).await;
-        assert_eq!(
-            message, "the client certificate belongs to no active member of the consortium",
-            "{what}"
-        );
+        let response = request.send().await.unwrap();
+        if route.starts_with("POST /index/") {
+            assert_eq!(response.status().as_u16(), 403, "{what}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(
+                body["error"].is_string() && body["message"].is_string(),
+                "{what}: {body}"
+            );
+        } else {
+            let message = expect_error(response, 403, "not_a_member", &what).await;
+            assert_eq!(
+                message, "the client certificate belongs to no active member of the consortium",
+                "{what}"
+            );
+        }
     }
 }
 
@@ -567,7 +582,7 @@ async fn only_active_members_reach_the_ledger_and_index(db: TestDb) {
     let (stranger_tls, _) = pki.issue("hospital-z");
     let stranger = TestMember::new("hospital-z");
 
-    let (index_tls, _) = pki.issue("index");
+    let (index_tls, index_cert) = pki.issue("index");
     let mut config = test_config(&db, &c.authority);
     config.authority_certificate = Some(c.authority.certificate.x5t_s256.clone());
     config.tls_ca_cert = Some(index_tls.ca_cert.clone());
@@ -579,9 +594,22 @@ async fn only_active_members_reach_the_ledger_and_index(db: TestDb) {
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
 
-    // The authority, pinned by its certificate, admits the members.
+    // The authority, pinned by its certificate, admits the members, and the
+    // index itself, so that it can log its refusals.
     let admin = TestClient::with_http(base.clone(), &vkey, Pki::client(&authority_tls));
     c.admit_all(&admin).await;
+    let index = TestMember {
+        id: config.member_id.parse().unwrap(),
+        key: load_or_create_signing_key(&config.member_key_file).unwrap(),
+        x25519: X25519SecretKey::generate(),
+        certificate: index_cert,
+    };
+    admin
+        .submit_ok(
+            c.authority
+                .signed(index.update(MemberRole::Index, MemberStatus::Active, None)),
+        )
+        .await;
     let receipt = admin
         .submit_ok(c.st_mary.signed(random_retrieval(&c.st_mary.id)))
         .await;
@@ -601,9 +629,11 @@ async fn only_active_members_reach_the_ledger_and_index(db: TestDb) {
     let before = admin.checkpoint().await;
 
     // A certificate the consortium CA signed but no member holds: nothing,
-    // on any route.
+    // on any route, and nothing logged (there is no one to attribute it to).
     let stranger_http = Pki::client(&stranger_tls);
     refused_everywhere("stranger", &stranger_http, &base, stranger.retrieval()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(admin.checkpoint().await.size, before.size);
 
     // A suspended member's certificate: nothing either, until reinstated.
     let suspension = c
@@ -631,8 +661,17 @@ async fn only_active_members_reach_the_ledger_and_index(db: TestDb) {
             > suspended_at.index
     );
 
-    // The refused requests changed nothing: only the two directory entries.
+    // The refused requests changed nothing but the index's entry of the
+    // suspended member's refused discovery, between the two directory entries.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(admin.checkpoint().await.size, before.size + 2);
+    assert_eq!(admin.checkpoint().await.size, before.size + 3);
+    let refusals = admin.get_json("/ledger/entries?type=access.refused").await;
+    let refusals = refusals["entries"].as_array().unwrap();
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let refused = &refusals[0]["entry"]["entry"];
+    assert_eq!(refused["submitter"], "index");
+    assert_eq!(refused["event"]["requester"], "city-er");
+    assert_eq!(refused["event"]["reason"], "member_suspended");
+    assert!(refused["event"].get("custodian").is_none());
     handle.stop(true).await;
 }
