@@ -50,7 +50,8 @@ fn json_routes(f: &Fixture) -> Vec<(String, reqwest::Client, String, Option<Stri
 }
 
 async fn bodies(f: &Fixture, s: &mut Suite) {
-    let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
+    // Deeper than any parser should recurse, small enough for every route.
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
     let variants: Vec<(&str, Vec<u8>, &str, Expect)> = vec![
         (
             "an empty JSON array",
@@ -107,7 +108,7 @@ async fn bodies(f: &Fixture, s: &mut Suite) {
             Expect::status(400),
         ),
         (
-            "arrays nested 20,000 deep",
+            "arrays nested 300 deep",
             deep.into_bytes(),
             "application/json",
             Expect::status(400),
@@ -348,7 +349,7 @@ async fn device_keys(f: &Fixture, s: &mut Suite) {
             f.anonymous
                 .post(&url)
                 .json(&json!({ "code": code, "device_key": key })),
-            Expect::status(400),
+            Expect::one_of(&[400, 413]),
         )
         .await;
     }

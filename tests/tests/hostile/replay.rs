@@ -367,7 +367,7 @@ async fn sign_ins(f: &Fixture, s: &mut Suite) {
         6,
         || f.anonymous.post(&url).json(&body),
         &[],
-        &[200, 401],
+        &[200, 401, 429],
         &[],
     )
     .await;
@@ -383,7 +383,7 @@ async fn sign_ins(f: &Fixture, s: &mut Suite) {
     s.probe(
         "the challenge answered again, later",
         f.anonymous.post(&url).json(&body),
-        Expect::status(401),
+        Expect::status(401).or(Expect::status(429)),
     )
     .await;
 }
