@@ -87,6 +87,7 @@ async fn hostile_input(db: TestDb) {
     // Last: these change the state on purpose (first acts, then their replays).
     replay::run(&f, &mut suite).await;
     limits::bursts(&f, &mut suite).await;
+    audit(&f, &mut suite).await;
     eprintln!(
         "hostile-input suite on {:?} took {:.1?} in all",
         db.backend(),
@@ -94,6 +95,59 @@ async fn hostile_input(db: TestDb) {
     );
     suite.finish(AT_LEAST);
     f.network.stop().await;
+}
+
+/// The regulator's audit of all the suite left on the ledger: every grant is
+/// backed and every access made under a grant, whatever was refused on the
+/// way; and an approval, for hospital-a, from a phone hospital-a's own desk
+/// enrolled is flagged for review.
+async fn audit(f: &Fixture, s: &mut Suite) {
+    s.group("audit");
+    let phone = &f.phone1;
+    let terms = phone.terms(f.a_request).await;
+    let (status, decided) = phone
+        .post(
+            "/patient/decisions",
+            &phone.decision(&phone.approval(&terms)),
+        )
+        .await;
+    s.settled();
+    let grant: Option<GrantId> = decided["grant"].as_str().and_then(|g| g.parse().ok());
+    let size = u64::try_from(s.stores.snapshot().ledger_size).unwrap();
+    let checkpoint = f.network.admin.checkpoint_at_least(size).await;
+    let log = f
+        .network
+        .admin
+        .ledger
+        .download_log(&checkpoint)
+        .await
+        .unwrap();
+    let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
+    let audit =
+        locus_consent::audit::check_grants(&entries, &f.network.authority.key.verifying_key());
+    s.record(
+        "the regulator's audit of the ledger holds",
+        if audit.findings.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?}", audit.findings))
+        },
+    );
+    let flagged = audit
+        .desk_enrolled
+        .iter()
+        .any(|d| Some(d.grant) == grant && d.hospital.as_str() == "hospital-a");
+    s.record(
+        "an approval for the hospital whose desk enrolled the phone is flagged",
+        if status == 200 && flagged {
+            Ok(())
+        } else {
+            Err(format!(
+                "approval {status} {decided}; flagged for review: {:?}",
+                audit.desk_enrolled
+            ))
+        },
+    );
 }
 
 /// A TLS client identity: its client and its PEM files.

@@ -429,14 +429,15 @@ async fn ledger(f: &Fixture, s: &mut Suite) {
             .header("content-type", "application/json")
             .body(body.clone())
     };
+    // A release hospital-a logs under hospital-b's live grant, as it would.
     let entry = f.a.entry(
         "hospital-a",
         locus_protocol::entry::Event::RecordRetrieved(locus_protocol::entry::RecordRetrieved {
             requester: "hospital-b".parse().unwrap(),
             custodian: "hospital-a".parse().unwrap(),
-            grant: locus_protocol::ids::GrantId::new_random(),
+            grant: f.live.grant,
             subject: f.p1,
-            pointer: locus_protocol::ids::PointerId::new_random(),
+            pointer: f.live.pointers[1].pointer_id,
             commitment: locus_protocol::ids::Commitment::from_bytes([6u8; 32]),
         }),
     );
