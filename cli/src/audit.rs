@@ -619,7 +619,9 @@ fn event_type(kind: &str) -> (&'static str, &'static str, &'static str) {
         Ok(EventKind::IndexQueried) => (DCM, "110112", "Query"),
         Ok(EventKind::AccessRefused) => (DCM, "110113", "Security Alert"),
         Ok(EventKind::MemberUpdated) => (DCM, "110136", "Security Roles Changed"),
-        Ok(EventKind::DeviceEnrolled | EventKind::DeviceRemoved) => (DCM, "110114", "User Authentication"),
+        Ok(EventKind::DeviceEnrolled | EventKind::DeviceRemoved) => {
+            (DCM, "110114", "User Authentication")
+        }
         Ok(
             EventKind::PointersPublished
             | EventKind::GrantRevoked

@@ -9,7 +9,7 @@ use actix_web::dev::Server;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Condition, Next, from_fn};
+use actix_web::middleware::{from_fn, Condition, Next};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use locus_ledger::api::{LedgerApiDoc, LedgerState};
 use locus_service::db::{self, DatabaseUrl};
@@ -21,7 +21,7 @@ use locus_service::http::{HttpEdges, json_extractors, not_found};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
 use locus_service::files::{load_or_create_signing_key, write_secret_file};
-use locus_service::access::{PeerGate, members_only};
+use locus_service::access::{members_only, PeerGate};
 use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
@@ -139,7 +139,10 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(Condition::new(members_only_gate, from_fn(members_only_but_the_index)))
+                .wrap(Condition::new(
+                    members_only_gate,
+                    from_fn(members_only_but_the_index),
+                ))
                 .wrap(access_log())
                 .app_data(gate.clone())
                 .app_data(ledger_state.clone())
@@ -217,7 +220,9 @@ async fn members_only_but_the_index<B: MessageBody + 'static>(
         .match_pattern()
         .is_some_and(|route| route.starts_with("/index/"));
     if index_route {
-        next.call(req).await.map(ServiceResponse::map_into_left_body)
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body)
     } else {
         members_only(req, next).await
     }
