@@ -37,6 +37,7 @@ both_backends!(
     refusals_speak_only_of_own_acts,
     audit_names_entries_a_sequencer_should_have_refused,
     only_active_members_reach_the_ledger_and_index,
+    a_suspension_holds_from_its_place_in_the_log,
 );
 
 /// One member of every role, and a second hospital.
@@ -118,7 +119,7 @@ fn refusal(c: &Consortium, custodian: Option<&TestMember>) -> Event {
 
 /// A well-formed entry of `kind` with fresh ids, and who alone may log it.
 /// The match names every kind, so a new one does not compile without a case.
-fn sample<'a>(kind: EventKind, c: &'a Consortium) -> (Event, &'a TestMember) {
+fn sample(kind: EventKind, c: &Consortium) -> (Event, &TestMember) {
     let phone = DeviceSigner::generate_p256();
     let subject = patient();
     let terms = RequestTerms {
@@ -351,6 +352,66 @@ async fn refusals_speak_only_of_own_acts(db: TestDb) {
         .await;
     client.submit_ok(c.index.signed(refusal(&c, None))).await;
     assert_eq!(settled_size(client).await, before + 3);
+    service.stop().await;
+}
+
+/// Entries checked on arrival, while the member was active, still land after
+/// its suspension if they queued behind it: the sequencer checks the submitter
+/// again where each entry lands, so the log never holds an entry by a member
+/// after its suspension (which the audit would name).
+async fn a_suspension_holds_from_its_place_in_the_log(db: TestDb) {
+    let c = Consortium::new();
+    let config = test_config(&db, &c.authority);
+    let service = InProcess::start(&config).await;
+    let client = &service.client;
+    c.admit_all(client).await;
+
+    let publications: Vec<Vec<u8>> = (0..400)
+        .map(|_| c.st_mary.signed(sample(EventKind::PointersPublished, &c).0))
+        .collect();
+    let suspension = c.authority.signed(c.st_mary.update(
+        MemberRole::Hospital,
+        MemberStatus::Suspended,
+        None,
+    ));
+    let (sent, suspended) = tokio::join!(
+        futures::future::join_all(publications.into_iter().map(|body| client.submit(body))),
+        async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            client.submit_ok(suspension).await
+        }
+    );
+    let mut refused = 0;
+    for response in sent {
+        match response.status().as_u16() {
+            200 => {}
+            403 => {
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"], "inactive_submitter", "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // How many queued behind the suspension depends on timing; none of them
+    // may land after it.
+    eprintln!("{refused} of 400 publications refused after the suspension");
+
+    let checkpoint = client.checkpoint_at_least(suspended.index + 1).await;
+    let log = client.ledger.download_log(&checkpoint).await.unwrap();
+    let entries = parse_entries(&log.entries).unwrap();
+    let late: Vec<u64> = entries
+        .iter()
+        .filter(|(index, e)| *index > suspended.index && e.entry().submitter == c.st_mary.id)
+        .map(|(index, _)| *index)
+        .collect();
+    assert_eq!(
+        late,
+        Vec::<u64>::new(),
+        "entries by st-mary after its suspension"
+    );
+    let audit = check_grants(&entries, &c.authority.key.verifying_key());
+    assert!(audit.is_clean(), "{:#?}", audit.findings);
     service.stop().await;
 }
 
