@@ -371,6 +371,18 @@ async fn sessions(f: &Fixture, s: &mut Suite) {
             phone.url(&format!("/patient/devices/{}", f.spare.device())),
             None,
         ),
+        (
+            "GET /patient/rules",
+            Method::GET,
+            phone.url("/patient/rules"),
+            None,
+        ),
+        (
+            "POST /patient/rule-revocations",
+            Method::POST,
+            phone.url("/patient/rule-revocations"),
+            Some(phone.rule_revocation(f.rule.rule)),
+        ),
     ];
     let (payload, tag) = phone.session.split_once('.').unwrap();
     let (_, other_tag) = f.phone2.session.split_once('.').unwrap();

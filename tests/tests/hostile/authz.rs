@@ -258,6 +258,39 @@ async fn patients(f: &Fixture, s: &mut Suite) {
         Expect::refused(403, "forbidden"),
     )
     .await;
+    let revoke_rule = |body: Value| {
+        phone2
+            .client
+            .post(phone2.url("/patient/rule-revocations"))
+            .bearer_auth(&phone2.session)
+            .json(&body)
+    };
+    s.probe(
+        "a patient revokes another patient's rule as their own",
+        revoke_rule(phone2.rule_revocation(f.rule.rule)),
+        Expect::refused(404, "not_found"),
+    )
+    .await;
+    let mut in_their_name = phone2.rule_revocation(f.rule.rule);
+    in_their_name["revocation"]["subject"] = json!(f.p1);
+    s.probe(
+        "a patient revokes another patient's rule in their name",
+        revoke_rule(in_their_name),
+        Expect::refused(403, "forbidden"),
+    )
+    .await;
+    let before = s.before();
+    let listed = phone2.get("/patient/rules").await;
+    let shown = listed.to_string().contains(&f.rule.rule.to_string());
+    let after = s.stores.snapshot();
+    s.record(
+        "a patient's rule list shows no other patient's rule",
+        if shown || after != before {
+            Err(format!("{listed}"))
+        } else {
+            Ok(())
+        },
+    );
     s.probe(
         "a patient reads another patient's grant as FHIR",
         phone2

@@ -384,6 +384,7 @@ async fn sizes(f: &Fixture, s: &mut Suite) {
         "/patient/decisions",
         "/patient/revocations",
         "/patient/rules",
+        "/patient/rule-revocations",
     ] {
         s.probe(
             &format!("POST {path} of 70 KiB"),

@@ -30,7 +30,8 @@ use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::api::DiscoveredPointer;
 use locus_protocol::consent::{
-    Approval, Decision, DeviceChallenge, RequestTerms, Revocation, RuleAudience, StandingRule,
+    Approval, Decision, DeviceChallenge, RequestTerms, Revocation, RuleAudience, RuleRevocation,
+    StandingRule,
 };
 use locus_protocol::device::{DeviceKeyId, DeviceSigner};
 use locus_protocol::directory::{MemberRole, MemberStatus};
@@ -242,6 +243,17 @@ impl Phone {
 
     pub fn signed_rule(&self, rule: &StandingRule) -> Value {
         json!({ "rule": rule, "signature": self.sign(&rule.signing_bytes().unwrap()) })
+    }
+
+    /// `{"revocation": ..., "signature": ...}` of one of the patient's rules.
+    pub fn rule_revocation(&self, rule: RuleId) -> Value {
+        let revocation = RuleRevocation {
+            rule,
+            subject: self.subject,
+            device: self.device(),
+            signed_at_ms: now_ms(),
+        };
+        json!({ "revocation": revocation, "signature": self.sign(&revocation.signing_bytes().unwrap()) })
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {

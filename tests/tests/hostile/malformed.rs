@@ -45,7 +45,8 @@ fn json_routes(f: &Fixture) -> Vec<(String, reqwest::Client, String, Option<Stri
         route(&f.anonymous, p, "/patient/session", None),
         route(&f.phone1.client, p, "/patient/decisions", session.clone()),
         route(&f.phone1.client, p, "/patient/revocations", session.clone()),
-        route(&f.phone1.client, p, "/patient/rules", session),
+        route(&f.phone1.client, p, "/patient/rules", session.clone()),
+        route(&f.phone1.client, p, "/patient/rule-revocations", session),
     ]
 }
 

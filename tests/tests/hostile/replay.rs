@@ -282,6 +282,79 @@ async fn rules(f: &Fixture, s: &mut Suite) {
         Expect::status(409),
     )
     .await;
+
+    // Revoking a rule: once, and matching stops at once.
+    let revoke = |phone: &Phone, body: &Value| {
+        phone
+            .client
+            .post(phone.url("/patient/rule-revocations"))
+            .bearer_auth(&phone.session)
+            .json(body)
+    };
+    let revocation = phone.rule_revocation(rule.rule);
+    at_once(
+        s,
+        "the same signed rule revocation sent 6 times at once",
+        6,
+        || revoke(phone, &revocation),
+        &["rule.revoked"],
+        &[200, 409],
+        &[],
+    )
+    .await;
+    s.probe(
+        "the rule revocation again, later",
+        revoke(phone, &revocation),
+        again(),
+    )
+    .await;
+    s.probe(
+        "a revocation of a rule never made",
+        revoke(
+            phone,
+            &phone.rule_revocation(locus_protocol::ids::RuleId::new_random()),
+        ),
+        Expect::refused(404, "not_found"),
+    )
+    .await;
+    // A rule that would grant hospital-b's request, revoked before it asks.
+    let phone2 = &f.phone2;
+    let mut open = phone2.rule();
+    open.who = locus_protocol::consent::RuleAudience::AnyHospital;
+    open.purposes = vec![locus_protocol::grant::PurposeOfUse::Treatment];
+    open.grant_duration_secs = 7 * 86_400;
+    let (status, body) = phone2
+        .post("/patient/rules", &phone2.signed_rule(&open))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = phone2
+        .post(
+            "/patient/rule-revocations",
+            &phone2.rule_revocation(open.rule),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    s.settled();
+    let filed = s
+        .probe(
+            "a request a revoked rule would have granted",
+            f.b.client
+                .post(format!("{}/consent/requests", f.members))
+                .json(&f.request_body(&f.p2)),
+            Expect::one_of(&[200])
+                .logs(&["access.requested"])
+                .rows("consent.access_requests", 1),
+        )
+        .await;
+    let pending = filed.json()["status"] == "pending";
+    s.record(
+        "a revoked rule grants nothing",
+        if pending {
+            Ok(())
+        } else {
+            Err(format!("{}", filed.json()))
+        },
+    );
 }
 
 async fn enrolments(f: &Fixture, s: &mut Suite) {

@@ -507,6 +507,38 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
         s.probe(what, revoke(body), expect).await;
     }
 
+    // Rule revocations altered after signing.
+    let revoke_rule = |body: Value| {
+        phone
+            .client
+            .post(phone.url("/patient/rule-revocations"))
+            .bearer_auth(&phone.session)
+            .json(&body)
+    };
+    let signed = phone.rule_revocation(f.rule.rule);
+    let altered = |change: &dyn Fn(&mut Value)| {
+        let mut body = signed.clone();
+        change(&mut body);
+        body
+    };
+    for (what, body) in [
+        (
+            "a rule revocation moved to another rule",
+            altered(&|b| b["revocation"]["rule"] = json!(uuid::Uuid::new_v4())),
+        ),
+        (
+            "a rule revocation with its signing time changed",
+            altered(&|b| b["revocation"]["signed_at_ms"] = json!(now_ms() - 5000)),
+        ),
+        (
+            "a rule revocation with a flipped signature",
+            altered(&|b| b["signature"] = json!(flip_last(b["signature"].as_str().unwrap()))),
+        ),
+    ] {
+        s.probe(what, revoke_rule(body), Expect::one_of(&[400, 401]))
+            .await;
+    }
+
     // Standing rules altered after signing.
     let add = |body: Value| {
         phone
