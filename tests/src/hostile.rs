@@ -606,7 +606,7 @@ impl Suite {
             self.names.len()
         );
         for (group, (passed, failed)) in &self.per_group {
-            eprintln!("  {group:<16} {passed:>4} passed, {failed:>3} failed");
+            eprintln!("  {group:<16} {passed:>4} held, {failed:>3} did not");
         }
         let failed: BTreeSet<String> = self
             .failures
