@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
+use locus_protocol::directory::MemberStatus;
+use locus_service::access::{members_only, PeerGate};
 use locus_service::config::{authority_key, required, ConfigError};
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key};
@@ -98,8 +101,23 @@ impl Application {
         let members_listener = TcpListener::bind(config.listen)?;
         let member_port = members_listener.local_addr()?.port();
         let d = data.clone();
+        // Signed by the consortium CA is not membership: every route of the
+        // members' listener is for active members only.
+        let gate = PeerGate::new({
+            let consent = Arc::clone(&consent);
+            move |peer| {
+                consent
+                    .directory
+                    .directory()
+                    .read()
+                    .by_certificate(peer)
+                    .is_some_and(|m| m.status == MemberStatus::Active)
+            }
+        });
         let members = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(members_only))
+                .app_data(gate.clone())
                 .app_data(d.clone())
                 .service(web::resource("/healthz").route(web::get().to(healthz)))
                 .service(web::resource("/openapi.json").route(web::get().to(member_openapi)))

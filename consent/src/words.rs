@@ -159,9 +159,17 @@ pub fn describe_event(consent: &Consent, event: &Event) -> String {
             who(consent, &r.requester),
             who(consent, r.custodian.as_member())
         ),
-        Event::AccessRefused(r) => {
-            format!("A request by {} was refused.", who(consent, &r.requester))
-        }
+        Event::AccessRefused(r) => match &r.custodian {
+            Some(custodian) => format!(
+                "{} refused to give {} one of your records.",
+                who(consent, custodian.as_member()),
+                who(consent, &r.requester)
+            ),
+            None => format!(
+                "A search for your records by {} was refused.",
+                who(consent, &r.requester)
+            ),
+        },
         Event::PointersPublished(_) | Event::MemberUpdated(_) => "A network event.".into(),
     }
 }
