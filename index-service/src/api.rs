@@ -267,7 +267,8 @@ impl IndexState {
         (status = 400, description = "Not a JSON object of this shape, or a batch, tag list or sealed body out of bounds", body = ErrorBody),
         (status = 401, description = "No client certificate", body = ErrorBody),
         (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 409, description = "A pointer id taken with other content, or a superseded pointer not the caller's", body = ErrorBody),
+        (status = 404, description = "A superseded pointer that is not one of the caller's active pointers", body = ErrorBody),
+        (status = 409, description = "A pointer id taken with other content", body = ErrorBody),
         (status = 413, description = "A sealed body over 4096 bytes, or a body over the route's limit", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody)))]
