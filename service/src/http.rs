@@ -287,13 +287,19 @@ fn head_within_limits(req: &ServiceRequest) -> Result<(), JsonError> {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if headers.len() > MAX_HEADER_FIELDS || bytes > MAX_HEADER_BYTES {
-        return Err(JsonError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            format!("a request carries at most {MAX_HEADER_FIELDS} header fields of at most {MAX_HEADER_BYTES} bytes in all"),
-        ));
+        return Err(headers_too_large());
     }
     Ok(())
+}
+
+/// The 431 of a head over the limits, whether `HttpEdges` or the HTTP/1
+/// codec (over 96 fields, see [`crate::server`]) finds it.
+pub(crate) fn headers_too_large() -> JsonError {
+    JsonError::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers_too_large",
+        format!("a request carries at most {MAX_HEADER_FIELDS} header fields of at most {MAX_HEADER_BYTES} bytes in all"),
+    )
 }
 
 fn is_json<B>(response: &HttpResponse<B>) -> bool {
@@ -323,7 +329,7 @@ fn as_json_error(response: HttpResponse) -> HttpResponse {
 }
 
 /// A code and a sentence for a status raised outside any service's own errors.
-fn describe(status: StatusCode) -> (String, &'static str) {
+pub(crate) fn describe(status: StatusCode) -> (String, &'static str) {
     let known = match status {
         StatusCode::BAD_REQUEST => Some(("bad_request", "the request is malformed")),
         StatusCode::UNAUTHORIZED => Some(("unauthorized", "this resource requires authentication")),

@@ -8,6 +8,7 @@ pub mod files;
 pub mod http;
 pub mod openapi;
 pub mod pki;
+pub mod server;
 pub mod strict;
 pub mod telemetry;
 pub mod tls;
