@@ -12,11 +12,13 @@
 //! ```
 //!
 //! and takes JSON bodies as [`Json<T>`], each resource bounding its own body
-//! with `.app_data(json_config(bytes))`.
+//! with `.app_data(json_config(bytes))`; it is served by
+//! [`crate::server::serve`].
 //!
 //! What `HttpEdges` cannot reach: actix-http's HTTP/1 codec answers some
 //! requests itself, before any service runs, with an empty body and then
-//! closes the connection (actix-http 3, `h1::dispatcher`):
+//! closes the connection (actix-http 3, `h1::dispatcher`); `serve`'s
+//! connection type gives those answers the JSON body:
 //! - 400: a request line or header it cannot parse, among them a control
 //!   byte in a header, a `Content-Length` that is repeated, not a number, or
 //!   sent with `Transfer-Encoding`, a `Transfer-Encoding` other than a final
