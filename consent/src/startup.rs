@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
 use locus_protocol::directory::MemberStatus;
@@ -15,6 +15,7 @@ use locus_service::config::{authority_key, required, ConfigError};
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::{load_linkage_key, load_or_create_signing_key};
 use locus_service::http::{json_extractors, not_found, HttpEdges};
+use locus_service::server::serve;
 use locus_service::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
@@ -114,7 +115,7 @@ impl Application {
                     .is_some_and(|m| m.status == MemberStatus::Active)
             }
         });
-        let members = HttpServer::new(move || {
+        let members_app = move || {
             App::new()
                 .wrap(from_fn(members_only))
                 .app_data(gate.clone())
@@ -125,15 +126,17 @@ impl Application {
                 .configure(crate::api::configure_members)
                 .default_service(web::to(not_found))
                 .wrap(HttpEdges)
-        })
-        .on_connect(record_peer_certificate)
-        .shutdown_timeout(10)
-        .listen_openssl(members_listener, server_acceptor(&tls)?)?
-        .run();
+        };
+        let members = serve(
+            members_app,
+            members_listener,
+            Some(server_acceptor(&tls)?),
+            Some(record_peer_certificate),
+        )?;
 
         let patients_listener = TcpListener::bind(config.patient_listen)?;
         let patient_port = patients_listener.local_addr()?.port();
-        let patients = HttpServer::new(move || {
+        let patients_app = move || {
             App::new()
                 .app_data(data.clone())
                 .service(web::resource("/healthz").route(web::get().to(healthz)))
@@ -142,10 +145,14 @@ impl Application {
                 .configure(crate::api::configure_patients)
                 .default_service(web::to(not_found))
                 .wrap(HttpEdges)
-        })
-        .shutdown_timeout(10)
-        .listen_openssl(patients_listener, public_acceptor(&tls)?)?
-        .run();
+        };
+        // Patients' devices present no certificate: nothing to record.
+        let patients = serve(
+            patients_app,
+            patients_listener,
+            Some(public_acceptor(&tls)?),
+            None,
+        )?;
         Ok(Self {
             members,
             patients,

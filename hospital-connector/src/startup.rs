@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
@@ -16,6 +16,7 @@ use locus_service::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
 use locus_service::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
+use locus_service::server::serve;
 use locus_service::tls::{http_client, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
@@ -97,7 +98,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(Arc::clone(&node));
-        let server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .app_data(data.clone())
                 .configure(|cfg| json_extractors(cfg, DEFAULT_BODY_LIMIT))
@@ -122,11 +123,13 @@ impl Application {
                 // Outermost: limits on the request head, and a JSON body on
                 // every error response, also those raised by actix itself.
                 .wrap(HttpEdges)
-        })
-        .on_connect(record_peer_certificate)
-        .shutdown_timeout(10)
-        .listen_openssl(listener, server_acceptor(&tls)?)?
-        .run();
+        };
+        let server = serve(
+            app,
+            listener,
+            Some(server_acceptor(&tls)?),
+            Some(record_peer_certificate),
+        )?;
         Ok(Self {
             server,
             port,

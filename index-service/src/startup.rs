@@ -5,23 +5,24 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use actix_web::dev::Server;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::Server;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{from_fn, Condition, Next};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{web, App, HttpResponse};
 use locus_ledger::api::{LedgerApiDoc, LedgerState};
-use locus_service::db::{self, DatabaseUrl};
 use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
-use locus_ledger::sequencer::{MAX_ENTRY_BYTES, Sequencer, SequencerConfig};
-use locus_service::http::{HttpEdges, json_extractors, not_found};
+use locus_ledger::sequencer::{Sequencer, SequencerConfig, MAX_ENTRY_BYTES};
 use locus_ledger::store::LedgerStore;
 use locus_protocol::ids::MemberId;
-use locus_service::files::{load_or_create_signing_key, write_secret_file};
 use locus_service::access::{members_only, PeerGate};
+use locus_service::db::{self, DatabaseUrl};
+use locus_service::files::{load_or_create_signing_key, write_secret_file};
+use locus_service::http::{json_extractors, not_found, HttpEdges};
+use locus_service::server::serve;
 use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
@@ -65,7 +66,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -137,7 +140,7 @@ impl Application {
         let members_only_gate = tls.is_some();
         let listener = TcpListener::bind(config.listen)?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .wrap(Condition::new(
                     members_only_gate,
@@ -158,18 +161,14 @@ impl Application {
                 .default_service(web::to(not_found))
                 // Outermost, so every error response it sees has the JSON body.
                 .wrap(HttpEdges)
-        })
-        .on_connect(record_peer_certificate)
-        .shutdown_timeout(10);
-        let (server, scheme) = match &tls {
-            Some(files) => (
-                server.listen_openssl(listener, server_acceptor(files)?)?,
-                "https",
-            ),
-            None => (server.listen(listener)?, "http"),
         };
+        let (acceptor, scheme) = match &tls {
+            Some(files) => (Some(server_acceptor(files)?), "https"),
+            None => (None, "http"),
+        };
+        let server = serve(app, listener, acceptor, Some(record_peer_certificate))?;
         Ok(Self {
-            server: server.run(),
+            server,
             port,
             url: format!("{scheme}://{}:{port}", config.listen.ip()),
             vkey,
@@ -240,7 +239,8 @@ fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, Startu
     };
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let signer = NoteSigner::from_skey(text.trim()).map_err(|e| key_error(e.to_string()))?;
+            let signer =
+                NoteSigner::from_skey(text.trim()).map_err(|e| key_error(e.to_string()))?;
             if signer.verifier().name() != origin {
                 return Err(key_error(format!(
                     "the key is named {:?} but the ledger origin is {origin:?}",
@@ -277,7 +277,8 @@ async fn readyz(state: web::Data<LedgerState>) -> HttpResponse {
     if db_ok && state.sequencer.published().is_some() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "database unavailable"}))
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "database unavailable"}))
     }
 }
 
