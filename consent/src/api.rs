@@ -824,7 +824,8 @@ pub async fn own_grant_as_fhir(
 }
 
 pub fn configure_patients(cfg: &mut web::ServiceConfig) {
-    let post = |path: &str, limit: usize| web::resource(path.to_owned()).app_data(json_config(limit));
+    let post =
+        |path: &str, limit: usize| web::resource(path.to_owned()).app_data(json_config(limit));
     cfg.service(post("/patient/enrol", REQUEST_BODY).route(web::post().to(enrol)))
         .service(post("/patient/challenge", SMALL_BODY).route(web::post().to(challenge)))
         .service(post("/patient/session", SMALL_BODY).route(web::post().to(sign_in)))

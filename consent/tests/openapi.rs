@@ -133,19 +133,29 @@ async fn check_listener(
 
 #[actix_web::test]
 async fn each_listener_documents_exactly_its_own_routes() {
-    let network = TestNetwork::start(Backend::Sqlite, &[]).await;
+    let network = TestNetwork::start(Backend::Sqlite, &["hospital-a"]).await;
     let consent = &network.consent_service;
 
-    // The members' listener asks for a consortium certificate: the authority's will do.
+    // The members' listener serves active members only: a hospital's certificate.
+    let hospital = &network.hospital("hospital-a").node.http;
     check_listener(
-        &network.admin.http,
+        hospital,
         &consent.member_url,
         MEMBER_ROUTES,
         PATIENT_ROUTES,
         "consent-members",
     )
     .await;
-    let members = document(&network.admin.http, &consent.member_url).await;
+    let members = document(hospital, &consent.member_url).await;
+    // The authority's certificate is the consortium's, but no member's.
+    let refused = network
+        .admin
+        .http
+        .get(format!("{}/openapi.json", consent.member_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
     assert_eq!(
         members["components"]["securitySchemes"]["mutual_tls"]["type"],
         "mutualTLS"

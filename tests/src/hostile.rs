@@ -850,7 +850,7 @@ mod tests {
 
     #[test]
     fn raw_answers_parse_with_length_or_chunks() {
-        let plain = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 35\r\n\r\n{\"error\":\"x\",\"message\":\"y\"}       ";
+        let plain = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 34\r\n\r\n{\"error\":\"x\",\"message\":\"y\"}       ";
         assert!(response_complete(plain));
         let response = parse_response(plain).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.status, Some(400));

@@ -2,18 +2,25 @@
 //! enrolment with a desk code, challenge sign-in, and the signed acts
 //! (decisions, revocations, rules, device removal), as the app makes them.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use locus_protocol::consent::{Decision, DeviceChallenge, Revocation, RuleRevocation, StandingRule};
+use base64::Engine as _;
+use locus_protocol::consent::{
+    Decision, DeviceChallenge, Revocation, RuleRevocation, StandingRule,
+};
 use locus_protocol::device::{DeviceKeyId, DeviceSigner};
 use locus_protocol::ids::{GrantId, PatientKey, RuleId};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use crate::network::{TestHospital, TestNetwork};
 
 /// Sends `body` as JSON (with a bearer token if given); the status and the
 /// JSON answer (`null` if none).
-pub async fn post(client: &reqwest::Client, url: String, body: Value, bearer: Option<&str>) -> (u16, Value) {
+pub async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: Value,
+    bearer: Option<&str>,
+) -> (u16, Value) {
     let mut request = client.post(url).json(&body);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
@@ -27,11 +34,43 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// `hospital` asks for `scope` of `subject`'s records over `period`, to treat
+/// them, for `duration` seconds.
+pub async fn ask(
+    network: &TestNetwork,
+    hospital: &TestHospital,
+    subject: &PatientKey,
+    scope: &str,
+    period: Option<(&str, &str)>,
+    duration: i64,
+) -> (u16, Value) {
+    post(
+        &hospital.node.http,
+        format!("{}/consent/requests", network.consent_service.member_url),
+        json!({
+            "subject": subject,
+            "purpose": "TREAT",
+            "scope": scope,
+            "data_period": period.map(|(s, e)| json!({"start": s, "end": e})),
+            "duration_secs": duration,
+        }),
+        None,
+    )
+    .await
+}
+
 /// A one-time enrolment code from `desk` for `subject`.
-pub async fn enrolment_code(network: &TestNetwork, desk: &TestHospital, subject: &PatientKey) -> String {
+pub async fn enrolment_code(
+    network: &TestNetwork,
+    desk: &TestHospital,
+    subject: &PatientKey,
+) -> String {
     let (status, code) = post(
         &desk.node.http,
-        format!("{}/consent/enrolment-codes", network.consent_service.member_url),
+        format!(
+            "{}/consent/enrolment-codes",
+            network.consent_service.member_url
+        ),
         json!({ "subject": subject }),
         None,
     )
@@ -51,7 +90,9 @@ pub struct Phone {
 
 impl std::fmt::Debug for Phone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Phone").field("device", &self.signer.device_id()).finish_non_exhaustive()
+        f.debug_struct("Phone")
+            .field("device", &self.signer.device_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,12 +126,24 @@ impl Phone {
 
     /// Redeems an enrolment code with this phone's key.
     pub async fn redeem(&self, code: &str) -> (u16, Value) {
-        post(&self.client, format!("{}/patient/enrol", self.base), json!({ "code": code, "device_key": self.signer.public_jwk() }), None).await
+        post(
+            &self.client,
+            format!("{}/patient/enrol", self.base),
+            json!({ "code": code, "device_key": self.signer.public_jwk() }),
+            None,
+        )
+        .await
     }
 
     /// Asks for a challenge.
     pub async fn challenge(&self) -> (u16, Value) {
-        post(&self.client, format!("{}/patient/challenge", self.base), json!({ "device": self.device() }), None).await
+        post(
+            &self.client,
+            format!("{}/patient/challenge", self.base),
+            json!({ "device": self.device() }),
+            None,
+        )
+        .await
     }
 
     /// Signs a challenge in; keeps the session on success.
@@ -99,10 +152,24 @@ impl Phone {
         if status != 200 {
             return (status, challenge);
         }
-        let challenge = challenge["challenge"].as_str().expect("challenge").to_owned();
-        let signed = DeviceChallenge { challenge: challenge.clone(), device: self.device() }.signing_bytes().expect("challenge bytes");
+        let challenge = challenge["challenge"]
+            .as_str()
+            .expect("challenge")
+            .to_owned();
+        let signed = DeviceChallenge {
+            challenge: challenge.clone(),
+            device: self.device(),
+        }
+        .signing_bytes()
+        .expect("challenge bytes");
         let body = json!({ "device": self.device(), "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(self.signer.sign(&signed)) });
-        let (status, session) = post(&self.client, format!("{}/patient/session", self.base), body, None).await;
+        let (status, session) = post(
+            &self.client,
+            format!("{}/patient/session", self.base),
+            body,
+            None,
+        )
+        .await;
         if status == 200 {
             self.session = session["session"].as_str().expect("session").to_owned();
         }
@@ -111,7 +178,13 @@ impl Phone {
 
     /// A signed-in GET: the status and the JSON answer.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.session).send().await.expect("request sent");
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.session)
+            .send()
+            .await
+            .expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -125,25 +198,46 @@ impl Phone {
 
     /// A signed-in POST.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        post(&self.client, format!("{}{path}", self.base), body, Some(&self.session)).await
+        post(
+            &self.client,
+            format!("{}{path}", self.base),
+            body,
+            Some(&self.session),
+        )
+        .await
     }
 
     /// Sends a decision with this device's signature, or `signature`.
     pub async fn decide(&self, decision: &Decision, signature: Option<Vec<u8>>) -> (u16, Value) {
-        let signature = signature.unwrap_or_else(|| self.signer.sign(&decision.signing_bytes().expect("decision bytes")));
-        self.post("/patient/decisions", json!({ "decision": decision, "signature": URL_SAFE_NO_PAD.encode(signature) })).await
+        let signature = signature.unwrap_or_else(|| {
+            self.signer
+                .sign(&decision.signing_bytes().expect("decision bytes"))
+        });
+        self.post(
+            "/patient/decisions",
+            json!({ "decision": decision, "signature": URL_SAFE_NO_PAD.encode(signature) }),
+        )
+        .await
     }
 
     /// The signed revocation of `grant`, and its body.
     pub fn revocation(&self, grant: GrantId) -> Value {
-        let revocation = Revocation { grant, subject: self.subject, device: self.device(), signed_at_ms: now_ms() };
-        let signature = self.signer.sign(&revocation.signing_bytes().expect("revocation bytes"));
+        let revocation = Revocation {
+            grant,
+            subject: self.subject,
+            device: self.device(),
+            signed_at_ms: now_ms(),
+        };
+        let signature = self
+            .signer
+            .sign(&revocation.signing_bytes().expect("revocation bytes"));
         json!({ "revocation": revocation, "signature": URL_SAFE_NO_PAD.encode(signature) })
     }
 
     /// Revokes a grant.
     pub async fn revoke(&self, grant: GrantId) -> (u16, Value) {
-        self.post("/patient/revocations", self.revocation(grant)).await
+        self.post("/patient/revocations", self.revocation(grant))
+            .await
     }
 
     /// The signed body of a new standing rule.
@@ -154,8 +248,15 @@ impl Phone {
 
     /// The signed body of a rule's revocation.
     pub fn rule_revocation(&self, rule: RuleId) -> Value {
-        let revocation = RuleRevocation { rule, subject: self.subject, device: self.device(), signed_at_ms: now_ms() };
-        let signature = self.signer.sign(&revocation.signing_bytes().expect("rule revocation bytes"));
+        let revocation = RuleRevocation {
+            rule,
+            subject: self.subject,
+            device: self.device(),
+            signed_at_ms: now_ms(),
+        };
+        let signature = self
+            .signer
+            .sign(&revocation.signing_bytes().expect("rule revocation bytes"));
         json!({ "revocation": revocation, "signature": URL_SAFE_NO_PAD.encode(signature) })
     }
 

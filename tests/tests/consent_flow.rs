@@ -11,24 +11,27 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
-use locus_protocol::consent::{Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule};
+use locus_protocol::consent::{
+    Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule,
+};
 use locus_protocol::grant::{DataPeriod, PurposeOfUse};
 use locus_protocol::ids::{PatientKey, RequestId, RuleId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_tests::fhir::{LabObservation, lab_bundle};
+use locus_tests::fhir::{lab_bundle, LabObservation};
 use locus_tests::network::{TestHospital, TestNetwork};
-use locus_tests::phone::{Phone, now_ms, post};
-use locus_tests::{TestDb, both_backends};
-use serde_json::{Value, json};
+use locus_tests::phone::{ask, now_ms, post, Phone};
+use locus_tests::{both_backends, TestDb};
+use serde_json::{json, Value};
 
 const LABS: &str = "patient/Observation.rs?category=laboratory";
-const LABS_AND_REPORTS: &str = "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
+const LABS_AND_REPORTS: &str =
+    "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
 
 both_backends!(patients_decide);
 
@@ -37,41 +40,53 @@ async fn get_json(client: &reqwest::Client, url: String) -> Value {
 }
 
 /// Expects the custodian to refuse `request` with 403 and `code`.
-async fn refused(b: &TestHospital, a: &TestHospital, request: &RetrieveRequest, code: &str, what: &str) {
+async fn refused(
+    b: &TestHospital,
+    a: &TestHospital,
+    request: &RetrieveRequest,
+    code: &str,
+    what: &str,
+) {
     match b.node.request_retrieval(&a.url, request).await {
-        Err(ResultError::Refused { status: 403, code: got, .. }) => assert_eq!(got, code, "{what}"),
+        Err(ResultError::Refused {
+            status: 403,
+            code: got,
+            ..
+        }) => assert_eq!(got, code, "{what}"),
         other => panic!("{what}: expected {code}, got {other:?}"),
     }
 }
 
-async fn ask(network: &TestNetwork, hospital: &TestHospital, subject: &PatientKey, scope: &str, period: Option<(&str, &str)>, duration: i64) -> (u16, Value) {
-    post(
-        &hospital.node.http,
-        format!("{}/consent/requests", network.consent_service.member_url),
-        json!({
-            "subject": subject,
-            "purpose": "TREAT",
-            "scope": scope,
-            "data_period": period.map(|(s, e)| json!({"start": s, "end": e})),
-            "duration_secs": duration,
-        }),
-        None,
-    )
-    .await
-}
-
 async fn patients_decide(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (network.hospital("hospital-a"), network.hospital("hospital-b"));
+    let (a, b) = (
+        network.hospital("hospital-a"),
+        network.hospital("hospital-b"),
+    );
     let key_of = |ssn: &str| patient_key(&network.linkage, &normalize_identifier(ssn).unwrap());
     let (patient, other_patient) = (key_of("999-70-0001"), key_of("999-70-0002"));
     let bundle = lab_bundle(
         "5c1d2e3f-0000-4000-8000-0000000000aa",
         "999-70-0001",
         &[
-            LabObservation::new("5c1d2e3f-0000-4000-8000-000000000001", "2339-0", 95.0, "2024-03-04"),
-            LabObservation::new("5c1d2e3f-0000-4000-8000-000000000002", "2093-3", 180.0, "2024-03-20"),
-            LabObservation::new("5c1d2e3f-0000-4000-8000-000000000003", "2339-0", 99.0, "2024-05-02"),
+            LabObservation::new(
+                "5c1d2e3f-0000-4000-8000-000000000001",
+                "2339-0",
+                95.0,
+                "2024-03-04",
+            ),
+            LabObservation::new(
+                "5c1d2e3f-0000-4000-8000-000000000002",
+                "2093-3",
+                180.0,
+                "2024-03-20",
+            ),
+            LabObservation::new(
+                "5c1d2e3f-0000-4000-8000-000000000003",
+                "2339-0",
+                99.0,
+                "2024-05-02",
+            ),
         ],
     );
     import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &bundle).unwrap();
@@ -82,16 +97,39 @@ async fn patients_decide(db: TestDb) {
     let other_phone = Phone::enrol(&network, a, other_patient).await;
 
     // B asks for a year of laboratory results and reports, for a week.
-    let (status, asked) = ask(&network, b, &patient, LABS_AND_REPORTS, Some(("2024-01-01", "2024-12-31")), 7 * 86_400).await;
-    assert_eq!((status, asked["status"].as_str()), (200, Some("pending")), "{asked}");
+    let (status, asked) = ask(
+        &network,
+        b,
+        &patient,
+        LABS_AND_REPORTS,
+        Some(("2024-01-01", "2024-12-31")),
+        7 * 86_400,
+    )
+    .await;
+    assert_eq!(
+        (status, asked["status"].as_str()),
+        (200, Some("pending")),
+        "{asked}"
+    );
     let request: RequestId = serde_json::from_value(asked["request"].clone()).unwrap();
 
     // The phone shows it in plain words, with the exact terms to sign.
     let pending = phone.get_ok("/patient/requests").await;
     let summary = pending[0]["summary"].as_str().unwrap();
-    assert!(summary.contains("Test hospital-b asks to see your laboratory test results"), "{summary}");
-    assert!(summary.contains("from 2024-01-01 to 2024-12-31") && summary.contains("7 day(s)"), "{summary}");
-    assert!(other_phone.get_ok("/patient/requests").await.as_array().unwrap().is_empty());
+    assert!(
+        summary.contains("Test hospital-b asks to see your laboratory test results"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("from 2024-01-01 to 2024-12-31") && summary.contains("7 day(s)"),
+        "{summary}"
+    );
+    assert!(other_phone
+        .get_ok("/patient/requests")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
     let terms = serde_json::from_value(pending[0]["terms"].clone()).unwrap();
     let narrower = |scope: &str, period: (&str, &str), duration: i64| {
         let mut approval = Approval::of(&terms, phone.signer.device_id(), now_ms());
@@ -103,13 +141,35 @@ async fn patients_decide(db: TestDb) {
 
     // Refusals: another patient's session, a forged signature, wider terms.
     let approve = narrower(LABS, ("2024-03-01", "2024-03-31"), 86_400);
-    let (status, body) = other_phone.decide(&approve, Some(other_phone.signer.sign(&approve.signing_bytes().unwrap()))).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{body}");
-    let (status, body) = phone.decide(&approve, Some(other_phone.signer.sign(&approve.signing_bytes().unwrap()))).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("bad_signature")), "{body}");
+    let (status, body) = other_phone
+        .decide(
+            &approve,
+            Some(other_phone.signer.sign(&approve.signing_bytes().unwrap())),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (status, body) = phone
+        .decide(
+            &approve,
+            Some(other_phone.signer.sign(&approve.signing_bytes().unwrap())),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("bad_signature")),
+        "{body}"
+    );
     let wider = narrower(LABS, ("2023-01-01", "2024-03-31"), 86_400);
     let (status, body) = phone.decide(&wider, None).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("wider_than_requested")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("wider_than_requested")),
+        "{body}"
+    );
     let longer = narrower(LABS, ("2024-03-01", "2024-03-31"), 8 * 86_400);
     let (status, _) = phone.decide(&longer, None).await;
     assert_eq!(status, 400);
@@ -118,18 +178,29 @@ async fn patients_decide(db: TestDb) {
     let (status, decided) = phone.decide(&approve, None).await;
     assert_eq!(status, 200, "{decided}");
     let (status, again) = phone.decide(&approve, None).await;
-    assert_eq!((status, again["error"].as_str()), (409, Some("already_decided")));
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (409, Some("already_decided"))
+    );
 
     // B collects the grant and retrieves exactly March's laboratory results.
-    let status_url = format!("{}/consent/requests/{}", network.consent_service.member_url, request);
+    let status_url = format!(
+        "{}/consent/requests/{}",
+        network.consent_service.member_url, request
+    );
     let collected = get_json(&b.node.http, status_url.clone()).await;
     assert_eq!(collected["status"], "approved");
     let grant = collected["grant"].as_str().unwrap().to_owned();
     let discovery = collected["discovery"].as_str().unwrap().to_owned();
     // The index is shown only the discovery token: no scopes, codes or dates.
-    let shown = URL_SAFE_NO_PAD.decode(discovery.split('.').nth(1).unwrap()).unwrap();
+    let shown = URL_SAFE_NO_PAD
+        .decode(discovery.split('.').nth(1).unwrap())
+        .unwrap();
     let shown = String::from_utf8(shown).unwrap();
-    assert!(!shown.contains("scope\"") && !shown.contains("laboratory") && !shown.contains("2024"), "{shown}");
+    assert!(
+        !shown.contains("scope\"") && !shown.contains("laboratory") && !shown.contains("2024"),
+        "{shown}"
+    );
     let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.received.len(), 2, "the two March results, not May's");
@@ -137,17 +208,36 @@ async fn patients_decide(db: TestDb) {
     // grant) presented with the March-only grant.
     let (_, wide) = network.grant(b, &patient, LABS, None);
     let march = b.node.index.discover(&discovery).await.unwrap().pointers;
-    let all = b.node.index.discover(&network.discovery(&wide)).await.unwrap().pointers;
-    let may = all.iter().find(|p| !march.iter().any(|m| m.pointer_id == p.pointer_id)).unwrap();
+    let all = b
+        .node
+        .index
+        .discover(&network.discovery(&wide))
+        .await
+        .unwrap()
+        .pointers;
+    let may = all
+        .iter()
+        .find(|p| !march.iter().any(|m| m.pointer_id == p.pointer_id))
+        .unwrap();
     let outside = RetrieveRequest {
         grant: Some(grant.clone()),
         pointer_id: may.pointer_id,
         sealed: may.sealed.clone(),
     };
-    refused(b, a, &outside, "out_of_date_range", "a result outside the approval").await;
+    refused(
+        b,
+        a,
+        &outside,
+        "out_of_date_range",
+        "a result outside the approval",
+    )
+    .await;
 
     // A cannot collect B's grant.
-    assert_eq!(a.node.http.get(&status_url).send().await.unwrap().status(), 404);
+    assert_eq!(
+        a.node.http.get(&status_url).send().await.unwrap().status(),
+        404
+    );
 
     // A duration over the maximum is refused at request time.
     let (status, _) = ask(&network, b, &patient, LABS, None, 365 * 86_400).await;
@@ -156,10 +246,21 @@ async fn patients_decide(db: TestDb) {
     // A request the patient refuses gets no grant.
     let (_, asked) = ask(&network, b, &patient, LABS, None, 3600).await;
     let refused_request: RequestId = serde_json::from_value(asked["request"].clone()).unwrap();
-    let refusal = Decision::Refuse(Refusal { request: refused_request, subject: patient, device: phone.signer.device_id(), signed_at_ms: now_ms() });
+    let refusal = Decision::Refuse(Refusal {
+        request: refused_request,
+        subject: patient,
+        device: phone.signer.device_id(),
+        signed_at_ms: now_ms(),
+    });
     assert_eq!(phone.decide(&refusal, None).await.0, 200);
-    let refused_status =
-        get_json(&b.node.http, format!("{}/consent/requests/{refused_request}", network.consent_service.member_url)).await;
+    let refused_status = get_json(
+        &b.node.http,
+        format!(
+            "{}/consent/requests/{refused_request}",
+            network.consent_service.member_url
+        ),
+    )
+    .await;
     assert_eq!(refused_status["status"], "refused");
     assert!(refused_status.get("grant").is_none());
 
@@ -193,10 +294,16 @@ async fn patients_decide(db: TestDb) {
         if at_index.is_err() && at_custodian.is_err() {
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(1), "revocation took effect everywhere within a second");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "revocation took effect everywhere within a second"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("revocation took effect everywhere after {:?}", revoked_at.elapsed());
+    eprintln!(
+        "revocation took effect everywhere after {:?}",
+        revoked_at.elapsed()
+    );
 
     // A standing rule grants by itself: any hospital, laboratory results, 1 day.
     let rule = StandingRule {
@@ -220,13 +327,24 @@ async fn patients_decide(db: TestDb) {
     .await;
     assert_eq!(status, 200, "{body}");
     let (status, auto) = ask(&network, b, &patient, LABS, None, 3600).await;
-    assert_eq!((status, auto["status"].as_str()), (200, Some("approved")), "{auto}");
+    assert_eq!(
+        (status, auto["status"].as_str()),
+        (200, Some("approved")),
+        "{auto}"
+    );
     let report = b
         .node
-        .fetch_under_grant(auto["grant"].as_str().unwrap(), auto["discovery"].as_str().unwrap())
+        .fetch_under_grant(
+            auto["grant"].as_str().unwrap(),
+            auto["discovery"].as_str().unwrap(),
+        )
         .await
         .unwrap();
-    assert_eq!(report.received.len(), 3, "the rule allows every laboratory result");
+    assert_eq!(
+        report.received.len(),
+        3,
+        "the rule allows every laboratory result"
+    );
 
     // Emergency access: granted without the patient, flagged, shown to them.
     let (status, emergency) = post(
@@ -246,38 +364,94 @@ async fn patients_decide(db: TestDb) {
     .await;
     assert_eq!(status, 400);
     let grants = phone.get_ok("/patient/grants").await;
-    let flagged: Vec<&Value> = grants.as_array().unwrap().iter().filter(|g| g["emergency"] == true).collect();
+    let flagged: Vec<&Value> = grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["emergency"] == true)
+        .collect();
     assert_eq!(flagged.len(), 1);
-    assert!(flagged[0]["summary"].as_str().unwrap().contains("EMERGENCY ACCESS"));
-    assert!(grants.as_array().unwrap().iter().any(|g| g["revoked"] == true));
+    assert!(flagged[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("EMERGENCY ACCESS"));
+    assert!(grants
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["revoked"] == true));
 
     // The patient's access history: newest first, in words, including the
     // emergency access and B's retrievals.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let history = phone.get_ok("/patient/history").await;
-    let texts: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
-    assert!(texts[0].contains("EMERGENCY ACCESS was given to Test hospital-b"), "{texts:?}");
-    assert!(texts.iter().any(|t| t.contains("Test hospital-b received one of your records from Test hospital-a")));
-    assert!(texts.iter().any(|t| t.contains("You approved access for Test hospital-b")));
-    let indexes: Vec<u64> = history.as_array().unwrap().iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let texts: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts[0].contains("EMERGENCY ACCESS was given to Test hospital-b"),
+        "{texts:?}"
+    );
+    assert!(texts
+        .iter()
+        .any(|t| t.contains("Test hospital-b received one of your records from Test hospital-a")));
+    assert!(texts
+        .iter()
+        .any(|t| t.contains("You approved access for Test hospital-b")));
+    let indexes: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
     assert!(indexes.windows(2).all(|w| w[0] > w[1]), "newest first");
 
     // The grant as a FHIR R4 Consent, for its requester and for the patient.
-    let fhir = get_json(&b.node.http, format!("{}/consent/grants/{grant_id}/fhir", network.consent_service.member_url)).await;
+    let fhir = get_json(
+        &b.node.http,
+        format!(
+            "{}/consent/grants/{grant_id}/fhir",
+            network.consent_service.member_url
+        ),
+    )
+    .await;
     assert_eq!(fhir["resourceType"], "Consent");
-    assert_eq!(fhir["status"], "inactive", "a revoked grant is no longer active");
+    assert_eq!(
+        fhir["status"], "inactive",
+        "a revoked grant is no longer active"
+    );
     assert_eq!(fhir["provision"]["purpose"][0]["code"], "TREAT");
     assert_eq!(fhir["provision"]["dataPeriod"]["start"], "2024-03-01");
-    assert_eq!(phone.get_ok(&format!("/patient/grants/{grant_id}/fhir")).await["id"], grant_id);
+    assert_eq!(
+        phone
+            .get_ok(&format!("/patient/grants/{grant_id}/fhir"))
+            .await["id"],
+        grant_id
+    );
 
     // A second device, then removed: it can no longer sign in.
     let second = Phone::enrol(&network, a, patient).await;
     assert_eq!(phone.remove_device(&second.device()).await.0, 200);
-    let (status, _) = post(&second.client, format!("{}/patient/challenge", second.base), json!({ "device": second.signer.device_id() }), None).await;
+    let (status, _) = post(
+        &second.client,
+        format!("{}/patient/challenge", second.base),
+        json!({ "device": second.signer.device_id() }),
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 
     // Grant tokens that must not work, presented to the custodian.
-    let discovered = b.node.index.discover(auto["discovery"].as_str().unwrap()).await.unwrap().pointers;
+    let discovered = b
+        .node
+        .index
+        .discover(auto["discovery"].as_str().unwrap())
+        .await
+        .unwrap()
+        .pointers;
     let retrieve = |token: String| RetrieveRequest {
         grant: Some(token),
         pointer_id: discovered[0].pointer_id,
@@ -285,29 +459,55 @@ async fn patients_decide(db: TestDb) {
     };
     let real = auto["grant"].as_str().unwrap();
     let payload = real.split('.').nth(1).unwrap();
-    let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#));
+    let none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
+    );
     let hs256 = {
         use hmac::Mac as _;
-        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, network.consent.key.key_id()));
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(network.consent.key.verifying_key().as_bytes()).unwrap();
+        let header = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#,
+            network.consent.key.key_id()
+        ));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+            network.consent.key.verifying_key().as_bytes(),
+        )
+        .unwrap();
         mac.update(format!("{header}.{payload}").as_bytes());
-        format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        format!(
+            "{header}.{payload}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     };
     let (unknown_key, _) = {
         let mut impostor = locus_tests::index::TestMember::new("consent");
         impostor.key = locus_protocol::signing::SigningKey::generate();
         let claims: locus_protocol::grant::GrantClaims =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        (locus_protocol::grant_token::encode_grant(&claims, &impostor.key).unwrap(), ())
+        (
+            locus_protocol::grant_token::encode_grant(&claims, &impostor.key).unwrap(),
+            (),
+        )
     };
-    for (name, token) in [("alg none", none), ("HS256 with the public key", hs256), ("a key not in the directory", unknown_key)] {
+    for (name, token) in [
+        ("alg none", none),
+        ("HS256 with the public key", hs256),
+        ("a key not in the directory", unknown_key),
+    ] {
         refused(b, a, &retrieve(token), "invalid_grant", name).await;
     }
 
     // A grant expires by itself.
     let (_, short) = ask(&network, b, &patient, LABS, None, 2).await;
     let short_request: RequestId = serde_json::from_value(short["request"].clone()).unwrap();
-    let short_status = get_json(&b.node.http, format!("{}/consent/requests/{short_request}", network.consent_service.member_url)).await;
+    let short_status = get_json(
+        &b.node.http,
+        format!(
+            "{}/consent/requests/{short_request}",
+            network.consent_service.member_url
+        ),
+    )
+    .await;
     // The standing rule already granted it (for at most 2 seconds).
     let short_grant = short_status["grant"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -319,14 +519,26 @@ async fn patients_decide(db: TestDb) {
     // exception is this test's own: the wider grant it signed with the consent
     // key to find a May result was never logged, and its discovery is named.
     let checkpoint = network.admin.checkpoint().await;
-    let log = network.admin.ledger.download_log(&checkpoint).await.unwrap();
+    let log = network
+        .admin
+        .ledger
+        .download_log(&checkpoint)
+        .await
+        .unwrap();
     let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
-    let audit = locus_consent::audit::check_grants(&entries, &network.authority.key.verifying_key());
+    let audit =
+        locus_consent::audit::check_grants(&entries, &network.authority.key.verifying_key());
     let [finding] = audit.findings.as_slice() else {
-        panic!("expected one finding, the unlogged test grant: {:?}", audit.findings)
+        panic!(
+            "expected one finding, the unlogged test grant: {:?}",
+            audit.findings
+        )
     };
     assert_eq!(finding.grant, Some(wide.jti), "{finding:?}");
-    assert_eq!(finding.problem, "index.queried under a grant never issued before it");
+    assert_eq!(
+        finding.problem,
+        "index.queried under a grant never issued before it"
+    );
     assert_eq!(audit.backed_by_approval, 1);
     assert_eq!(audit.backed_by_rule, 2);
     assert_eq!(audit.emergency_grants.len(), 1);
