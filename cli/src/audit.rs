@@ -8,21 +8,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use clap::{Args, Subcommand};
 use locus_consent::audit::{check_grants, parse_entries};
-use locus_ledger::checkpoint::{Checkpoint, open_checkpoint};
+use locus_ledger::checkpoint::{open_checkpoint, Checkpoint};
 use locus_ledger::client::LedgerClient;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use locus_ledger::cosignature::{CosignatureSigner, CosignatureVerifier};
-use locus_ledger::merkle::{Hash, MemoryTree, rfc9162_leaf_hash, tree_root};
+use locus_ledger::merkle::{rfc9162_leaf_hash, tree_root, Hash, MemoryTree};
 use locus_ledger::note::Note;
-use locus_ledger::tiles::{TILE_WIDTH, TilePath, TileRef, decode_entry_bundle, entry_bundles_for_size};
+use locus_ledger::tiles::{
+    decode_entry_bundle, entry_bundles_for_size, TilePath, TileRef, TILE_WIDTH,
+};
 use locus_ledger::wire::LoggedEntry;
 use locus_ledger::witness::{self, Decision};
 use locus_protocol::entry::EventKind;
 use locus_protocol::signing::SigningKey;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use crate::network::NetworkInfo;
 
@@ -109,7 +111,10 @@ pub struct Filter {
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Verify { network, witness_wait_secs } => {
+        AuditCommand::Verify {
+            network,
+            witness_wait_secs,
+        } => {
             let info = NetworkInfo::load(&network.path)?;
             let report = verify(&info, Duration::from_secs(witness_wait_secs)).await?;
             for line in &report.facts {
@@ -129,11 +134,26 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         }
-        AuditCommand::Watch { network, state, interval_ms, once } => {
+        AuditCommand::Watch {
+            network,
+            state,
+            interval_ms,
+            once,
+        } => {
             let info = NetworkInfo::load(&network.path)?;
-            watch(&info, &state, Duration::from_millis(interval_ms.max(100)), once).await
+            watch(
+                &info,
+                &state,
+                Duration::from_millis(interval_ms.max(100)),
+                once,
+            )
+            .await
         }
-        AuditCommand::Events { network, filter, json } => {
+        AuditCommand::Events {
+            network,
+            filter,
+            json,
+        } => {
             let info = NetworkInfo::load(&network.path)?;
             let entries = events(&info.regulator_ledger()?, &filter).await?;
             for logged in &entries {
@@ -148,15 +168,24 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Export { network, filter, out } => {
+        AuditCommand::Export {
+            network,
+            filter,
+            out,
+        } => {
             let info = NetworkInfo::load(&network.path)?;
             let entries = events(&info.regulator_ledger()?, &filter).await?;
             let bundle = audit_event_bundle(&info, &entries);
             let text = serde_json::to_string_pretty(&bundle)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-                    println!("wrote {} AuditEvent resources to {}", entries.len(), path.display());
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!(
+                        "wrote {} AuditEvent resources to {}",
+                        entries.len(),
+                        path.display()
+                    );
                 }
                 None => println!("{text}"),
             }
@@ -178,7 +207,11 @@ struct WitnessState {
 impl WitnessState {
     fn load(path: &Path) -> anyhow::Result<Option<Self>> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?)),
+            Ok(text) => {
+                Ok(Some(serde_json::from_str(&text).with_context(|| {
+                    format!("{} is damaged", path.display())
+                })?))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -193,19 +226,36 @@ impl WitnessState {
     }
 
     fn checkpoint(&self) -> anyhow::Result<Checkpoint> {
-        let root = BASE64.decode(&self.root).ok().and_then(|r| Hash::try_from(r.as_slice()).ok());
-        Ok(witness::view(self.tree_size, root.context("the witness state's root is damaged")?))
+        let root = BASE64
+            .decode(&self.root)
+            .ok()
+            .and_then(|r| Hash::try_from(r.as_slice()).ok());
+        Ok(witness::view(
+            self.tree_size,
+            root.context("the witness state's root is damaged")?,
+        ))
     }
 }
 
 /// `locus audit watch`: the regulator as one more witness, its view in a file.
-async fn watch(info: &NetworkInfo, state_path: &Path, interval: Duration, once: bool) -> anyhow::Result<ExitCode> {
+async fn watch(
+    info: &NetworkInfo,
+    state_path: &Path,
+    interval: Duration,
+    once: bool,
+) -> anyhow::Result<ExitCode> {
     let ledger = info.regulator_ledger()?;
-    let key = SigningKey::from_pkcs8_pem(&info.regulator.signing_key.pem).context("the regulator's signing key")?;
+    let key = SigningKey::from_pkcs8_pem(&info.regulator.signing_key.pem)
+        .context("the regulator's signing key")?;
     let signer = CosignatureSigner::from_signing_key(&info.regulator.id, key.as_dalek().clone())?;
     loop {
         let state = WitnessState::load(state_path)?;
-        if let Some(WitnessState { conflict: Some(_), tree_size, .. }) = &state {
+        if let Some(WitnessState {
+            conflict: Some(_),
+            tree_size,
+            ..
+        }) = &state
+        {
             println!(
                 "CONFLICT: stopped earlier; the ledger showed a checkpoint that does not extend size {tree_size}; the evidence is in {}",
                 state_path.display()
@@ -216,9 +266,15 @@ async fn watch(info: &NetworkInfo, state_path: &Path, interval: Duration, once: 
         match witness::decide(&ledger, &signer, seen.as_ref()).await {
             Ok(Decision::AlreadyCosigned(_)) => {}
             Ok(Decision::Cosign { checkpoint, text }) => {
-                WitnessState { tree_size: checkpoint.size, root: BASE64.encode(checkpoint.root), conflict: None }
-                    .store(state_path)?;
-                witness::cosign(&ledger, &signer, &checkpoint, &text).await.context("sending the cosignature")?;
+                WitnessState {
+                    tree_size: checkpoint.size,
+                    root: BASE64.encode(checkpoint.root),
+                    conflict: None,
+                }
+                .store(state_path)?;
+                witness::cosign(&ledger, &signer, &checkpoint, &text)
+                    .await
+                    .context("sending the cosignature")?;
                 println!("cosigned the checkpoint of size {}", checkpoint.size);
             }
             Ok(Decision::Conflict { size, evidence }) => {
@@ -274,7 +330,10 @@ pub async fn verify(info: &NetworkInfo, witness_wait: Duration) -> anyhow::Resul
     // The head: the newest checkpoint, once a quorum of witnesses cosigned it.
     let deadline = tokio::time::Instant::now() + witness_wait;
     let (head, head_note) = loop {
-        let (head, note) = ledger.checkpoint().await.context("fetching the newest checkpoint")?;
+        let (head, note) = ledger
+            .checkpoint()
+            .await
+            .context("fetching the newest checkpoint")?;
         let note = Note::parse(&note).context("the newest checkpoint is not a signed note")?;
         let cosigned = cosigners(&note, &witnesses, &mut Vec::new());
         if cosigned.len() >= quorum || tokio::time::Instant::now() >= deadline {
@@ -308,11 +367,17 @@ pub async fn verify(info: &NetworkInfo, witness_wait: Duration) -> anyhow::Resul
         for cp in &history {
             if tree_root(tree, cp.size).ok() != Some(cp.root) {
                 wrong += 1;
-                report.problems.push(format!("checkpoint of size {} does not match the log's first {} leaves", cp.size, cp.size));
+                report.problems.push(format!(
+                    "checkpoint of size {} does not match the log's first {} leaves",
+                    cp.size, cp.size
+                ));
             }
         }
         if wrong == 0 {
-            report.facts.push(format!("every one of {} checkpoints is a prefix of the log", history.len()));
+            report.facts.push(format!(
+                "every one of {} checkpoints is a prefix of the log",
+                history.len()
+            ));
         }
     }
 
@@ -326,10 +391,17 @@ pub async fn verify(info: &NetworkInfo, witness_wait: Duration) -> anyhow::Resul
 
 /// The witnesses whose cosignature on `note` verifies; a present but invalid
 /// cosignature is a problem.
-fn cosigners(note: &Note, witnesses: &[CosignatureVerifier], problems: &mut Vec<String>) -> Vec<String> {
+fn cosigners(
+    note: &Note,
+    witnesses: &[CosignatureVerifier],
+    problems: &mut Vec<String>,
+) -> Vec<String> {
     let mut names = Vec::new();
     for witness in witnesses {
-        let present = note.signatures.iter().any(|s| s.name == witness.name() && s.key_id == witness.key_id());
+        let present = note
+            .signatures
+            .iter()
+            .any(|s| s.name == witness.name() && s.key_id == witness.key_id());
         if !present {
             continue;
         }
@@ -337,7 +409,10 @@ fn cosigners(note: &Note, witnesses: &[CosignatureVerifier], problems: &mut Vec<
             names.push(witness.name().to_owned());
         } else {
             let size = note.text.lines().nth(1).unwrap_or("?");
-            problems.push(format!("witness {}'s cosignature on the checkpoint of size {size} does not verify", witness.name()));
+            problems.push(format!(
+                "witness {}'s cosignature on the checkpoint of size {size} does not verify",
+                witness.name()
+            ));
         }
     }
     names
@@ -352,13 +427,17 @@ async fn checkpoint_history(
     head: &Checkpoint,
     report: &mut Report,
 ) -> anyhow::Result<Vec<Checkpoint>> {
-    let notes = ledger.checkpoints().await.context("fetching the checkpoint history")?;
+    let notes = ledger
+        .checkpoints()
+        .await
+        .context("fetching the checkpoint history")?;
     let mut history: Vec<Checkpoint> = Vec::new();
     let mut cosigned = 0;
     for (position, text) in notes.iter().enumerate() {
         match open_checkpoint(text, ledger.verifier()) {
             // Signed after the head was fetched: the next audit covers it.
-            Ok((checkpoint, _)) if checkpoint.origin == info.ledger.origin && checkpoint.size > head.size => {}
+            Ok((checkpoint, _))
+                if checkpoint.origin == info.ledger.origin && checkpoint.size > head.size => {}
             Ok((checkpoint, note)) if checkpoint.origin == info.ledger.origin => {
                 if !cosigners(&note, witnesses, &mut report.problems).is_empty() {
                     cosigned += 1;
@@ -382,7 +461,9 @@ async fn checkpoint_history(
     }
     // Nothing in `history` is larger than the head.
     let (Some(first), Some(last)) = (history.first(), history.last()) else {
-        report.problems.push("the ledger serves no checkpoint history".into());
+        report
+            .problems
+            .push("the ledger serves no checkpoint history".into());
         return Ok(history);
     };
     let first_size = first.size;
@@ -390,20 +471,30 @@ async fn checkpoint_history(
     for pair in history.windows(2) {
         let (old, new) = (&pair[0], &pair[1]);
         if new.size <= old.size {
-            report.problems.push(format!("checkpoint of size {} follows one of size {}: the log shrank", new.size, old.size));
+            report.problems.push(format!(
+                "checkpoint of size {} follows one of size {}: the log shrank",
+                new.size, old.size
+            ));
             inconsistent += 1;
         } else if let Err(e) = ledger.prove_consistency(old, new).await {
-            report.problems.push(format!("checkpoints of size {} and {} are not consistent: {e}", old.size, new.size));
+            report.problems.push(format!(
+                "checkpoints of size {} and {} are not consistent: {e}",
+                old.size, new.size
+            ));
             inconsistent += 1;
         }
     }
     if last.size < head.size {
         if let Err(e) = ledger.prove_consistency(last, head).await {
-            report.problems.push(format!("the newest checkpoint is not consistent with the history: {e}"));
+            report.problems.push(format!(
+                "the newest checkpoint is not consistent with the history: {e}"
+            ));
             inconsistent += 1;
         }
     } else if last.root != head.root {
-        report.problems.push(format!("two different checkpoints of size {}", head.size));
+        report
+            .problems
+            .push(format!("two different checkpoints of size {}", head.size));
         inconsistent += 1;
     }
     if inconsistent == 0 {
@@ -435,14 +526,28 @@ async fn download(
         };
         let start = index * TILE_WIDTH;
         let tile = TilePath::Hash(TileRef::new(0, index, width)?);
-        let hashes = ledger.tile(&tile).await.with_context(|| format!("fetching the leaf hashes from {start}"))?;
-        let hashes: Vec<Hash> = hashes.chunks(32).filter_map(|c| Hash::try_from(c).ok()).collect();
+        let hashes = ledger
+            .tile(&tile)
+            .await
+            .with_context(|| format!("fetching the leaf hashes from {start}"))?;
+        let hashes: Vec<Hash> = hashes
+            .chunks(32)
+            .filter_map(|c| Hash::try_from(c).ok())
+            .collect();
         if hashes.len() != usize::from(width) {
-            report.problems.push(format!("the leaf hashes from entry {start} are incomplete"));
+            report
+                .problems
+                .push(format!("the leaf hashes from entry {start} are incomplete"));
             return Ok(None);
         }
-        let entries = match ledger.tile(&bundle).await.map(|data| decode_entry_bundle(&data)) {
-            Ok(Ok(entries)) if entries.len() == hashes.len() => entries.into_iter().map(Some).collect(),
+        let entries = match ledger
+            .tile(&bundle)
+            .await
+            .map(|data| decode_entry_bundle(&data))
+        {
+            Ok(Ok(entries)) if entries.len() == hashes.len() => {
+                entries.into_iter().map(Some).collect()
+            }
             // A short or unreadable bundle: ask entry by entry to name the gap.
             _ => one_by_one(ledger, start, hashes.len()).await,
         };
@@ -451,11 +556,15 @@ async fn download(
             match entry {
                 None => {
                     bad_entries += 1;
-                    report.problems.push(format!("entry {at} is missing from the ledger's storage"));
+                    report
+                        .problems
+                        .push(format!("entry {at} is missing from the ledger's storage"));
                 }
                 Some(body) if rfc9162_leaf_hash(body) != *hash => {
                     bad_entries += 1;
-                    report.problems.push(format!("entry {at} was altered: it no longer hashes to its leaf"));
+                    report.problems.push(format!(
+                        "entry {at} was altered: it no longer hashes to its leaf"
+                    ));
                 }
                 Some(_) => {}
             }
@@ -467,13 +576,19 @@ async fn download(
         tree.push_leaf_hash(*hash);
     }
     if tree_root(&tree, head.size).ok() != Some(head.root) {
-        report.problems.push(format!("the ledger's leaves do not produce the root of the checkpoint of size {}", head.size));
+        report.problems.push(format!(
+            "the ledger's leaves do not produce the root of the checkpoint of size {}",
+            head.size
+        ));
         return Ok(None);
     }
     if bad_entries > 0 {
         return Ok(Some((tree, None)));
     }
-    report.facts.push(format!("all {} entries are included in the signed tree", head.size));
+    report.facts.push(format!(
+        "all {} entries are included in the signed tree",
+        head.size
+    ));
     Ok(Some((tree, Some(bodies))))
 }
 
@@ -487,7 +602,11 @@ async fn one_by_one(ledger: &LedgerClient, start: u64, count: usize) -> Vec<Opti
 
 /// Entry signatures, roles, grant backing and access rules, from the whole
 /// log as checked against the signed tree.
-fn entries_and_access(info: &NetworkInfo, leaves: &[Vec<u8>], report: &mut Report) -> anyhow::Result<()> {
+fn entries_and_access(
+    info: &NetworkInfo,
+    leaves: &[Vec<u8>],
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let entries = match parse_entries(leaves) {
         Ok(entries) => entries,
         Err(e) => {
@@ -497,8 +616,14 @@ fn entries_and_access(info: &NetworkInfo, leaves: &[Vec<u8>], report: &mut Repor
     };
     let audit = check_grants(&entries, &info.authority()?);
     for finding in &audit.findings {
-        let grant = finding.grant.map(|g| format!(" (grant {g})")).unwrap_or_default();
-        report.problems.push(format!("entry {}{grant}: {}", finding.index, finding.problem));
+        let grant = finding
+            .grant
+            .map(|g| format!(" (grant {g})"))
+            .unwrap_or_default();
+        report.problems.push(format!(
+            "entry {}{grant}: {}",
+            finding.index, finding.problem
+        ));
     }
     if audit.is_clean() {
         report.facts.push(format!(
@@ -518,7 +643,9 @@ fn entries_and_access(info: &NetworkInfo, leaves: &[Vec<u8>], report: &mut Repor
         ));
     }
     for (index, grant, reason) in &audit.emergency_grants {
-        report.for_review.push(format!("entry {index}: emergency grant {grant}, reason given: {reason:?}"));
+        report.for_review.push(format!(
+            "entry {index}: emergency grant {grant}, reason given: {reason:?}"
+        ));
     }
     for flag in &audit.desk_enrolled {
         report.for_review.push(format!(
@@ -568,7 +695,9 @@ fn urlencode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -579,14 +708,19 @@ fn field<'a>(entry: &'a Value, path: &[&str]) -> Option<&'a Value> {
 }
 
 fn text(entry: &Value, path: &[&str]) -> String {
-    field(entry, path).and_then(Value::as_str).unwrap_or("").to_owned()
+    field(entry, path)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn time_of(logged: &LoggedEntry) -> String {
     field(&logged.entry, &["entry", "time_ms"])
         .and_then(Value::as_i64)
         .and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(String::new, |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map_or_else(String::new, |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
 }
 
 /// One line: index, time, type, submitter and who/what it concerns.
@@ -594,9 +728,19 @@ fn describe(logged: &LoggedEntry) -> String {
     let e = &logged.entry;
     let kind = text(e, &["entry", "event", "type"]);
     let mut details = Vec::new();
-    for key in ["requester", "custodian", "grant", "member", "status", "reason", "results"] {
+    for key in [
+        "requester",
+        "custodian",
+        "grant",
+        "member",
+        "status",
+        "reason",
+        "results",
+    ] {
         if let Some(value) = field(e, &["entry", "event", key]) {
-            let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            let value = value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
             details.push(format!("{key}={value}"));
         }
     }
@@ -639,7 +783,10 @@ fn event_type(kind: &str) -> (&'static str, &'static str, &'static str) {
 /// only as pseudonyms; each AuditEvent names its ledger leaf so it can be
 /// proven against a checkpoint.
 pub fn audit_event_bundle(info: &NetworkInfo, entries: &[LoggedEntry]) -> Value {
-    let resources: Vec<Value> = entries.iter().map(|logged| audit_event(info, logged)).collect();
+    let resources: Vec<Value> = entries
+        .iter()
+        .map(|logged| audit_event(info, logged))
+        .collect();
     json!({
         "resourceType": "Bundle",
         "type": "collection",

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, ensure};
+use anyhow::{ensure, Context as _};
 use clap::Args;
 use futures::StreamExt as _;
 use locus_hospital_connector::retrieve::RetrieveRequest;
-use locus_ledger::bench::{BenchMember, plain_row};
+use locus_ledger::bench::{plain_row, BenchMember};
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
@@ -49,7 +49,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let dir = tempfile::tempdir()?;
     let storage = Storage::from_url(args.database_url.as_deref())?.throwaway("bench");
     let cleanup = DropOnExit(storage.clone());
-    println!("locus bench on {} ({} cores)", storage.name(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "locus bench on {} ({} cores)",
+        storage.name(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let result = async {
         appends(&storage, dir.path(), &args).await?;
         retrievals(&storage, dir.path(), &args).await
@@ -61,14 +65,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
 
 fn open(storage: &Storage, dir: &std::path::Path, name: &str) -> anyhow::Result<LedgerStore> {
     let url = storage.url_for(dir, name)?;
-    Ok(LedgerStore::open(db::connect(&DatabaseUrl::parse(&url)?, 8)?)?)
+    Ok(LedgerStore::open(db::connect(
+        &DatabaseUrl::parse(&url)?,
+        8,
+    )?)?)
 }
 
 /// The sequencer against a plain INSERT, on fresh stores of the same backend.
 async fn appends(storage: &Storage, dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
     let member = BenchMember::new("hospital-a".parse()?);
     let batch = args.batch.max(1);
-    let bodies = (0..args.entries).map(|n| member.entry(n)).collect::<Result<Vec<_>, _>>()?;
+    let bodies = (0..args.entries)
+        .map(|n| member.entry(n))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut config = SequencerConfig::new("bench.locus.localhost/ledger");
     config.max_batch = usize::try_from(batch)?;
@@ -81,7 +90,8 @@ async fn appends(storage: &Storage, dir: &std::path::Path, args: &BenchArgs) -> 
     )?;
     let started = Instant::now();
     for round in bodies.chunks(usize::try_from(batch)?) {
-        let receipts = futures::future::join_all(round.iter().map(|body| sequencer.submit(body))).await;
+        let receipts =
+            futures::future::join_all(round.iter().map(|body| sequencer.submit(body))).await;
         for receipt in receipts {
             receipt.context("an append failed")?;
         }
@@ -89,7 +99,10 @@ async fn appends(storage: &Storage, dir: &std::path::Path, args: &BenchArgs) -> 
     let ledger_secs = started.elapsed().as_secs_f64();
 
     let plain = open(storage, dir, "bench-plain")?;
-    let rows: Vec<_> = (0i64..).zip(&bodies).map(|(idx, body)| plain_row(body, idx)).collect();
+    let rows: Vec<_> = (0i64..)
+        .zip(&bodies)
+        .map(|(idx, body)| plain_row(body, idx))
+        .collect();
     let mut conn = plain.conn()?;
     let started = Instant::now();
     for chunk in rows.chunks(usize::try_from(batch)?) {
@@ -107,7 +120,11 @@ async fn appends(storage: &Storage, dir: &std::path::Path, args: &BenchArgs) -> 
 }
 
 /// B retrieves A's records under a grant, `concurrency` at a time.
-async fn retrievals(storage: &Storage, dir: &std::path::Path, args: &BenchArgs) -> anyhow::Result<()> {
+async fn retrievals(
+    storage: &Storage,
+    dir: &std::path::Path,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
     let mut options = Options::new(dir.join("network"));
     options.storage = storage.clone();
     options.patients = 4;
@@ -118,7 +135,10 @@ async fn retrievals(storage: &Storage, dir: &std::path::Path, args: &BenchArgs) 
 }
 
 async fn timed_retrievals(network: &Network, args: &BenchArgs) -> anyhow::Result<()> {
-    let (a, b) = (network.hospital("hospital-a")?, network.hospital("hospital-b")?);
+    let (a, b) = (
+        network.hospital("hospital-a")?,
+        network.hospital("hospital-b")?,
+    );
     let person = network.seeded.cohort.first().context("no patients")?;
     let patient = patient_key(&network.linkage, &normalize_identifier(&person.identifier)?);
     // An emergency grant: the one grant a hospital gets without a phone in the loop.
@@ -129,9 +149,16 @@ async fn timed_retrievals(network: &Network, args: &BenchArgs) -> anyhow::Result
         .json(&json!({ "subject": patient, "scope": "patient/Observation.rs", "reason": "benchmark", "duration_secs": 3600 }))
         .send()
         .await?;
-    ensure!(response.status().is_success(), "no grant for the benchmark: {}", response.status());
+    ensure!(
+        response.status().is_success(),
+        "no grant for the benchmark: {}",
+        response.status()
+    );
     let grant: serde_json::Value = response.json().await?;
-    let token = grant["grant"].as_str().context("no grant token")?.to_owned();
+    let token = grant["grant"]
+        .as_str()
+        .context("no grant token")?
+        .to_owned();
     let discovery = grant["discovery"].as_str().context("no discovery token")?;
     let pointers: Vec<_> = b
         .node
@@ -142,11 +169,19 @@ async fn timed_retrievals(network: &Network, args: &BenchArgs) -> anyhow::Result
         .into_iter()
         .filter(|p| p.custodian.as_str() == a.id)
         .collect();
-    ensure!(!pointers.is_empty(), "the patient has no records at {}", a.id);
+    ensure!(
+        !pointers.is_empty(),
+        "the patient has no records at {}",
+        a.id
+    );
     let requests: Arc<Vec<RetrieveRequest>> = Arc::new(
         pointers
             .iter()
-            .map(|p| RetrieveRequest { grant: Some(token.clone()), pointer_id: p.pointer_id, sealed: p.sealed.clone() })
+            .map(|p| RetrieveRequest {
+                grant: Some(token.clone()),
+                pointer_id: p.pointer_id,
+                sealed: p.sealed.clone(),
+            })
             .collect(),
     );
 
@@ -157,7 +192,9 @@ async fn timed_retrievals(network: &Network, args: &BenchArgs) -> anyhow::Result
             let (node, url) = (Arc::clone(&b.node), a.url.clone());
             async move {
                 let begun = Instant::now();
-                node.request_retrieval(&url, &requests[i % requests.len()]).await.map(|_| begun.elapsed())
+                node.request_retrieval(&url, &requests[i % requests.len()])
+                    .await
+                    .map(|_| begun.elapsed())
             }
         })
         .buffer_unordered(args.concurrency.max(1))
@@ -180,6 +217,12 @@ async fn timed_retrievals(network: &Network, args: &BenchArgs) -> anyhow::Result
         args.concurrency
     );
     println!("  retrievals/s  {:>8.0}", latencies.len() as f64 / wall);
-    println!("  latency ms    p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}", at(0.5), at(0.9), at(0.99), at(1.0));
+    println!(
+        "  latency ms    p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
     Ok(())
 }

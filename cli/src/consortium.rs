@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::{bail, Context as _};
 use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::node::Node;
@@ -20,7 +20,7 @@ use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::cosignature::CosignatureVerifier;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::store::LedgerStore;
-use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
+use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::{Event, MemberUpdated};
 use locus_protocol::grant::Confirmation;
 use locus_protocol::ids::MemberId;
@@ -28,14 +28,16 @@ use locus_protocol::linkage::LinkageKey;
 use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::SigningKey;
 use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::{load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key};
-use locus_service::pki::{CertificateAuthority, certificate_der};
-use locus_service::tls::{TlsFiles, http_client};
+use locus_service::files::{
+    load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key,
+};
+use locus_service::pki::{certificate_der, CertificateAuthority};
+use locus_service::tls::{http_client, TlsFiles};
 use serde::{Deserialize, Serialize};
 
 use crate::network::{
-    ConsentInfo, HospitalInfo, LedgerInfo, NETWORK_FILE, NetworkInfo, Pem, RegulatorInfo, ServiceInfo,
-    WitnessPolicy,
+    ConsentInfo, HospitalInfo, LedgerInfo, NetworkInfo, Pem, RegulatorInfo, ServiceInfo,
+    WitnessPolicy, NETWORK_FILE,
 };
 use crate::{pki, synthetic};
 
@@ -64,7 +66,9 @@ pub enum Storage {
 
 /// `url` with its database name replaced by `database` (query kept).
 fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let server = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -90,10 +94,16 @@ impl Storage {
                     .map(|(_, db)| db)
                     .filter(|db| !db.is_empty() && *db != "postgres")
                     .unwrap_or("locus");
-                if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if !prefix
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
                     bail!("the database name in the PostgreSQL URL may hold only letters, digits and _");
                 }
-                Ok(Self::Postgres { admin_url: with_database(url, "postgres"), prefix: prefix.to_owned() })
+                Ok(Self::Postgres {
+                    admin_url: with_database(url, "postgres"),
+                    prefix: prefix.to_owned(),
+                })
             }
             Some(_) => bail!("the database URL must start with sqlite:// or postgres://"),
         }
@@ -105,7 +115,10 @@ impl Storage {
         match self {
             Self::Postgres { admin_url, .. } => Self::Postgres {
                 admin_url,
-                prefix: format!("locus_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                prefix: format!(
+                    "locus_{label}_{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                ),
             },
             sqlite => sqlite,
         }
@@ -121,11 +134,15 @@ impl Storage {
     /// The database URL of one service, creating its PostgreSQL database if needed.
     pub fn url_for(&self, dir: &Path, service: &str) -> anyhow::Result<String> {
         match self {
-            Self::Sqlite => Ok(format!("sqlite://{}", dir.join(format!("{service}.db")).display())),
+            Self::Sqlite => Ok(format!(
+                "sqlite://{}",
+                dir.join(format!("{service}.db")).display()
+            )),
             Self::Postgres { admin_url, prefix } => {
                 let name = format!("{prefix}_{}", service.replace('-', "_"));
-                let mut admin = PgConnection::establish(admin_url)
-                    .with_context(|| format!("connecting to PostgreSQL at {}", redact(admin_url)))?;
+                let mut admin = PgConnection::establish(admin_url).with_context(|| {
+                    format!("connecting to PostgreSQL at {}", redact(admin_url))
+                })?;
                 let exists: i64 = diesel::sql_query(format!(
                     "SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"
                 ))
@@ -146,11 +163,13 @@ impl Storage {
             let mut admin = PgConnection::establish(admin_url)?;
             // `_` is a LIKE wildcard; the prefix holds only letters, digits and `_`.
             let pattern = format!("{}\\_%", prefix.replace('_', "\\_"));
-            let names: Vec<DatabaseName> = diesel::sql_query("SELECT datname AS name FROM pg_database WHERE datname LIKE $1")
-                .bind::<diesel::sql_types::Text, _>(pattern)
-                .load(&mut admin)?;
+            let names: Vec<DatabaseName> =
+                diesel::sql_query("SELECT datname AS name FROM pg_database WHERE datname LIKE $1")
+                    .bind::<diesel::sql_types::Text, _>(pattern)
+                    .load(&mut admin)?;
             for DatabaseName { name } in names {
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut admin)?;
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)?;
             }
         }
         Ok(())
@@ -261,7 +280,10 @@ pub struct Hospital {
 
 impl std::fmt::Debug for Hospital {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hospital").field("id", &self.id).field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Hospital")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -284,7 +306,9 @@ pub struct Network {
 
 impl std::fmt::Debug for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Network").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Network")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -302,7 +326,10 @@ impl Network {
         let index = member(INDEX)?;
         let consent = member(CONSENT)?;
         let regulator = member(REGULATOR)?;
-        let hospitals = HOSPITALS.iter().map(|(id, _)| member(id)).collect::<anyhow::Result<Vec<_>>>()?;
+        let hospitals = HOSPITALS
+            .iter()
+            .map(|(id, _)| member(id))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let linkage_path = dir.join("linkage.key");
         if !linkage_path.exists() {
             write_linkage_key(&linkage_path, &LinkageKey::generate("dev-1")?)?;
@@ -325,13 +352,18 @@ impl Network {
             tls_key: Some(index.tls.key.clone()),
             ..Default::default()
         };
-        let index_app = locus_index_service::startup::Application::build(&index_config).context("the index-service")?;
+        let index_app = locus_index_service::startup::Application::build(&index_config)
+            .context("the index-service")?;
         let index_url = index_app.url().to_owned();
         let vkey = index_app.vkey().to_owned();
         let index_handle = index_app.handle();
         let index_task = actix_web::rt::spawn(index_app.run_until_stopped());
         let verifier = NoteVerifier::from_vkey(&vkey)?;
-        let admin = LedgerClient::new(&index_url, verifier, http_client(&authority.tls, Duration::from_secs(30))?);
+        let admin = LedgerClient::new(
+            &index_url,
+            verifier,
+            http_client(&authority.tls, Duration::from_secs(30))?,
+        );
         progress(&format!("index-service and ledger on {index_url}"));
 
         // The consent service.
@@ -350,14 +382,20 @@ impl Network {
             tls_key: Some(consent.tls.key.clone()),
             ..Default::default()
         };
-        let consent_app = locus_consent::startup::Application::build(&consent_config).context("the consent service")?;
-        let (member_url, patient_url) = (consent_app.member_url.clone(), consent_app.patient_url.clone());
+        let consent_app = locus_consent::startup::Application::build(&consent_config)
+            .context("the consent service")?;
+        let (member_url, patient_url) = (
+            consent_app.member_url.clone(),
+            consent_app.patient_url.clone(),
+        );
         let consent_state = consent_app.consent();
         let consent_handles = consent_app.handles();
 
         // The connectors, bound first so the directory can list their endpoints.
         let mut connectors = Vec::new();
-        for (offset, ((id, name), keys)) in (20u16..).step_by(10).zip(HOSPITALS.iter().zip(&hospitals)) {
+        for (offset, ((id, name), keys)) in
+            (20u16..).step_by(10).zip(HOSPITALS.iter().zip(&hospitals))
+        {
             let config = locus_hospital_connector::config::Config {
                 listen: options.ports.addr(offset),
                 database_url: options.storage.url_for(&dir, id)?,
@@ -372,7 +410,8 @@ impl Network {
                 tls_cert: Some(keys.tls.cert.clone()),
                 tls_key: Some(keys.tls.key.clone()),
                 directory_refresh_ms: 500,
-                witness_interval_ms: u64::try_from(options.witness_interval.as_millis()).unwrap_or(1000),
+                witness_interval_ms: u64::try_from(options.witness_interval.as_millis())
+                    .unwrap_or(1000),
                 ..Default::default()
             };
             let app = locus_hospital_connector::startup::Application::build(&config)
@@ -382,33 +421,61 @@ impl Network {
 
         // The authority admits everyone with their real keys and endpoints.
         let mut wanted = vec![
-            record(&index, MemberRole::Index, "Locus index", Some(index_url.clone())),
-            record(&consent, MemberRole::Consent, "Locus consent service", Some(member_url.clone())),
-            record(&regulator, MemberRole::Regulator, "Health data regulator", None),
+            record(
+                &index,
+                MemberRole::Index,
+                "Locus index",
+                Some(index_url.clone()),
+            ),
+            record(
+                &consent,
+                MemberRole::Consent,
+                "Locus consent service",
+                Some(member_url.clone()),
+            ),
+            record(
+                &regulator,
+                MemberRole::Regulator,
+                "Health data regulator",
+                None,
+            ),
         ];
         for ((_, name, app, _), keys) in connectors.iter().zip(&hospitals) {
-            wanted.push(record(keys, MemberRole::Hospital, name, Some(app.url().to_owned())));
+            wanted.push(record(
+                keys,
+                MemberRole::Hospital,
+                name,
+                Some(app.url().to_owned()),
+            ));
         }
         let members = wanted.len();
         let admitted = admit(&admin, &authority, wanted).await?;
         if admitted > 0 {
-            progress(&format!("the authority logged {admitted} directory record(s)"));
+            progress(&format!(
+                "the authority logged {admitted} directory record(s)"
+            ));
         }
 
-        let consent_task = actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(500)));
+        let consent_task =
+            actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(500)));
         let mut running = Vec::new();
         let mut apps = Vec::new();
         for (id, name, app, config) in connectors {
-            running.push(Hospital { id, name, url: app.url().to_owned(), node: app.node(), handle: app.handle() });
+            running.push(Hospital {
+                id,
+                name,
+                url: app.url().to_owned(),
+                node: app.node(),
+                handle: app.handle(),
+            });
             apps.push((app, config));
         }
         // Seeded before the connectors' own publishers start, so one publishes.
         let seeded = seed(&dir, &running, options.patients, progress).await?;
         let mut service_tasks = vec![consent_task];
-        service_tasks.extend(
-            apps.into_iter()
-                .map(|(app, config)| actix_web::rt::spawn(async move { app.run_until_stopped(&config).await })),
-        );
+        service_tasks.extend(apps.into_iter().map(|(app, config)| {
+            actix_web::rt::spawn(async move { app.run_until_stopped(&config).await })
+        }));
         for hospital in &running {
             wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
         }
@@ -422,7 +489,9 @@ impl Network {
             .iter()
             .map(|h| (h.id, h.node.key.verifying_key()))
             .chain([(REGULATOR, regulator.key.verifying_key())])
-            .map(|(id, key)| CosignatureVerifier::from_public_key(id, key.as_bytes()).map(|v| v.to_vkey()))
+            .map(|(id, key)| {
+                CosignatureVerifier::from_public_key(id, key.as_bytes()).map(|v| v.to_vkey())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let ca_cert = Pem::read(&pki_dir.join("ca.pem"))?;
         let info = NetworkInfo {
@@ -434,8 +503,14 @@ impl Network {
                 origin: LEDGER_ORIGIN.into(),
                 vkey,
             },
-            index: ServiceInfo { openapi: format!("{index_url}/openapi.json"), url: index_url },
-            consent: ConsentInfo { member_url, patient_url },
+            index: ServiceInfo {
+                openapi: format!("{index_url}/openapi.json"),
+                url: index_url,
+            },
+            consent: ConsentInfo {
+                member_url,
+                patient_url,
+            },
             hospitals: running
                 .iter()
                 .map(|h| HospitalInfo {
@@ -452,7 +527,10 @@ impl Network {
                 key: Pem::read(&regulator.tls.key)?,
                 signing_key: Pem::read(&dir.join(REGULATOR).join("member.pem"))?,
             },
-            witnesses: WitnessPolicy { quorum, vkeys: witnesses },
+            witnesses: WitnessPolicy {
+                quorum,
+                vkeys: witnesses,
+            },
         };
         info.write(&dir.join(NETWORK_FILE))?;
         Ok(Self {
@@ -470,7 +548,10 @@ impl Network {
     }
 
     pub fn hospital(&self, id: &str) -> anyhow::Result<&Hospital> {
-        self.hospitals.iter().find(|h| h.id == id).with_context(|| format!("no hospital {id}"))
+        self.hospitals
+            .iter()
+            .find(|h| h.id == id)
+            .with_context(|| format!("no hospital {id}"))
     }
 
     /// A patient's phone: trusts the consortium CA, has no client certificate.
@@ -516,9 +597,19 @@ fn load_or_create_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
 }
 
 /// A member's certificate (issued as `locus pki issue` does) and keys.
-fn provision(dir: &Path, pki_dir: &Path, ca: &CertificateAuthority, id: &'static str) -> anyhow::Result<Member> {
-    let member: MemberId = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not a member id"))?;
-    let (cert, key) = (pki_dir.join(format!("{id}.pem")), pki_dir.join(format!("{id}-key.pem")));
+fn provision(
+    dir: &Path,
+    pki_dir: &Path,
+    ca: &CertificateAuthority,
+    id: &'static str,
+) -> anyhow::Result<Member> {
+    let member: MemberId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a member id"))?;
+    let (cert, key) = (
+        pki_dir.join(format!("{id}.pem")),
+        pki_dir.join(format!("{id}-key.pem")),
+    );
     if !cert.exists() {
         pki::issue(pki_dir, ca, &member, &["localhost", "127.0.0.1"])?;
     }
@@ -527,7 +618,11 @@ fn provision(dir: &Path, pki_dir: &Path, ca: &CertificateAuthority, id: &'static
     Ok(Member {
         id: member,
         certificate: Confirmation::for_certificate_der(&certificate_der(&cert_pem)?),
-        tls: TlsFiles { ca_cert: pki_dir.join("ca.pem"), cert, key },
+        tls: TlsFiles {
+            ca_cert: pki_dir.join("ca.pem"),
+            cert,
+            key,
+        },
         key: load_or_create_signing_key(&keys.join("member.pem"))?,
         x25519: load_or_create_x25519_key(&keys.join("x25519.key"))?,
     })
@@ -540,7 +635,12 @@ fn authority_key_config(key: &SigningKey) -> anyhow::Result<String> {
         .context("the authority key does not encode as a string")
 }
 
-fn record(member: &Member, role: MemberRole, name: &str, endpoint: Option<String>) -> MemberUpdated {
+fn record(
+    member: &Member,
+    role: MemberRole,
+    name: &str,
+    endpoint: Option<String>,
+) -> MemberUpdated {
     MemberUpdated {
         member: member.id.clone(),
         role,
@@ -555,7 +655,11 @@ fn record(member: &Member, role: MemberRole, name: &str, endpoint: Option<String
 
 /// Logs the directory records that differ from what the ledger holds; returns
 /// how many it logged.
-async fn admit(admin: &LedgerClient, authority: &Member, wanted: Vec<MemberUpdated>) -> anyhow::Result<usize> {
+async fn admit(
+    admin: &LedgerClient,
+    authority: &Member,
+    wanted: Vec<MemberUpdated>,
+) -> anyhow::Result<usize> {
     let follower = DirectoryFollower::new(admin.clone(), authority.key.verifying_key());
     // A fresh ledger has no checkpoint until its first entry.
     if admin.checkpoint().await.is_ok() {
@@ -581,7 +685,11 @@ async fn wait_for_checkpoint(ledger: &LedgerClient, index_database: &str) -> any
     let store = LedgerStore::open(db::connect(&DatabaseUrl::parse(index_database)?, 1)?)?;
     let stored = store.tree_size()?;
     for _ in 0..200 {
-        if ledger.checkpoint().await.is_ok_and(|(checkpoint, _)| checkpoint.size >= stored) {
+        if ledger
+            .checkpoint()
+            .await
+            .is_ok_and(|(checkpoint, _)| checkpoint.size >= stored)
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -589,7 +697,11 @@ async fn wait_for_checkpoint(ledger: &LedgerClient, index_database: &str) -> any
     bail!("the ledger signed no checkpoint covering its {stored} entries")
 }
 
-async fn wait_for_directory(follower: &DirectoryFollower, members: usize, who: &str) -> anyhow::Result<()> {
+async fn wait_for_directory(
+    follower: &DirectoryFollower,
+    members: usize,
+    who: &str,
+) -> anyhow::Result<()> {
     for _ in 0..200 {
         follower.refresh().await.ok();
         if follower.directory().read().members().count() >= members {
@@ -602,12 +714,20 @@ async fn wait_for_directory(follower: &DirectoryFollower, members: usize, who: &
 
 /// On the first start: synthetic patients with laboratory panels, split across
 /// the hospitals, imported and published. Later starts read what was made.
-async fn seed(dir: &Path, hospitals: &[Hospital], patients: usize, progress: &dyn Fn(&str)) -> anyhow::Result<Seeded> {
+async fn seed(
+    dir: &Path,
+    hospitals: &[Hospital],
+    patients: usize,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Seeded> {
     let marker = dir.join(SEEDED_FILE);
     if let Ok(text) = std::fs::read_to_string(&marker) {
-        return serde_json::from_str(&text).with_context(|| format!("{} is damaged", marker.display()));
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", marker.display()));
     }
-    progress(&format!("making {patients} synthetic patients with laboratory panels"));
+    progress(&format!(
+        "making {patients} synthetic patients with laboratory panels"
+    ));
     let today = chrono::Utc::now().date_naive();
     let cohort = synthetic::cohort(0x10c5, patients);
     let mut records = Vec::new();
@@ -620,11 +740,22 @@ async fn seed(dir: &Path, hospitals: &[Hospital], patients: usize, progress: &dy
                 .with_context(|| format!("importing into {}", hospital.id))?
                 .inserted;
         }
-        let published = hospital.node.publish_pending().await.with_context(|| format!("publishing at {}", hospital.id))?;
-        progress(&format!("{}: imported {imported} records, published {published} pointers", hospital.id));
+        let published = hospital
+            .node
+            .publish_pending()
+            .await
+            .with_context(|| format!("publishing at {}", hospital.id))?;
+        progress(&format!(
+            "{}: imported {imported} records, published {published} pointers",
+            hospital.id
+        ));
         records.push((hospital.id.to_owned(), imported));
     }
-    let seeded = Seeded { patients, records, cohort: cohort.summaries() };
+    let seeded = Seeded {
+        patients,
+        records,
+        cohort: cohort.summaries(),
+    };
     std::fs::write(&marker, serde_json::to_string_pretty(&seeded)?)?;
     Ok(seeded)
 }
@@ -635,18 +766,33 @@ mod tests {
 
     #[test]
     fn postgres_urls_name_the_prefix_and_the_admin_database() {
-        let storage = Storage::from_url(Some("postgres://u:p@db.example:5433/hospital_net?sslmode=require")).unwrap();
-        let Storage::Postgres { admin_url, prefix } = &storage else { panic!("not PostgreSQL") };
+        let storage = Storage::from_url(Some(
+            "postgres://u:p@db.example:5433/hospital_net?sslmode=require",
+        ))
+        .unwrap();
+        let Storage::Postgres { admin_url, prefix } = &storage else {
+            panic!("not PostgreSQL")
+        };
         assert_eq!(prefix, "hospital_net");
-        assert_eq!(admin_url, "postgres://u:p@db.example:5433/postgres?sslmode=require");
-        let Storage::Postgres { prefix, .. } = Storage::from_url(Some("postgres://127.0.0.1:5432/postgres")).unwrap() else {
+        assert_eq!(
+            admin_url,
+            "postgres://u:p@db.example:5433/postgres?sslmode=require"
+        );
+        let Storage::Postgres { prefix, .. } =
+            Storage::from_url(Some("postgres://127.0.0.1:5432/postgres")).unwrap()
+        else {
             panic!("not PostgreSQL")
         };
         assert_eq!(prefix, "locus");
-        let Storage::Postgres { admin_url, prefix } = Storage::from_url(Some("postgresql://127.0.0.1")).unwrap() else {
+        let Storage::Postgres { admin_url, prefix } =
+            Storage::from_url(Some("postgresql://127.0.0.1")).unwrap()
+        else {
             panic!("not PostgreSQL")
         };
-        assert_eq!((admin_url.as_str(), prefix.as_str()), ("postgresql://127.0.0.1/postgres", "locus"));
+        assert_eq!(
+            (admin_url.as_str(), prefix.as_str()),
+            ("postgresql://127.0.0.1/postgres", "locus")
+        );
         assert!(Storage::from_url(Some("postgres://127.0.0.1/bad-name")).is_err());
         assert!(Storage::from_url(Some("mysql://127.0.0.1/x")).is_err());
         assert!(matches!(Storage::from_url(None).unwrap(), Storage::Sqlite));

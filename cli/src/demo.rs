@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
-use base64::Engine as _;
+use anyhow::{bail, ensure, Context as _};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use chrono::{Datelike as _, NaiveDate};
 use clap::Args;
 use locus_hospital_connector::retrieve::RetrieveRequest;
@@ -15,12 +15,13 @@ use locus_protocol::device::DeviceSigner;
 use locus_protocol::grant::DataPeriod;
 use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use crate::consortium::{DropOnExit, Network, Options, Storage};
 
 const LAB_RESULTS: &str = "patient/Observation.rs?category=laboratory";
-const LAB_RESULTS_AND_REPORTS: &str = "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
+const LAB_RESULTS_AND_REPORTS: &str =
+    "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -61,7 +62,9 @@ async fn story(options: &Options) -> anyhow::Result<()> {
     chapter(1, "A small health network starts on this computer");
     say("A ledger that everybody can check, an index that only ever sees scrambled");
     say("pointers, a consent service for patients' phones, two hospitals and a regulator.");
-    let network = Network::start(options, &|_| {}).await.context("starting the network")?;
+    let network = Network::start(options, &|_| {})
+        .await
+        .context("starting the network")?;
     let result = chapters(&network).await;
     network.stop().await;
     result
@@ -70,14 +73,26 @@ async fn story(options: &Options) -> anyhow::Result<()> {
 async fn chapters(network: &Network) -> anyhow::Result<()> {
     let a = network.hospital("hospital-a")?;
     let b = network.hospital("hospital-b")?;
-    let person = network.seeded.cohort.first().context("the network has no patients")?;
+    let person = network
+        .seeded
+        .cohort
+        .first()
+        .context("the network has no patients")?;
     say(&format!(
         "{} and {} keep their records where they are.",
         a.name, b.name
     ));
-    say("Only sealed pointers, filed under a pseudonym, are shared. Every patient here is made up.");
-    let patient: PatientKey = patient_key(&network.linkage, &normalize_identifier(&person.identifier)?);
-    let at_a = a.node.store.current_for_patient(&patient).context("reading hospital A's records")?.len();
+    say(
+        "Only sealed pointers, filed under a pseudonym, are shared. Every patient here is made up.",
+    );
+    let patient: PatientKey =
+        patient_key(&network.linkage, &normalize_identifier(&person.identifier)?);
+    let at_a = a
+        .node
+        .store
+        .current_for_patient(&patient)
+        .context("reading hospital A's records")?
+        .len();
     say(&format!(
         "Meet {}, born {}. {} holds {} of their records, mostly laboratory results.",
         person.name, person.birth_date, a.name, at_a
@@ -88,7 +103,10 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     say("The desk gave a one-time code; the phone made its own key and registered it.");
     say("From now on, only a signature from this phone can say yes.");
 
-    chapter(3, &format!("{} asks to see recent laboratory results", b.name));
+    chapter(
+        3,
+        &format!("{} asks to see recent laboratory results", b.name),
+    );
     let today = chrono::Utc::now().date_naive();
     let year_ago = month_start(today, 11);
     let end = month_end(today);
@@ -103,45 +121,105 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         None,
     )
     .await?;
-    ensure!(status == 200 && asked["status"] == "pending", "the request was not accepted: {status} {asked}");
+    ensure!(
+        status == 200 && asked["status"] == "pending",
+        "the request was not accepted: {status} {asked}"
+    );
     let request: RequestId = serde_json::from_value(asked["request"].clone())?;
     let pending = phone.get("/patient/requests").await?;
-    let shown = pending.get(0).context("the request did not reach the phone")?;
+    let shown = pending
+        .get(0)
+        .context("the request did not reach the phone")?;
     say("The phone shows:");
-    say(&format!("   \"{}\"", shown["summary"].as_str().unwrap_or_default()));
+    say(&format!(
+        "   \"{}\"",
+        shown["summary"].as_str().unwrap_or_default()
+    ));
 
     chapter(4, "The patient agrees, but to less than was asked");
     let terms: RequestTerms = serde_json::from_value(shown["terms"].clone())?;
     let approved_from = month_start(today, 2);
     let mut approval = Approval::of(&terms, phone.signer.device_id(), now_ms());
     approval.scope = LAB_RESULTS.parse()?;
-    approval.data_period = Some(DataPeriod::new(&approved_from.to_string(), &end.to_string())?);
+    approval.data_period = Some(DataPeriod::new(
+        &approved_from.to_string(),
+        &end.to_string(),
+    )?);
     approval.duration_secs = 86_400;
-    let (status, decided) = phone.sign_and_post("/patient/decisions", "decision", &Decision::Approve(approval.clone()), |d| d.signing_bytes()).await?;
-    ensure!(status == 200, "the approval was refused: {status} {decided}");
+    let (status, decided) = phone
+        .sign_and_post(
+            "/patient/decisions",
+            "decision",
+            &Decision::Approve(approval.clone()),
+            |d| d.signing_bytes(),
+        )
+        .await?;
+    ensure!(
+        status == 200,
+        "the approval was refused: {status} {decided}"
+    );
     say(&format!(
         "Only laboratory results (no reports), only from {approved_from} on, for one day. The phone signed exactly that."
     ));
 
     chapter(5, &format!("{} finds and fetches what it may see", b.name));
-    let collected = get_json(&b.node.http, format!("{}/consent/requests/{request}", network.info.consent.member_url)).await?;
-    ensure!(collected["status"] == "approved", "the grant was not issued: {collected}");
-    let grant = collected["grant"].as_str().context("no grant token")?.to_owned();
-    let discovery = collected["discovery"].as_str().context("no discovery token")?.to_owned();
-    let report = b.node.fetch_under_grant(&grant, &discovery).await.context("fetching under the grant")?;
-    ensure!(report.failed.is_empty(), "some results were not delivered: {:?}", report.failed);
+    let collected = get_json(
+        &b.node.http,
+        format!(
+            "{}/consent/requests/{request}",
+            network.info.consent.member_url
+        ),
+    )
+    .await?;
+    ensure!(
+        collected["status"] == "approved",
+        "the grant was not issued: {collected}"
+    );
+    let grant = collected["grant"]
+        .as_str()
+        .context("no grant token")?
+        .to_owned();
+    let discovery = collected["discovery"]
+        .as_str()
+        .context("no discovery token")?
+        .to_owned();
+    let report = b
+        .node
+        .fetch_under_grant(&grant, &discovery)
+        .await
+        .context("fetching under the grant")?;
+    ensure!(
+        report.failed.is_empty(),
+        "some results were not delivered: {:?}",
+        report.failed
+    );
     ensure!(!report.received.is_empty(), "no results were delivered");
     let mut outside = 0;
     for id in &report.received {
-        let result = b.node.store.received(*id)?.context("a delivered result is not stored")?;
+        let result = b
+            .node
+            .store
+            .received(*id)?
+            .context("a delivered result is not stored")?;
         let content: Value = serde_json::from_str(&result.content)?;
         let date = content["effectiveDateTime"].as_str().unwrap_or_default();
-        if date.get(..10).is_some_and(|d| d < approved_from.to_string().as_str()) || content["resourceType"] != "Observation" {
+        if date
+            .get(..10)
+            .is_some_and(|d| d < approved_from.to_string().as_str())
+            || content["resourceType"] != "Observation"
+        {
             outside += 1;
         }
     }
-    ensure!(outside == 0, "{outside} delivered result(s) fall outside what the patient approved");
-    let example = b.node.store.received(report.received[0])?.context("stored result")?;
+    ensure!(
+        outside == 0,
+        "{outside} delivered result(s) fall outside what the patient approved"
+    );
+    let example = b
+        .node
+        .store
+        .received(report.received[0])?
+        .context("stored result")?;
     let example: Value = serde_json::from_str(&example.content)?;
     say(&format!(
         "{} laboratory results arrived from {}, e.g. {}.",
@@ -154,13 +232,38 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     say("had written the release into the ledger; B checked the ledger's proof before keeping it.");
 
     chapter(6, "The patient changes their mind and revokes");
-    let discovered = b.node.index.discover(&discovery).await.context("discovering before the revocation")?;
-    let pointer = discovered.pointers.iter().find(|p| p.custodian.as_str() == a.id).context("no pointer at hospital A")?;
-    let grant_id = decided["grant"].as_str().context("the approval named no grant")?.parse()?;
-    let revocation = Revocation { grant: grant_id, subject: patient, device: phone.signer.device_id(), signed_at_ms: now_ms() };
-    let (status, body) = phone.sign_and_post("/patient/revocations", "revocation", &revocation, |r| r.signing_bytes()).await?;
+    let discovered = b
+        .node
+        .index
+        .discover(&discovery)
+        .await
+        .context("discovering before the revocation")?;
+    let pointer = discovered
+        .pointers
+        .iter()
+        .find(|p| p.custodian.as_str() == a.id)
+        .context("no pointer at hospital A")?;
+    let grant_id = decided["grant"]
+        .as_str()
+        .context("the approval named no grant")?
+        .parse()?;
+    let revocation = Revocation {
+        grant: grant_id,
+        subject: patient,
+        device: phone.signer.device_id(),
+        signed_at_ms: now_ms(),
+    };
+    let (status, body) = phone
+        .sign_and_post("/patient/revocations", "revocation", &revocation, |r| {
+            r.signing_bytes()
+        })
+        .await?;
     ensure!(status == 200, "the revocation was refused: {status} {body}");
-    let retry = RetrieveRequest { grant: Some(grant.clone()), pointer_id: pointer.pointer_id, sealed: pointer.sealed.clone() };
+    let retry = RetrieveRequest {
+        grant: Some(grant.clone()),
+        pointer_id: pointer.pointer_id,
+        sealed: pointer.sealed.clone(),
+    };
     let revoked_at = Instant::now();
     loop {
         let at_index = b.node.index.discover(&discovery).await;
@@ -169,7 +272,10 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
             break;
         }
         if revoked_at.elapsed() > Duration::from_secs(10) {
-            bail!("ten seconds after the revocation, {} could still use the grant", b.name);
+            bail!(
+                "ten seconds after the revocation, {} could still use the grant",
+                b.name
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -188,17 +294,29 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         None,
     )
     .await?;
-    ensure!(status == 200, "the emergency access was refused: {status} {emergency}");
+    ensure!(
+        status == 200,
+        "the emergency access was refused: {status} {emergency}"
+    );
     let report = b
         .node
         .fetch_under_grant(
             emergency["grant"].as_str().context("no emergency grant")?,
-            emergency["discovery"].as_str().context("no emergency discovery token")?,
+            emergency["discovery"]
+                .as_str()
+                .context("no emergency discovery token")?,
         )
         .await
         .context("fetching under the emergency grant")?;
-    ensure!(report.failed.is_empty() && !report.received.is_empty(), "the emergency fetch did not deliver");
-    say(&format!("{} breaks the glass and gets {} results without the patient's signature.", b.name, report.received.len()));
+    ensure!(
+        report.failed.is_empty() && !report.received.is_empty(),
+        "the emergency fetch did not deliver"
+    );
+    say(&format!(
+        "{} breaks the glass and gets {} results without the patient's signature.",
+        b.name,
+        report.received.len()
+    ));
     let grants = phone.get("/patient/grants").await?;
     let flagged = grants
         .as_array()
@@ -207,7 +325,10 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         .find(|g| g["emergency"] == true)
         .context("the emergency access is not shown on the phone")?;
     say("It is flagged on the ledger and on the patient's phone:");
-    say(&format!("   \"{}\"", flagged["summary"].as_str().unwrap_or_default()));
+    say(&format!(
+        "   \"{}\"",
+        flagged["summary"].as_str().unwrap_or_default()
+    ));
 
     chapter(8, "The regulator audits the ledger");
     say("With only the regulator's certificate and the keys in network.json:");
@@ -222,12 +343,20 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         for problem in &audit.problems {
             say(&format!("  ✗ {problem}"));
         }
-        bail!("the regulator's audit found {} problem(s)", audit.problems.len());
+        bail!(
+            "the regulator's audit found {} problem(s)",
+            audit.problems.len()
+        );
     }
     let history = phone.get("/patient/history").await?;
     // Repeated events (one per record released) are shown once, counted.
     let mut lines: Vec<(&str, usize)> = Vec::new();
-    for text in history.as_array().into_iter().flatten().filter_map(|e| e["text"].as_str()) {
+    for text in history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["text"].as_str())
+    {
         match lines.last_mut() {
             Some((last, count)) if *last == text => *count += 1,
             _ => lines.push((text, 1)),
@@ -235,7 +364,11 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     }
     say("And the patient's phone lists everything that happened, newest first:");
     for (text, count) in lines.iter().take(8) {
-        let times = if *count > 1 { format!(" (×{count})") } else { String::new() };
+        let times = if *count > 1 {
+            format!(" (×{count})")
+        } else {
+            String::new()
+        };
         say(&format!("   \"{text}\"{times}"));
     }
     Ok(())
@@ -244,14 +377,19 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
 /// "Hemoglobin A1c 7.9 % (high) on 2026-10-02", from a FHIR Observation.
 fn describe_observation(observation: &Value) -> String {
     let code = &observation["code"];
-    let name = code["text"].as_str().or_else(|| code["coding"][0]["display"].as_str()).unwrap_or("a result");
+    let name = code["text"]
+        .as_str()
+        .or_else(|| code["coding"][0]["display"].as_str())
+        .unwrap_or("a result");
     let value = &observation["valueQuantity"];
     let flag = match observation["interpretation"][0]["coding"][0]["code"].as_str() {
         Some("H") => " (high)",
         Some("L") => " (low)",
         _ => "",
     };
-    let date = observation["effectiveDateTime"].as_str().unwrap_or_default();
+    let date = observation["effectiveDateTime"]
+        .as_str()
+        .unwrap_or_default();
     format!(
         "{name} {} {}{flag} on {}",
         value["value"],
@@ -267,7 +405,8 @@ fn now_ms() -> i64 {
 /// The first day of the month `back` months before `today`'s.
 pub(crate) fn month_start(today: NaiveDate, back: u32) -> NaiveDate {
     let months = today.year() * 12 + today.month0() as i32 - back as i32;
-    NaiveDate::from_ymd_opt(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1).unwrap_or(today)
+    NaiveDate::from_ymd_opt(months.div_euclid(12), months.rem_euclid(12) as u32 + 1, 1)
+        .unwrap_or(today)
 }
 
 /// The last day of `today`'s month.
@@ -278,19 +417,35 @@ fn month_end(today: NaiveDate) -> NaiveDate {
         .unwrap_or(today)
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Value, bearer: Option<&str>) -> anyhow::Result<(u16, Value)> {
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    body: Value,
+    bearer: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
     let mut request = client.post(&url).json(&body);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.with_context(|| format!("POST {url}"))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
     let status = response.status().as_u16();
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
 async fn get_json(client: &reqwest::Client, url: String) -> anyhow::Result<Value> {
-    let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
-    ensure!(response.status().is_success(), "GET {url}: {}", response.status());
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    ensure!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
     Ok(response.json().await?)
 }
 
@@ -303,15 +458,25 @@ struct Phone {
 }
 
 impl Phone {
-    async fn enrol(network: &Network, desk: &crate::consortium::Hospital, subject: PatientKey) -> anyhow::Result<Self> {
+    async fn enrol(
+        network: &Network,
+        desk: &crate::consortium::Hospital,
+        subject: PatientKey,
+    ) -> anyhow::Result<Self> {
         let (status, code) = post(
             &desk.node.http,
-            format!("{}/consent/enrolment-codes", network.info.consent.member_url),
+            format!(
+                "{}/consent/enrolment-codes",
+                network.info.consent.member_url
+            ),
             json!({ "subject": subject }),
             None,
         )
         .await?;
-        ensure!(status == 200, "the desk could not get an enrolment code: {status} {code}");
+        ensure!(
+            status == 200,
+            "the desk could not get an enrolment code: {status} {code}"
+        );
         let client = network.phone()?;
         let base = network.info.consent.patient_url.clone();
         let signer = DeviceSigner::generate_p256();
@@ -319,19 +484,50 @@ impl Phone {
         let (status, enrolled) = post(&client, format!("{base}/patient/enrol"), body, None).await?;
         ensure!(status == 200, "enrolment failed: {status} {enrolled}");
         let device = signer.device_id();
-        let (_, challenge) = post(&client, format!("{base}/patient/challenge"), json!({ "device": device }), None).await?;
-        let challenge = challenge["challenge"].as_str().context("no sign-in challenge")?.to_owned();
-        let signed = DeviceChallenge { challenge: challenge.clone(), device }.signing_bytes()?;
+        let (_, challenge) = post(
+            &client,
+            format!("{base}/patient/challenge"),
+            json!({ "device": device }),
+            None,
+        )
+        .await?;
+        let challenge = challenge["challenge"]
+            .as_str()
+            .context("no sign-in challenge")?
+            .to_owned();
+        let signed = DeviceChallenge {
+            challenge: challenge.clone(),
+            device,
+        }
+        .signing_bytes()?;
         let body = json!({ "device": device, "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(signer.sign(&signed)) });
-        let (status, session) = post(&client, format!("{base}/patient/session"), body, None).await?;
+        let (status, session) =
+            post(&client, format!("{base}/patient/session"), body, None).await?;
         ensure!(status == 200, "sign-in failed: {status} {session}");
-        let session = session["session"].as_str().context("no session")?.to_owned();
-        Ok(Self { client, base, signer, session })
+        let session = session["session"]
+            .as_str()
+            .context("no session")?
+            .to_owned();
+        Ok(Self {
+            client,
+            base,
+            signer,
+            session,
+        })
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.session).send().await?;
-        ensure!(response.status().is_success(), "the phone's GET {path}: {}", response.status());
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.session)
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "the phone's GET {path}: {}",
+            response.status()
+        );
         Ok(response.json().await?)
     }
 
@@ -346,6 +542,12 @@ impl Phone {
         let signature = self.signer.sign(&signing_bytes(value)?);
         let mut body = json!({ "signature": URL_SAFE_NO_PAD.encode(signature) });
         body[field] = serde_json::to_value(value)?;
-        post(&self.client, format!("{}{path}", self.base), body, Some(&self.session)).await
+        post(
+            &self.client,
+            format!("{}{path}", self.base),
+            body,
+            Some(&self.session),
+        )
+        .await
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use locus_hospital_connector::config::Config;
-use locus_hospital_connector::import::{ImportProgress, import_paths};
+use locus_hospital_connector::import::{import_paths, ImportProgress};
 use locus_hospital_connector::records::RecordStore;
 use locus_service::db::{self, DatabaseUrl};
 use locus_service::files::load_linkage_key;
@@ -49,7 +49,13 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         bar.set_position(p.bytes_done);
         bar.set_message(format!("{}/{} files", p.files_done, p.files_total));
     };
-    let summary = import_paths(&store, &linkage, &config.identifier_system, &args.paths, &progress);
+    let summary = import_paths(
+        &store,
+        &linkage,
+        &config.identifier_system,
+        &args.paths,
+        &progress,
+    );
     bar.finish_and_clear();
     let summary = summary?;
     println!(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use locus_ledger::checkpoint::{Checkpoint, open_checkpoint};
+use locus_ledger::checkpoint::{open_checkpoint, Checkpoint};
 use locus_ledger::client::LedgerClient;
 use locus_ledger::note::NoteVerifier;
 use locus_protocol::entry::SignedEntry;
@@ -36,17 +36,29 @@ pub async fn run(command: LedgerCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn verify(url: &str, vkey: &str, state: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let verifier = NoteVerifier::from_vkey(vkey.trim()).context("--vkey is not a C2SP verifier key")?;
+    let verifier =
+        NoteVerifier::from_vkey(vkey.trim()).context("--vkey is not a C2SP verifier key")?;
     let client = LedgerClient::new(url, verifier.clone(), reqwest::Client::new());
-    let (checkpoint, note) = client.checkpoint().await.context("fetching the checkpoint")?;
-    println!("checkpoint: {} entries, signed by {}", checkpoint.size, checkpoint.origin);
+    let (checkpoint, note) = client
+        .checkpoint()
+        .await
+        .context("fetching the checkpoint")?;
+    println!(
+        "checkpoint: {} entries, signed by {}",
+        checkpoint.size, checkpoint.origin
+    );
 
     let mut problems = Vec::new();
     let previous = match &state {
         Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let (old, _) = open_checkpoint(&text, &verifier)
-                .map_err(|_| anyhow::anyhow!("{} is not a checkpoint signed by this ledger", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let (old, _) = open_checkpoint(&text, &verifier).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} is not a checkpoint signed by this ledger",
+                    path.display()
+                )
+            })?;
             Some(old)
         }
         _ => None,
@@ -54,16 +66,24 @@ async fn verify(url: &str, vkey: &str, state: Option<PathBuf>) -> anyhow::Result
     if let Some(old) = &previous {
         match client.prove_consistency(old, &checkpoint).await {
             Ok(()) => println!("consistent with the saved checkpoint of size {}", old.size),
-            Err(e) => problems.push(format!("not consistent with the saved checkpoint of size {}: {e}", old.size)),
+            Err(e) => problems.push(format!(
+                "not consistent with the saved checkpoint of size {}: {e}",
+                old.size
+            )),
         }
     }
 
     match client.download_log(&checkpoint).await {
         Ok(log) => {
-            println!("all {} entries hash to the checkpoint's root", log.entries.len());
+            println!(
+                "all {} entries hash to the checkpoint's root",
+                log.entries.len()
+            );
             for (index, bytes) in log.entries.iter().enumerate() {
                 if let Err(e) = SignedEntry::parse(bytes) {
-                    problems.push(format!("entry {index} is not a canonical signed entry: {e}"));
+                    problems.push(format!(
+                        "entry {index} is not a canonical signed entry: {e}"
+                    ));
                 }
             }
         }
@@ -84,7 +104,12 @@ async fn verify(url: &str, vkey: &str, state: Option<PathBuf>) -> anyhow::Result
     }
 }
 
-fn save_if_newer(path: &PathBuf, previous: Option<&Checkpoint>, checkpoint: &Checkpoint, note: &str) -> anyhow::Result<()> {
+fn save_if_newer(
+    path: &PathBuf,
+    previous: Option<&Checkpoint>,
+    checkpoint: &Checkpoint,
+    note: &str,
+) -> anyhow::Result<()> {
     if previous.is_none_or(|old| checkpoint.size > old.size) {
         std::fs::write(path, note).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -42,7 +42,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Up(_) | Command::Demo(_) | Command::Bench(_)) {
+    if matches!(
+        cli.command,
+        Command::Up(_) | Command::Demo(_) | Command::Bench(_)
+    ) {
         // Services log warnings only: these commands tell what happens themselves.
         locus_service::telemetry::init_with(locus_service::telemetry::LogFormat::Text, "warn");
     }

@@ -40,7 +40,8 @@ pub struct Pem {
 
 impl Pem {
     pub fn read(file: &Path) -> anyhow::Result<Self> {
-        let pem = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let pem =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let file = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
         Ok(Self { file, pem })
     }
@@ -103,8 +104,10 @@ pub struct WitnessPolicy {
 
 impl NetworkInfo {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a Locus network file", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a Locus network file", path.display()))
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
@@ -114,9 +117,13 @@ impl NetworkInfo {
 
     /// The regulator's mutual-TLS client, from the inline PEMs.
     pub fn regulator_client(&self) -> anyhow::Result<reqwest::Client> {
-        let ca = reqwest::Certificate::from_pem(self.ca_cert.pem.as_bytes()).context("the CA certificate")?;
-        let identity = reqwest::Identity::from_pkcs8_pem(self.regulator.cert.pem.as_bytes(), self.regulator.key.pem.as_bytes())
-            .context("the regulator's certificate and key")?;
+        let ca = reqwest::Certificate::from_pem(self.ca_cert.pem.as_bytes())
+            .context("the CA certificate")?;
+        let identity = reqwest::Identity::from_pkcs8_pem(
+            self.regulator.cert.pem.as_bytes(),
+            self.regulator.key.pem.as_bytes(),
+        )
+        .context("the regulator's certificate and key")?;
         Ok(reqwest::Client::builder()
             .use_native_tls()
             .tls_built_in_root_certs(false)
@@ -129,18 +136,26 @@ impl NetworkInfo {
     /// A verifying client of the ledger, as the regulator.
     pub fn regulator_ledger(&self) -> anyhow::Result<LedgerClient> {
         let verifier = NoteVerifier::from_vkey(&self.ledger.vkey).context("the ledger's vkey")?;
-        Ok(LedgerClient::new(&self.index.url, verifier, self.regulator_client()?))
+        Ok(LedgerClient::new(
+            &self.index.url,
+            verifier,
+            self.regulator_client()?,
+        ))
     }
 
     pub fn witness_verifiers(&self) -> anyhow::Result<Vec<CosignatureVerifier>> {
         self.witnesses
             .vkeys
             .iter()
-            .map(|vkey| CosignatureVerifier::from_vkey(vkey).with_context(|| format!("witness key {vkey:?}")))
+            .map(|vkey| {
+                CosignatureVerifier::from_vkey(vkey)
+                    .with_context(|| format!("witness key {vkey:?}"))
+            })
             .collect()
     }
 
     pub fn authority(&self) -> anyhow::Result<locus_protocol::signing::VerifyingKey> {
-        locus_service::config::authority_key(&Some(self.authority_key.clone())).context("the authority key")
+        locus_service::config::authority_key(&Some(self.authority_key.clone()))
+            .context("the authority key")
     }
 }

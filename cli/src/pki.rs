@@ -8,7 +8,7 @@ use clap::Subcommand;
 use locus_protocol::grant::Confirmation;
 use locus_protocol::ids::MemberId;
 use locus_service::files::write_secret_file;
-use locus_service::pki::{CertificateAuthority, certificate_der};
+use locus_service::pki::{certificate_der, CertificateAuthority};
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
@@ -41,7 +41,9 @@ pub fn run(command: PkiCommand) -> anyhow::Result<ExitCode> {
             println!("created the consortium CA in {}", dir.display());
         }
         PkiCommand::Issue { dir, member, hosts } => {
-            let member_id: MemberId = member.parse().map_err(|_| anyhow::anyhow!("{member:?} is not a member id"))?;
+            let member_id: MemberId = member
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{member:?} is not a member id"))?;
             let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
             let thumbprint = issue(&dir, &load_ca(&dir)?, &member_id, &hosts)?;
             println!("{}", thumbprint.x5t_s256);
@@ -61,16 +63,33 @@ pub fn init_ca(dir: &Path, name: &str) -> anyhow::Result<()> {
 /// Issues `member`'s node certificate for `hosts` into `dir`:
 /// `<member>-key.pem` (secret) and `<member>.pem`. Returns its thumbprint,
 /// which the member's directory record pins.
-pub fn issue(dir: &Path, ca: &CertificateAuthority, member: &MemberId, hosts: &[&str]) -> anyhow::Result<Confirmation> {
+pub fn issue(
+    dir: &Path,
+    ca: &CertificateAuthority,
+    member: &MemberId,
+    hosts: &[&str],
+) -> anyhow::Result<Confirmation> {
     let issued = ca.issue(member.as_str(), hosts)?;
-    write_new(&dir.join(format!("{member}-key.pem")), issued.key_pem.as_bytes(), true)?;
-    write_new(&dir.join(format!("{member}.pem")), issued.cert_pem.as_bytes(), false)?;
-    Ok(Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem)?))
+    write_new(
+        &dir.join(format!("{member}-key.pem")),
+        issued.key_pem.as_bytes(),
+        true,
+    )?;
+    write_new(
+        &dir.join(format!("{member}.pem")),
+        issued.cert_pem.as_bytes(),
+        false,
+    )?;
+    Ok(Confirmation::for_certificate_der(&certificate_der(
+        &issued.cert_pem,
+    )?))
 }
 
 pub fn load_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
-    let cert = std::fs::read_to_string(dir.join("ca.pem")).with_context(|| format!("reading {}/ca.pem", dir.display()))?;
-    let key = std::fs::read_to_string(dir.join("ca-key.pem")).with_context(|| format!("reading {}/ca-key.pem", dir.display()))?;
+    let cert = std::fs::read_to_string(dir.join("ca.pem"))
+        .with_context(|| format!("reading {}/ca.pem", dir.display()))?;
+    let key = std::fs::read_to_string(dir.join("ca-key.pem"))
+        .with_context(|| format!("reading {}/ca-key.pem", dir.display()))?;
     Ok(CertificateAuthority::load(&cert, &key)?)
 }
 

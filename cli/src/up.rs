@@ -35,13 +35,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     options.patients = args.patients;
     options.witness_interval = std::time::Duration::from_secs(1);
-    println!("Starting the Locus development network in {}", args.data_dir.display());
-    let network = Network::start(&options, &|line| println!("  {line}")).await.context("the network did not start")?;
+    println!(
+        "Starting the Locus development network in {}",
+        args.data_dir.display()
+    );
+    let network = Network::start(&options, &|line| println!("  {line}"))
+        .await
+        .context("the network did not start")?;
     print_summary(&network);
     stop_requested().await.context("waiting for Ctrl-C")?;
     println!("\nStopping: hospitals and consent first, then the ledger signs its last checkpoint.");
     network.stop().await;
-    println!("Stopped. Start again with the same command; the data is kept in {}.", args.data_dir.display());
+    println!(
+        "Stopped. Start again with the same command; the data is kept in {}.",
+        args.data_dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,25 +70,47 @@ fn print_summary(network: &Network) {
     println!();
     println!("Locus is running on {} (Ctrl-C stops it).", info.database);
     println!();
-    println!("  index-service + ledger  {}   API: {}", info.index.url, info.index.openapi);
+    println!(
+        "  index-service + ledger  {}   API: {}",
+        info.index.url, info.index.openapi
+    );
     println!("  consent, members        {}", info.consent.member_url);
     println!("  consent, patients       {}", info.consent.patient_url);
     for (hospital, records) in info.hospitals.iter().zip(&network.seeded.records) {
-        println!("  {:<22}  {}   {}, {} records", hospital.id, hospital.url, hospital.name, records.1);
+        println!(
+            "  {:<22}  {}   {}, {} records",
+            hospital.id, hospital.url, hospital.name, records.1
+        );
     }
-    println!("  regulator               certificate {}", info.regulator.cert.file.display());
+    println!(
+        "  regulator               certificate {}",
+        info.regulator.cert.file.display()
+    );
     println!();
-    println!("  {} synthetic patients; everything a script needs is in {}", network.seeded.patients, file.display());
+    println!(
+        "  {} synthetic patients; everything a script needs is in {}",
+        network.seeded.patients,
+        file.display()
+    );
     println!();
     println!("Try next, in another terminal:");
     println!("  {me} audit verify --network {}", file.display());
-    println!("  {me} audit events --network {} --type pointers.published", file.display());
-    println!("  {me} audit export --network {} --out audit-bundle.json", file.display());
+    println!(
+        "  {me} audit events --network {} --type pointers.published",
+        file.display()
+    );
+    println!(
+        "  {me} audit export --network {} --out audit-bundle.json",
+        file.display()
+    );
     println!(
         "  curl --cacert {0}/ca.pem --cert {0}/regulator.pem --key {0}/regulator-key.pem {1}/checkpoint",
         pki.display(),
         info.ledger.tlog_base_url
     );
-    println!("  {me} audit watch --network {}   (the regulator as a witness)", file.display());
+    println!(
+        "  {me} audit watch --network {}   (the regulator as a witness)",
+        file.display()
+    );
     println!("  {me} demo          (the whole story on its own temporary network)");
 }

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use locus_protocol::linkage::LinkageKey;
-use locus_tests::{TestDb, both_backends, shared_path};
+use locus_tests::{both_backends, shared_path, TestDb};
 
 both_backends!(import_twice);
 
@@ -14,11 +14,15 @@ async fn import_twice(db: TestDb) {
     let Some(sample) = shared_path("data/synthea-r4") else {
         return;
     };
-    let mut files: Vec<_> = std::fs::read_dir(&sample).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&sample)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let dir = db.scratch_dir();
     let linkage = dir.join("linkage.key");
-    locus_service::files::write_linkage_key(&linkage, &LinkageKey::generate("k1").unwrap()).unwrap();
+    locus_service::files::write_linkage_key(&linkage, &LinkageKey::generate("k1").unwrap())
+        .unwrap();
     let run = || {
         let output = Command::new(env!("CARGO_BIN_EXE_locus"))
             .args(["import", "--hospital", "hospital-a"])
@@ -28,13 +32,23 @@ async fn import_twice(db: TestDb) {
             .env_remove("LOCUS_CONFIG")
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).unwrap()
     };
     let first = run();
-    assert!(first.contains("3 files") && !first.contains(" 0 records new"), "{first}");
+    assert!(
+        first.contains("3 files") && !first.contains(" 0 records new"),
+        "{first}"
+    );
     let second = run();
-    assert!(second.contains("3 files, 0 records new, 0 new versions"), "{second}");
+    assert!(
+        second.contains("3 files, 0 records new, 0 new versions"),
+        "{second}"
+    );
 
     // A file that is not a bundle is named, and the exit code says so.
     let bad = dir.join("not-a-bundle.json");

@@ -5,13 +5,16 @@
 
 use std::process::Command;
 
-use locus_tests::index::{InProcess, TestMember, admit, test_config};
-use locus_tests::{TestDb, both_backends};
+use locus_tests::index::{admit, test_config, InProcess, TestMember};
+use locus_tests::{both_backends, TestDb};
 
 both_backends!(verify_honest_then_tampered_log);
 
 fn locus(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_locus")).args(args).output().expect("run locus");
+    let output = Command::new(env!("CARGO_BIN_EXE_locus"))
+        .args(args)
+        .output()
+        .expect("run locus");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -34,11 +37,23 @@ async fn verify_honest_then_tampered_log(db: TestDb) {
     let vkey = client.ledger.verifier().to_vkey();
     let state = db.scratch_dir().join("seen.checkpoint");
     let state = state.to_str().unwrap();
-    let args = ["ledger", "verify", "--url", &client.base, "--vkey", &vkey, "--state", state];
+    let args = [
+        "ledger",
+        "verify",
+        "--url",
+        &client.base,
+        "--vkey",
+        &vkey,
+        "--state",
+        state,
+    ];
 
     let (code, out, err) = locus(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("all 300 entries hash to the checkpoint's root"), "{out}");
+    assert!(
+        out.contains("all 300 entries hash to the checkpoint's root"),
+        "{out}"
+    );
 
     // More entries: the saved checkpoint must be a prefix of the new one.
     for _ in 0..10 {
@@ -47,7 +62,10 @@ async fn verify_honest_then_tampered_log(db: TestDb) {
     client.checkpoint_at_least(310).await;
     let (code, out, err) = locus(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("consistent with the saved checkpoint of size 300"), "{out}");
+    assert!(
+        out.contains("consistent with the saved checkpoint of size 300"),
+        "{out}"
+    );
 
     // Someone edits one stored entry behind the ledger's back.
     {
@@ -61,13 +79,26 @@ async fn verify_honest_then_tampered_log(db: TestDb) {
     }
     let (code, out, err) = locus(&args);
     assert_eq!(code, 2, "{out}{err}");
-    assert!(err.contains("the log does not match its checkpoint"), "{err}");
+    assert!(
+        err.contains("the log does not match its checkpoint"),
+        "{err}"
+    );
 
     // A key that is not the ledger's is refused outright.
     let other = locus_ledger::note::NoteSigner::generate("test.locus.localhost/ledger").unwrap();
-    let (code, _, err) = locus(&["ledger", "verify", "--url", &client.base, "--vkey", &other.verifier().to_vkey()]);
+    let (code, _, err) = locus(&[
+        "ledger",
+        "verify",
+        "--url",
+        &client.base,
+        "--vkey",
+        &other.verifier().to_vkey(),
+    ]);
     assert_ne!(code, 0);
-    assert!(err.contains("does not verify under the pinned ledger key"), "{err}");
+    assert!(
+        err.contains("does not verify under the pinned ledger key"),
+        "{err}"
+    );
 
     service.stop().await;
 }

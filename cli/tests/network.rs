@@ -9,10 +9,10 @@ use diesel::sql_types::Text;
 use diesel::{QueryableByName, RunQueryDsl as _};
 use locus_cli::consortium::{DropOnExit, Network, Options, Storage};
 use locus_cli::network::NETWORK_FILE;
-use locus_ledger::checkpoint::{Checkpoint, sign_checkpoint};
+use locus_ledger::checkpoint::{sign_checkpoint, Checkpoint};
 use locus_ledger::note::{Note, NoteSigner};
 use locus_service::db::{self, DatabaseUrl};
-use locus_tests::{Backend, postgres_admin_url};
+use locus_tests::{postgres_admin_url, Backend};
 
 /// Runs the `locus` binary without blocking the runtime the network serves on.
 async fn locus(args: &[&str]) -> (i32, String) {
@@ -33,7 +33,9 @@ async fn locus(args: &[&str]) -> (i32, String) {
 fn storage(backend: Backend) -> Storage {
     match backend {
         Backend::Sqlite => Storage::Sqlite,
-        Backend::Postgres => Storage::from_url(Some(&postgres_admin_url())).unwrap().throwaway("test"),
+        Backend::Postgres => Storage::from_url(Some(&postgres_admin_url()))
+            .unwrap()
+            .throwaway("test"),
     }
 }
 
@@ -94,7 +96,9 @@ struct LedgerDb(db::Pool);
 impl LedgerDb {
     fn text(&self, query: &str) -> String {
         let mut conn = self.0.get().unwrap();
-        let row: Row = locus_service::on_backend!(&mut *conn, |c| diesel::sql_query(query).get_result(c).unwrap());
+        let row: Row = locus_service::on_backend!(&mut *conn, |c| diesel::sql_query(query)
+            .get_result(c)
+            .unwrap());
         row.text
     }
 
@@ -121,21 +125,38 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "an honest ledger must pass:\n{out}");
     assert!(out.contains("audit holds"), "{out}");
-    assert!(out.contains("cosigned by 2 of 3 witnesses (hospital-a, hospital-b), quorum 2"), "{out}");
+    assert!(
+        out.contains("cosigned by 2 of 3 witnesses (hospital-a, hospital-b), quorum 2"),
+        "{out}"
+    );
 
     // The regulator witnesses too: it cosigns once, and its view is kept.
     let state = dir.path().join("regulator-witness.json");
     let state = state.to_str().unwrap();
-    let watch = ["audit", "watch", "--network", file, "--state", state, "--once"];
+    let watch = [
+        "audit",
+        "watch",
+        "--network",
+        file,
+        "--state",
+        state,
+        "--once",
+    ];
     let (code, out) = locus(&watch).await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("cosigned the checkpoint of size"), "{out}");
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("cosigned by 3 of 3 witnesses (hospital-a, hospital-b, regulator)"), "{out}");
+    assert!(
+        out.contains("cosigned by 3 of 3 witnesses (hospital-a, hospital-b, regulator)"),
+        "{out}"
+    );
     let (code, out) = locus(&watch).await;
     assert_eq!(code, 0, "{out}");
-    assert!(!out.contains("cosigned"), "cosigned the same checkpoint twice: {out}");
+    assert!(
+        !out.contains("cosigned"),
+        "cosigned the same checkpoint twice: {out}"
+    );
 
     let index_url = options.storage.url_for(&network.dir, "index").unwrap();
     let ledger = LedgerDb(db::connect(&DatabaseUrl::parse(&index_url).unwrap(), 1).unwrap());
@@ -144,11 +165,17 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     let original = ledger.text("SELECT body AS text FROM ledger_entries WHERE idx = 3");
     let altered = original.replacen("\"v\":1", "\"v\":2", 1);
     assert_ne!(altered, original, "entry 3 has no version field to alter");
-    ledger.execute(&format!("UPDATE ledger_entries SET body = {} WHERE idx = 3", quote(&altered)));
+    ledger.execute(&format!(
+        "UPDATE ledger_entries SET body = {} WHERE idx = 3",
+        quote(&altered)
+    ));
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("PROBLEM: entry 3 was altered"), "{out}");
-    ledger.execute(&format!("UPDATE ledger_entries SET body = {} WHERE idx = 3", quote(&original)));
+    ledger.execute(&format!(
+        "UPDATE ledger_entries SET body = {} WHERE idx = 3",
+        quote(&original)
+    ));
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "restored, the ledger must pass again:\n{out}");
 
@@ -157,33 +184,53 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     let size = ledger.text(
         "SELECT CAST(tree_size AS TEXT) AS text FROM ledger_checkpoints WHERE tree_size > 0 ORDER BY tree_size LIMIT 1",
     );
-    let genuine = ledger.text(&format!("SELECT note AS text FROM ledger_checkpoints WHERE tree_size = {size}"));
+    let genuine = ledger.text(&format!(
+        "SELECT note AS text FROM ledger_checkpoints WHERE tree_size = {size}"
+    ));
     let mut checkpoint = Checkpoint::parse(&Note::parse(&genuine).unwrap().text).unwrap();
     checkpoint.root = [7; 32];
     let forger = NoteSigner::generate(&checkpoint.origin).unwrap();
     let forged = sign_checkpoint(&checkpoint, &forger).unwrap().to_string();
-    ledger.execute(&format!("UPDATE ledger_checkpoints SET note = {} WHERE tree_size = {size}", quote(&forged)));
+    ledger.execute(&format!(
+        "UPDATE ledger_checkpoints SET note = {} WHERE tree_size = {size}",
+        quote(&forged)
+    ));
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains(&format!("(size {size}) is not signed by the ledger's key: forged or altered")),
+        out.contains(&format!(
+            "(size {size}) is not signed by the ledger's key: forged or altered"
+        )),
         "{out}"
     );
-    ledger.execute(&format!("UPDATE ledger_checkpoints SET note = {} WHERE tree_size = {size}", quote(&genuine)));
+    ledger.execute(&format!(
+        "UPDATE ledger_checkpoints SET note = {} WHERE tree_size = {size}",
+        quote(&genuine)
+    ));
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "restored, the ledger must pass again:\n{out}");
 
     // The regulator remembers another tree of the same size than the ledger
     // now serves (as after a fork): it refuses, keeps the evidence, and stays
     // stopped.
-    let mut view: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    let mut view: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
     view["root"] = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into();
     std::fs::write(state, view.to_string()).unwrap();
     let (code, out) = locus(&watch).await;
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("CONFLICT: the ledger serves a checkpoint of size"), "{out}");
-    let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
-    assert!(kept["conflict"].as_str().is_some_and(|note| note.contains("— locus.localhost/dev-ledger ")), "{kept}");
+    assert!(
+        out.contains("CONFLICT: the ledger serves a checkpoint of size"),
+        "{out}"
+    );
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    assert!(
+        kept["conflict"]
+            .as_str()
+            .is_some_and(|note| note.contains("— locus.localhost/dev-ledger ")),
+        "{kept}"
+    );
     let (code, out) = locus(&watch).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("CONFLICT: stopped earlier"), "{out}");

@@ -13,8 +13,15 @@ use locus_cli::consortium::{DropOnExit, Storage};
 use locus_tests::postgres_admin_url;
 
 fn locus(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_locus")).args(args).output().expect("run locus");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_locus"))
+        .args(args)
+        .output()
+        .expect("run locus");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.code().unwrap_or(-1), text)
 }
 
@@ -48,9 +55,15 @@ fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Up {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !dir.join("network.json").exists() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("locus up exited with {status}:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "locus up exited with {status}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
-        assert!(Instant::now() < deadline, "locus up wrote no network.json in two minutes");
+        assert!(
+            Instant::now() < deadline,
+            "locus up wrote no network.json in two minutes"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     up
@@ -60,14 +73,20 @@ fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Up {
 /// `locus up` must stop cleanly on either.
 fn stop(mut up: Up, log: &Path, signal: &str) -> String {
     let mut child = up.0.take().unwrap();
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "locus up did not stop within a minute of {signal}");
+        assert!(
+            Instant::now() < deadline,
+            "locus up did not stop within a minute of {signal}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let out = std::fs::read_to_string(log).unwrap();
@@ -85,27 +104,62 @@ fn network_runs_and_restarts(database_url: Option<&str>) {
     let network = network.to_str().unwrap();
 
     let child = up(&data, database_url, &log);
-    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(network).unwrap()).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(network).unwrap()).unwrap();
     for key in ["tlog_base_url", "origin", "vkey"] {
-        assert!(info["ledger"][key].as_str().is_some_and(|v| !v.is_empty()), "ledger.{key} in {info}");
+        assert!(
+            info["ledger"][key].as_str().is_some_and(|v| !v.is_empty()),
+            "ledger.{key} in {info}"
+        );
     }
-    assert!(info["ca_cert"]["pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
-    assert!(info["regulator"]["key"]["pem"].as_str().unwrap().contains("PRIVATE KEY"));
+    assert!(info["ca_cert"]["pem"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    assert!(info["regulator"]["key"]["pem"]
+        .as_str()
+        .unwrap()
+        .contains("PRIVATE KEY"));
     assert_eq!(info["hospitals"].as_array().unwrap().len(), 2);
 
     let (code, out) = locus(&["audit", "verify", "--network", network]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = locus(&["audit", "events", "--network", network, "--type", "pointers.published"]);
+    let (code, out) = locus(&[
+        "audit",
+        "events",
+        "--network",
+        network,
+        "--type",
+        "pointers.published",
+    ]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("pointers.published") && out.contains("hospital-a") && out.contains("hospital-b"), "{out}");
+    assert!(
+        out.contains("pointers.published")
+            && out.contains("hospital-a")
+            && out.contains("hospital-b"),
+        "{out}"
+    );
     let export = dir.path().join("audit.json");
-    let (code, out) = locus(&["audit", "export", "--network", network, "--out", export.to_str().unwrap()]);
+    let (code, out) = locus(&[
+        "audit",
+        "export",
+        "--network",
+        network,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}");
-    let bundle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
     assert_eq!(bundle["resourceType"], "Bundle");
     let events = bundle["entry"].as_array().unwrap();
     assert!(!events.is_empty());
-    assert!(events.iter().all(|e| e["resource"]["resourceType"] == "AuditEvent"), "{bundle}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["resource"]["resourceType"] == "AuditEvent"),
+        "{bundle}"
+    );
     let first = stop(child, &log, "-INT");
     assert!(first.contains("making 3 synthetic patients"), "{first}");
 
@@ -115,7 +169,10 @@ fn network_runs_and_restarts(database_url: Option<&str>) {
     let (code, out) = locus(&["audit", "verify", "--network", network]);
     assert_eq!(code, 0, "{out}");
     let second = stop(child, &log, "-TERM");
-    assert!(!second.contains("synthetic patients with"), "the second start made patients again:\n{second}");
+    assert!(
+        !second.contains("synthetic patients with"),
+        "the second start made patients again:\n{second}"
+    );
 }
 
 #[test]
@@ -127,6 +184,9 @@ fn sqlite() {
 fn postgres() {
     let admin = postgres_admin_url();
     let (server, _) = admin.rsplit_once('/').unwrap();
-    let url = format!("{server}/locus_up_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let url = format!(
+        "{server}/locus_up_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     network_runs_and_restarts(Some(&url));
 }

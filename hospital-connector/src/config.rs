@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use locus_service::config::{ConfigError, from_file, tls_files};
+use locus_service::config::{from_file, tls_files, ConfigError};
 use locus_service::override_from_env;
 use locus_service::telemetry::LogFormat;
 use locus_service::tls::TlsFiles;
@@ -111,8 +111,9 @@ impl Config {
     }
 
     pub fn tls(&self) -> Result<TlsFiles, ConfigError> {
-        tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)?
-            .ok_or(ConfigError::Missing("a connector needs LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT and LOCUS_TLS_KEY"))
+        tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)?.ok_or(ConfigError::Missing(
+            "a connector needs LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT and LOCUS_TLS_KEY",
+        ))
     }
 
     pub fn publish_interval(&self) -> Duration {

@@ -32,7 +32,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("hospital", &self.hospital).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("hospital", &self.hospital)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,7 +59,10 @@ impl Node {
     }
 
     /// Waits for a signed checkpoint that covers leaf `index`.
-    pub async fn checkpoint_covering(&self, index: u64) -> Result<locus_ledger::checkpoint::Checkpoint, ClientError> {
+    pub async fn checkpoint_covering(
+        &self,
+        index: u64,
+    ) -> Result<locus_ledger::checkpoint::Checkpoint, ClientError> {
         let deadline = tokio::time::Instant::now() + CHECKPOINT_WAIT;
         loop {
             let (checkpoint, _) = self.ledger.checkpoint().await?;
@@ -65,7 +70,9 @@ impl Node {
                 return Ok(checkpoint);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ClientError::BadProof("no checkpoint covers the receipt in time"));
+                return Err(ClientError::BadProof(
+                    "no checkpoint covers the receipt in time",
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -4,8 +4,8 @@
 //! against a signed checkpoint, of the custodian's own `record.retrieved`
 //! entry). A result kept this way can be recognised without repeating the test.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use locus_index_service::api::DiscoveredPointer;
 use locus_index_service::client::IndexClientError;
 use locus_ledger::client::ClientError;
@@ -40,7 +40,11 @@ pub enum ResultError {
     #[error("the custodian cannot be reached: {0}")]
     Unreachable(#[from] reqwest::Error),
     #[error("the custodian refused ({status}, {code}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("the released record does not open or does not parse")]
     Unopenable,
     #[error("the custodian's signature does not verify")]
@@ -64,7 +68,11 @@ pub struct FetchReport {
 impl Node {
     /// Discovers what `grant` covers (showing the index only its `discovery`
     /// token) and fetches it all.
-    pub async fn fetch_under_grant(&self, grant: &str, discovery: &str) -> Result<FetchReport, FetchError> {
+    pub async fn fetch_under_grant(
+        &self,
+        grant: &str,
+        discovery: &str,
+    ) -> Result<FetchReport, FetchError> {
         let claims = self.own_grant(grant)?;
         let discovered = self.index.discover(discovery).await?;
         let mut report = FetchReport::default();
@@ -88,8 +96,14 @@ impl Node {
     fn own_grant(&self, grant: &str) -> Result<GrantClaims, FetchError> {
         let directory = self.directory.directory().read();
         let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
-        decode_grant(grant, &keys, &self.member, chrono::Utc::now().timestamp(), MAX_GRANT_SECS)
-            .map_err(|e| FetchError::Grant(e.to_string()))
+        decode_grant(
+            grant,
+            &keys,
+            &self.member,
+            chrono::Utc::now().timestamp(),
+            MAX_GRANT_SECS,
+        )
+        .map_err(|e| FetchError::Grant(e.to_string()))
     }
 
     /// Sends one retrieval to the custodian: the raw answer, for callers that
@@ -101,7 +115,10 @@ impl Node {
     ) -> Result<RetrieveResponse, ResultError> {
         let response = self
             .http
-            .post(format!("{}/connector/retrieve", endpoint.trim_end_matches('/')))
+            .post(format!(
+                "{}/connector/retrieve",
+                endpoint.trim_end_matches('/')
+            ))
             .json(request)
             .send()
             .await?;
@@ -110,21 +127,34 @@ impl Node {
             let body: Option<ErrorBody> = response.json().await.ok();
             return Err(ResultError::Refused {
                 status: status.as_u16(),
-                code: body.as_ref().map_or_else(|| "unknown".into(), |b| b.error.clone()),
+                code: body
+                    .as_ref()
+                    .map_or_else(|| "unknown".into(), |b| b.error.clone()),
                 message: body.map_or_else(String::new, |b| b.message),
             });
         }
         Ok(response.json().await?)
     }
 
-    async fn fetch_one(&self, grant: &str, claims: &GrantClaims, pointer: &DiscoveredPointer) -> Result<Uuid, ResultError> {
+    async fn fetch_one(
+        &self,
+        grant: &str,
+        claims: &GrantClaims,
+        pointer: &DiscoveredPointer,
+    ) -> Result<Uuid, ResultError> {
         let (endpoint, custodian_key) = {
             let directory = self.directory.directory().read();
             let custodian = directory
                 .active(pointer.custodian.as_member())
                 .filter(|m| m.role == MemberRole::Hospital)
                 .ok_or(ResultError::UnknownCustodian)?;
-            (custodian.endpoint.clone().ok_or(ResultError::UnknownCustodian)?, custodian.ed25519)
+            (
+                custodian
+                    .endpoint
+                    .clone()
+                    .ok_or(ResultError::UnknownCustodian)?,
+                custodian.ed25519,
+            )
         };
         let request = RetrieveRequest {
             grant: Some(grant.to_owned()),
@@ -133,14 +163,25 @@ impl Node {
         };
         let response = self.request_retrieval(&endpoint, &request).await?;
 
-        let sealed = BASE64.decode(&response.sealed_record).map_err(|_| ResultError::Unopenable)?;
-        let plaintext = open_record(&self.x25519, &pointer.pointer_id, &claims.jti, &self.member, &sealed)
+        let sealed = BASE64
+            .decode(&response.sealed_record)
             .map_err(|_| ResultError::Unopenable)?;
-        let released: ReleasedRecord = serde_json::from_slice(&plaintext).map_err(|_| ResultError::Unopenable)?;
+        let plaintext = open_record(
+            &self.x25519,
+            &pointer.pointer_id,
+            &claims.jti,
+            &self.member,
+            &sealed,
+        )
+        .map_err(|_| ResultError::Unopenable)?;
+        let released: ReleasedRecord =
+            serde_json::from_slice(&plaintext).map_err(|_| ResultError::Unopenable)?;
 
         // The custodian vouches for exactly this content, for this pointer.
         let provenance = &released.provenance;
-        provenance.verify(&custodian_key).map_err(|_| ResultError::BadProvenance)?;
+        provenance
+            .verify(&custodian_key)
+            .map_err(|_| ResultError::BadProvenance)?;
         let statement = &provenance.provenance;
         if statement.custodian != pointer.custodian
             || statement.pointer != pointer.pointer_id
@@ -158,7 +199,14 @@ impl Node {
             return Err(ResultError::BadCommitment);
         }
 
-        self.check_receipt(claims, pointer, &response, &custodian_key, &statement.commitment).await?;
+        self.check_receipt(
+            claims,
+            pointer,
+            &response,
+            &custodian_key,
+            &statement.commitment,
+        )
+        .await?;
 
         let result = NewReceivedResult {
             patient_key: claims.sub,
@@ -169,7 +217,8 @@ impl Node {
             version: statement.version,
             content: released.content,
             commitment: statement.commitment,
-            provenance: serde_json::to_string(provenance).map_err(|e| ResultError::Store(e.to_string()))?,
+            provenance: serde_json::to_string(provenance)
+                .map_err(|e| ResultError::Store(e.to_string()))?,
             receipt_index: response.receipt.index,
         };
         let store = self.store.clone();
@@ -197,13 +246,19 @@ impl Node {
         let logged = self.ledger.entry(index).await.map_err(bad)?;
         let leaf_hash = rfc9162_leaf_hash(&logged);
         if BASE64.encode(leaf_hash) != response.receipt.leaf_hash {
-            return Err(ResultError::BadReceipt("the receipt names another leaf".into()));
+            return Err(ResultError::BadReceipt(
+                "the receipt names another leaf".into(),
+            ));
         }
-        self.ledger.prove_inclusion(&leaf_hash, index, &checkpoint).await.map_err(bad)?;
-        let entry = SignedEntry::parse(&logged).map_err(|e| ResultError::BadReceipt(e.to_string()))?;
-        entry
-            .verify(custodian_key)
-            .map_err(|_| ResultError::BadReceipt("the logged entry is not signed by the custodian".into()))?;
+        self.ledger
+            .prove_inclusion(&leaf_hash, index, &checkpoint)
+            .await
+            .map_err(bad)?;
+        let entry =
+            SignedEntry::parse(&logged).map_err(|e| ResultError::BadReceipt(e.to_string()))?;
+        entry.verify(custodian_key).map_err(|_| {
+            ResultError::BadReceipt("the logged entry is not signed by the custodian".into())
+        })?;
         let matches = matches!(&entry.entry().event, Event::RecordRetrieved(r)
             if r.custodian == pointer.custodian
                 && r.pointer == pointer.pointer_id
@@ -213,7 +268,9 @@ impl Node {
                 && r.requester == self.member)
             && entry.entry().submitter == *pointer.custodian.as_member();
         if !matches {
-            return Err(ResultError::BadReceipt("the logged entry is not this retrieval".into()));
+            return Err(ResultError::BadReceipt(
+                "the logged entry is not this retrieval".into(),
+            ));
         }
         Ok(())
     }

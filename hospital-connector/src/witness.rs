@@ -88,7 +88,11 @@ impl RecordStore {
         .transpose()
     }
 
-    fn set_witnessed(&self, checkpoint: &Checkpoint, conflict: Option<&str>) -> Result<(), StoreError> {
+    fn set_witnessed(
+        &self,
+        checkpoint: &Checkpoint,
+        conflict: Option<&str>,
+    ) -> Result<(), StoreError> {
         let row = NewWitnessed {
             id: ROW,
             tree_size: i64::try_from(checkpoint.size).map_err(|_| StoreError::Overflow)?,
@@ -123,8 +127,9 @@ impl Node {
             return Err(WitnessError::Stopped);
         }
         let seen = last.map(|(checkpoint, _)| checkpoint);
-        let signer = CosignatureSigner::from_signing_key(self.member.as_str(), self.key.as_dalek().clone())
-            .map_err(|e| WitnessError::Cosign(e.to_string()))?;
+        let signer =
+            CosignatureSigner::from_signing_key(self.member.as_str(), self.key.as_dalek().clone())
+                .map_err(|e| WitnessError::Cosign(e.to_string()))?;
         match witness::decide(&self.ledger, &signer, seen.as_ref()).await? {
             Decision::AlreadyCosigned(size) => Ok(Witnessed::AlreadyCosigned(size)),
             Decision::Conflict { size, evidence } => {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
-use base64::Engine as _;
+use actix_web::{web, HttpResponse, ResponseError};
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
@@ -17,8 +17,8 @@ use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
-use locus_service::access::{Refused, check_discovery};
-use locus_service::http::{ErrorBody, Json, json_config, json_error};
+use locus_service::access::{check_discovery, Refused};
+use locus_service::http::{json_config, json_error, ErrorBody, Json};
 use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -40,7 +40,8 @@ const HEX32_JSON: usize = 64 + 3;
 const JSON_SLACK: usize = 1024;
 /// The largest `PublishedPointer`: its ids, every scope tag and the largest
 /// sealed body in base64, with the field names.
-const POINTER_JSON: usize = 128 + 2 * UUID_JSON + HEX32_JSON * (1 + MAX_SCOPE_TAGS) + MAX_SEALED_BYTES.div_ceil(3) * 4;
+const POINTER_JSON: usize =
+    128 + 2 * UUID_JSON + HEX32_JSON * (1 + MAX_SCOPE_TAGS) + MAX_SEALED_BYTES.div_ceil(3) * 4;
 /// `POST /index/pointers`: a full batch of the largest pointers (about 10 MB).
 pub const PUBLISH_BODY_LIMIT: usize = MAX_BATCH * (POINTER_JSON + 1) + JSON_SLACK;
 /// `POST /index/pointers/withdraw`: a full batch of pointer ids.
@@ -67,7 +68,11 @@ pub struct PublishedPointer {
     #[schema(value_type = Vec<locus_service::openapi::ScopeTag>, min_items = 1, max_items = 64)]
     pub scope_tags: Vec<ScopeTag>,
     /// HPKE-sealed pointer body, 1 to 4096 bytes in standard base64.
-    #[schema(min_length = 4, max_length = 5464, pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
+    #[schema(
+        min_length = 4,
+        max_length = 5464,
+        pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    )]
     pub sealed: String,
     /// A pointer of the same custodian this one replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,7 +118,11 @@ pub struct DiscoveredPointer {
     #[schema(value_type = locus_service::openapi::MemberId)]
     pub custodian: HospitalId,
     /// Sealed to the custodian; only it can open this. Standard base64.
-    #[schema(min_length = 4, max_length = 5464, pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
+    #[schema(
+        min_length = 4,
+        max_length = 5464,
+        pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+    )]
     pub sealed: String,
     pub published_at_ms: i64,
 }
@@ -236,7 +245,8 @@ impl IndexState {
     async fn log(&self, event: Event) -> Result<Receipt, SubmitError> {
         let now = chrono::Utc::now().timestamp_millis();
         let entry = Entry::new(self.member.clone(), self.key.key_id(), now, event);
-        let signed = SignedEntry::sign(entry, &self.key).map_err(|e| SubmitError::Malformed(e.to_string()))?;
+        let signed = SignedEntry::sign(entry, &self.key)
+            .map_err(|e| SubmitError::Malformed(e.to_string()))?;
         self.sequencer.submit(signed.canonical_bytes()).await
     }
 
@@ -252,12 +262,16 @@ impl IndexState {
 
     fn custodian(&self, peer: &PeerCertificate) -> Result<HospitalId, IndexError> {
         let directory = self.directory.read();
-        let member = locus_service::access::active_peer(&directory, &peer.thumbprint).map_err(|_| IndexError::NotCustodian)?;
+        let member = locus_service::access::active_peer(&directory, &peer.thumbprint)
+            .map_err(|_| IndexError::NotCustodian)?;
         let entry = directory.get(&member).ok_or(IndexError::NotCustodian)?;
         if entry.role != MemberRole::Hospital {
             return Err(IndexError::NotCustodian);
         }
-        member.as_str().parse().map_err(|_| IndexError::NotCustodian)
+        member
+            .as_str()
+            .parse()
+            .map_err(|_| IndexError::NotCustodian)
     }
 }
 
@@ -280,7 +294,9 @@ pub async fn publish(
     let custodian = state.custodian(&peer)?;
     let request = body.into_inner();
     if request.pointers.is_empty() || request.pointers.len() > MAX_BATCH {
-        return Err(IndexError::BadRequest(format!("a batch holds 1 to {MAX_BATCH} pointers")));
+        return Err(IndexError::BadRequest(format!(
+            "a batch holds 1 to {MAX_BATCH} pointers"
+        )));
     }
     let mut batch = Vec::with_capacity(request.pointers.len());
     for p in request.pointers {
@@ -288,10 +304,14 @@ pub async fn publish(
             .decode(&p.sealed)
             .map_err(|_| IndexError::BadRequest("sealed is not base64".into()))?;
         if sealed.is_empty() || sealed.len() > MAX_SEALED_BYTES {
-            return Err(IndexError::TooLarge(format!("a sealed pointer holds 1 to {MAX_SEALED_BYTES} bytes")));
+            return Err(IndexError::TooLarge(format!(
+                "a sealed pointer holds 1 to {MAX_SEALED_BYTES} bytes"
+            )));
         }
         if p.scope_tags.is_empty() || p.scope_tags.len() > MAX_SCOPE_TAGS {
-            return Err(IndexError::BadRequest(format!("a pointer carries 1 to {MAX_SCOPE_TAGS} scope tags")));
+            return Err(IndexError::BadRequest(format!(
+                "a pointer carries 1 to {MAX_SCOPE_TAGS} scope tags"
+            )));
         }
         batch.push(NewPointer {
             pointer_id: p.pointer_id,
@@ -325,7 +345,9 @@ pub async fn withdraw(
     let custodian = state.custodian(&peer)?;
     let ids = body.into_inner().pointer_ids;
     if ids.is_empty() || ids.len() > MAX_BATCH {
-        return Err(IndexError::BadRequest(format!("withdraw 1 to {MAX_BATCH} pointers at a time")));
+        return Err(IndexError::BadRequest(format!(
+            "withdraw 1 to {MAX_BATCH} pointers at a time"
+        )));
     }
     let store = state.pointers.clone();
     let withdrawn = web::block(move || store.withdraw(&custodian, &ids)).await??;
@@ -347,7 +369,11 @@ pub async fn discover(
     body: Json<DiscoverRequest>,
 ) -> Result<web::Json<DiscoverResponse>, IndexError> {
     // Malformed is not a refusal: only a request that could be a discovery is logged.
-    if body.discovery.as_ref().is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN) {
+    if body
+        .discovery
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN)
+    {
         return Err(IndexError::BadRequest(format!(
             "discovery is longer than any discovery token ({MAX_GRANT_TOKEN_LEN} bytes)"
         )));
@@ -370,9 +396,15 @@ pub async fn discover(
         requester: Some(authorized.requester.clone()),
         grant: Some(claims.jti),
         subject: Some(claims.sub),
-        ..Refused::new(locus_protocol::entry::RefusalReason::Revoked, "the grant was revoked")
+        ..Refused::new(
+            locus_protocol::entry::RefusalReason::Revoked,
+            "the grant was revoked",
+        )
     };
-    if web::block(move || ledger.grant_has(REVOKED, &grant)).await?.map_err(|_| IndexError::Unavailable)? {
+    if web::block(move || ledger.grant_has(REVOKED, &grant))
+        .await?
+        .map_err(|_| IndexError::Unavailable)?
+    {
         let refused = revoked();
         state.log_refusal(&refused).await;
         return Err(refused.into());

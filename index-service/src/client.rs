@@ -1,10 +1,13 @@
 //! A client of the index API, for hospital connectors (mutual TLS).
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use locus_service::http::ErrorBody;
 
-use crate::api::{DiscoverRequest, DiscoverResponse, PublishRequest, PublishResponse, PublishedPointer, WithdrawRequest};
+use crate::api::{
+    DiscoverRequest, DiscoverResponse, PublishRequest, PublishResponse, PublishedPointer,
+    WithdrawRequest,
+};
 use locus_protocol::ids::PointerId;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +15,11 @@ pub enum IndexClientError {
     #[error("the index cannot be reached: {0}")]
     Unreachable(#[from] reqwest::Error),
     #[error("the index refused ({status}, {code}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -30,31 +37,55 @@ impl IndexClient {
         }
     }
 
-    async fn post<T: serde::Serialize, R: serde::de::DeserializeOwned>(&self, path: &str, body: &T) -> Result<R, IndexClientError> {
-        let response = self.http.post(format!("{}/{path}", self.base)).json(body).send().await?;
+    async fn post<T: serde::Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<R, IndexClientError> {
+        let response = self
+            .http
+            .post(format!("{}/{path}", self.base))
+            .json(body)
+            .send()
+            .await?;
         let status = response.status();
         if !status.is_success() {
             let body: Option<ErrorBody> = response.json().await.ok();
             return Err(IndexClientError::Refused {
                 status: status.as_u16(),
-                code: body.as_ref().map_or_else(|| "unknown".into(), |b| b.error.clone()),
+                code: body
+                    .as_ref()
+                    .map_or_else(|| "unknown".into(), |b| b.error.clone()),
                 message: body.map_or_else(String::new, |b| b.message),
             });
         }
         Ok(response.json().await?)
     }
 
-    pub async fn publish(&self, pointers: Vec<PublishedPointer>) -> Result<PublishResponse, IndexClientError> {
+    pub async fn publish(
+        &self,
+        pointers: Vec<PublishedPointer>,
+    ) -> Result<PublishResponse, IndexClientError> {
         self.post("pointers", &PublishRequest { pointers }).await
     }
 
-    pub async fn withdraw(&self, pointer_ids: Vec<PointerId>) -> Result<serde_json::Value, IndexClientError> {
-        self.post("pointers/withdraw", &WithdrawRequest { pointer_ids }).await
+    pub async fn withdraw(
+        &self,
+        pointer_ids: Vec<PointerId>,
+    ) -> Result<serde_json::Value, IndexClientError> {
+        self.post("pointers/withdraw", &WithdrawRequest { pointer_ids })
+            .await
     }
 
     /// Discovers under a grant's discovery token.
     pub async fn discover(&self, discovery: &str) -> Result<DiscoverResponse, IndexClientError> {
-        self.post("discover", &DiscoverRequest { discovery: Some(discovery.to_owned()) }).await
+        self.post(
+            "discover",
+            &DiscoverRequest {
+                discovery: Some(discovery.to_owned()),
+            },
+        )
+        .await
     }
 }
 

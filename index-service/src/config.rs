@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use locus_protocol::grant::Confirmation;
-use locus_service::config::{ConfigError, from_file, tls_files};
+use locus_service::config::{from_file, tls_files, ConfigError};
 use locus_service::override_from_env;
 use locus_service::telemetry::LogFormat;
 use locus_service::tls::TlsFiles;

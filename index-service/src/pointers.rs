@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
-use locus_service::db::{DbError, Migrations, Pool, write_transaction};
+use locus_service::db::{write_transaction, DbError, Migrations, Pool};
 
 use crate::schema::{pointer_tags, pointers};
 
@@ -99,7 +99,12 @@ impl PointerStore {
 
     /// Publishes a custodian's batch in one transaction: all or nothing.
     /// Re-publishing an identical pointer is a no-op, so a custodian can retry.
-    pub fn publish(&self, custodian: &HospitalId, batch: &[NewPointer], now_ms: i64) -> Result<usize, PointerError> {
+    pub fn publish(
+        &self,
+        custodian: &HospitalId,
+        batch: &[NewPointer],
+        now_ms: i64,
+    ) -> Result<usize, PointerError> {
         let mut pooled = self.pool.get()?;
         write_transaction(&mut pooled, POINTERS_WRITER_LOCK, |conn| {
             let ids: Vec<String> = batch.iter().map(|p| p.pointer_id.to_string()).collect();
@@ -131,7 +136,10 @@ impl PointerStore {
                             .filter(pointers::custodian.eq(custodian.as_str()))
                             .filter(pointers::status.eq(ACTIVE)),
                     )
-                    .set((pointers::status.eq(SUPERSEDED), pointers::superseded_by.eq(Some(id.clone()))))
+                    .set((
+                        pointers::status.eq(SUPERSEDED),
+                        pointers::superseded_by.eq(Some(id.clone())),
+                    ))
                     .execute(conn)?;
                     if updated != 1 {
                         return Err(PointerError::NotOwned(*old));
@@ -146,7 +154,8 @@ impl PointerStore {
                     status: ACTIVE,
                     superseded_by: None,
                 });
-                let unique: HashSet<String> = pointer.scope_tags.iter().map(ToString::to_string).collect();
+                let unique: HashSet<String> =
+                    pointer.scope_tags.iter().map(ToString::to_string).collect();
                 tags.extend(unique.into_iter().map(|scope_tag| NewTagRow {
                     scope_tag,
                     pointer_id: id.clone(),
@@ -155,10 +164,14 @@ impl PointerStore {
             let inserted = rows.len();
             locus_service::on_backend!(conn, |conn| {
                 for chunk in rows.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into(pointers::table).values(chunk).execute(conn)?;
+                    diesel::insert_into(pointers::table)
+                        .values(chunk)
+                        .execute(conn)?;
                 }
                 for chunk in tags.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into(pointer_tags::table).values(chunk).execute(conn)?;
+                    diesel::insert_into(pointer_tags::table)
+                        .values(chunk)
+                        .execute(conn)?;
                 }
             });
             Ok(inserted)
@@ -166,7 +179,11 @@ impl PointerStore {
     }
 
     /// Withdraws a custodian's active pointers; someone else's are refused.
-    pub fn withdraw(&self, custodian: &HospitalId, ids: &[PointerId]) -> Result<usize, PointerError> {
+    pub fn withdraw(
+        &self,
+        custodian: &HospitalId,
+        ids: &[PointerId],
+    ) -> Result<usize, PointerError> {
         let mut pooled = self.pool.get()?;
         write_transaction(&mut pooled, POINTERS_WRITER_LOCK, |conn| {
             for id in ids {
@@ -188,7 +205,11 @@ impl PointerStore {
 
     /// The active pointers of `patient` carrying any of `tags`: exactly what a
     /// grant covers, and nothing about the rest.
-    pub fn discover(&self, patient: &PatientKey, tags: &[ScopeTag]) -> Result<Vec<Pointer>, PointerError> {
+    pub fn discover(
+        &self,
+        patient: &PatientKey,
+        tags: &[ScopeTag],
+    ) -> Result<Vec<Pointer>, PointerError> {
         if tags.is_empty() {
             return Ok(Vec::new());
         }

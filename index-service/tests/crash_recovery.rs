@@ -8,9 +8,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use locus_tests::index::{Process, TestClient, TestMember, admit, decode_hash, log_path, process_command, test_config};
 use locus_ledger::checkpoint::Checkpoint;
-use locus_tests::{TestDb, both_backends};
+use locus_tests::index::{
+    admit, decode_hash, log_path, process_command, test_config, Process, TestClient, TestMember,
+};
+use locus_tests::{both_backends, TestDb};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_index-service");
 
@@ -21,16 +23,27 @@ both_backends!(
 );
 
 async fn assert_consistent(client: &TestClient, old: &Checkpoint, new: &Checkpoint) {
-    client.ledger.prove_consistency(old, new).await.expect("new checkpoint extends the old one");
+    client
+        .ledger
+        .prove_consistency(old, new)
+        .await
+        .expect("new checkpoint extends the old one");
 }
 
 async fn kill_mid_stream_then_restart(db: TestDb) {
-    let members: Vec<TestMember> = (0..3).map(|i| TestMember::new(&format!("hospital-{i}"))).collect();
+    let members: Vec<TestMember> = (0..3)
+        .map(|i| TestMember::new(&format!("hospital-{i}")))
+        .collect();
     let authority = TestMember::authority();
     let config = test_config(&db, &authority);
 
     let first = Process::start(BINARY.as_ref(), &config);
-    admit(&first.client, &authority, &members.iter().collect::<Vec<_>>()).await;
+    admit(
+        &first.client,
+        &authority,
+        &members.iter().collect::<Vec<_>>(),
+    )
+    .await;
     let client = Arc::new(TestClient::new(
         first.client.base.clone(),
         &first.client.ledger.verifier().to_vkey(),
@@ -64,7 +77,10 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
                     let Ok(receipt) = response.json::<locus_ledger::wire::Receipt>().await else {
                         return;
                     };
-                    assert_eq!(decode_hash(&receipt.leaf_hash), locus_ledger::merkle::rfc9162_leaf_hash(&body));
+                    assert_eq!(
+                        decode_hash(&receipt.leaf_hash),
+                        locus_ledger::merkle::rfc9162_leaf_hash(&body)
+                    );
                     acknowledged.lock().unwrap().push((body, receipt.index));
                 }
             }));
@@ -95,7 +111,10 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
         let logged = client.get_json(&format!("/ledger/entries/{index}")).await;
         let stored = serde_json::to_vec(&logged["entry"]).unwrap();
         let submitted: serde_json::Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(logged["entry"], submitted, "entry {index} survived the kill");
+        assert_eq!(
+            logged["entry"], submitted,
+            "entry {index} survived the kill"
+        );
         assert_eq!(stored.len(), body.len());
     }
 
@@ -103,7 +122,9 @@ async fn kill_mid_stream_then_restart(db: TestDb) {
     for member in &members {
         client.submit_ok(member.retrieval()).await;
     }
-    let later = client.checkpoint_at_least(after_restart.size + members.len() as u64).await;
+    let later = client
+        .checkpoint_at_least(after_restart.size + members.len() as u64)
+        .await;
     assert_consistent(client, &after_restart, &later).await;
     assert_consistent(client, &seen, &later).await;
 }
@@ -128,8 +149,13 @@ async fn restart_after(db: &TestDb, tamper: &str) -> String {
     diesel::connection::SimpleConnection::batch_execute(&mut *pool.get().unwrap(), tamper).unwrap();
     drop(pool);
 
-    let output = process_command(BINARY.as_ref(), &config).output().expect("run index-service");
-    assert!(!output.status.success(), "the sequencer must refuse to start");
+    let output = process_command(BINARY.as_ref(), &config)
+        .output()
+        .expect("run index-service");
+    assert!(
+        !output.status.success(),
+        "the sequencer must refuse to start"
+    );
     std::fs::read_to_string(log_path(&config)).unwrap()
 }
 
@@ -142,7 +168,10 @@ async fn rewritten_history_is_refused(db: TestDb) {
          WHERE level = 4 AND idx = 0",
     )
     .await;
-    assert!(log.contains("is not consistent with the checkpoint signed at size 20"), "{log}");
+    assert!(
+        log.contains("is not consistent with the checkpoint signed at size 20"),
+        "{log}"
+    );
 }
 
 async fn truncated_log_is_refused(db: TestDb) {
@@ -152,5 +181,8 @@ async fn truncated_log_is_refused(db: TestDb) {
          DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > 10;",
     )
     .await;
-    assert!(log.contains("storage holds 10 entries but a signed checkpoint covers 20"), "{log}");
+    assert!(
+        log.contains("storage holds 10 entries but a signed checkpoint covers 20"),
+        "{log}"
+    );
 }

@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use locus_tests::index::{InProcess, TestClient, TestMember, admit, decode_hash, test_config};
 use futures::StreamExt as _;
-use locus_ledger::merkle::{NodeId, NodeReader as _, rfc9162_leaf_hash, tree_root};
+use locus_ledger::merkle::{rfc9162_leaf_hash, tree_root, NodeId, NodeReader as _};
 use locus_ledger::wire::Receipt;
-use locus_tests::{TestDb, both_backends};
+use locus_tests::index::{admit, decode_hash, test_config, InProcess, TestClient, TestMember};
+use locus_tests::{both_backends, TestDb};
 
 const SUBMITTERS: usize = 4;
 const PER_SUBMITTER: usize = 750;
@@ -25,7 +25,12 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     let authority = TestMember::authority();
     let config = test_config(&db, &authority);
     let service = InProcess::start(&config).await;
-    let admitted = admit(&service.client, &authority, &members.iter().collect::<Vec<_>>()).await;
+    let admitted = admit(
+        &service.client,
+        &authority,
+        &members.iter().collect::<Vec<_>>(),
+    )
+    .await;
     let client = Arc::new(TestClient::new(
         service.client.base.clone(),
         &service.client.ledger.verifier().to_vkey(),
@@ -70,7 +75,11 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     assert_eq!(checkpoint.origin, config.ledger_origin);
 
     // Rebuild the whole tree from the entry bundles alone.
-    let log = client.ledger.download_log(&checkpoint).await.expect("tiles rebuild the checkpoint's tree");
+    let log = client
+        .ledger
+        .download_log(&checkpoint)
+        .await
+        .expect("tiles rebuild the checkpoint's tree");
     let tree = &log.tree;
     let leaves_by_index = &log.entries;
     assert_eq!(leaves_by_index.len() as u64, total);
@@ -93,7 +102,10 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
             let tile = client.get_bytes(&path).await;
             assert_eq!(tile.len() as u64, width * 32);
             let ids: Vec<NodeId> = (0..width)
-                .map(|k| NodeId { level: level * 8, index: n * 256 + k })
+                .map(|k| NodeId {
+                    level: level * 8,
+                    index: n * 256 + k,
+                })
                 .collect();
             let expected = tree.read_nodes(&ids).expect("nodes").concat();
             assert_eq!(tile, expected, "hash tile {path}");
@@ -104,33 +116,57 @@ async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
     // Inclusion proofs from the API, for a spread of leaves.
     for index in (0..total).step_by(97).chain([total - 1]) {
         let leaf = rfc9162_leaf_hash(&leaves_by_index[index as usize]);
-        client.ledger.prove_inclusion(&leaf, index, &checkpoint).await.expect("inclusion");
+        client
+            .ledger
+            .prove_inclusion(&leaf, index, &checkpoint)
+            .await
+            .expect("inclusion");
     }
 
     // Consistency from the checkpoint seen midway, and from small sizes.
     let midway = midway.expect("a midway checkpoint");
     assert!(midway.size <= total);
-    client.ledger.prove_consistency(&midway, &checkpoint).await.expect("midway is a prefix");
+    client
+        .ledger
+        .prove_consistency(&midway, &checkpoint)
+        .await
+        .expect("midway is a prefix");
     for first in [1, 2, 255, 256, 257, 1000] {
         let old = locus_ledger::checkpoint::Checkpoint {
             size: first,
             root: tree_root(tree, first).expect("root"),
             ..checkpoint.clone()
         };
-        client.ledger.prove_consistency(&old, &checkpoint).await.expect("consistency");
+        client
+            .ledger
+            .prove_consistency(&old, &checkpoint)
+            .await
+            .expect("consistency");
     }
 
     // A proof for a tampered old root fails.
-    let forged = locus_ledger::checkpoint::Checkpoint { root: [7; 32], ..midway.clone() };
-    assert!(client.ledger.prove_consistency(&forged, &checkpoint).await.is_err());
+    let forged = locus_ledger::checkpoint::Checkpoint {
+        root: [7; 32],
+        ..midway.clone()
+    };
+    assert!(client
+        .ledger
+        .prove_consistency(&forged, &checkpoint)
+        .await
+        .is_err());
 
     // The query API finds entries by submitter, in log order.
     let page = client
-        .get_json(&format!("/ledger/entries?submitter={}&limit=1000", members[0].id))
+        .get_json(&format!(
+            "/ledger/entries?submitter={}&limit=1000",
+            members[0].id
+        ))
         .await;
     let entries = page["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), PER_SUBMITTER);
-    assert!(entries.windows(2).all(|w| w[0]["index"].as_u64() < w[1]["index"].as_u64()));
+    assert!(entries
+        .windows(2)
+        .all(|w| w[0]["index"].as_u64() < w[1]["index"].as_u64()));
     assert!(page["next"].is_null());
 
     service.stop().await;

@@ -15,14 +15,14 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use locus_service::db::{self, DatabaseUrl};
-use locus_ledger::bench::{BenchMember, plain_row};
-use locus_ledger::merkle::{CompactRange, MemoryTree, inclusion_proof, rfc9162_leaf_hash};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use locus_ledger::bench::{plain_row, BenchMember};
+use locus_ledger::merkle::{inclusion_proof, rfc9162_leaf_hash, CompactRange, MemoryTree};
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
 use locus_ledger::store::{LedgerStore, NewEntry};
+use locus_service::db::{self, DatabaseUrl};
 use locus_tests::{Backend, TestDb};
 
 fn bench_mode() -> bool {
@@ -47,7 +47,9 @@ fn appends(c: &mut Criterion) {
             Backend::Postgres => "postgres",
         };
         let mut group = c.benchmark_group(format!("append/{name}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(if bench_mode() { 5 } else { 1 }));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(if bench_mode() { 5 } else { 1 }));
         for batch in [1u64, 16, 256] {
             group.throughput(Throughput::Elements(batch));
 
@@ -66,7 +68,11 @@ fn appends(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("sequencer", batch), |b| {
                 b.iter_custom(|iters| {
                     let bodies: Vec<Vec<Vec<u8>>> = (0..iters)
-                        .map(|i| (0..batch).map(|j| fixture.entry(i * batch + j).unwrap()).collect())
+                        .map(|i| {
+                            (0..batch)
+                                .map(|j| fixture.entry(i * batch + j).unwrap())
+                                .collect()
+                        })
                         .collect();
                     let start = Instant::now();
                     runtime.block_on(async {
@@ -123,7 +129,9 @@ fn proofs(c: &mut Criterion) {
     }
     let db = TestDb::sqlite();
     let store = open(&db);
-    store.append(&mut store.conn().unwrap(), &[], &nodes).unwrap();
+    store
+        .append(&mut store.conn().unwrap(), &[], &nodes)
+        .unwrap();
 
     let mut group = c.benchmark_group("inclusion_proof");
     let mut i = 0u64;

@@ -4,27 +4,27 @@
 //! tools can follow the log; proofs, entry queries and submission are JSON.
 //! Everything served is covered by the newest signed checkpoint.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use base64::Engine as _;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use futures::StreamExt as _;
 use serde::Deserialize;
 
 use crate::cosignature::CosignatureVerifier;
-use crate::merkle::{ProofError, consistency_proof, inclusion_proof};
-use crate::note::{Note, parse_signature_line};
-use crate::sequencer::{MAX_ENTRY_BYTES, Published, Sequencer, SubmitError};
+use crate::merkle::{consistency_proof, inclusion_proof, ProofError};
+use crate::note::{parse_signature_line, Note};
+use crate::sequencer::{Published, Sequencer, SubmitError, MAX_ENTRY_BYTES};
 use crate::store::{Cosignature, Entry, EntryFilter, LedgerStore, NewCosignature, StoreError};
-use crate::tiles::{TILE_WIDTH, TilePath, encode_entry_bundle, parse_tile_path, tile_available};
+use crate::tiles::{encode_entry_bundle, parse_tile_path, tile_available, TilePath, TILE_WIDTH};
 use crate::wire::{
-    CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody, HistoricCheckpoint, InclusionProof,
-    LoggedEntry, Receipt,
+    CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody,
+    HistoricCheckpoint, InclusionProof, LoggedEntry, Receipt,
 };
 use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
-use locus_service::http::{Json, json_config, stored_int};
+use locus_service::http::{json_config, stored_int, Json};
 
 const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
@@ -233,14 +233,18 @@ pub async fn checkpoints(
     let CheckpointsQuery { from, limit } = query.into_inner();
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::BadRequest(format!("limit must be from 1 to {MAX_PAGE}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be from 1 to {MAX_PAGE}"
+        )));
     }
     let from = in_storage("from", from.unwrap_or(0))?;
     // Only what the newest published checkpoint covers: a checkpoint being
     // signed right now is not served before it is published.
     let until = published(&state)?.size;
     let store = state.store.clone();
-    let rows = web::block(move || store.checkpoints_with_cosignatures(from, until, i64::from(limit))).await??;
+    let rows =
+        web::block(move || store.checkpoints_with_cosignatures(from, until, i64::from(limit)))
+            .await??;
     let next = (rows.len() == limit as usize)
         .then(|| rows.last().map(|(c, _)| c.tree_size as u64 + 1))
         .flatten();
@@ -271,10 +275,14 @@ pub async fn cosign(
     state: web::Data<LedgerState>,
     body: Json<CosignatureSubmission>,
 ) -> Result<HttpResponse, ApiError> {
-    let CosignatureSubmission { tree_size, cosignature } = body.into_inner();
+    let CosignatureSubmission {
+        tree_size,
+        cosignature,
+    } = body.into_inner();
     in_storage("tree_size", tree_size)?;
-    let signature = parse_signature_line(&cosignature)
-        .map_err(|_| ApiError::BadRequest("the cosignature is not a signed-note signature line".into()))?;
+    let signature = parse_signature_line(&cosignature).map_err(|_| {
+        ApiError::BadRequest("the cosignature is not a signed-note signature line".into())
+    })?;
     let witness: MemberId = signature
         .name
         .parse()
@@ -291,16 +299,21 @@ pub async fn cosign(
         .map_err(|_| ApiError::NotWitness(witness.to_string()))?;
     let store = state.store.clone();
     web::block(move || {
-        let checkpoint = store
-            .checkpoint(tree_size)?
-            .ok_or_else(|| ApiError::NotFound(format!("the ledger signed no checkpoint of size {tree_size}")))?;
-        let note = Note::parse(&checkpoint.note).map_err(|_| ApiError::Internal("a stored checkpoint is unreadable"))?;
+        let checkpoint = store.checkpoint(tree_size)?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "the ledger signed no checkpoint of size {tree_size}"
+            ))
+        })?;
+        let note = Note::parse(&checkpoint.note)
+            .map_err(|_| ApiError::Internal("a stored checkpoint is unreadable"))?;
         let timestamp = verifier
             .verify_cosignature(&note.text, &signature)
             .map_err(|_| ApiError::BadCosignature)?;
         let timestamp = i64::try_from(timestamp).map_err(|_| ApiError::BadCosignature)?;
         if timestamp > chrono::Utc::now().timestamp() + MAX_COSIGNATURE_SKEW_SECS {
-            return Err(ApiError::BadRequest("the cosignature is dated in the future".into()));
+            return Err(ApiError::BadRequest(
+                "the cosignature is dated in the future".into(),
+            ));
         }
         store.insert_cosignature(&NewCosignature {
             tree_size: checkpoint.tree_size,
@@ -351,7 +364,8 @@ pub async fn submit(
     // Read by hand so an oversized body is refused with our own error, early.
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > MAX_ENTRY_BYTES {
             return Err(SubmitError::TooLarge.into());
         }
@@ -383,7 +397,9 @@ pub async fn prove_inclusion(
     let InclusionQuery { index, size } = query.into_inner();
     check_size(&state, size)?;
     if index >= size {
-        return Err(ApiError::BadRequest(format!("index {index} is not below size {size}")));
+        return Err(ApiError::BadRequest(format!(
+            "index {index} is not below size {size}"
+        )));
     }
     let store = state.store.clone();
     let proof = web::block(move || inclusion_proof(&store, index, size))
@@ -419,7 +435,9 @@ pub async fn prove_consistency(
     let ConsistencyQuery { first, second } = query.into_inner();
     check_size(&state, second)?;
     if first > second {
-        return Err(ApiError::BadRequest(format!("first {first} is larger than second {second}")));
+        return Err(ApiError::BadRequest(format!(
+            "first {first} is larger than second {second}"
+        )));
     }
     let store = state.store.clone();
     let proof = web::block(move || consistency_proof(&store, first, second))
@@ -462,7 +480,9 @@ pub async fn tile(
     let (body, width) = match parsed {
         TilePath::Hash(tile) => {
             if !tile_available(tile.level, tile.index, tile.width, size) {
-                return Err(ApiError::NotFound(format!("{full} is not in the published tree")));
+                return Err(ApiError::NotFound(format!(
+                    "{full} is not in the published tree"
+                )));
             }
             let level = tile.level.saturating_mul(8);
             let start = tile.index * TILE_WIDTH;
@@ -472,7 +492,9 @@ pub async fn tile(
         }
         TilePath::Entries { index, width } => {
             if !tile_available(0, index, width, size) {
-                return Err(ApiError::NotFound(format!("{full} is not in the published tree")));
+                return Err(ApiError::NotFound(format!(
+                    "{full} is not in the published tree"
+                )));
             }
             let start = index * TILE_WIDTH;
             let end = start + u64::from(width);
@@ -510,7 +532,10 @@ pub struct EntryQuery {
     #[param(pattern = "^[0-9a-f]{64}$", min_length = 64, max_length = 64)]
     pub subject: Option<String>,
     /// Grant id (a lowercase hyphenated UUID).
-    #[param(format = "uuid", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[param(
+        format = "uuid",
+        pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
     pub grant: Option<String>,
     /// Entry time from (inclusive), RFC 3339.
     #[param(format = DateTime)]
@@ -536,9 +561,14 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
         .transpose()
 }
 
-fn validated<T: std::str::FromStr>(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+fn validated<T: std::str::FromStr>(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.parse::<T>().is_err() => Err(ApiError::BadRequest(format!("{field} is not valid"))),
+        Some(v) if v.parse::<T>().is_err() => {
+            Err(ApiError::BadRequest(format!("{field} is not valid")))
+        }
         other => Ok(other),
     }
 }
@@ -547,10 +577,15 @@ impl EntryQuery {
     fn filter(self) -> Result<(EntryFilter, u32), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ApiError::BadRequest(format!("limit must be 1 to {MAX_PAGE}")));
+            return Err(ApiError::BadRequest(format!(
+                "limit must be 1 to {MAX_PAGE}"
+            )));
         }
         if let Some(t) = &self.entry_type {
-            let ok = !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+            let ok = !t.is_empty()
+                && t.len() <= 64
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
             if !ok {
                 return Err(ApiError::BadRequest("type is not valid".into()));
             }
@@ -624,7 +659,9 @@ pub async fn entry_by_index(
     let index = index.into_inner();
     let size = published(&state)?.size;
     if index >= size {
-        return Err(ApiError::NotFound(format!("no entry {index} in the published tree")));
+        return Err(ApiError::NotFound(format!(
+            "no entry {index} in the published tree"
+        )));
     }
     let store = state.store.clone();
     let entry = web::block(move || store.entry(index))

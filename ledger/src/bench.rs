@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
-use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
-use locus_protocol::entry::{Commitment, Entry, EntryError, Event, MemberUpdated, RecordRetrieved, SignedEntry};
+use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
+use locus_protocol::entry::{
+    Commitment, Entry, EntryError, Event, MemberUpdated, RecordRetrieved, SignedEntry,
+};
 use locus_protocol::grant::Confirmation;
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey, PointerId};
 use locus_protocol::seal::X25519SecretKey;
@@ -26,7 +28,11 @@ pub struct BenchMember {
 impl BenchMember {
     pub fn new(hospital: HospitalId) -> Self {
         let member = hospital.as_member().clone();
-        Self { hospital, member, key: SigningKey::generate() }
+        Self {
+            hospital,
+            member,
+            key: SigningKey::generate(),
+        }
     }
 
     /// The canonical bytes of a distinct signed `record.retrieved` entry,
@@ -80,7 +86,9 @@ pub fn plain_row(body: &[u8], idx: i64) -> NewEntry {
         idx,
         leaf_hash: rfc9162_leaf_hash(body).to_vec(),
         body: String::from_utf8_lossy(body).into_owned(),
-        entry_type: locus_protocol::entry::EventKind::RecordRetrieved.as_str().into(),
+        entry_type: locus_protocol::entry::EventKind::RecordRetrieved
+            .as_str()
+            .into(),
         submitter: "bench".into(),
         subject: Some(hex::encode(&body[..body.len().min(32)])),
         grant_id: None,

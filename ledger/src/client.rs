@@ -3,15 +3,18 @@
 //! It trusts nothing the server says: every checkpoint is checked against the
 //! pinned verifier key, and proofs and tiles are checked against checkpoints.
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use locus_protocol::entry::SignedEntry;
 
-use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::checkpoint::{open_checkpoint, Checkpoint};
 use crate::directory::{LedgerDirectory, MEMBER_UPDATED};
-use crate::merkle::{Hash, MemoryTree, rfc9162_empty_root, rfc9162_leaf_hash, tree_root, verify_consistency, verify_inclusion};
+use crate::merkle::{
+    rfc9162_empty_root, rfc9162_leaf_hash, tree_root, verify_consistency, verify_inclusion, Hash,
+    MemoryTree,
+};
 use crate::note::NoteVerifier;
-use crate::tiles::{TILE_WIDTH, TilePath, decode_entry_bundle, entry_bundles_for_size, tile_path};
+use crate::tiles::{decode_entry_bundle, entry_bundles_for_size, tile_path, TilePath, TILE_WIDTH};
 use crate::wire::{ConsistencyProof, EntryPage, ErrorBody, InclusionProof, Receipt};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +69,11 @@ impl LedgerClient {
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, ClientError> {
-        let response = self.http.get(format!("{}/{path}", self.base)).send().await?;
+        let response = self
+            .http
+            .get(format!("{}/{path}", self.base))
+            .send()
+            .await?;
         refused_or(response).await
     }
 
@@ -96,7 +103,9 @@ impl LedgerClient {
             .await
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
         if receipt.leaf_hash != expected {
-            return Err(ClientError::Malformed("the receipt names another entry".into()));
+            return Err(ClientError::Malformed(
+                "the receipt names another entry".into(),
+            ));
         }
         Ok(receipt)
     }
@@ -110,7 +119,8 @@ impl LedgerClient {
     ) -> Result<Receipt, ClientError> {
         let now = chrono::Utc::now().timestamp_millis();
         let entry = locus_protocol::entry::Entry::new(submitter.clone(), key.key_id(), now, event);
-        let signed = SignedEntry::sign(entry, key).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let signed =
+            SignedEntry::sign(entry, key).map_err(|e| ClientError::Malformed(e.to_string()))?;
         self.submit(&signed).await
     }
 
@@ -136,9 +146,13 @@ impl LedgerClient {
         let mut notes = Vec::new();
         let mut from = Some(0);
         while let Some(start) = from {
-            let page: crate::wire::CheckpointPage = self.get_json(&format!("checkpoints?from={start}&limit=1000")).await?;
+            let page: crate::wire::CheckpointPage = self
+                .get_json(&format!("checkpoints?from={start}&limit=1000"))
+                .await?;
             if page.next.is_some_and(|next| next <= start) {
-                return Err(ClientError::Malformed("the checkpoint history pages backwards".into()));
+                return Err(ClientError::Malformed(
+                    "the checkpoint history pages backwards".into(),
+                ));
             }
             notes.extend(page.checkpoints.into_iter().map(|c| c.note));
             from = page.next;
@@ -147,12 +161,21 @@ impl LedgerClient {
     }
 
     /// Sends a witness's cosignature of the checkpoint of `tree_size`.
-    pub async fn submit_cosignature(&self, tree_size: u64, cosignature: &crate::note::NoteSignature) -> Result<(), ClientError> {
+    pub async fn submit_cosignature(
+        &self,
+        tree_size: u64,
+        cosignature: &crate::note::NoteSignature,
+    ) -> Result<(), ClientError> {
         let body = crate::wire::CosignatureSubmission {
             tree_size,
             cosignature: cosignature.to_string(),
         };
-        let response = self.http.post(format!("{}/cosignatures", self.base)).json(&body).send().await?;
+        let response = self
+            .http
+            .post(format!("{}/cosignatures", self.base))
+            .json(&body)
+            .send()
+            .await?;
         refused_or(response).await.map(drop)
     }
 
@@ -173,7 +196,11 @@ impl LedgerClient {
     }
 
     /// Fetches and checks that `new` extends `old` (append-only).
-    pub async fn prove_consistency(&self, old: &Checkpoint, new: &Checkpoint) -> Result<(), ClientError> {
+    pub async fn prove_consistency(
+        &self,
+        old: &Checkpoint,
+        new: &Checkpoint,
+    ) -> Result<(), ClientError> {
         if new.size < old.size {
             return Err(ClientError::BadProof("the newer checkpoint is smaller"));
         }
@@ -183,11 +210,16 @@ impl LedgerClient {
             return if old.root == rfc9162_empty_root() {
                 Ok(())
             } else {
-                Err(ClientError::BadProof("a size-0 checkpoint with a non-empty root"))
+                Err(ClientError::BadProof(
+                    "a size-0 checkpoint with a non-empty root",
+                ))
             };
         }
         let proof: ConsistencyProof = self
-            .get_json(&format!("proof/consistency?first={}&second={}", old.size, new.size))
+            .get_json(&format!(
+                "proof/consistency?first={}&second={}",
+                old.size, new.size
+            ))
             .await?;
         let hashes = decode_hashes(&proof.proof)?;
         verify_consistency(old.size, new.size, &old.root, &new.root, &hashes)
@@ -215,9 +247,12 @@ impl LedgerClient {
                 continue;
             };
             let data = self.tile(&bundle).await?;
-            let decoded = decode_entry_bundle(&data).map_err(|e| ClientError::Malformed(e.to_string()))?;
+            let decoded =
+                decode_entry_bundle(&data).map_err(|e| ClientError::Malformed(e.to_string()))?;
             if decoded.len() != usize::from(width) || u64::from(width) > TILE_WIDTH {
-                return Err(ClientError::Malformed("an entry bundle has the wrong width".into()));
+                return Err(ClientError::Malformed(
+                    "an entry bundle has the wrong width".into(),
+                ));
             }
             for entry in decoded {
                 tree.push(&entry);
@@ -226,7 +261,9 @@ impl LedgerClient {
         }
         let root = tree_root(&tree, checkpoint.size).map_err(|_| ClientError::BadProof("tree"))?;
         if root != checkpoint.root {
-            return Err(ClientError::BadProof("the entries do not hash to the checkpoint's root"));
+            return Err(ClientError::BadProof(
+                "the entries do not hash to the checkpoint's root",
+            ));
         }
         Ok(VerifiedLog {
             checkpoint: checkpoint.clone(),
@@ -238,8 +275,13 @@ impl LedgerClient {
     /// Whether the consent service has logged the revocation of `grant`. Only
     /// checkpointed entries are served, so a revocation shows here within one
     /// checkpoint interval.
-    pub async fn is_revoked(&self, grant: &locus_protocol::ids::GrantId) -> Result<bool, ClientError> {
-        let page = self.entries(&format!("type=grant.revoked&grant={grant}&limit=1")).await?;
+    pub async fn is_revoked(
+        &self,
+        grant: &locus_protocol::ids::GrantId,
+    ) -> Result<bool, ClientError> {
+        let page = self
+            .entries(&format!("type=grant.revoked&grant={grant}&limit=1"))
+            .await?;
         Ok(!page.entries.is_empty())
     }
 
@@ -266,7 +308,9 @@ async fn refused_or(response: reqwest::Response) -> Result<reqwest::Response, Cl
     let body: Option<ErrorBody> = response.json().await.ok();
     Err(ClientError::Refused {
         status: status.as_u16(),
-        code: body.as_ref().map_or_else(|| "unknown".into(), |b| b.error.clone()),
+        code: body
+            .as_ref()
+            .map_or_else(|| "unknown".into(), |b| b.error.clone()),
         message: body.map_or_else(String::new, |b| b.message),
     })
 }
@@ -279,7 +323,9 @@ fn decode_hashes(encoded: &[String]) -> Result<Vec<Hash>, ClientError> {
                 .decode(h)
                 .ok()
                 .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
-                .ok_or_else(|| ClientError::Malformed("a proof hash is not 32 bytes of base64".into()))
+                .ok_or_else(|| {
+                    ClientError::Malformed("a proof hash is not 32 bytes of base64".into())
+                })
         })
         .collect()
 }
@@ -323,8 +369,9 @@ impl DirectoryFollower {
                 .entries
                 .iter()
                 .map(|e| {
-                    locus_protocol::jcs::canonicalize(&e.entry)
-                        .map_err(|_| ClientError::Malformed("a directory entry is not canonical JSON".into()))
+                    locus_protocol::jcs::canonicalize(&e.entry).map_err(|_| {
+                        ClientError::Malformed("a directory entry is not canonical JSON".into())
+                    })
                 })
                 .collect::<Result<_, _>>()?;
             applied += self

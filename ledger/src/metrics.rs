@@ -16,9 +16,15 @@ pub struct LedgerMetrics {
 impl LedgerMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self {
-            appended: IntCounter::new("locus_ledger_entries_appended_total", "Entries made durable in the log")?,
+            appended: IntCounter::new(
+                "locus_ledger_entries_appended_total",
+                "Entries made durable in the log",
+            )?,
             rejected: IntCounterVec::new(
-                Opts::new("locus_ledger_entries_rejected_total", "Submissions refused, by reason"),
+                Opts::new(
+                    "locus_ledger_entries_rejected_total",
+                    "Submissions refused, by reason",
+                ),
                 &["reason"],
             )?,
             batch_size: Histogram::with_opts(
@@ -26,12 +32,21 @@ impl LedgerMetrics {
                     .buckets(prometheus::exponential_buckets(1.0, 4.0, 8)?),
             )?,
             batch_seconds: Histogram::with_opts(
-                HistogramOpts::new("locus_ledger_batch_commit_seconds", "Time to commit one batch durably")
-                    .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16)?),
+                HistogramOpts::new(
+                    "locus_ledger_batch_commit_seconds",
+                    "Time to commit one batch durably",
+                )
+                .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16)?),
             )?,
             tree_size: IntGauge::new("locus_ledger_tree_size", "Entries durably stored")?,
-            published_size: IntGauge::new("locus_ledger_checkpoint_size", "Tree size of the newest signed checkpoint")?,
-            checkpoints: IntCounter::new("locus_ledger_checkpoints_signed_total", "Checkpoints signed")?,
+            published_size: IntGauge::new(
+                "locus_ledger_checkpoint_size",
+                "Tree size of the newest signed checkpoint",
+            )?,
+            checkpoints: IntCounter::new(
+                "locus_ledger_checkpoints_signed_total",
+                "Checkpoints signed",
+            )?,
         };
         registry.register(Box::new(metrics.appended.clone()))?;
         registry.register(Box::new(metrics.rejected.clone()))?;

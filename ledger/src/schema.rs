@@ -40,4 +40,9 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(ledger_entries, ledger_nodes, ledger_checkpoints, ledger_cosignatures);
+diesel::allow_tables_to_appear_in_same_query!(
+    ledger_entries,
+    ledger_nodes,
+    ledger_checkpoints,
+    ledger_cosignatures
+);

@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 
-use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
+use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
@@ -277,12 +277,19 @@ impl LedgerStore {
         };
         let cosignatures: Vec<Cosignature> = ledger_cosignatures::table
             .filter(ledger_cosignatures::tree_size.between(first.tree_size, last.tree_size))
-            .order((ledger_cosignatures::tree_size.asc(), ledger_cosignatures::witness.asc()))
+            .order((
+                ledger_cosignatures::tree_size.asc(),
+                ledger_cosignatures::witness.asc(),
+            ))
             .select(Cosignature::as_select())
             .load(&mut conn)?;
-        let mut by_size: std::collections::HashMap<i64, Vec<Cosignature>> = std::collections::HashMap::new();
+        let mut by_size: std::collections::HashMap<i64, Vec<Cosignature>> =
+            std::collections::HashMap::new();
         for cosignature in cosignatures {
-            by_size.entry(cosignature.tree_size).or_default().push(cosignature);
+            by_size
+                .entry(cosignature.tree_size)
+                .or_default()
+                .push(cosignature);
         }
         Ok(checkpoints
             .into_iter()
@@ -313,7 +320,10 @@ impl LedgerStore {
     }
 
     /// Which of `grants` have a `grant.revoked` entry in the log.
-    pub fn revoked_among(&self, grants: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+    pub fn revoked_among(
+        &self,
+        grants: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut revoked = std::collections::HashSet::new();
         let mut conn = self.conn()?;
         // Bounded so a batch never exceeds a backend's bind-parameter limit.

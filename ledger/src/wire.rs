@@ -66,7 +66,11 @@ pub struct CosignatureSubmission {
     /// The C2SP tlog-cosignature line (`— <witness> <base64>`), without its
     /// newline: the witness's member id, then its key hash, timestamp and
     /// signature (76 bytes) in base64.
-    #[schema(pattern = "^— [a-z](-?[a-z0-9])* [A-Za-z0-9+/]{102}==$", min_length = 108, max_length = 171)]
+    #[schema(
+        pattern = "^— [a-z](-?[a-z0-9])* [A-Za-z0-9+/]{102}==$",
+        min_length = 108,
+        max_length = 171
+    )]
     pub cosignature: String,
 }
 

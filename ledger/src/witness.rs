@@ -90,5 +90,7 @@ pub async fn cosign(
     let cosignature = signer
         .cosign(text, now)
         .map_err(|e| ClientError::Malformed(e.to_string()))?;
-    ledger.submit_cosignature(checkpoint.size, &cosignature).await
+    ledger
+        .submit_cosignature(checkpoint.size, &cosignature)
+        .await
 }

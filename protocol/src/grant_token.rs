@@ -204,9 +204,11 @@ fn verify_jws<C: serde::de::DeserializeOwned>(
     let key = keys(&kid).ok_or(GrantTokenError::UnknownKey)?;
     // jsonwebtoken's "DER" Ed25519 decoding key is the raw 32-byte public key.
     let decoding_key = DecodingKey::from_ed_der(key.as_bytes());
-    Ok(jsonwebtoken::decode::<C>(token, &decoding_key, &validation(audience))
-        .map_err(|e| map_jwt_error(&e))?
-        .claims)
+    Ok(
+        jsonwebtoken::decode::<C>(token, &decoding_key, &validation(audience))
+            .map_err(|e| map_jwt_error(&e))?
+            .claims,
+    )
 }
 
 /// The `typ` of a discovery token.
@@ -253,13 +255,22 @@ impl DiscoveryClaims {
 
 /// Signs the discovery token of a grant with the consent service's `key`.
 pub fn encode_discovery(grant: &GrantClaims, key: &SigningKey) -> Result<String, GrantTokenError> {
-    grant.check_structure(i64::MAX).map_err(GrantTokenError::Invalid)?;
+    grant
+        .check_structure(i64::MAX)
+        .map_err(GrantTokenError::Invalid)?;
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(DISCOVERY_TOKEN_TYP.to_owned());
     header.kid = Some(key.key_id().to_string());
-    let der = key.as_dalek().to_pkcs8_der().map_err(|_| GrantTokenError::Signing)?;
-    let token = jsonwebtoken::encode(&header, &DiscoveryClaims::from_grant(grant), &EncodingKey::from_ed_der(der.as_bytes()))
+    let der = key
+        .as_dalek()
+        .to_pkcs8_der()
         .map_err(|_| GrantTokenError::Signing)?;
+    let token = jsonwebtoken::encode(
+        &header,
+        &DiscoveryClaims::from_grant(grant),
+        &EncodingKey::from_ed_der(der.as_bytes()),
+    )
+    .map_err(|_| GrantTokenError::Signing)?;
     if token.len() > MAX_GRANT_TOKEN_LEN {
         return Err(GrantTokenError::TooLong);
     }
@@ -722,7 +733,9 @@ mod tests {
         assert_eq!(shown.scope_tags, sorted);
         // No scope, purpose, period or basis reaches the index.
         let payload = String::from_utf8(
-            URL_SAFE_NO_PAD.decode(discovery.split('.').nth(1).unwrap()).unwrap(),
+            URL_SAFE_NO_PAD
+                .decode(discovery.split('.').nth(1).unwrap())
+                .unwrap(),
         )
         .unwrap();
         for hidden in ["scope\"", "purpose", "data_period", "basis", "laboratory"] {

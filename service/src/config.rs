@@ -75,16 +75,25 @@ macro_rules! override_from_env {
 }
 
 /// A required setting, or an error naming its variable.
-pub fn required<'a>(value: &'a Option<String>, missing: &'static str) -> Result<&'a str, ConfigError> {
+pub fn required<'a>(
+    value: &'a Option<String>,
+    missing: &'static str,
+) -> Result<&'a str, ConfigError> {
     value.as_deref().ok_or(ConfigError::Missing(missing))
 }
 
 /// The consortium authority's public key (`LOCUS_AUTHORITY_KEY`, base64url),
 /// which every service pins to check the directory.
-pub fn authority_key(value: &Option<String>) -> Result<locus_protocol::signing::VerifyingKey, ConfigError> {
-    let encoded = required(value, "LOCUS_AUTHORITY_KEY (the consortium authority's public key) is required")?;
-    serde_json::from_value(serde_json::Value::String(encoded.trim().to_owned()))
-        .map_err(|_| ConfigError::Missing("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 public key"))
+pub fn authority_key(
+    value: &Option<String>,
+) -> Result<locus_protocol::signing::VerifyingKey, ConfigError> {
+    let encoded = required(
+        value,
+        "LOCUS_AUTHORITY_KEY (the consortium authority's public key) is required",
+    )?;
+    serde_json::from_value(serde_json::Value::String(encoded.trim().to_owned())).map_err(|_| {
+        ConfigError::Missing("LOCUS_AUTHORITY_KEY is not a base64url Ed25519 public key")
+    })
 }
 
 /// The three TLS files, when all are set (`LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`,

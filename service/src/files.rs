@@ -52,7 +52,9 @@ fn load_or_create<K>(
 }
 
 /// A member's Ed25519 signing key, PKCS#8 PEM.
-pub fn load_or_create_signing_key(path: &Path) -> Result<locus_protocol::signing::SigningKey, KeyFileError> {
+pub fn load_or_create_signing_key(
+    path: &Path,
+) -> Result<locus_protocol::signing::SigningKey, KeyFileError> {
     use locus_protocol::signing::SigningKey;
     load_or_create(
         path,
@@ -66,15 +68,24 @@ pub fn load_or_create_signing_key(path: &Path) -> Result<locus_protocol::signing
 }
 
 /// A member's X25519 key for HPKE, base64url of the 32 secret bytes.
-pub fn load_or_create_x25519_key(path: &Path) -> Result<locus_protocol::seal::X25519SecretKey, KeyFileError> {
-    use base64::Engine as _;
+pub fn load_or_create_x25519_key(
+    path: &Path,
+) -> Result<locus_protocol::seal::X25519SecretKey, KeyFileError> {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
     use locus_protocol::seal::X25519SecretKey;
     load_or_create(
         path,
         |text| {
-            let bytes = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.decode(text).map_err(|_| "not base64url".to_owned())?);
-            let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| "not 32 bytes".to_owned())?;
+            let bytes = zeroize::Zeroizing::new(
+                URL_SAFE_NO_PAD
+                    .decode(text)
+                    .map_err(|_| "not base64url".to_owned())?,
+            );
+            let bytes: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| "not 32 bytes".to_owned())?;
             Ok(X25519SecretKey::from_bytes(bytes))
         },
         || {
@@ -95,14 +106,20 @@ pub fn load_linkage_key(path: &Path) -> Result<locus_protocol::linkage::LinkageK
         kid: String,
         key: String,
     }
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| key_error(path, e))?);
-    let file: LinkageFile = serde_json::from_str(&text).map_err(|_| key_error(path, "expected {\"kid\": ..., \"key\": ...}"))?;
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| key_error(path, e))?);
+    let file: LinkageFile = serde_json::from_str(&text)
+        .map_err(|_| key_error(path, "expected {\"kid\": ..., \"key\": ...}"))?;
     let secret = zeroize::Zeroizing::new(file.key);
-    locus_protocol::linkage::LinkageKey::from_base64(&file.kid, &secret).map_err(|e| key_error(path, e))
+    locus_protocol::linkage::LinkageKey::from_base64(&file.kid, &secret)
+        .map_err(|e| key_error(path, e))
 }
 
 /// Writes a linkage key file (refusing to overwrite one).
-pub fn write_linkage_key(path: &Path, key: &locus_protocol::linkage::LinkageKey) -> std::io::Result<()> {
+pub fn write_linkage_key(
+    path: &Path,
+    key: &locus_protocol::linkage::LinkageKey,
+) -> std::io::Result<()> {
     let text = zeroize::Zeroizing::new(format!(
         "{{\"kid\":\"{}\",\"key\":\"{}\"}}\n",
         key.kid(),

@@ -14,7 +14,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::{
     BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509Builder, X509Name, X509NameBuilder};
+use openssl::x509::{X509Builder, X509Name, X509NameBuilder, X509};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -93,18 +93,29 @@ impl CertificateAuthority {
         let issuer = distinguished_name(name)?;
         x509.set_issuer_name(&issuer)?;
         x509.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
-        x509.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
+        x509.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
         let ski = SubjectKeyIdentifier::new().build(&x509.x509v3_context(None, None))?;
         x509.append_extension(ski)?;
         x509.sign(&key, MessageDigest::sha256())?;
-        Ok(Self { cert: x509.build(), key })
+        Ok(Self {
+            cert: x509.build(),
+            key,
+        })
     }
 
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let cert = X509::from_pem(cert_pem.as_bytes())?;
         let key = PKey::private_key_from_pem(key_pem.as_bytes())?;
         if !cert.public_key()?.public_eq(&key) {
-            return Err(PkiError::Invalid("the CA key does not match its certificate"));
+            return Err(PkiError::Invalid(
+                "the CA key does not match its certificate",
+            ));
         }
         Ok(Self { cert, key })
     }
@@ -112,7 +123,9 @@ impl CertificateAuthority {
     pub fn to_issued(&self) -> Result<IssuedCertificate, PkiError> {
         Ok(IssuedCertificate {
             cert_pem: String::from_utf8_lossy(&self.cert.to_pem()?).into_owned(),
-            key_pem: zeroize::Zeroizing::new(String::from_utf8_lossy(&self.key.private_key_to_pem_pkcs8()?).into_owned()),
+            key_pem: zeroize::Zeroizing::new(
+                String::from_utf8_lossy(&self.key.private_key_to_pem_pkcs8()?).into_owned(),
+            ),
         })
     }
 
@@ -124,14 +137,27 @@ impl CertificateAuthority {
     /// valid for `hosts` (DNS names or IP addresses).
     pub fn issue(&self, member_id: &str, hosts: &[&str]) -> Result<IssuedCertificate, PkiError> {
         if hosts.is_empty() {
-            return Err(PkiError::Invalid("a node certificate needs at least one host"));
+            return Err(PkiError::Invalid(
+                "a node certificate needs at least one host",
+            ));
         }
         let key = p256_key()?;
         let mut x509 = builder(member_id, NODE_DAYS, &key)?;
         x509.set_issuer_name(self.cert.subject_name())?;
         x509.append_extension(BasicConstraints::new().critical().build()?)?;
-        x509.append_extension(KeyUsage::new().critical().digital_signature().key_agreement().build()?)?;
-        x509.append_extension(ExtendedKeyUsage::new().server_auth().client_auth().build()?)?;
+        x509.append_extension(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_agreement()
+                .build()?,
+        )?;
+        x509.append_extension(
+            ExtendedKeyUsage::new()
+                .server_auth()
+                .client_auth()
+                .build()?,
+        )?;
         let mut san = SubjectAlternativeName::new();
         for host in hosts {
             if host.parse::<std::net::IpAddr>().is_ok() {
@@ -145,7 +171,9 @@ impl CertificateAuthority {
         x509.sign(&self.key, MessageDigest::sha256())?;
         Ok(IssuedCertificate {
             cert_pem: String::from_utf8_lossy(&x509.build().to_pem()?).into_owned(),
-            key_pem: zeroize::Zeroizing::new(String::from_utf8_lossy(&key.private_key_to_pem_pkcs8()?).into_owned()),
+            key_pem: zeroize::Zeroizing::new(
+                String::from_utf8_lossy(&key.private_key_to_pem_pkcs8()?).into_owned(),
+            ),
         })
     }
 }
@@ -168,7 +196,8 @@ mod tests {
         let store = store.build();
         let cert = X509::from_pem(cert_pem.as_bytes()).unwrap();
         let mut ctx = X509StoreContext::new().unwrap();
-        ctx.init(&store, &cert, &Stack::new().unwrap(), |c| c.verify_cert()).unwrap()
+        ctx.init(&store, &cert, &Stack::new().unwrap(), |c| c.verify_cert())
+            .unwrap()
     }
 
     #[test]
@@ -179,11 +208,24 @@ mod tests {
         assert!(verifies(&ca, &node.cert_pem));
         assert!(!verifies(&other, &node.cert_pem));
         let cert = X509::from_pem(node.cert_pem.as_bytes()).unwrap();
-        let cn = cert.subject_name().entries_by_nid(Nid::COMMONNAME).next().unwrap();
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .next()
+            .unwrap();
         assert_eq!(cn.data().to_string().unwrap(), "hospital-a");
-        let reloaded = CertificateAuthority::load(&ca.cert_pem().unwrap(), &ca.to_issued().unwrap().key_pem).unwrap();
-        assert!(verifies(&reloaded, &reloaded.issue("x", &["localhost"]).unwrap().cert_pem));
-        assert!(CertificateAuthority::load(&ca.cert_pem().unwrap(), &other.to_issued().unwrap().key_pem).is_err());
+        let reloaded =
+            CertificateAuthority::load(&ca.cert_pem().unwrap(), &ca.to_issued().unwrap().key_pem)
+                .unwrap();
+        assert!(verifies(
+            &reloaded,
+            &reloaded.issue("x", &["localhost"]).unwrap().cert_pem
+        ));
+        assert!(CertificateAuthority::load(
+            &ca.cert_pem().unwrap(),
+            &other.to_issued().unwrap().key_pem
+        )
+        .is_err());
         assert!(ca.issue("x", &[]).is_err());
     }
 }

@@ -95,7 +95,11 @@ pub fn record_peer_certificate(conn: &dyn std::any::Any, ext: &mut Extensions) {
     let Some(stream) = conn.downcast_ref::<Stream>() else {
         return;
     };
-    if let Some(der) = stream.ssl().peer_certificate().and_then(|c| c.to_der().ok()) {
+    if let Some(der) = stream
+        .ssl()
+        .peer_certificate()
+        .and_then(|c| c.to_der().ok())
+    {
         ext.insert(PeerCertificate {
             thumbprint: Confirmation::for_certificate_der(&der),
             der,

@@ -5,12 +5,19 @@
 
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use locus_protocol::grant::Confirmation;
-use locus_service::pki::{CertificateAuthority, IssuedCertificate, certificate_der};
-use locus_service::tls::{PeerCertificate, TlsFiles, http_client, record_peer_certificate, server_acceptor};
+use locus_service::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
+use locus_service::tls::{
+    http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
+};
 
-fn write(dir: &std::path::Path, name: &str, ca: &CertificateAuthority, node: &IssuedCertificate) -> TlsFiles {
+fn write(
+    dir: &std::path::Path,
+    name: &str,
+    ca: &CertificateAuthority,
+    node: &IssuedCertificate,
+) -> TlsFiles {
     let files = TlsFiles {
         ca_cert: dir.join(format!("{name}-ca.pem")),
         cert: dir.join(format!("{name}.pem")),
@@ -30,7 +37,12 @@ async fn whoami(peer: PeerCertificate) -> HttpResponse {
 async fn only_consortium_certificates_get_through() {
     let dir = tempfile::tempdir().unwrap();
     let ca = CertificateAuthority::create("Locus test CA").unwrap();
-    let server = write(dir.path(), "server", &ca, &ca.issue("index", &["localhost", "127.0.0.1"]).unwrap());
+    let server = write(
+        dir.path(),
+        "server",
+        &ca,
+        &ca.issue("index", &["localhost", "127.0.0.1"]).unwrap(),
+    );
     let member = ca.issue("hospital-a", &["localhost"]).unwrap();
     let client_files = write(dir.path(), "client", &ca, &member);
 
@@ -56,30 +68,52 @@ async fn only_consortium_certificates_get_through() {
     let ca_only = reqwest::Client::builder()
         .use_native_tls()
         .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().unwrap().as_bytes()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(ca.cert_pem().unwrap().as_bytes()).unwrap(),
+        )
         .build()
         .unwrap();
     assert!(ca_only.get(&url).send().await.is_err());
 
     // A certificate from another CA: refused too.
     let rogue_ca = CertificateAuthority::create("Rogue CA").unwrap();
-    let rogue = write(dir.path(), "rogue", &rogue_ca, &rogue_ca.issue("hospital-a", &["localhost"]).unwrap());
-    let rogue_files = TlsFiles { ca_cert: client_files.ca_cert.clone(), ..rogue };
+    let rogue = write(
+        dir.path(),
+        "rogue",
+        &rogue_ca,
+        &rogue_ca.issue("hospital-a", &["localhost"]).unwrap(),
+    );
+    let rogue_files = TlsFiles {
+        ca_cert: client_files.ca_cert.clone(),
+        ..rogue
+    };
     let rogue_client = http_client(&rogue_files, Duration::from_secs(5)).unwrap();
     assert!(rogue_client.get(&url).send().await.is_err());
 
     // And the client refuses a server outside the consortium.
-    let impostor = write(dir.path(), "impostor", &rogue_ca, &rogue_ca.issue("index", &["127.0.0.1"]).unwrap());
+    let impostor = write(
+        dir.path(),
+        "impostor",
+        &rogue_ca,
+        &rogue_ca.issue("index", &["127.0.0.1"]).unwrap(),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let impostor_port = listener.local_addr().unwrap().port();
-    let impostor_files = TlsFiles { ca_cert: server.ca_cert.clone(), ..impostor };
+    let impostor_files = TlsFiles {
+        ca_cert: server.ca_cert.clone(),
+        ..impostor
+    };
     let fake = HttpServer::new(|| App::new().route("/whoami", web::get().to(whoami)))
         .listen_openssl(listener, server_acceptor(&impostor_files).unwrap())
         .unwrap()
         .run();
     let fake_handle = fake.handle();
     actix_web::rt::spawn(fake);
-    assert!(client.get(format!("https://127.0.0.1:{impostor_port}/whoami")).send().await.is_err());
+    assert!(client
+        .get(format!("https://127.0.0.1:{impostor_port}/whoami"))
+        .send()
+        .await
+        .is_err());
 
     handle.stop(true).await;
     fake_handle.stop(true).await;

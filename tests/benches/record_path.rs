@@ -56,10 +56,10 @@ use locus_protocol::entry::{Commitment, Event, MerkleRoot, PointersPublished, Re
 use locus_protocol::grant::GrantClaims;
 use locus_protocol::ids::{GrantId, PatientKey};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_tests::Backend;
 use locus_tests::index::random_bytes32;
 use locus_tests::network::{TestHospital, TestNetwork};
-use serde_json::{Value, json};
+use locus_tests::Backend;
+use serde_json::{json, Value};
 
 const LABS: &str = "patient/Observation.rs?category=laboratory";
 
@@ -67,9 +67,24 @@ const LABS: &str = "patient/Observation.rs?category=laboratory";
 const LOINC: [(&str, &str, &str, f64); 6] = [
     ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 92.0),
     ("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 14.1),
-    ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.9),
-    ("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 4.2),
-    ("2951-2", "Sodium [Moles/volume] in Serum or Plasma", "mmol/L", 140.0),
+    (
+        "2160-0",
+        "Creatinine [Mass/volume] in Serum or Plasma",
+        "mg/dL",
+        0.9,
+    ),
+    (
+        "2823-3",
+        "Potassium [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        4.2,
+    ),
+    (
+        "2951-2",
+        "Sodium [Moles/volume] in Serum or Plasma",
+        "mmol/L",
+        140.0,
+    ),
     ("6690-2", "Leukocytes [#/volume] in Blood", "10*3/uL", 6.3),
 ];
 
@@ -198,9 +213,20 @@ fn observation(patient_url: &str, i: u64) -> Value {
 
 /// Imports one synthetic patient with `labs` results into `hospital`'s store;
 /// returns the patient's key.
-fn import(network: &TestNetwork, hospital: &TestHospital, patients: &Patients, labs: u64) -> PatientKey {
+fn import(
+    network: &TestNetwork,
+    hospital: &TestHospital,
+    patients: &Patients,
+    labs: u64,
+) -> PatientKey {
     let (ssn, bytes) = patients.bundle(labs);
-    let report = import_bundle(&hospital.node.store, &hospital.node.linkage, US_SSN_SYSTEM, &bytes).unwrap();
+    let report = import_bundle(
+        &hospital.node.store,
+        &hospital.node.linkage,
+        US_SSN_SYSTEM,
+        &bytes,
+    )
+    .unwrap();
     assert_eq!(report.inserted, labs as usize);
     let key = patient_key(&network.linkage, &normalize_identifier(&ssn).unwrap());
     assert_eq!(report.patient_key, key);
@@ -218,7 +244,10 @@ struct Refusals {
 impl Refusals {
     fn summary(&self, name: &str) -> String {
         let failed = self.failed_after.borrow();
-        let ms: Vec<String> = failed.iter().map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).collect();
+        let ms: Vec<String> = failed
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+            .collect();
         format!(
             "{name}: {} of {} publish attempts refused by the index with \"database is locked\" and retried \
              (as the connector's publish loop does); each failed after [{}] ms",
@@ -252,11 +281,11 @@ async fn publish(hospital: &TestHospital, refusals: &Refusals) -> usize {
 /// the same way but timed one by one: where a batch's time goes. The
 /// criterion figure above is the connector's own code; this is a diagnostic.
 async fn publish_phases(hospital: &TestHospital, latencies: &Latencies, series: &str) {
-    use locus_hospital_connector::publish::{PUBLISH_BATCH, pointer_body};
+    use locus_hospital_connector::publish::{pointer_body, PUBLISH_BATCH};
     use locus_hospital_connector::records::Published;
     use locus_index_service::api::PublishedPointer;
     use locus_index_service::client::encode_sealed;
-    use locus_ledger::merkle::{MemoryTree, tree_root};
+    use locus_ledger::merkle::{tree_root, MemoryTree};
     use locus_protocol::ids::PointerId;
     use locus_protocol::linkage::scope_tag;
 
@@ -267,19 +296,31 @@ async fn publish_phases(hospital: &TestHospital, latencies: &Latencies, series: 
         last = Instant::now();
     };
     let store = node.store.clone();
-    let records = tokio::task::spawn_blocking(move || store.unpublished(PUBLISH_BATCH)).await.unwrap().unwrap();
+    let records = tokio::task::spawn_blocking(move || store.unpublished(PUBLISH_BATCH))
+        .await
+        .unwrap()
+        .unwrap();
     lap("read unpublished");
     let me = node.x25519.public_key();
     let mut sealed = Vec::with_capacity(records.len());
     for record in &records {
         let pointer_id = PointerId::new_random();
         let body = pointer_body(record).unwrap();
-        sealed.push((pointer_id, body.seal(&me, &pointer_id, &record.patient_key, &node.hospital).unwrap()));
+        sealed.push((
+            pointer_id,
+            body.seal(&me, &pointer_id, &record.patient_key, &node.hospital)
+                .unwrap(),
+        ));
     }
     lap("seal (HPKE)");
     let tags: Vec<Vec<_>> = records
         .iter()
-        .map(|r| r.tag_inputs().iter().map(|input| scope_tag(&node.linkage, &r.patient_key, input)).collect())
+        .map(|r| {
+            r.tag_inputs()
+                .iter()
+                .map(|input| scope_tag(&node.linkage, &r.patient_key, input))
+                .collect()
+        })
         .collect();
     let mut commitments = MemoryTree::new();
     for record in &records {
@@ -299,13 +340,15 @@ async fn publish_phases(hospital: &TestHospital, latencies: &Latencies, series: 
         .iter()
         .zip(&sealed)
         .zip(tags)
-        .map(|((record, (pointer_id, sealed)), scope_tags)| PublishedPointer {
-            pointer_id: *pointer_id,
-            patient_key: record.patient_key,
-            scope_tags,
-            sealed: encode_sealed(sealed),
-            supersedes: None,
-        })
+        .map(
+            |((record, (pointer_id, sealed)), scope_tags)| PublishedPointer {
+                pointer_id: *pointer_id,
+                patient_key: record.patient_key,
+                scope_tags,
+                sealed: encode_sealed(sealed),
+                supersedes: None,
+            },
+        )
         .collect();
     node.index.publish(pointers).await.unwrap();
     lap("index publish call");
@@ -320,7 +363,10 @@ async fn publish_phases(hospital: &TestHospital, latencies: &Latencies, series: 
         })
         .collect();
     let store = node.store.clone();
-    tokio::task::spawn_blocking(move || store.mark_published(&published)).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || store.mark_published(&published))
+        .await
+        .unwrap()
+        .unwrap();
     lap("mark published");
 }
 
@@ -332,14 +378,27 @@ fn process_cpu() -> Duration {
     };
     // Fields after the command name: state is the 3rd field, utime the 14th
     // and stime the 15th.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// A logs `entries` retrievals by B under `grant` (16 at a time, so the
 /// ledger commits them in groups), as if B had retrieved that many records.
-async fn log_retrievals(a: &TestHospital, b: &TestHospital, grant: &GrantClaims, pointers: &[DiscoveredPointer], entries: u64) {
+async fn log_retrievals(
+    a: &TestHospital,
+    b: &TestHospital,
+    grant: &GrantClaims,
+    pointers: &[DiscoveredPointer],
+    entries: u64,
+) {
     let events: Vec<Event> = (0..entries)
         .map(|i| {
             let pointer = &pointers[(i % pointers.len() as u64) as usize];
@@ -412,7 +471,10 @@ impl Latencies {
         if !cpu.is_empty() && process_cpu() > Duration::ZERO {
             eprintln!();
             eprintln!("CPU of this process (index, ledger, both connectors and the client; not PostgreSQL's own):");
-            eprintln!("{:<52} {:>9} {:>15} {:>12}", "series", "ops", "CPU ms per op", "cores busy");
+            eprintln!(
+                "{:<52} {:>9} {:>15} {:>12}",
+                "series", "ops", "CPU ms per op", "cores busy"
+            );
             for (name, cpu, wall, operations) in cpu.iter() {
                 eprintln!(
                     "{:<52} {:>9} {:>15.3} {:>12.2}",
@@ -429,7 +491,10 @@ impl Latencies {
         }
         eprintln!();
         eprintln!("Latency of single operations (every call timed, criterion's warm-up included):");
-        eprintln!("{:<52} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}", "series", "n", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms");
+        eprintln!(
+            "{:<52} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "series", "n", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
         for (name, samples) in series.iter() {
             let mut sorted = samples.clone();
             sorted.sort();
@@ -454,12 +519,20 @@ impl Latencies {
     }
 }
 
-fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend: Backend, latencies: &Latencies) {
+fn record_path(
+    c: &mut Criterion,
+    system: &actix_web::rt::SystemRunner,
+    backend: Backend,
+    latencies: &Latencies,
+) {
     let sizes = Sizes::get();
     let name = backend_name(backend);
     let patients = Patients::default();
     let network = system.block_on(TestNetwork::start(backend, &["hospital-a", "hospital-b"]));
-    let (a, b) = (network.hospital("hospital-a"), network.hospital("hospital-b"));
+    let (a, b) = (
+        network.hospital("hospital-a"),
+        network.hospital("hospital-b"),
+    );
 
     // Where a batch's time goes, on A's fresh store and the index's fresh
     // database (and again below, once the benchmark has filled them).
@@ -469,7 +542,11 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
         let before = a.node.store.count().unwrap().versions;
         for _ in 0..rounds {
             import(&network, a, &patients, n);
-            system.block_on(publish_phases(a, latencies, &format!("publish/{name}/{n} {when}")));
+            system.block_on(publish_phases(
+                a,
+                latencies,
+                &format!("publish/{name}/{n} {when}"),
+            ));
         }
         let after = a.node.store.count().unwrap().versions;
         latencies.note(format!(
@@ -480,7 +557,11 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
 
     // Publishing: n fresh records per call, of one patient.
     let mut group = c.benchmark_group(format!("publish/{name}"));
-    group.sample_size(10).warm_up_time(sizes.warm_up).sampling_mode(SamplingMode::Flat).measurement_time(sizes.measure);
+    group
+        .sample_size(10)
+        .warm_up_time(sizes.warm_up)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(sizes.measure);
     for &n in sizes.publish {
         group.throughput(Throughput::Elements(n));
         group.bench_function(BenchmarkId::from_parameter(n), |bench| {
@@ -509,7 +590,9 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
     // thousands of retrievals would measure that growth instead.
     let patient = import(&network, a, &patients, 20);
     system.block_on(publish(a, &refusals));
-    let grants: Vec<(String, GrantClaims)> = (0..sizes.grants).map(|_| network.grant(b, &patient, LABS, None)).collect();
+    let grants: Vec<(String, GrantClaims)> = (0..sizes.grants)
+        .map(|_| network.grant(b, &patient, LABS, None))
+        .collect();
     let discovery = network.discovery(&grants[0].1);
     let pointers: Arc<Vec<DiscoveredPointer>> = Arc::new(
         system
@@ -530,10 +613,15 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
         }
     };
     // One untimed retrieval opens B's connection to A.
-    system.block_on(b.node.request_retrieval(&a.url, &request(0, &pointers))).unwrap();
+    system
+        .block_on(b.node.request_retrieval(&a.url, &request(0, &pointers)))
+        .unwrap();
 
     let mut group = c.benchmark_group(format!("retrieve/{name}"));
-    group.sample_size(10).warm_up_time(sizes.warm_up).measurement_time(sizes.measure);
+    group
+        .sample_size(10)
+        .warm_up_time(sizes.warm_up)
+        .measurement_time(sizes.measure);
     group.throughput(Throughput::Elements(1));
     let mut next = 0u64;
     group.bench_function("sequential", |bench| {
@@ -551,7 +639,12 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
             });
             let total = start.elapsed();
             let series = format!("retrieve/{name}/sequential");
-            latencies.cpu(&series, process_cpu().saturating_sub(cpu_start), total, iters);
+            latencies.cpu(
+                &series,
+                process_cpu().saturating_sub(cpu_start),
+                total,
+                iters,
+            );
             latencies.record(&series, samples);
             total
         });
@@ -566,9 +659,11 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
             let samples = system.block_on(async {
                 let workers: Vec<_> = (0..concurrency)
                     .map(|w| {
-                        let (node, url, pointers) = (Arc::clone(&b.node), a.url.clone(), Arc::clone(&pointers));
-                        let requests: Vec<RetrieveRequest> =
-                            (0..iters).map(|i| request(w * iters + i, &pointers)).collect();
+                        let (node, url, pointers) =
+                            (Arc::clone(&b.node), a.url.clone(), Arc::clone(&pointers));
+                        let requests: Vec<RetrieveRequest> = (0..iters)
+                            .map(|i| request(w * iters + i, &pointers))
+                            .collect();
                         actix_web::rt::spawn(async move {
                             let mut samples = Vec::with_capacity(requests.len());
                             for one in &requests {
@@ -588,7 +683,12 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
             });
             let total = start.elapsed();
             let series = format!("retrieve/{name}/concurrent/{concurrency}");
-            latencies.cpu(&series, process_cpu().saturating_sub(cpu_start), total, iters * concurrency);
+            latencies.cpu(
+                &series,
+                process_cpu().saturating_sub(cpu_start),
+                total,
+                iters * concurrency,
+            );
             latencies.record(&series, samples);
             total
         });
@@ -602,7 +702,11 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
     let (grant, claims) = network.grant(b, &patient, LABS, None);
     let discovery = network.discovery(&claims);
     let mut group = c.benchmark_group(format!("fetch_under_grant/{name}"));
-    group.sample_size(10).warm_up_time(sizes.warm_up).sampling_mode(SamplingMode::Flat).measurement_time(sizes.measure);
+    group
+        .sample_size(10)
+        .warm_up_time(sizes.warm_up)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(sizes.measure);
     group.throughput(Throughput::Elements(k));
     group.bench_function(BenchmarkId::from_parameter(k), |bench| {
         bench.iter_custom(|iters| {
@@ -626,7 +730,10 @@ fn record_path(c: &mut Criterion, system: &actix_web::rt::SystemRunner, backend:
 
     // The two ledger round trips of a retrieval, alone, from A.
     let mut group = c.benchmark_group(format!("ledger/{name}"));
-    group.sample_size(10).warm_up_time(sizes.warm_up).measurement_time(sizes.measure);
+    group
+        .sample_size(10)
+        .warm_up_time(sizes.warm_up)
+        .measurement_time(sizes.measure);
     group.throughput(Throughput::Elements(1));
     group.bench_function("append", |bench| {
         bench.iter_custom(|iters| {

@@ -1,7 +1,7 @@
 //! Small FHIR R4 bundles made in code, for tests and benchmarks that must not
 //! depend on sample files.
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 /// A laboratory Observation for [`lab_bundle`]: its id, LOINC code, value and date.
 #[derive(Debug, Clone)]

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use crate::TestDb;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use locus_index_service::config::Config;
 use locus_index_service::startup::Application;
 use locus_ledger::checkpoint::Checkpoint;
@@ -16,13 +17,14 @@ use locus_ledger::client::LedgerClient;
 use locus_ledger::merkle::Hash;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::wire::Receipt;
-use locus_protocol::directory::{AUTHORITY_MEMBER, MemberRole, MemberStatus};
-use locus_protocol::entry::{Commitment, Entry, Event, MemberUpdated, RecordRetrieved, SignedEntry};
+use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
+use locus_protocol::entry::{
+    Commitment, Entry, Event, MemberUpdated, RecordRetrieved, SignedEntry,
+};
 use locus_protocol::grant::Confirmation;
-use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey, PointerId};
+use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::SigningKey;
-use crate::TestDb;
 
 /// A consortium member with fresh keys. The consortium authority is one too,
 /// under the id `consortium`.
@@ -58,7 +60,12 @@ impl TestMember {
     }
 
     /// The directory record the authority logs for this member.
-    pub fn update(&self, role: MemberRole, status: MemberStatus, endpoint: Option<String>) -> Event {
+    pub fn update(
+        &self,
+        role: MemberRole,
+        status: MemberStatus,
+        endpoint: Option<String>,
+    ) -> Event {
         Event::MemberUpdated(MemberUpdated {
             member: self.id.clone(),
             role,
@@ -83,7 +90,8 @@ impl TestMember {
 
     /// A signed `record.retrieved` entry with fresh random ids, as canonical bytes.
     pub fn retrieval(&self) -> Vec<u8> {
-        self.entry_at(random_retrieval(&self.id), now_ms()).to_canonical_bytes()
+        self.entry_at(random_retrieval(&self.id), now_ms())
+            .to_canonical_bytes()
     }
 }
 
@@ -106,7 +114,10 @@ pub fn random_bytes32() -> [u8; 32] {
 pub fn random_retrieval(custodian: &MemberId) -> Event {
     Event::RecordRetrieved(RecordRetrieved {
         requester: "hospital-z".parse().expect("member id"),
-        custodian: custodian.as_str().parse::<HospitalId>().expect("hospital id"),
+        custodian: custodian
+            .as_str()
+            .parse::<HospitalId>()
+            .expect("hospital id"),
         grant: GrantId::new_random(),
         subject: PatientKey::from_bytes(random_bytes32()),
         pointer: PointerId::new_random(),
@@ -204,7 +215,11 @@ impl TestClient {
 
     /// The newest checkpoint, its signature checked against the pinned key.
     pub async fn checkpoint(&self) -> Checkpoint {
-        self.ledger.checkpoint().await.expect("verified checkpoint").0
+        self.ledger
+            .checkpoint()
+            .await
+            .expect("verified checkpoint")
+            .0
     }
 
     /// Waits until a signed checkpoint covers at least `size` entries.
@@ -215,7 +230,10 @@ impl TestClient {
             if checkpoint.size >= size {
                 return checkpoint;
             }
-            assert!(Instant::now() < deadline, "no checkpoint reached size {size}");
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint reached size {size}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -268,8 +286,14 @@ pub fn process_command(binary: &Path, config: &Config) -> Command {
         .env("LOCUS_LEDGER_ORIGIN", &config.ledger_origin)
         .env("LOCUS_LEDGER_KEY_FILE", &config.ledger_key_file)
         .env("LOCUS_MEMBER_KEY_FILE", &config.member_key_file)
-        .env("LOCUS_AUTHORITY_KEY", config.authority_key.as_deref().unwrap_or_default())
-        .env("LOCUS_CHECKPOINT_INTERVAL_MS", config.checkpoint_interval_ms.to_string())
+        .env(
+            "LOCUS_AUTHORITY_KEY",
+            config.authority_key.as_deref().unwrap_or_default(),
+        )
+        .env(
+            "LOCUS_CHECKPOINT_INTERVAL_MS",
+            config.checkpoint_interval_ms.to_string(),
+        )
         .env("LOCUS_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -296,7 +320,9 @@ fn log_file(config: &Config) -> std::fs::File {
 
 impl Process {
     pub fn start(binary: &Path, config: &Config) -> Self {
-        let mut child = process_command(binary, config).spawn().expect("spawn index-service");
+        let mut child = process_command(binary, config)
+            .spawn()
+            .expect("spawn index-service");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         std::io::BufReader::new(stdout)

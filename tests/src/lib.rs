@@ -10,13 +10,15 @@ pub mod network;
 pub mod phone;
 pub mod synthea;
 
-pub use db::{Backend, TestDb, postgres_admin_url};
+pub use db::{postgres_admin_url, Backend, TestDb};
 
 /// A folder of the read-only `shared/` data that sits beside the project
 /// (test vectors, the Synthea sample). `None`, with a notice, when it is absent
 /// outside CI; in CI (`CI` set) its absence fails the test.
 pub fn shared_path(relative: &str) -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(relative);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(relative);
     if dir.is_dir() {
         return Some(dir);
     }

@@ -9,7 +9,10 @@ struct Buffer(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Buffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(bytes);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
         Ok(bytes.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -25,7 +28,9 @@ pub fn capture() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,h2=info,hyper=info,hyper_util=info,reqwest=info,actix_server=info,mio=info"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,h2=info,hyper=info,hyper_util=info,reqwest=info,actix_server=info,mio=info",
+            ))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init();
@@ -37,6 +42,8 @@ pub fn capture() {
 pub fn captured() -> String {
     CAPTURED
         .get()
-        .map(|b| String::from_utf8_lossy(&b.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned())
+        .map(|b| {
+            String::from_utf8_lossy(&b.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+        })
         .unwrap_or_default()
 }

@@ -12,16 +12,18 @@ use locus_hospital_connector::startup::Application as Connector;
 use locus_index_service::startup::Application as IndexService;
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_protocol::entry::Event;
-use locus_protocol::grant::{Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse, scope_tags_for};
+use locus_protocol::grant::{
+    scope_tags_for, Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse,
+};
 use locus_protocol::grant_token::encode_grant;
 use locus_protocol::ids::{GrantId, HospitalId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::scope::ScopeSet;
 use locus_service::files::{load_or_create_signing_key, write_linkage_key};
-use locus_service::pki::{CertificateAuthority, certificate_der};
-use locus_service::tls::{TlsFiles, http_client};
+use locus_service::pki::{certificate_der, CertificateAuthority};
+use locus_service::tls::{http_client, TlsFiles};
 
-use crate::index::{TestClient, TestMember, test_config};
+use crate::index::{test_config, TestClient, TestMember};
 use crate::{Backend, TestDb};
 
 /// One hospital's connector in the network.
@@ -38,7 +40,9 @@ pub struct TestHospital {
 
 impl std::fmt::Debug for TestHospital {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestHospital").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("TestHospital")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,15 +93,27 @@ impl TestNetwork {
     pub async fn start(backend: Backend, hospitals: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = CertificateAuthority::create("Locus test consortium CA").expect("CA");
-        let ca_path = write(&dir.path().join("ca.pem"), ca.cert_pem().expect("pem").as_bytes());
+        let ca_path = write(
+            &dir.path().join("ca.pem"),
+            ca.cert_pem().expect("pem").as_bytes(),
+        );
         let issue = |member: &str| -> (TlsFiles, Confirmation) {
-            let issued = ca.issue(member, &["localhost", "127.0.0.1"]).expect("certificate");
+            let issued = ca
+                .issue(member, &["localhost", "127.0.0.1"])
+                .expect("certificate");
             let files = TlsFiles {
                 ca_cert: ca_path.clone(),
-                cert: write(&dir.path().join(format!("{member}.pem")), issued.cert_pem.as_bytes()),
-                key: write(&dir.path().join(format!("{member}-key.pem")), issued.key_pem.as_bytes()),
+                cert: write(
+                    &dir.path().join(format!("{member}.pem")),
+                    issued.cert_pem.as_bytes(),
+                ),
+                key: write(
+                    &dir.path().join(format!("{member}-key.pem")),
+                    issued.key_pem.as_bytes(),
+                ),
             };
-            let thumbprint = Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem).expect("der"));
+            let thumbprint =
+                Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem).expect("der"));
             (files, thumbprint)
         };
 
@@ -149,7 +165,8 @@ impl TestNetwork {
             tls_key: Some(consent_tls.key.clone()),
             ..Default::default()
         };
-        let consent_app = locus_consent::startup::Application::build(&consent_config).expect("consent starts");
+        let consent_app =
+            locus_consent::startup::Application::build(&consent_config).expect("consent starts");
         let consent_service = TestConsent {
             member_url: consent_app.member_url.clone(),
             patient_url: consent_app.patient_url.clone(),
@@ -190,7 +207,11 @@ impl TestNetwork {
 
         // The authority admits everyone, with their real keys and certificates.
         let mut admissions = vec![
-            consent.update(MemberRole::Consent, MemberStatus::Active, Some(consent_service.member_url.clone())),
+            consent.update(
+                MemberRole::Consent,
+                MemberStatus::Active,
+                Some(consent_service.member_url.clone()),
+            ),
             Event::MemberUpdated(locus_protocol::entry::MemberUpdated {
                 member: config.member_id.parse().expect("index id"),
                 role: MemberRole::Index,
@@ -256,7 +277,16 @@ impl TestNetwork {
         }
         for _ in 0..200 {
             network.consent_service.state.directory.refresh().await.ok();
-            if network.consent_service.state.directory.directory().read().members().count() >= expected {
+            if network
+                .consent_service
+                .state
+                .directory
+                .directory()
+                .read()
+                .members()
+                .count()
+                >= expected
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -265,7 +295,10 @@ impl TestNetwork {
     }
 
     pub fn hospital(&self, id: &str) -> &TestHospital {
-        self.hospitals.iter().find(|h| h.id.as_str() == id).expect("hospital")
+        self.hospitals
+            .iter()
+            .find(|h| h.id.as_str() == id)
+            .expect("hospital")
     }
 
     /// Waits until `hospital`'s view of the directory holds `members` members.
@@ -301,19 +334,31 @@ impl TestNetwork {
             if other.id == hospital.id && status != MemberStatus::Active {
                 continue;
             }
-            other.node.directory.refresh().await.expect("directory refresh");
+            other
+                .node
+                .directory
+                .refresh()
+                .await
+                .expect("directory refresh");
         }
     }
 
     /// A grant as the consent service issues it: signed by the consent key,
     /// for `to`, bound to its certificate, over `scope` and `period`.
-    pub fn grant(&self, to: &TestHospital, patient: &PatientKey, scope: &str, period: Option<(&str, &str)>) -> (String, GrantClaims) {
+    pub fn grant(
+        &self,
+        to: &TestHospital,
+        patient: &PatientKey,
+        scope: &str,
+        period: Option<(&str, &str)>,
+    ) -> (String, GrantClaims) {
         self.grant_with(to, patient, scope, period, |_| {})
     }
 
     /// The discovery token of a grant: what the index is shown.
     pub fn discovery(&self, claims: &GrantClaims) -> String {
-        locus_protocol::grant_token::encode_discovery(claims, &self.consent.key).expect("discovery token")
+        locus_protocol::grant_token::encode_discovery(claims, &self.consent.key)
+            .expect("discovery token")
     }
 
     /// As [`TestNetwork::grant`], with the claims adjusted before signing.
@@ -346,7 +391,10 @@ impl TestNetwork {
             },
         };
         adjust(&mut claims);
-        (encode_grant(&claims, &self.consent.key).expect("grant"), claims)
+        (
+            encode_grant(&claims, &self.consent.key).expect("grant"),
+            claims,
+        )
     }
 
     /// Stops the index-service, and with it the ledger.

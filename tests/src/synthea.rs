@@ -47,7 +47,8 @@ pub fn split_by_encounter(source: &Path, out: &Path, hospitals: usize) -> Vec<Sp
     files.sort();
     let mut patients = Vec::new();
     for (n, file) in files.iter().enumerate() {
-        let bundle: Value = serde_json::from_slice(&std::fs::read(file).expect("bundle")).expect("bundle JSON");
+        let bundle: Value =
+            serde_json::from_slice(&std::fs::read(file).expect("bundle")).expect("bundle JSON");
         let entries = bundle["entry"].as_array().expect("entries");
         let encounters: HashMap<&str, usize> = entries
             .iter()
@@ -82,7 +83,10 @@ pub fn split_by_encounter(source: &Path, out: &Path, hospitals: usize) -> Vec<Sp
             parts[hospital].push(entry.clone());
         }
         let patient = patient.expect("a Patient in every bundle");
-        let identifiers = patient["identifier"].as_array().cloned().unwrap_or_default();
+        let identifiers = patient["identifier"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let value_of = |pred: &dyn Fn(&Value) -> bool| -> Vec<String> {
             identifiers
                 .iter()
@@ -112,7 +116,9 @@ pub fn split_by_encounter(source: &Path, out: &Path, hospitals: usize) -> Vec<Sp
         for (h, part) in parts.into_iter().enumerate() {
             let mut partial = bundle.clone();
             partial["entry"] = Value::Array(part);
-            let path = out.join(format!("h{h}")).join(format!("patient-{n:02}.json"));
+            let path = out
+                .join(format!("h{h}"))
+                .join(format!("patient-{n:02}.json"));
             std::fs::create_dir_all(path.parent().expect("folder")).expect("folder");
             std::fs::write(&path, serde_json::to_vec(&partial).expect("json")).expect("write");
             written.push(path);
@@ -131,7 +137,8 @@ pub fn split_by_encounter(source: &Path, out: &Path, hospitals: usize) -> Vec<Sp
 /// The laboratory Observations and DiagnosticReports in a (partial) bundle,
 /// read straight from the JSON, independently of the importer.
 pub fn lab_results(bundle: &Path) -> Vec<LabResult> {
-    let bundle: Value = serde_json::from_slice(&std::fs::read(bundle).expect("bundle")).expect("json");
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(bundle).expect("bundle")).expect("json");
     let mut results = Vec::new();
     for entry in bundle["entry"].as_array().cloned().unwrap_or_default() {
         let resource = &entry["resource"];
@@ -148,10 +155,15 @@ pub fn lab_results(bundle: &Path) -> Vec<LabResult> {
             Some("DiagnosticReport") => has("LAB"),
             _ => false,
         };
-        let date = resource["effectiveDateTime"].as_str().and_then(|d| d.get(..10));
+        let date = resource["effectiveDateTime"]
+            .as_str()
+            .and_then(|d| d.get(..10));
         if let (true, Some(date), Some(id)) = (lab, date, resource["id"].as_str()) {
             results.push(LabResult {
-                resource_type: resource["resourceType"].as_str().unwrap_or_default().to_owned(),
+                resource_type: resource["resourceType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 id: id.to_owned(),
                 date: date.to_owned(),
             });

@@ -21,7 +21,7 @@ use locus_protocol::consent::{
     Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule,
 };
 use locus_protocol::grant::{DataPeriod, PurposeOfUse};
-use locus_protocol::ids::{PatientKey, RequestId, RuleId};
+use locus_protocol::ids::{RequestId, RuleId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_tests::fhir::{lab_bundle, LabObservation};
 use locus_tests::network::{TestHospital, TestNetwork};

@@ -8,9 +8,9 @@ use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_index_service::client::{IndexClient, IndexClientError};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_tests::fhir::{LabObservation, lab_bundle};
+use locus_tests::fhir::{lab_bundle, LabObservation};
 use locus_tests::network::TestNetwork;
-use locus_tests::{TestDb, both_backends};
+use locus_tests::{both_backends, TestDb};
 
 const PATIENT: &str = "0a7e1c34-5d0b-4c5e-9a53-1f1d2a3b4c5d";
 const SSN: &str = "999-55-0001";
@@ -20,22 +20,37 @@ both_backends!(publish_supersede_withdraw);
 
 fn refused(result: Result<impl std::fmt::Debug, IndexClientError>, status: u16, code: &str) {
     match result {
-        Err(IndexClientError::Refused { status: s, code: c, .. }) => assert_eq!((s, c.as_str()), (status, code)),
+        Err(IndexClientError::Refused {
+            status: s, code: c, ..
+        }) => assert_eq!((s, c.as_str()), (status, code)),
         other => panic!("expected {status} {code}, got {other:?}"),
     }
 }
 
 async fn publish_supersede_withdraw(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (network.hospital("hospital-a"), network.hospital("hospital-b"));
+    let (a, b) = (
+        network.hospital("hospital-a"),
+        network.hospital("hospital-b"),
+    );
     let key = patient_key(&network.linkage, &normalize_identifier(SSN).unwrap());
     let labs = |glucose: f64| {
         lab_bundle(
             PATIENT,
             SSN,
             &[
-                LabObservation::new("1b2c3d4e-0000-4000-8000-000000000001", "2339-0", glucose, "2024-03-01"),
-                LabObservation::new("1b2c3d4e-0000-4000-8000-000000000002", "2093-3", 180.0, "2024-03-01"),
+                LabObservation::new(
+                    "1b2c3d4e-0000-4000-8000-000000000001",
+                    "2339-0",
+                    glucose,
+                    "2024-03-01",
+                ),
+                LabObservation::new(
+                    "1b2c3d4e-0000-4000-8000-000000000002",
+                    "2093-3",
+                    180.0,
+                    "2024-03-01",
+                ),
             ],
         )
     };
@@ -48,20 +63,37 @@ async fn publish_supersede_withdraw(db: TestDb) {
     assert_eq!(first.len(), 2);
 
     // A corrected result is a new version; its pointer replaces the old one.
-    let report = import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &labs(101.0)).unwrap();
+    let report =
+        import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &labs(101.0)).unwrap();
     assert_eq!(report.new_versions, 1);
     assert_eq!(a.node.publish_pending().await.unwrap(), 1);
     let second = b.node.index.discover(&grant).await.unwrap().pointers;
     assert_eq!(second.len(), 2);
     let old: Vec<_> = first.iter().map(|p| p.pointer_id).collect();
-    let replaced: Vec<_> = second.iter().filter(|p| !old.contains(&p.pointer_id)).collect();
-    assert_eq!(replaced.len(), 1, "exactly the corrected result has a new pointer");
-    let stored = a.node.store.by_pointer(&replaced[0].pointer_id).unwrap().unwrap();
+    let replaced: Vec<_> = second
+        .iter()
+        .filter(|p| !old.contains(&p.pointer_id))
+        .collect();
+    assert_eq!(
+        replaced.len(),
+        1,
+        "exactly the corrected result has a new pointer"
+    );
+    let stored = a
+        .node
+        .store
+        .by_pointer(&replaced[0].pointer_id)
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.version, 2);
 
     // Only the custodian withdraws its pointers, and only active ones.
     let target = vec![replaced[0].pointer_id];
-    refused(b.node.index.withdraw(target.clone()).await, 404, "not_owned");
+    refused(
+        b.node.index.withdraw(target.clone()).await,
+        404,
+        "not_owned",
+    );
     a.node.index.withdraw(target.clone()).await.unwrap();
     refused(a.node.index.withdraw(target).await, 404, "not_owned");
     let third = b.node.index.discover(&grant).await.unwrap().pointers;
@@ -78,8 +110,17 @@ async fn publish_supersede_withdraw(db: TestDb) {
     refused(b.node.index.discover("").await, 403, "no_grant");
     let mut logged = false;
     for _ in 0..100 {
-        let page = network.admin.ledger.entries("type=access.refused&submitter=index").await.unwrap();
-        if page.entries.iter().any(|e| e.entry["entry"]["event"]["reason"] == "no_grant") {
+        let page = network
+            .admin
+            .ledger
+            .entries("type=access.refused&submitter=index")
+            .await
+            .unwrap();
+        if page
+            .entries
+            .iter()
+            .any(|e| e.entry["entry"]["event"]["reason"] == "no_grant")
+        {
             logged = true;
             break;
         }

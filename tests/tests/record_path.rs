@@ -20,17 +20,27 @@ use locus_protocol::directory::MemberStatus;
 use locus_protocol::ids::PatientKey;
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_tests::network::{TestHospital, TestNetwork};
-use locus_tests::synthea::{SplitPatient, lab_results, split_by_encounter};
-use locus_tests::{TestDb, both_backends, logs, shared_path};
+use locus_tests::synthea::{lab_results, split_by_encounter, SplitPatient};
+use locus_tests::{both_backends, logs, shared_path, TestDb};
 
 const LABS: &str = "patient/Observation.rs?category=laboratory \
     patient/DiagnosticReport.rs?category=http://terminology.hl7.org/CodeSystem/v2-0074|LAB";
 
 both_backends!(lab_results_cross_hospitals);
 
-async fn refused_with(hospital: &TestHospital, to: &TestHospital, request: &RetrieveRequest, status: u16, code: &str) {
+async fn refused_with(
+    hospital: &TestHospital,
+    to: &TestHospital,
+    request: &RetrieveRequest,
+    status: u16,
+    code: &str,
+) {
     match hospital.node.request_retrieval(&to.url, request).await {
-        Err(ResultError::Refused { status: s, code: c, message }) => {
+        Err(ResultError::Refused {
+            status: s,
+            code: c,
+            message,
+        }) => {
             assert_eq!((s, c.as_str()), (status, code), "{message}");
             assert!(!message.is_empty());
         }
@@ -43,8 +53,17 @@ async fn refused_with(hospital: &TestHospital, to: &TestHospital, request: &Retr
 /// matches `query` (`grant=...` or `submitter=...`).
 async fn refusal_logged(network: &TestNetwork, query: &str, reason: &str) {
     for _ in 0..100 {
-        let page = network.admin.ledger.entries(&format!("type=access.refused&{query}&limit=1000")).await.unwrap();
-        if page.entries.iter().any(|e| e.entry["entry"]["event"]["reason"] == reason) {
+        let page = network
+            .admin
+            .ledger
+            .entries(&format!("type=access.refused&{query}&limit=1000"))
+            .await
+            .unwrap();
+        if page
+            .entries
+            .iter()
+            .any(|e| e.entry["entry"]["event"]["reason"] == reason)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -59,11 +78,17 @@ async fn nothing_retrieved_under(network: &TestNetwork, grant: &str) {
         .entries(&format!("type=record.retrieved&grant={grant}"))
         .await
         .unwrap();
-    assert!(page.entries.is_empty(), "a refused grant has a retrieval on the ledger");
+    assert!(
+        page.entries.is_empty(),
+        "a refused grant has a retrieval on the ledger"
+    );
 }
 
 fn key_of(network: &TestNetwork, patient: &SplitPatient) -> PatientKey {
-    patient_key(&network.linkage, &normalize_identifier(&patient.ssn).unwrap())
+    patient_key(
+        &network.linkage,
+        &normalize_identifier(&patient.ssn).unwrap(),
+    )
 }
 
 async fn lab_results_cross_hospitals(db: TestDb) {
@@ -77,7 +102,11 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     let phase = |name: &str| eprintln!("[{:>6.1}s] {name}", started.elapsed().as_secs_f64());
     let network = TestNetwork::start(backend, &["hospital-a", "hospital-b", "hospital-c"]).await;
     phase("network up");
-    let (a, b, c) = (network.hospital("hospital-a"), network.hospital("hospital-b"), network.hospital("hospital-c"));
+    let (a, b, c) = (
+        network.hospital("hospital-a"),
+        network.hospital("hospital-b"),
+        network.hospital("hospital-c"),
+    );
 
     // Each patient's encounters divided between A and B; both import and publish.
     let split = tempfile::tempdir().unwrap();
@@ -85,17 +114,24 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     assert_eq!(patients.len(), 41);
     for (h, hospital) in [a, b].into_iter().enumerate() {
         let store = hospital.node.store.clone();
-        let linkage = locus_service::files::load_linkage_key(&hospital.config.linkage_key_file).unwrap();
+        let linkage =
+            locus_service::files::load_linkage_key(&hospital.config.linkage_key_file).unwrap();
         let system = hospital.node.identifier_system.clone();
         let folder = split.path().join(format!("h{h}"));
-        tokio::task::spawn_blocking(move || import_paths(&store, &linkage, &system, &[folder], &|_| {}))
-            .await
-            .unwrap()
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            import_paths(&store, &linkage, &system, &[folder], &|_| {})
+        })
+        .await
+        .unwrap()
+        .unwrap();
         phase("imported");
         assert!(hospital.node.publish_pending().await.unwrap() > 0);
         phase("published");
-        assert_eq!(hospital.node.publish_pending().await.unwrap(), 0, "publishing is done once");
+        assert_eq!(
+            hospital.node.publish_pending().await.unwrap(),
+            0,
+            "publishing is done once"
+        );
     }
 
     // A patient's laboratory results at A over the twelve whole months (what
@@ -105,8 +141,13 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     let window = |labs: &[locus_tests::synthea::LabResult]| -> Option<Window> {
         let latest = labs.iter().map(|l| l.date.as_str()).max()?;
         let end = last_day_of_month(latest);
-        let first = chrono::NaiveDate::parse_from_str(&format!("{}-01", &latest[..7]), "%Y-%m-%d").unwrap();
-        let start = first.checked_sub_months(chrono::Months::new(11)).unwrap().format("%Y-%m-%d").to_string();
+        let first =
+            chrono::NaiveDate::parse_from_str(&format!("{}-01", &latest[..7]), "%Y-%m-%d").unwrap();
+        let start = first
+            .checked_sub_months(chrono::Months::new(11))
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
         let inside: Vec<(String, String)> = labs
             .iter()
             .filter(|l| start.as_str() <= l.date.as_str() && l.date.as_str() <= end.as_str())
@@ -120,9 +161,15 @@ async fn lab_results_cross_hospitals(db: TestDb) {
         .filter_map(|p| Some((p, window(&lab_results(&p.files[0]))?)))
         .max_by_key(|(_, (_, _, inside))| inside.len())
         .unwrap();
-    assert!(expected.len() >= 2, "the sample has a patient with results at A in a year");
+    assert!(
+        expected.len() >= 2,
+        "the sample has a patient with results at A in a year"
+    );
     let (start, end) = (start.as_str(), end.as_str());
-    assert!(!lab_results(&patient.files[1]).is_empty(), "B holds some of the patient's results too");
+    assert!(
+        !lab_results(&patient.files[1]).is_empty(),
+        "B holds some of the patient's results too"
+    );
     let key = key_of(&network, patient);
 
     phase("patient chosen");
@@ -132,15 +179,26 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let store = b.node.store.clone();
-    let received = tokio::task::spawn_blocking(move || store.received_for_patient(&key)).await.unwrap().unwrap();
+    let received = tokio::task::spawn_blocking(move || store.received_for_patient(&key))
+        .await
+        .unwrap()
+        .unwrap();
     let mut got: Vec<(String, String)> = received
         .iter()
-        .map(|r| (r.resource_type.as_str().to_owned(), r.resource_id.as_str().to_owned()))
+        .map(|r| {
+            (
+                r.resource_type.as_str().to_owned(),
+                r.resource_id.as_str().to_owned(),
+            )
+        })
         .collect();
     got.sort();
     let mut want = expected.clone();
     want.sort();
-    assert_eq!(got, want, "B received exactly A's laboratory results in range");
+    assert_eq!(
+        got, want,
+        "B received exactly A's laboratory results in range"
+    );
     for result in &received {
         assert_eq!(result.custodian, a.id);
         let original = a
@@ -149,12 +207,24 @@ async fn lab_results_cross_hospitals(db: TestDb) {
             .get(result.resource_type, &result.resource_id)
             .unwrap()
             .unwrap();
-        assert_eq!(result.content, original.content, "the content is A's, byte for byte");
+        assert_eq!(
+            result.content, original.content,
+            "the content is A's, byte for byte"
+        );
         assert_eq!(result.commitment, original.commitment);
         assert!(result.provenance.contains("\"sig\""));
     }
-    let logged = network.admin.ledger.entries(&format!("type=record.retrieved&grant={}", claims.jti)).await.unwrap();
-    assert_eq!(logged.entries.len(), expected.len(), "one retrieval entry per released record");
+    let logged = network
+        .admin
+        .ledger
+        .entries(&format!("type=record.retrieved&grant={}", claims.jti))
+        .await
+        .unwrap();
+    assert_eq!(
+        logged.entries.len(),
+        expected.len(),
+        "one retrieval entry per released record"
+    );
 
     // Pointers B may hold for the refusal cases: found under its grant.
     let discovered: Vec<DiscoveredPointer> = b
@@ -181,27 +251,62 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     refusal_logged(&network, "submitter=hospital-a", "no_grant").await;
 
     // A grant for another patient, presented with this patient's pointer.
-    let other = patients.iter().find(|p| key_of(&network, p) != key).unwrap();
+    let other = patients
+        .iter()
+        .find(|p| key_of(&network, p) != key)
+        .unwrap();
     let (wrong_patient, claims) = network.grant(b, &key_of(&network, other), LABS, None);
-    refused_with(b, a, &request(Some(&wrong_patient), &pointer), 403, "wrong_patient").await;
+    refused_with(
+        b,
+        a,
+        &request(Some(&wrong_patient), &pointer),
+        403,
+        "wrong_patient",
+    )
+    .await;
     refusal_logged(&network, &format!("grant={}", claims.jti), "wrong_patient").await;
     nothing_retrieved_under(&network, &claims.jti.to_string()).await;
 
     // A category outside the grant's scope.
-    let (vitals, claims) = network.grant(b, &key, "patient/Observation.rs?category=vital-signs", None);
+    let (vitals, claims) =
+        network.grant(b, &key, "patient/Observation.rs?category=vital-signs", None);
     refused_with(b, a, &request(Some(&vitals), &pointer), 403, "out_of_scope").await;
     refusal_logged(&network, &format!("grant={}", claims.jti), "out_of_scope").await;
     nothing_retrieved_under(&network, &claims.jti.to_string()).await;
 
     // A code outside the grant's scope.
-    let (code_only, claims) = network.grant(b, &key, "patient/Observation.rs?code=http://loinc.org|0000-0", None);
-    refused_with(b, a, &request(Some(&code_only), &pointer), 403, "out_of_scope").await;
+    let (code_only, claims) = network.grant(
+        b,
+        &key,
+        "patient/Observation.rs?code=http://loinc.org|0000-0",
+        None,
+    );
+    refused_with(
+        b,
+        a,
+        &request(Some(&code_only), &pointer),
+        403,
+        "out_of_scope",
+    )
+    .await;
     refusal_logged(&network, &format!("grant={}", claims.jti), "out_of_scope").await;
 
     // A date outside the grant's range.
     let (old_range, claims) = network.grant(b, &key, LABS, Some(("1900-01-01", "1900-12-31")));
-    refused_with(b, a, &request(Some(&old_range), &pointer), 403, "out_of_date_range").await;
-    refusal_logged(&network, &format!("grant={}", claims.jti), "out_of_date_range").await;
+    refused_with(
+        b,
+        a,
+        &request(Some(&old_range), &pointer),
+        403,
+        "out_of_date_range",
+    )
+    .await;
+    refusal_logged(
+        &network,
+        &format!("grant={}", claims.jti),
+        "out_of_date_range",
+    )
+    .await;
     nothing_retrieved_under(&network, &claims.jti.to_string()).await;
 
     // An expired grant.
@@ -217,9 +322,23 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     refused_with(c, a, &request(Some(&grant), &pointer), 403, "invalid_grant").await;
     refusal_logged(&network, "submitter=hospital-a", "invalid_grant").await;
     // A grant bound to another certificate than the one B presents.
-    let (misbound, claims) = network.grant_with(b, &key, LABS, None, |c| c.cnf = network.hospital("hospital-c").certificate.clone());
-    refused_with(b, a, &request(Some(&misbound), &pointer), 403, "certificate_mismatch").await;
-    refusal_logged(&network, &format!("grant={}", claims.jti), "certificate_mismatch").await;
+    let (misbound, claims) = network.grant_with(b, &key, LABS, None, |c| {
+        c.cnf = network.hospital("hospital-c").certificate.clone()
+    });
+    refused_with(
+        b,
+        a,
+        &request(Some(&misbound), &pointer),
+        403,
+        "certificate_mismatch",
+    )
+    .await;
+    refusal_logged(
+        &network,
+        &format!("grant={}", claims.jti),
+        "certificate_mismatch",
+    )
+    .await;
 
     // A tampered sealed pointer.
     let mut tampered = pointer.clone();
@@ -227,12 +346,31 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     let last = sealed.len() - 1;
     sealed[last] ^= 1;
     tampered.sealed = base64_encode(&sealed);
-    refused_with(b, a, &request(Some(&grant), &tampered), 403, "tampered_pointer").await;
-    refusal_logged(&network, &format!("grant={}", claims_of(&grant)), "tampered_pointer").await;
+    refused_with(
+        b,
+        a,
+        &request(Some(&grant), &tampered),
+        403,
+        "tampered_pointer",
+    )
+    .await;
+    refusal_logged(
+        &network,
+        &format!("grant={}", claims_of(&grant)),
+        "tampered_pointer",
+    )
+    .await;
 
     // A suspended hospital is refused by the custodian and by the index.
     network.set_status(b, MemberStatus::Suspended).await;
-    refused_with(b, a, &request(Some(&grant), &pointer), 403, "member_suspended").await;
+    refused_with(
+        b,
+        a,
+        &request(Some(&grant), &pointer),
+        403,
+        "member_suspended",
+    )
+    .await;
     refusal_logged(&network, "submitter=hospital-a", "member_suspended").await;
     let at_index = b.node.index.discover(&discovery).await;
     assert!(
@@ -244,19 +382,42 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     // Nothing was released by any of these: the only retrievals A logged
     // are the ones under B's grant, before the refusals.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let releases = network.admin.ledger.entries("type=record.retrieved&submitter=hospital-a&limit=1000").await.unwrap();
-    assert_eq!(releases.entries.len(), received_count, "no refused request released a record");
+    let releases = network
+        .admin
+        .ledger
+        .entries("type=record.retrieved&submitter=hospital-a&limit=1000")
+        .await
+        .unwrap();
+    assert_eq!(
+        releases.entries.len(),
+        received_count,
+        "no refused request released a record"
+    );
 
     phase("refusals checked");
     // Least knowledge: no SSN, MRN, name or LOINC code anywhere the index, the
     // ledger or a log could show it.
     let index_text = index_database_text(&network.index_db);
-    let log = network.admin.ledger.download_log(&network.admin.checkpoint().await).await.unwrap();
-    let ledger_text: String = log.entries.iter().map(|e| String::from_utf8_lossy(e).into_owned()).collect();
+    let log = network
+        .admin
+        .ledger
+        .download_log(&network.admin.checkpoint().await)
+        .await
+        .unwrap();
+    let ledger_text: String = log
+        .entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
     let logs = logs::captured();
     assert!(!logs.is_empty(), "the services logged something");
-    let codes: std::collections::BTreeSet<&String> = patients.iter().flat_map(|p| &p.loinc_codes).collect();
-    for (place, text) in [("index database", &index_text), ("ledger", &ledger_text), ("logs", &logs)] {
+    let codes: std::collections::BTreeSet<&String> =
+        patients.iter().flat_map(|p| &p.loinc_codes).collect();
+    for (place, text) in [
+        ("index database", &index_text),
+        ("ledger", &ledger_text),
+        ("logs", &logs),
+    ] {
         for patient in &patients {
             assert_no_identifiers(place, text, patient);
         }
@@ -267,13 +428,21 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     // With the ledger stopped, nothing is released: no log, no data. (The
     // refusal itself cannot be logged then.)
     network.stop_index().await;
-    refused_with(b, a, &request(Some(&grant), &pointer), 503, "ledger_unavailable").await;
+    refused_with(
+        b,
+        a,
+        &request(Some(&grant), &pointer),
+        503,
+        "ledger_unavailable",
+    )
+    .await;
 
     network.stop().await;
 }
 
 fn last_day_of_month(date: &str) -> String {
-    let first = chrono::NaiveDate::parse_from_str(&format!("{}-01", &date[..7]), "%Y-%m-%d").unwrap();
+    let first =
+        chrono::NaiveDate::parse_from_str(&format!("{}-01", &date[..7]), "%Y-%m-%d").unwrap();
     let next = first.checked_add_months(chrono::Months::new(1)).unwrap();
     next.pred_opt().unwrap().format("%Y-%m-%d").to_string()
 }
@@ -281,14 +450,20 @@ fn last_day_of_month(date: &str) -> String {
 fn claims_of(token: &str) -> String {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
     claims["jti"].as_str().unwrap().to_owned()
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -329,8 +504,15 @@ fn index_database_text(db: &TestDb) -> String {
 
 fn assert_no_identifiers(place: &str, text: &str, patient: &SplitPatient) {
     let normalized = patient.ssn.replace('-', "");
-    for needle in [&patient.ssn, &normalized].into_iter().chain(&patient.mrns).chain(&patient.names) {
-        assert!(!text.contains(needle.as_str()), "a patient identifier or name is in the {place}");
+    for needle in [&patient.ssn, &normalized]
+        .into_iter()
+        .chain(&patient.mrns)
+        .chain(&patient.names)
+    {
+        assert!(
+            !text.contains(needle.as_str()),
+            "a patient identifier or name is in the {place}"
+        );
     }
 }
 
@@ -338,12 +520,18 @@ fn assert_no_codes(place: &str, text: &str, codes: &std::collections::BTreeSet<&
     // A LOINC code such as 2339-0 could occur inside a hex string or a UUID
     // only with hex digits around it; as a code it stands alone.
     let bytes = text.as_bytes();
-    let is_hex = |i: Option<usize>| i.and_then(|i| bytes.get(i)).is_some_and(u8::is_ascii_hexdigit);
+    let is_hex = |i: Option<usize>| {
+        i.and_then(|i| bytes.get(i))
+            .is_some_and(u8::is_ascii_hexdigit)
+    };
     for code in codes {
         for (at, _) in text.match_indices(code.as_str()) {
             let standalone = !is_hex(at.checked_sub(1)) && !is_hex(Some(at + code.len()));
             assert!(!standalone, "LOINC code {code} is in the {place}");
         }
     }
-    assert!(!text.to_ascii_lowercase().contains("loinc"), "a LOINC system is in the {place}");
+    assert!(
+        !text.to_ascii_lowercase().contains("loinc"),
+        "a LOINC system is in the {place}"
+    );
 }

@@ -9,24 +9,36 @@ use locus_ledger::note::Note;
 use locus_protocol::signing::SigningKey;
 use locus_tests::index::random_retrieval;
 use locus_tests::network::{TestHospital, TestNetwork};
-use locus_tests::{TestDb, both_backends};
+use locus_tests::{both_backends, TestDb};
 
 both_backends!(witnesses_cosign_only_what_extends_what_they_saw);
 
 /// Logs one more entry and waits for a checkpoint that covers it.
 async fn grow(network: &TestNetwork, by: &TestHospital) -> u64 {
-    let receipt = by.node.log(random_retrieval(&by.node.member)).await.expect("logged");
-    network.admin.checkpoint_at_least(receipt.index + 1).await.size
+    let receipt = by
+        .node
+        .log(random_retrieval(&by.node.member))
+        .await
+        .expect("logged");
+    network
+        .admin
+        .checkpoint_at_least(receipt.index + 1)
+        .await
+        .size
 }
 
 fn verifier(hospital: &TestHospital) -> CosignatureVerifier {
-    CosignatureVerifier::from_public_key(hospital.node.member.as_str(), hospital.node.key.verifying_key().as_bytes())
-        .expect("witness key")
+    CosignatureVerifier::from_public_key(
+        hospital.node.member.as_str(),
+        hospital.node.key.verifying_key().as_bytes(),
+    )
+    .expect("witness key")
 }
 
 /// The newest checkpoint as served, with the witnesses whose cosignature verifies.
 async fn served(network: &TestNetwork, witnesses: &[&TestHospital]) -> (String, Vec<String>) {
-    let text = String::from_utf8(network.admin.get_bytes("/ledger/checkpoint").await).expect("text");
+    let text =
+        String::from_utf8(network.admin.get_bytes("/ledger/checkpoint").await).expect("text");
     let note = Note::parse(&text).expect("a signed note");
     let names = witnesses
         .iter()
@@ -40,7 +52,10 @@ async fn served(network: &TestNetwork, witnesses: &[&TestHospital]) -> (String, 
     (text, names)
 }
 
-async fn post_cosignature(network: &TestNetwork, body: serde_json::Value) -> (u16, serde_json::Value) {
+async fn post_cosignature(
+    network: &TestNetwork,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let response = network
         .admin
         .http
@@ -50,17 +65,29 @@ async fn post_cosignature(network: &TestNetwork, body: serde_json::Value) -> (u1
         .await
         .expect("ledger answers");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 async fn witnesses_cosign_only_what_extends_what_they_saw(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (network.hospital("hospital-a"), network.hospital("hospital-b"));
+    let (a, b) = (
+        network.hospital("hospital-a"),
+        network.hospital("hospital-b"),
+    );
 
     // An honest round: a cosigns the newest checkpoint once.
     let size = grow(&network, a).await;
-    assert_eq!(a.node.witness_once().await.expect("cosigned"), Witnessed::Cosigned(size));
-    assert_eq!(a.node.witness_once().await.expect("seen"), Witnessed::AlreadyCosigned(size));
+    assert_eq!(
+        a.node.witness_once().await.expect("cosigned"),
+        Witnessed::Cosigned(size)
+    );
+    assert_eq!(
+        a.node.witness_once().await.expect("seen"),
+        Witnessed::AlreadyCosigned(size)
+    );
     let (note, cosigners) = served(&network, &[a, b]).await;
     assert_eq!(cosigners, ["hospital-a"], "{note}");
 
@@ -68,28 +95,51 @@ async fn witnesses_cosign_only_what_extends_what_they_saw(db: TestDb) {
     // and the history keeps the cosignature of the older checkpoint.
     let grown = grow(&network, a).await;
     assert!(grown > size);
-    assert_eq!(a.node.witness_once().await.expect("cosigned"), Witnessed::Cosigned(grown));
-    let history = network.admin.get_json(&format!("/ledger/checkpoints?from={size}&limit=1")).await;
-    let old = Note::parse(history["checkpoints"][0]["note"].as_str().expect("a note")).expect("a signed note");
+    assert_eq!(
+        a.node.witness_once().await.expect("cosigned"),
+        Witnessed::Cosigned(grown)
+    );
+    let history = network
+        .admin
+        .get_json(&format!("/ledger/checkpoints?from={size}&limit=1"))
+        .await;
+    let old = Note::parse(history["checkpoints"][0]["note"].as_str().expect("a note"))
+        .expect("a signed note");
     assert_eq!(history["checkpoints"][0]["tree_size"], size);
-    old.verify(&[&verifier(a)]).expect("the old checkpoint keeps a's cosignature");
-    assert!(history["next"].as_u64().is_some_and(|next| next > size), "{history}");
+    old.verify(&[&verifier(a)])
+        .expect("the old checkpoint keeps a's cosignature");
+    assert!(
+        history["next"].as_u64().is_some_and(|next| next > size),
+        "{history}"
+    );
 
     // The ledger refuses what it cannot verify, and stores nothing of it.
     let (before, _) = served(&network, &[a, b]).await;
     let checkpoint_text = Note::parse(&before).expect("note").text;
-    let stranger = CosignatureSigner::from_signing_key("hospital-z", SigningKey::generate().as_dalek().clone())
-        .expect("signer");
-    let impostor = CosignatureSigner::from_signing_key("hospital-b", SigningKey::generate().as_dalek().clone())
-        .expect("signer");
+    let stranger = CosignatureSigner::from_signing_key(
+        "hospital-z",
+        SigningKey::generate().as_dalek().clone(),
+    )
+    .expect("signer");
+    let impostor = CosignatureSigner::from_signing_key(
+        "hospital-b",
+        SigningKey::generate().as_dalek().clone(),
+    )
+    .expect("signer");
     let now = u64::try_from(chrono::Utc::now().timestamp()).expect("time");
-    let other_tree = checkpoint_text.replacen(&format!("\n{grown}\n"), &format!("\n{}\n", grown + 1), 1);
-    let genuine_elsewhere = CosignatureSigner::from_signing_key("hospital-b", b.node.key.as_dalek().clone())
-        .expect("signer")
-        .cosign(&other_tree, now)
-        .expect("cosign");
+    let other_tree =
+        checkpoint_text.replacen(&format!("\n{grown}\n"), &format!("\n{}\n", grown + 1), 1);
+    let genuine_elsewhere =
+        CosignatureSigner::from_signing_key("hospital-b", b.node.key.as_dalek().clone())
+            .expect("signer")
+            .cosign(&other_tree, now)
+            .expect("cosign");
     let cases = [
-        (serde_json::json!({"tree_size": grown, "cosignature": "no signature line"}), 400, "bad_request"),
+        (
+            serde_json::json!({"tree_size": grown, "cosignature": "no signature line"}),
+            400,
+            "bad_request",
+        ),
         (serde_json::json!({"tree_size": grown}), 400, "bad_request"),
         (
             serde_json::json!({"tree_size": grown, "cosignature": stranger.cosign(&checkpoint_text, now).expect("cosign").to_string()}),
@@ -114,9 +164,17 @@ async fn witnesses_cosign_only_what_extends_what_they_saw(db: TestDb) {
     ];
     for (body, status, code) in cases {
         let (got, answer) = post_cosignature(&network, body.clone()).await;
-        assert_eq!((got, answer["error"].as_str()), (status, Some(code)), "{body} → {answer}");
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body} → {answer}"
+        );
     }
-    assert_eq!(served(&network, &[a, b]).await.0, before, "a refused cosignature changed the served checkpoint");
+    assert_eq!(
+        served(&network, &[a, b]).await.0,
+        before,
+        "a refused cosignature changed the served checkpoint"
+    );
 
     // The ledger shows a tree that does not extend what a cosigned (here:
     // a's memory of it is not what the ledger serves, as after a fork). a
@@ -133,11 +191,19 @@ async fn witnesses_cosign_only_what_extends_what_they_saw(db: TestDb) {
     }
     let forked = grow(&network, b).await;
     match a.node.witness_once().await {
-        Err(WitnessError::Conflict { witnessed, size }) => assert_eq!((witnessed, size), (grown, forked)),
+        Err(WitnessError::Conflict { witnessed, size }) => {
+            assert_eq!((witnessed, size), (grown, forked))
+        }
         other => panic!("a cosigned a checkpoint that does not extend its own view: {other:?}"),
     }
-    assert!(matches!(a.node.witness_once().await, Err(WitnessError::Stopped)));
-    assert_eq!(b.node.witness_once().await.expect("cosigned"), Witnessed::Cosigned(forked));
+    assert!(matches!(
+        a.node.witness_once().await,
+        Err(WitnessError::Stopped)
+    ));
+    assert_eq!(
+        b.node.witness_once().await.expect("cosigned"),
+        Witnessed::Cosigned(forked)
+    );
     let (note, cosigners) = served(&network, &[a, b]).await;
     assert_eq!(cosigners, ["hospital-b"], "{note}");
 
