@@ -557,6 +557,7 @@ impl Network {
     /// A patient's phone: trusts the consortium CA, has no client certificate.
     pub fn phone(&self) -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
+            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
             .use_native_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?)

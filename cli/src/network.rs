@@ -125,6 +125,7 @@ impl NetworkInfo {
         )
         .context("the regulator's certificate and key")?;
         Ok(reqwest::Client::builder()
+            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
             .use_native_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)

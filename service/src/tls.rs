@@ -68,6 +68,11 @@ pub fn public_acceptor(files: &TlsFiles) -> Result<SslAcceptorBuilder, TlsError>
 
 /// Client side: trusts only the consortium CA and presents the node's own
 /// certificate.
+/// How long a client keeps an idle connection for reuse: below the servers'
+/// 5-second keep-alive, so that a client never sends a request on a connection
+/// the server is closing at that moment (which would fail it without an answer).
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(2);
+
 pub fn http_client(files: &TlsFiles, timeout: Duration) -> Result<reqwest::Client, TlsError> {
     let ca = reqwest::Certificate::from_pem(&read(&files.ca_cert)?)?;
     let identity = reqwest::Identity::from_pkcs8_pem(&read(&files.cert)?, &read(&files.key)?)?;
@@ -77,6 +82,7 @@ pub fn http_client(files: &TlsFiles, timeout: Duration) -> Result<reqwest::Clien
         .add_root_certificate(ca)
         .identity(identity)
         .timeout(timeout)
+        .pool_idle_timeout(CLIENT_POOL_IDLE)
         .build()?)
 }
 

@@ -407,6 +407,7 @@ impl TestNetwork {
     pub fn phone(&self) -> reqwest::Client {
         let ca = std::fs::read(self.dir.path().join("ca.pem")).expect("ca");
         reqwest::Client::builder()
+            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
             .use_native_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
