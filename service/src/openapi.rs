@@ -6,6 +6,32 @@
 
 use utoipa::ToSchema;
 
+/// Identifiers that are lowercase hyphenated UUIDs: one schema shape, several names.
+macro_rules! uuid_schema {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, ToSchema)]
+        #[schema(
+            format = "uuid",
+            pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            min_length = 36,
+            max_length = 36
+        )]
+        pub struct $name(pub String);
+    )*};
+}
+
+uuid_schema! {
+    /// A pointer id: a lowercase hyphenated UUID.
+    PointerId;
+    /// A grant id: a lowercase hyphenated UUID.
+    GrantId;
+    /// A request id: a lowercase hyphenated UUID.
+    RequestId;
+    /// A standing rule's id: a lowercase hyphenated UUID.
+    RuleId;
+}
+
 /// A patient's blinded key: 64 lowercase hexadecimal characters.
 #[derive(Debug, ToSchema)]
 #[schema(pattern = "^[0-9a-f]{64}$", min_length = 64, max_length = 64)]
@@ -15,26 +41,6 @@ pub struct PatientKey(pub String);
 #[derive(Debug, ToSchema)]
 #[schema(pattern = "^[0-9a-f]{64}$", min_length = 64, max_length = 64)]
 pub struct ScopeTag(pub String);
-
-/// A pointer id: a lowercase hyphenated UUID.
-#[derive(Debug, ToSchema)]
-#[schema(
-    format = "uuid",
-    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-    min_length = 36,
-    max_length = 36
-)]
-pub struct PointerId(pub String);
-
-/// A grant id: a lowercase hyphenated UUID.
-#[derive(Debug, ToSchema)]
-#[schema(
-    format = "uuid",
-    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-    min_length = 36,
-    max_length = 36
-)]
-pub struct GrantId(pub String);
 
 /// A consortium member id: 1 to 64 characters of `a-z`, `0-9` and inner
 /// single hyphens, starting with a letter.
@@ -46,26 +52,6 @@ pub struct MemberId(pub String);
 #[derive(Debug, ToSchema)]
 #[schema(pattern = "^[A-Za-z0-9+/]{43}=$", min_length = 44, max_length = 44)]
 pub struct HashBase64(pub String);
-
-/// A request id: a lowercase hyphenated UUID.
-#[derive(Debug, ToSchema)]
-#[schema(
-    format = "uuid",
-    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-    min_length = 36,
-    max_length = 36
-)]
-pub struct RequestId(pub String);
-
-/// A standing rule's id: a lowercase hyphenated UUID.
-#[derive(Debug, ToSchema)]
-#[schema(
-    format = "uuid",
-    pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-    min_length = 36,
-    max_length = 36
-)]
-pub struct RuleId(pub String);
 
 /// A device: its key's RFC 7638 thumbprint (SHA-256) in base64url without
 /// padding, 43 characters.

@@ -25,6 +25,11 @@ pub async fn post(
     if let Some(token) = bearer {
         request = request.bearer_auth(token);
     }
+    answer(request).await
+}
+
+/// Sends `request`; the status and the JSON answer (`null` if none).
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("request sent");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
@@ -178,15 +183,12 @@ impl Phone {
 
     /// A signed-in GET: the status and the JSON answer.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.session)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.session),
+        )
+        .await
     }
 
     /// A signed-in GET that must succeed.
@@ -262,14 +264,11 @@ impl Phone {
 
     /// Removes one of the patient's devices.
     pub async fn remove_device(&self, device: &DeviceKeyId) -> (u16, Value) {
-        let response = self
-            .client
-            .delete(format!("{}/patient/devices/{device}", self.base))
-            .bearer_auth(&self.session)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(
+            self.client
+                .delete(format!("{}/patient/devices/{device}", self.base))
+                .bearer_auth(&self.session),
+        )
+        .await
     }
 }

@@ -450,19 +450,7 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
     assert_eq!(count(&ledger, "device.enrolled"), enrolled + 3);
 
     // The regulator's check still holds on everything above.
-    let checkpoint = network
-        .admin
-        .checkpoint_at_least(ledger.tree_size().unwrap())
-        .await;
-    let log = network
-        .admin
-        .ledger
-        .download_log(&checkpoint)
-        .await
-        .unwrap();
-    let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
-    let audit =
-        locus_consent::audit::check_grants(&entries, &network.authority.key.verifying_key());
+    let audit = network.grant_audit(ledger.tree_size().unwrap()).await;
     assert!(audit.findings.is_empty(), "{:?}", audit.findings);
 
     network.stop().await;

@@ -518,16 +518,7 @@ async fn patients_decide(db: TestDb) {
     // and every access happened under a grant logged before it. The one
     // exception is this test's own: the wider grant it signed with the consent
     // key to find a May result was never logged, and its discovery is named.
-    let checkpoint = network.admin.checkpoint().await;
-    let log = network
-        .admin
-        .ledger
-        .download_log(&checkpoint)
-        .await
-        .unwrap();
-    let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
-    let audit =
-        locus_consent::audit::check_grants(&entries, &network.authority.key.verifying_key());
+    let audit = network.grant_audit(0).await;
     let [finding] = audit.findings.as_slice() else {
         panic!(
             "expected one finding, the unlogged test grant: {:?}",

@@ -115,17 +115,7 @@ async fn audit(f: &Fixture, s: &mut Suite) {
     s.settled();
     let grant: Option<GrantId> = decided["grant"].as_str().and_then(|g| g.parse().ok());
     let size = u64::try_from(s.stores.snapshot().ledger_size).unwrap();
-    let checkpoint = f.network.admin.checkpoint_at_least(size).await;
-    let log = f
-        .network
-        .admin
-        .ledger
-        .download_log(&checkpoint)
-        .await
-        .unwrap();
-    let entries = locus_consent::audit::parse_entries(&log.entries).unwrap();
-    let audit =
-        locus_consent::audit::check_grants(&entries, &f.network.authority.key.verifying_key());
+    let audit = f.network.grant_audit(size).await;
     s.record(
         "the regulator's audit of the ledger holds",
         if audit.findings.is_empty() {
