@@ -21,7 +21,7 @@ use locus_ledger::tiles::{
     decode_entry_bundle, entry_bundles_for_size, TilePath, TileRef, TILE_WIDTH,
 };
 use locus_ledger::wire::LoggedEntry;
-use locus_ledger::witness::{self, Decision};
+use locus_ledger::witness::{self, CosignDecision};
 use locus_protocol::entry::EventKind;
 use locus_protocol::signing::SigningKey;
 use serde_json::{json, Value};
@@ -264,8 +264,8 @@ async fn watch(
         }
         let seen = state.as_ref().map(WitnessState::checkpoint).transpose()?;
         match witness::decide(&ledger, &signer, seen.as_ref()).await {
-            Ok(Decision::AlreadyCosigned(_)) => {}
-            Ok(Decision::Cosign { checkpoint, text }) => {
+            Ok(CosignDecision::AlreadyCosigned(_)) => {}
+            Ok(CosignDecision::Cosign { checkpoint, text }) => {
                 WitnessState {
                     tree_size: checkpoint.size,
                     root: BASE64.encode(checkpoint.root),
@@ -277,7 +277,7 @@ async fn watch(
                     .context("sending the cosignature")?;
                 println!("cosigned the checkpoint of size {}", checkpoint.size);
             }
-            Ok(Decision::Conflict { size, evidence }) => {
+            Ok(CosignDecision::Conflict { size, evidence }) => {
                 let mut state = state.unwrap_or_default();
                 let witnessed = state.tree_size;
                 state.conflict = Some(evidence);

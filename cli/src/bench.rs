@@ -19,8 +19,8 @@ use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
 use locus_ledger::store::LedgerStore;
+use locus_platform::db::{self, DatabaseUrl};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_service::db::{self, DatabaseUrl};
 use serde_json::json;
 
 use crate::consortium::{DropOnExit, Network, Options, Storage};

@@ -20,6 +20,12 @@ use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::cosignature::CosignatureVerifier;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::store::LedgerStore;
+use locus_platform::db::{self, DatabaseUrl};
+use locus_platform::files::{
+    load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key,
+};
+use locus_platform::pki::{certificate_der, CertificateAuthority};
+use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::{Event, MemberUpdated};
 use locus_protocol::grant::Confirmation;
@@ -27,12 +33,6 @@ use locus_protocol::ids::MemberId;
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::SigningKey;
-use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::{
-    load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key,
-};
-use locus_service::pki::{certificate_der, CertificateAuthority};
-use locus_service::tls::{http_client, TlsFiles};
 use serde::{Deserialize, Serialize};
 
 use crate::network::{
@@ -334,7 +334,7 @@ impl Network {
         if !linkage_path.exists() {
             write_linkage_key(&linkage_path, &LinkageKey::generate("dev-1")?)?;
         }
-        let linkage = locus_service::files::load_linkage_key(&linkage_path)?;
+        let linkage = locus_platform::files::load_linkage_key(&linkage_path)?;
         let authority_key = authority_key_config(&authority.key)?;
 
         // The index-service and its ledger.
@@ -557,7 +557,7 @@ impl Network {
     /// A patient's phone: trusts the consortium CA, has no client certificate.
     pub fn phone(&self) -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
-            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
+            .pool_idle_timeout(locus_platform::tls::CLIENT_POOL_IDLE)
             .use_native_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?)

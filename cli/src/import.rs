@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use locus_hospital_connector::config::Config;
 use locus_hospital_connector::import::{import_paths, ImportProgress};
 use locus_hospital_connector::records::RecordStore;
-use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::load_linkage_key;
+use locus_platform::db::{self, DatabaseUrl};
+use locus_platform::files::load_linkage_key;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {

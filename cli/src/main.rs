@@ -47,7 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(_) | Command::Demo(_) | Command::Bench(_)
     ) {
         // Services log warnings only: these commands tell what happens themselves.
-        locus_service::telemetry::init_with(locus_service::telemetry::LogFormat::Text, "warn");
+        locus_platform::telemetry::init_with(locus_platform::telemetry::LogFormat::Text, "warn");
     }
     // An actix system: `up`, `demo` and `bench` run the services in-process.
     let result = actix_web::rt::System::new().block_on(async {

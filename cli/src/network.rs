@@ -125,7 +125,7 @@ impl NetworkInfo {
         )
         .context("the regulator's certificate and key")?;
         Ok(reqwest::Client::builder()
-            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
+            .pool_idle_timeout(locus_platform::tls::CLIENT_POOL_IDLE)
             .use_native_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
@@ -156,7 +156,7 @@ impl NetworkInfo {
     }
 
     pub fn authority(&self) -> anyhow::Result<locus_protocol::signing::VerifyingKey> {
-        locus_service::config::authority_key(&Some(self.authority_key.clone()))
+        locus_platform::config::authority_key(&Some(self.authority_key.clone()))
             .context("the authority key")
     }
 }

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use locus_platform::files::write_secret_file;
+use locus_platform::pki::{certificate_der, CertificateAuthority};
 use locus_protocol::grant::Confirmation;
 use locus_protocol::ids::MemberId;
-use locus_service::files::write_secret_file;
-use locus_service::pki::{certificate_der, CertificateAuthority};
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {

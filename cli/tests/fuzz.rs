@@ -94,7 +94,7 @@ struct Listener {
 
 fn client(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
+        .pool_idle_timeout(locus_platform::tls::CLIENT_POOL_IDLE)
         .use_native_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap())

@@ -21,7 +21,7 @@ async fn import_twice(db: TestDb) {
     files.sort();
     let dir = db.scratch_dir();
     let linkage = dir.join("linkage.key");
-    locus_service::files::write_linkage_key(&linkage, &LinkageKey::generate("k1").unwrap())
+    locus_platform::files::write_linkage_key(&linkage, &LinkageKey::generate("k1").unwrap())
         .unwrap();
     let run = || {
         let output = Command::new(env!("CARGO_BIN_EXE_locus"))

@@ -69,8 +69,8 @@ async fn verify_honest_then_tampered_log(db: TestDb) {
 
     // Someone edits one stored entry behind the ledger's back.
     {
-        let url = locus_service::db::DatabaseUrl::parse(db.url()).unwrap();
-        let pool = locus_service::db::connect(&url, 1).unwrap();
+        let url = locus_platform::db::DatabaseUrl::parse(db.url()).unwrap();
+        let pool = locus_platform::db::connect(&url, 1).unwrap();
         diesel::connection::SimpleConnection::batch_execute(
             &mut *pool.get().unwrap(),
             "UPDATE ledger_entries SET body = replace(body, '\"v\":1', '\"v\":2') WHERE idx = 42",

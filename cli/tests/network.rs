@@ -11,7 +11,7 @@ use locus_cli::consortium::{DropOnExit, Network, Options, Storage};
 use locus_cli::network::NETWORK_FILE;
 use locus_ledger::checkpoint::{sign_checkpoint, Checkpoint};
 use locus_ledger::note::{Note, NoteSigner};
-use locus_service::db::{self, DatabaseUrl};
+use locus_platform::db::{self, DatabaseUrl};
 use locus_tests::{postgres_admin_url, Backend};
 
 /// Runs the `locus` binary without blocking the runtime the network serves on.
@@ -96,7 +96,7 @@ struct LedgerDb(db::Pool);
 impl LedgerDb {
     fn text(&self, query: &str) -> String {
         let mut conn = self.0.get().unwrap();
-        let row: Row = locus_service::on_backend!(&mut *conn, |c| diesel::sql_query(query)
+        let row: Row = locus_platform::on_backend!(&mut *conn, |c| diesel::sql_query(query)
             .get_result(c)
             .unwrap());
         row.text

@@ -7,22 +7,22 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use locus_platform::http::{json_config, json_error, ErrorBody, Json};
+use locus_platform::tls::PeerCertificate;
 use locus_protocol::consent::{Decision, Revocation, RuleRevocation, StandingRule};
 use locus_protocol::device::DeviceKeyId;
 use locus_protocol::grant::{DataPeriod, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::{GrantId, RuleId};
 use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::scope::ScopeSet;
-use locus_service::http::{json_config, json_error, ErrorBody, Json};
-use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::ToSchema;
 
-use crate::service::{Consent, ConsentError, HistoryEvent};
+use crate::acts::{ActError, Consent, HistoryEvent};
 use crate::session::Session;
 
-impl ResponseError for ConsentError {
+impl ResponseError for ActError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Wider(_) => StatusCode::BAD_REQUEST,
@@ -70,20 +70,20 @@ impl ResponseError for ConsentError {
 
 type State = web::Data<Arc<Consent>>;
 
-fn signature(encoded: &str) -> Result<Vec<u8>, ConsentError> {
+fn signature(encoded: &str) -> Result<Vec<u8>, ActError> {
     URL_SAFE_NO_PAD
         .decode(encoded.trim_end_matches('='))
-        .map_err(|_| ConsentError::BadRequest("signature is not base64url".into()))
+        .map_err(|_| ActError::BadRequest("signature is not base64url".into()))
 }
 
 /// The signed-in patient: a valid session of a device still enrolled.
-async fn session(state: &Consent, req: &HttpRequest) -> Result<Session, ConsentError> {
+async fn session(state: &Consent, req: &HttpRequest) -> Result<Session, ActError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ConsentError::Unauthenticated)?;
+        .ok_or(ActError::Unauthenticated)?;
     state.session(header).await
 }
 
@@ -93,7 +93,7 @@ fn throttle(
     state: &Consent,
     req: &HttpRequest,
     device: Option<&DeviceKeyId>,
-) -> Result<(), ConsentError> {
+) -> Result<(), ActError> {
     let address = req
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
@@ -101,13 +101,13 @@ fn throttle(
         .throttles
         .per_address
         .allow(&address)
-        .map_err(ConsentError::TooMany)?;
+        .map_err(ActError::TooMany)?;
     if let Some(device) = device {
         state
             .throttles
             .per_device
             .allow(&device.to_string())
-            .map_err(ConsentError::TooMany)?;
+            .map_err(ActError::TooMany)?;
     }
     Ok(())
 }
@@ -118,7 +118,7 @@ fn throttle(
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeRequest {
     /// The patient key (hex).
-    #[schema(value_type = locus_service::openapi::PatientKey)]
+    #[schema(value_type = locus_platform::openapi::PatientKey)]
     pub subject: PatientKey,
 }
 
@@ -142,7 +142,7 @@ pub async fn enrolment_code(
     state: State,
     peer: PeerCertificate,
     body: Json<EnrolmentCodeRequest>,
-) -> Result<web::Json<EnrolmentCode>, ConsentError> {
+) -> Result<web::Json<EnrolmentCode>, ActError> {
     let hospital = state.hospital(&peer.thumbprint)?;
     let (code, expires_at) = state.issue_enrolment_code(&hospital, &body.subject).await?;
     Ok(web::Json(EnrolmentCode { code, expires_at }))
@@ -152,7 +152,7 @@ pub async fn enrolment_code(
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// The patient key (hex).
-    #[schema(value_type = locus_service::openapi::PatientKey)]
+    #[schema(value_type = locus_platform::openapi::PatientKey)]
     pub subject: PatientKey,
     /// An HL7 v3 PurposeOfUse code, e.g. `TREAT`.
     #[schema(value_type = String)]
@@ -164,14 +164,14 @@ pub struct NewRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub data_period: Option<DataPeriod>,
-    /// Defaults by purpose (see `service::default_duration`).
+    /// Defaults by purpose (see `acts::default_duration`).
     #[serde(default)]
     pub duration_secs: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RequestStatus {
-    #[schema(value_type = locus_service::openapi::RequestId)]
+    #[schema(value_type = locus_platform::openapi::RequestId)]
     pub request: RequestId,
     /// `pending`, `approved` or `refused`.
     pub status: String,
@@ -196,7 +196,7 @@ pub async fn new_request(
     state: State,
     peer: PeerCertificate,
     body: Json<NewRequest>,
-) -> Result<web::Json<RequestStatus>, ConsentError> {
+) -> Result<web::Json<RequestStatus>, ActError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let r = body.into_inner();
     let (request, status, grant) = state
@@ -207,7 +207,7 @@ pub async fn new_request(
             r.scope,
             r.data_period,
             r.duration_secs
-                .unwrap_or_else(|| crate::service::default_duration(r.purpose)),
+                .unwrap_or_else(|| crate::acts::default_duration(r.purpose)),
         )
         .await?;
     let (grant, discovery) = grant.map_or((None, None), |(g, d)| (Some(g), Some(d)));
@@ -230,20 +230,20 @@ pub async fn request_status(
     state: State,
     peer: PeerCertificate,
     id: web::Path<RequestId>,
-) -> Result<web::Json<RequestStatus>, ConsentError> {
+) -> Result<web::Json<RequestStatus>, ActError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let (store, rid) = (state.store.clone(), id.to_string());
     let request = tokio::task::spawn_blocking(move || store.request(&rid))
         .await
-        .map_err(|_| ConsentError::Unavailable)??
+        .map_err(|_| ActError::Unavailable)??
         .filter(|r| r.requester == requester.as_str())
-        .ok_or(ConsentError::NotFound("request"))?;
+        .ok_or(ActError::NotFound("request"))?;
     let stored = match &request.grant_id {
         Some(g) => {
             let (store, gid) = (state.store.clone(), g.clone());
             tokio::task::spawn_blocking(move || store.grant(&gid))
                 .await
-                .map_err(|_| ConsentError::Unavailable)??
+                .map_err(|_| ActError::Unavailable)??
         }
         None => None,
     };
@@ -264,7 +264,7 @@ pub async fn request_status(
 #[serde(deny_unknown_fields)]
 pub struct EmergencyRequest {
     /// The patient key (hex).
-    #[schema(value_type = locus_service::openapi::PatientKey)]
+    #[schema(value_type = locus_platform::openapi::PatientKey)]
     pub subject: PatientKey,
     /// SMART scopes, space-separated.
     #[schema(value_type = String)]
@@ -293,7 +293,7 @@ pub async fn emergency(
     state: State,
     peer: PeerCertificate,
     body: Json<EmergencyRequest>,
-) -> Result<web::Json<EmergencyGrant>, ConsentError> {
+) -> Result<web::Json<EmergencyGrant>, ActError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let e = body.into_inner();
     let (grant, discovery) = state
@@ -313,25 +313,22 @@ pub async fn grant_as_fhir(
     state: State,
     peer: PeerCertificate,
     id: web::Path<GrantId>,
-) -> Result<HttpResponse, ConsentError> {
+) -> Result<HttpResponse, ActError> {
     let requester = state.hospital(&peer.thumbprint)?;
     let (store, gid) = (state.store.clone(), id.to_string());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
-        .map_err(|_| ConsentError::Unavailable)??
+        .map_err(|_| ActError::Unavailable)??
         .filter(|g| g.requester == requester.as_str())
-        .ok_or(ConsentError::NotFound("grant"))?;
+        .ok_or(ActError::NotFound("grant"))?;
     fhir_response(&grant)
 }
 
-fn fhir_response(grant: &crate::store::Grant) -> Result<HttpResponse, ConsentError> {
+fn fhir_response(grant: &crate::store::Grant) -> Result<HttpResponse, ActError> {
     let claims: GrantClaims =
-        serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
-    let resource = crate::fhir::consent_resource(
-        &claims,
-        grant.revoked_at.is_some(),
-        crate::service::now_secs(),
-    );
+        serde_json::from_str(&grant.claims).map_err(|_| ActError::Unavailable)?;
+    let resource =
+        crate::fhir::consent_resource(&claims, grant.revoked_at.is_some(), crate::acts::now_secs());
     Ok(HttpResponse::Ok()
         .content_type("application/fhir+json")
         .json(resource))
@@ -378,10 +375,10 @@ pub struct Enrol {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enrolled {
     /// The device's RFC 7638 thumbprint (base64url).
-    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
+    #[schema(value_type = locus_platform::openapi::DeviceKeyId)]
     pub device: DeviceKeyId,
     /// The patient key (hex).
-    #[schema(value_type = locus_service::openapi::PatientKey)]
+    #[schema(value_type = locus_platform::openapi::PatientKey)]
     pub subject: PatientKey,
 }
 
@@ -399,7 +396,7 @@ pub async fn enrol(
     state: State,
     req: HttpRequest,
     body: Json<Enrol>,
-) -> Result<web::Json<Enrolled>, ConsentError> {
+) -> Result<web::Json<Enrolled>, ActError> {
     throttle(&state, &req, None)?;
     let (device, subject) = state
         .enrol(&body.code, &body.device_key.to_string())
@@ -410,7 +407,7 @@ pub async fn enrol(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeRequest {
-    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
+    #[schema(value_type = locus_platform::openapi::DeviceKeyId)]
     pub device: DeviceKeyId,
 }
 
@@ -433,7 +430,7 @@ pub async fn challenge(
     state: State,
     req: HttpRequest,
     body: Json<ChallengeRequest>,
-) -> Result<web::Json<Challenge>, ConsentError> {
+) -> Result<web::Json<Challenge>, ActError> {
     throttle(&state, &req, Some(&body.device))?;
     let challenge = state.challenge(&body.device).await?;
     Ok(web::Json(Challenge { challenge }))
@@ -442,7 +439,7 @@ pub async fn challenge(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
-    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
+    #[schema(value_type = locus_platform::openapi::DeviceKeyId)]
     pub device: DeviceKeyId,
     pub challenge: String,
     /// base64url signature over the `DeviceChallenge` signing bytes.
@@ -471,7 +468,7 @@ pub async fn sign_in(
     state: State,
     req: HttpRequest,
     body: Json<SignIn>,
-) -> Result<web::Json<SessionToken>, ConsentError> {
+) -> Result<web::Json<SessionToken>, ActError> {
     throttle(&state, &req, Some(&body.device))?;
     let (session, expires_at) = state
         .sign_in(&body.device, &body.challenge, &signature(&body.signature)?)
@@ -500,20 +497,20 @@ pub struct PendingRequest {
 pub async fn pending(
     state: State,
     req: HttpRequest,
-) -> Result<web::Json<Vec<PendingRequest>>, ConsentError> {
+) -> Result<web::Json<Vec<PendingRequest>>, ActError> {
     let session = session(&state, &req).await?;
     let (store, s) = (state.store.clone(), session.sub.clone());
     let rows = tokio::task::spawn_blocking(move || store.requests_of(&s, crate::store::PENDING))
         .await
-        .map_err(|_| ConsentError::Unavailable)??;
+        .map_err(|_| ActError::Unavailable)??;
     let mut out = Vec::new();
     for row in rows {
         let terms: locus_protocol::consent::RequestTerms =
-            serde_json::from_str(&row.terms).map_err(|_| ConsentError::Unavailable)?;
+            serde_json::from_str(&row.terms).map_err(|_| ActError::Unavailable)?;
         out.push(PendingRequest {
             request: row.request_id,
-            summary: crate::words::describe_request(&state, &terms),
-            terms: serde_json::to_value(&terms).map_err(|_| ConsentError::Unavailable)?,
+            summary: crate::words::describe_request(state.directory.directory(), &terms),
+            terms: serde_json::to_value(&terms).map_err(|_| ActError::Unavailable)?,
         });
     }
     Ok(web::Json(out))
@@ -527,14 +524,14 @@ pub struct Decide {
     #[schema(value_type = Object)]
     pub decision: Decision,
     /// base64url device signature over the decision's signing bytes.
-    #[schema(value_type = locus_service::openapi::DeviceSignature)]
+    #[schema(value_type = locus_platform::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Decided {
     /// The grant issued, or null for a refusal.
-    #[schema(value_type = Option<locus_service::openapi::GrantId>)]
+    #[schema(value_type = Option<locus_platform::openapi::GrantId>)]
     pub grant: Option<GrantId>,
 }
 
@@ -553,7 +550,7 @@ pub async fn decide(
     state: State,
     req: HttpRequest,
     body: Json<Decide>,
-) -> Result<web::Json<Decided>, ConsentError> {
+) -> Result<web::Json<Decided>, ActError> {
     let session = session(&state, &req).await?;
     let grant = state
         .decide(&session, &body.decision, &signature(&body.signature)?)
@@ -567,13 +564,13 @@ pub struct Revoke {
     #[schema(value_type = Object)]
     pub revocation: Revocation,
     /// base64url device signature over the revocation's signing bytes.
-    #[schema(value_type = locus_service::openapi::DeviceSignature)]
+    #[schema(value_type = locus_platform::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Revoked {
-    #[schema(value_type = locus_service::openapi::GrantId)]
+    #[schema(value_type = locus_platform::openapi::GrantId)]
     pub revoked: GrantId,
 }
 
@@ -592,7 +589,7 @@ pub async fn revoke(
     state: State,
     req: HttpRequest,
     body: Json<Revoke>,
-) -> Result<web::Json<Revoked>, ConsentError> {
+) -> Result<web::Json<Revoked>, ActError> {
     let session = session(&state, &req).await?;
     state
         .revoke(&session, &body.revocation, &signature(&body.signature)?)
@@ -608,13 +605,13 @@ pub struct NewRule {
     #[schema(value_type = Object)]
     pub rule: StandingRule,
     /// base64url device signature over the rule's signing bytes.
-    #[schema(value_type = locus_service::openapi::DeviceSignature)]
+    #[schema(value_type = locus_platform::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleAdded {
-    #[schema(value_type = locus_service::openapi::RuleId)]
+    #[schema(value_type = locus_platform::openapi::RuleId)]
     pub rule: RuleId,
 }
 
@@ -633,7 +630,7 @@ pub async fn add_rule(
     state: State,
     req: HttpRequest,
     body: Json<NewRule>,
-) -> Result<web::Json<RuleAdded>, ConsentError> {
+) -> Result<web::Json<RuleAdded>, ActError> {
     let session = session(&state, &req).await?;
     state
         .add_rule(&session, &body.rule, &signature(&body.signature)?)
@@ -646,7 +643,7 @@ pub async fn add_rule(
 /// A standing rule in force, in plain words, with its signed terms.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleSummary {
-    #[schema(value_type = locus_service::openapi::RuleId)]
+    #[schema(value_type = locus_platform::openapi::RuleId)]
     pub rule: RuleId,
     /// The rule in plain words.
     pub summary: String,
@@ -665,7 +662,7 @@ pub struct RuleSummary {
 pub async fn rules(
     state: State,
     req: HttpRequest,
-) -> Result<web::Json<Vec<RuleSummary>>, ConsentError> {
+) -> Result<web::Json<Vec<RuleSummary>>, ActError> {
     let session = session(&state, &req).await?;
     let rules = state.rules(&session).await?;
     Ok(web::Json(
@@ -673,7 +670,7 @@ pub async fn rules(
             .into_iter()
             .map(|(row, rule)| RuleSummary {
                 rule: rule.rule,
-                summary: crate::words::describe_rule(&state, &rule),
+                summary: crate::words::describe_rule(state.directory.directory(), &rule),
                 created_at: row.created_at,
                 terms: rule,
             })
@@ -688,13 +685,13 @@ pub struct RevokeRule {
     #[schema(value_type = Object)]
     pub revocation: RuleRevocation,
     /// base64url device signature over the revocation's signing bytes.
-    #[schema(value_type = locus_service::openapi::DeviceSignature)]
+    #[schema(value_type = locus_platform::openapi::DeviceSignature)]
     pub signature: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RuleRevoked {
-    #[schema(value_type = locus_service::openapi::RuleId)]
+    #[schema(value_type = locus_platform::openapi::RuleId)]
     pub revoked: RuleId,
 }
 
@@ -714,7 +711,7 @@ pub async fn revoke_rule(
     state: State,
     req: HttpRequest,
     body: Json<RevokeRule>,
-) -> Result<web::Json<RuleRevoked>, ConsentError> {
+) -> Result<web::Json<RuleRevoked>, ActError> {
     let session = session(&state, &req).await?;
     state
         .revoke_rule(&session, &body.revocation, &signature(&body.signature)?)
@@ -743,19 +740,19 @@ pub struct GrantSummary {
 pub async fn grants(
     state: State,
     req: HttpRequest,
-) -> Result<web::Json<Vec<GrantSummary>>, ConsentError> {
+) -> Result<web::Json<Vec<GrantSummary>>, ActError> {
     let session = session(&state, &req).await?;
     let (store, s) = (state.store.clone(), session.sub.clone());
     let rows = tokio::task::spawn_blocking(move || store.grants_of(&s))
         .await
-        .map_err(|_| ConsentError::Unavailable)??;
+        .map_err(|_| ActError::Unavailable)??;
     let mut out = Vec::new();
     for row in rows {
         let claims: GrantClaims =
-            serde_json::from_str(&row.claims).map_err(|_| ConsentError::Unavailable)?;
+            serde_json::from_str(&row.claims).map_err(|_| ActError::Unavailable)?;
         out.push(GrantSummary {
             grant: row.grant_id,
-            summary: crate::words::describe_grant(&state, &claims),
+            summary: crate::words::describe_grant(state.directory.directory(), &claims),
             emergency: row.basis == "emergency",
             revoked: row.revoked_at.is_some(),
             expires_at: row.expires_at,
@@ -772,14 +769,14 @@ pub async fn grants(
 pub async fn history(
     state: State,
     req: HttpRequest,
-) -> Result<web::Json<Vec<HistoryEvent>>, ConsentError> {
+) -> Result<web::Json<Vec<HistoryEvent>>, ActError> {
     let session = session(&state, &req).await?;
     Ok(web::Json(state.history(&session).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceRemoved {
-    #[schema(value_type = locus_service::openapi::DeviceKeyId)]
+    #[schema(value_type = locus_platform::openapi::DeviceKeyId)]
     pub removed: DeviceKeyId,
 }
 
@@ -795,7 +792,7 @@ pub async fn remove_device(
     state: State,
     req: HttpRequest,
     device: web::Path<DeviceKeyId>,
-) -> Result<web::Json<DeviceRemoved>, ConsentError> {
+) -> Result<web::Json<DeviceRemoved>, ActError> {
     let session = session(&state, &req).await?;
     state.remove_device(&session, &device).await?;
     Ok(web::Json(DeviceRemoved { removed: *device }))
@@ -812,14 +809,14 @@ pub async fn own_grant_as_fhir(
     state: State,
     req: HttpRequest,
     id: web::Path<GrantId>,
-) -> Result<HttpResponse, ConsentError> {
+) -> Result<HttpResponse, ActError> {
     let session = session(&state, &req).await?;
     let (store, gid) = (state.store.clone(), id.to_string());
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
-        .map_err(|_| ConsentError::Unavailable)??
+        .map_err(|_| ActError::Unavailable)??
         .filter(|g| g.patient_key == session.sub)
-        .ok_or(ConsentError::NotFound("grant"))?;
+        .ok_or(ActError::NotFound("grant"))?;
     fhir_response(&grant)
 }
 

@@ -1,12 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod acts;
 pub mod api;
 pub mod audit;
 pub mod config;
 pub mod fhir;
 pub mod schema;
-pub mod service;
 pub mod session;
 pub mod startup;
 pub mod store;

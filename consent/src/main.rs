@@ -22,7 +22,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
-    locus_service::telemetry::init(config.log_format);
+    locus_platform::telemetry::init(config.log_format);
     let app = Application::build(&config).context("consent cannot start")?;
     let ready = serde_json::json!({ "service": "consent", "url": app.member_url, "patient_url": app.patient_url });
     #[allow(clippy::print_stdout)]

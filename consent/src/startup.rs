@@ -9,19 +9,19 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse};
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
+use locus_platform::access::{members_only, PeerGate};
+use locus_platform::config::{authority_key, required, ConfigError};
+use locus_platform::db::{self, DatabaseUrl};
+use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
+use locus_platform::http::{json_extractors, not_found, HttpEdges};
+use locus_platform::server::serve;
+use locus_platform::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
 use locus_protocol::directory::MemberStatus;
-use locus_service::access::{members_only, PeerGate};
-use locus_service::config::{authority_key, required, ConfigError};
-use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::{load_linkage_key, load_or_create_signing_key};
-use locus_service::http::{json_extractors, not_found, HttpEdges};
-use locus_service::server::serve;
-use locus_service::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
 use utoipa::OpenApi as _;
 
+use crate::acts::{Consent, InFlight, Limits};
 use crate::api::{ConsentMemberApiDoc, ConsentPatientApiDoc};
 use crate::config::Config;
-use crate::service::{Consent, InFlight, Limits};
 use crate::session::SessionKeys;
 use crate::store::ConsentStore;
 use crate::throttle::Throttles;
@@ -37,9 +37,9 @@ pub enum StartupError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    KeyFile(#[from] locus_service::files::KeyFileError),
+    KeyFile(#[from] locus_platform::files::KeyFileError),
     #[error(transparent)]
-    Tls(#[from] locus_service::tls::TlsError),
+    Tls(#[from] locus_platform::tls::TlsError),
     #[error("{0}")]
     Invalid(&'static str),
     #[error("cannot listen: {0}")]

@@ -2,7 +2,7 @@
 //! and rules, under pseudonymous patient keys only.
 
 use diesel::prelude::*;
-use locus_service::db::{
+use locus_platform::db::{
     write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
 };
 use serde::{Deserialize, Serialize};
@@ -190,7 +190,7 @@ pub struct ConsentStore {
 
 impl ConsentStore {
     pub fn open(pool: Pool) -> Result<Self, StoreError> {
-        locus_service::db::run_migrations(&mut *pool.get()?, MIGRATIONS)?;
+        locus_platform::db::run_migrations(&mut *pool.get()?, MIGRATIONS)?;
         Ok(Self { pool })
     }
 

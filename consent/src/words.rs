@@ -6,12 +6,10 @@ use locus_protocol::grant::{DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::MemberId;
 use locus_protocol::scope::{ResourceType, Scope, ScopeFilter, ScopeSet};
 
-use crate::service::Consent;
+use locus_ledger::directory::LedgerDirectory;
 
-fn who(consent: &Consent, member: &MemberId) -> String {
-    consent
-        .directory
-        .directory()
+fn who(directory: &LedgerDirectory, member: &MemberId) -> String {
+    directory
         .read()
         .get(member)
         .map_or_else(|| member.to_string(), |m| m.display_name.clone())
@@ -65,10 +63,10 @@ fn duration(secs: i64) -> String {
     }
 }
 
-pub fn describe_request(consent: &Consent, terms: &RequestTerms) -> String {
+pub fn describe_request(directory: &LedgerDirectory, terms: &RequestTerms) -> String {
     format!(
         "{} asks to see {}, {}, {}, for {}.",
-        who(consent, &terms.requester),
+        who(directory, &terms.requester),
         scopes(&terms.scope),
         period(terms.data_period.as_ref()),
         purpose(terms.purpose),
@@ -76,7 +74,7 @@ pub fn describe_request(consent: &Consent, terms: &RequestTerms) -> String {
     )
 }
 
-pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
+pub fn describe_grant(directory: &LedgerDirectory, claims: &GrantClaims) -> String {
     let basis = match &claims.basis {
         GrantBasis::PatientApproval { .. } => "You approved this.".to_owned(),
         GrantBasis::StandingRule { .. } => "One of your standing rules allowed this.".to_owned(),
@@ -86,7 +84,7 @@ pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
     };
     format!(
         "{} may see {}, {}, {}, until {}. {basis}",
-        who(consent, &claims.aud),
+        who(directory, &claims.aud),
         scopes(&claims.scope),
         period(claims.data_period.as_ref()),
         purpose(claims.purpose),
@@ -95,9 +93,9 @@ pub fn describe_grant(consent: &Consent, claims: &GrantClaims) -> String {
     )
 }
 
-pub fn describe_rule(consent: &Consent, rule: &StandingRule) -> String {
+pub fn describe_rule(directory: &LedgerDirectory, rule: &StandingRule) -> String {
     let audience = match &rule.who {
-        RuleAudience::Member(m) => who(consent, m),
+        RuleAudience::Member(m) => who(directory, m),
         RuleAudience::AnyHospital => "Any hospital".to_owned(),
     };
     let window = rule.data_window_days.map_or_else(
@@ -118,32 +116,32 @@ pub fn describe_rule(consent: &Consent, rule: &StandingRule) -> String {
 }
 
 /// One ledger event about the patient, as the patient would say it.
-pub fn describe_event(consent: &Consent, event: &Event) -> String {
+pub fn describe_event(directory: &LedgerDirectory, event: &Event) -> String {
     match event {
         Event::DeviceEnrolled(e) => format!(
             "A device was enrolled for you with a code from {}. If it was not you, remove it.",
-            who(consent, &e.code_issuer)
+            who(directory, &e.code_issuer)
         ),
         Event::DeviceRemoved(_) => "You removed a device.".into(),
-        Event::AccessRequested(e) => describe_request(consent, &e.terms),
+        Event::AccessRequested(e) => describe_request(directory, &e.terms),
         Event::AccessDecided(e) => match &e.decision {
             Decision::Approve(a) => {
-                format!("You approved access for {}.", who(consent, &a.requester))
+                format!("You approved access for {}.", who(directory, &a.requester))
             }
             Decision::Refuse(_) => "You refused a request.".into(),
         },
         Event::GrantIssued(g) => match &g.basis {
             GrantBasis::Emergency { reason } => format!(
                 "EMERGENCY ACCESS was given to {} without your approval. Reason given: {reason}",
-                who(consent, &g.requester)
+                who(directory, &g.requester)
             ),
             GrantBasis::StandingRule { .. } => format!(
                 "{} was given access under one of your rules.",
-                who(consent, &g.requester)
+                who(directory, &g.requester)
             ),
             GrantBasis::PatientApproval { .. } => format!(
                 "{} was given the access you approved.",
-                who(consent, &g.requester)
+                who(directory, &g.requester)
             ),
         },
         Event::GrantRevoked(_) => "Access was revoked.".into(),
@@ -151,23 +149,23 @@ pub fn describe_event(consent: &Consent, event: &Event) -> String {
         Event::RuleRevoked(_) => "You withdrew a standing rule.".into(),
         Event::IndexQueried(q) => format!(
             "{} looked for your records ({} found).",
-            who(consent, &q.requester),
+            who(directory, &q.requester),
             q.results
         ),
         Event::RecordRetrieved(r) => format!(
             "{} received one of your records from {}.",
-            who(consent, &r.requester),
-            who(consent, r.custodian.as_member())
+            who(directory, &r.requester),
+            who(directory, r.custodian.as_member())
         ),
         Event::AccessRefused(r) => match &r.custodian {
             Some(custodian) => format!(
                 "{} refused to give {} one of your records.",
-                who(consent, custodian.as_member()),
-                who(consent, &r.requester)
+                who(directory, custodian.as_member()),
+                who(directory, &r.requester)
             ),
             None => format!(
                 "A search for your records by {} was refused.",
-                who(consent, &r.requester)
+                who(directory, &r.requester)
             ),
         },
         Event::PointersPublished(_) | Event::MemberUpdated(_) => "A network event.".into(),

@@ -9,7 +9,7 @@ use locus_consent::store::{
     AccessRequest, Act, Change, Conflict, ConsentStore, Device, Grant, Rule, APPROVED, PENDING,
     REFUSED,
 };
-use locus_service::db::{connect, DatabaseUrl};
+use locus_platform::db::{connect, DatabaseUrl};
 use locus_tests::{both_backends, TestDb};
 
 both_backends!(acts_are_reserved_applied_and_undone_once);

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use locus_service::config::{from_file, tls_files, ConfigError};
-use locus_service::override_from_env;
-use locus_service::telemetry::LogFormat;
-use locus_service::tls::TlsFiles;
+use locus_platform::config::{from_file, tls_files, ConfigError};
+use locus_platform::override_from_env;
+use locus_platform::telemetry::LogFormat;
+use locus_platform::tls::TlsFiles;
 use serde::Deserialize;
 
 use crate::fhir::US_SSN_SYSTEM;

@@ -21,7 +21,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
-    locus_service::telemetry::init(config.log_format);
+    locus_platform::telemetry::init(config.log_format);
     let app = Application::build(&config).context("hospital-connector cannot start")?;
     let ready = serde_json::json!({ "service": "hospital-connector", "url": app.url() });
     #[allow(clippy::print_stdout)]

@@ -6,12 +6,12 @@ use std::time::Duration;
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{ClientError, DirectoryFollower, LedgerClient};
 use locus_ledger::wire::Receipt;
+use locus_platform::access::Refused;
 use locus_protocol::entry::Event;
 use locus_protocol::ids::{HospitalId, MemberId};
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::SigningKey;
-use locus_service::access::Refused;
 
 use crate::records::RecordStore;
 

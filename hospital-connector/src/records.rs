@@ -17,12 +17,12 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use locus_platform::db::{
+    write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
+};
 use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::pointer::{content_commitment, random_salt, verify_commitment};
 use locus_protocol::scope::{record_tag_inputs, ResourceType};
-use locus_service::db::{
-    write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
-};
 use uuid::Uuid;
 
 use crate::schema::{received_results, records};
@@ -454,7 +454,7 @@ fn to_json_list(items: &[String]) -> Result<String, StoreError> {
 }
 
 /// Serializes writers of new record versions on PostgreSQL (see
-/// [`locus_service::db::write_transaction`]).
+/// [`locus_platform::db::write_transaction`]).
 const RECORDS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7263;
 
 /// The hospital's record store over a connection pool.
@@ -467,7 +467,7 @@ impl RecordStore {
     /// Wraps a pool and brings its schema up to date.
     pub fn open(pool: Pool) -> Result<Self, StoreError> {
         let mut conn = pool.get()?;
-        locus_service::db::run_migrations(&mut conn, MIGRATIONS)?;
+        locus_platform::db::run_migrations(&mut conn, MIGRATIONS)?;
         Ok(Self { pool })
     }
 
@@ -572,7 +572,7 @@ impl RecordStore {
                 .set(records::current.eq(false))
                 .execute(conn)?;
             }
-            locus_service::on_backend!(conn, |conn| {
+            locus_platform::on_backend!(conn, |conn| {
                 for chunk in rows.chunks(ROWS_PER_INSERT) {
                     diesel::insert_into(records::table)
                         .values(chunk)

@@ -10,14 +10,14 @@ use locus_index_service::api::DiscoveredPointer;
 use locus_index_service::client::IndexClientError;
 use locus_ledger::client::ClientError;
 use locus_ledger::merkle::rfc9162_leaf_hash;
+use locus_platform::access::MAX_GRANT_SECS;
+use locus_platform::http::ErrorBody;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Event, SignedEntry};
 use locus_protocol::grant::GrantClaims;
 use locus_protocol::grant_token::decode_grant;
 use locus_protocol::ids::PointerId;
 use locus_protocol::pointer::{open_record, verify_commitment};
-use locus_service::access::MAX_GRANT_SECS;
-use locus_service::http::ErrorBody;
 use uuid::Uuid;
 
 use crate::node::Node;

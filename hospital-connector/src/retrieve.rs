@@ -21,15 +21,15 @@ use base64::Engine as _;
 use locus_index_service::api::MAX_SEALED_BYTES;
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
+use locus_platform::access::{check_grant, Refused};
+use locus_platform::http::{json_error, ErrorBody, Json};
+use locus_platform::tls::PeerCertificate;
 use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::PointerId;
 use locus_protocol::pointer::{
     content_digest, seal_record, PointerBody, Provenance, SignedProvenance,
 };
-use locus_service::access::{check_grant, Refused};
-use locus_service::http::{json_error, ErrorBody, Json};
-use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -51,7 +51,7 @@ pub struct RetrieveRequest {
     #[schema(max_length = 16384)]
     pub grant: Option<String>,
     /// The pointer id the index returned.
-    #[schema(value_type = locus_service::openapi::PointerId)]
+    #[schema(value_type = locus_platform::openapi::PointerId)]
     pub pointer_id: PointerId,
     /// The sealed pointer as the index returned it, base64 (1 to 4096 bytes).
     /// Only checked against what this hospital published under `pointer_id`.

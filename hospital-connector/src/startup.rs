@@ -9,15 +9,15 @@ use actix_web::{web, App, HttpResponse};
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
-use locus_protocol::ids::{HospitalId, MemberId};
-use locus_service::config::{authority_key, required, ConfigError};
-use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::{
+use locus_platform::config::{authority_key, required, ConfigError};
+use locus_platform::db::{self, DatabaseUrl};
+use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
-use locus_service::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
-use locus_service::server::serve;
-use locus_service::tls::{http_client, record_peer_certificate, server_acceptor};
+use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
+use locus_platform::server::serve;
+use locus_platform::tls::{http_client, record_peer_certificate, server_acceptor};
+use locus_protocol::ids::{HospitalId, MemberId};
 use utoipa::OpenApi as _;
 
 use crate::config::Config;
@@ -36,9 +36,9 @@ pub enum StartupError {
     #[error(transparent)]
     Store(#[from] crate::records::StoreError),
     #[error(transparent)]
-    KeyFile(#[from] locus_service::files::KeyFileError),
+    KeyFile(#[from] locus_platform::files::KeyFileError),
     #[error(transparent)]
-    Tls(#[from] locus_service::tls::TlsError),
+    Tls(#[from] locus_platform::tls::TlsError),
     #[error("{0}")]
     Invalid(&'static str),
     #[error("cannot listen: {0}")]
@@ -236,7 +236,7 @@ async fn openapi() -> HttpResponse {
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     paths(crate::retrieve::retrieve),
-    components(schemas(crate::retrieve::RetrieveRequest, crate::retrieve::RetrieveResponse, locus_service::http::ErrorBody)),
+    components(schemas(crate::retrieve::RetrieveRequest, crate::retrieve::RetrieveResponse, locus_platform::http::ErrorBody)),
     tags((name = "connector", description = "Retrieval of this hospital's records under a grant (mutual TLS)"))
 )]
 pub struct ConnectorApiDoc;

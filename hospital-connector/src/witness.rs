@@ -13,7 +13,7 @@ use locus_ledger::checkpoint::Checkpoint;
 use locus_ledger::client::ClientError;
 use locus_ledger::cosignature::CosignatureSigner;
 use locus_ledger::merkle::Hash;
-use locus_ledger::witness::{self, Decision};
+use locus_ledger::witness::{self, CosignDecision};
 
 use crate::node::Node;
 use crate::records::{RecordStore, StoreError};
@@ -101,7 +101,7 @@ impl RecordStore {
             conflict,
         };
         let mut conn = self.conn()?;
-        locus_service::on_backend!(&mut *conn, |conn| {
+        locus_platform::on_backend!(&mut *conn, |conn| {
             diesel::insert_into(witnessed_checkpoint::table)
                 .values(&row)
                 .on_conflict(witnessed_checkpoint::id)
@@ -131,8 +131,8 @@ impl Node {
             CosignatureSigner::from_signing_key(self.member.as_str(), self.key.as_dalek().clone())
                 .map_err(|e| WitnessError::Cosign(e.to_string()))?;
         match witness::decide(&self.ledger, &signer, seen.as_ref()).await? {
-            Decision::AlreadyCosigned(size) => Ok(Witnessed::AlreadyCosigned(size)),
-            Decision::Conflict { size, evidence } => {
+            CosignDecision::AlreadyCosigned(size) => Ok(Witnessed::AlreadyCosigned(size)),
+            CosignDecision::Conflict { size, evidence } => {
                 // `decide` reports a conflict only against a view it was given.
                 let witnessed = seen.as_ref().map_or(0, |seen| seen.size);
                 if let Some(seen) = &seen {
@@ -140,7 +140,7 @@ impl Node {
                 }
                 Err(WitnessError::Conflict { witnessed, size })
             }
-            Decision::Cosign { checkpoint, text } => {
+            CosignDecision::Cosign { checkpoint, text } => {
                 self.store.set_witnessed(&checkpoint, None)?;
                 witness::cosign(&self.ledger, &signer, &checkpoint, &text).await?;
                 Ok(Witnessed::Cosigned(checkpoint.size))

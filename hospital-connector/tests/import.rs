@@ -15,11 +15,11 @@ use locus_hospital_connector::schema::{received_results, records};
 use locus_hospital_connector::{
     import_bundle, import_paths, ImportError, NewRecordInput, RecordStore, StoreError, Upserted,
 };
+use locus_platform::db::{connect, DatabaseUrl};
 use locus_protocol::ids::{FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::linkage::{normalize_identifier, patient_key, LinkageKey};
 use locus_protocol::pointer::content_commitment;
 use locus_protocol::scope::ResourceType;
-use locus_service::db::{connect, DatabaseUrl};
 use locus_tests::{both_backends, TestDb};
 use serde_json::Value;
 

@@ -12,14 +12,14 @@ use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
+use locus_platform::access::{check_discovery, Refused};
+use locus_platform::http::{json_config, json_error, ErrorBody, Json};
+use locus_platform::tls::PeerCertificate;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
-use locus_service::access::{check_discovery, Refused};
-use locus_service::http::{json_config, json_error, ErrorBody, Json};
-use locus_service::tls::PeerCertificate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -60,12 +60,12 @@ pub struct PublishRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishedPointer {
-    #[schema(value_type = locus_service::openapi::PointerId)]
+    #[schema(value_type = locus_platform::openapi::PointerId)]
     pub pointer_id: PointerId,
-    #[schema(value_type = locus_service::openapi::PatientKey)]
+    #[schema(value_type = locus_platform::openapi::PatientKey)]
     pub patient_key: PatientKey,
     /// 1 to 64 blinded tags the pointer is discoverable under.
-    #[schema(value_type = Vec<locus_service::openapi::ScopeTag>, min_items = 1, max_items = 64)]
+    #[schema(value_type = Vec<locus_platform::openapi::ScopeTag>, min_items = 1, max_items = 64)]
     pub scope_tags: Vec<ScopeTag>,
     /// HPKE-sealed pointer body, 1 to 4096 bytes in standard base64.
     #[schema(
@@ -76,7 +76,7 @@ pub struct PublishedPointer {
     pub sealed: String,
     /// A pointer of the same custodian this one replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<locus_service::openapi::PointerId>)]
+    #[schema(value_type = Option<locus_platform::openapi::PointerId>)]
     pub supersedes: Option<PointerId>,
 }
 
@@ -90,7 +90,7 @@ pub struct PublishResponse {
 #[serde(deny_unknown_fields)]
 pub struct WithdrawRequest {
     /// 1 to 1000 of the caller's active pointers.
-    #[schema(value_type = Vec<locus_service::openapi::PointerId>, min_items = 1, max_items = 1000)]
+    #[schema(value_type = Vec<locus_platform::openapi::PointerId>, min_items = 1, max_items = 1000)]
     pub pointer_ids: Vec<PointerId>,
 }
 
@@ -113,9 +113,9 @@ pub struct DiscoverRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DiscoveredPointer {
-    #[schema(value_type = locus_service::openapi::PointerId)]
+    #[schema(value_type = locus_platform::openapi::PointerId)]
     pub pointer_id: PointerId,
-    #[schema(value_type = locus_service::openapi::MemberId)]
+    #[schema(value_type = locus_platform::openapi::MemberId)]
     pub custodian: HospitalId,
     /// Sealed to the custodian; only it can open this. Standard base64.
     #[schema(
@@ -262,7 +262,7 @@ impl IndexState {
 
     fn custodian(&self, peer: &PeerCertificate) -> Result<HospitalId, IndexError> {
         let directory = self.directory.read();
-        let member = locus_service::access::active_peer(&directory, &peer.thumbprint)
+        let member = locus_platform::access::active_peer(&directory, &peer.thumbprint)
             .map_err(|_| IndexError::NotCustodian)?;
         let entry = directory.get(&member).ok_or(IndexError::NotCustodian)?;
         if entry.role != MemberRole::Hospital {

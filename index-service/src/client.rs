@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use locus_service::http::ErrorBody;
+use locus_platform::http::ErrorBody;
 
 use crate::api::{
     DiscoverRequest, DiscoverResponse, PublishRequest, PublishResponse, PublishedPointer,

@@ -20,7 +20,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
-    locus_service::telemetry::init(config.log_format);
+    locus_platform::telemetry::init(config.log_format);
     let app = Application::build(&config).context("index-service cannot start")?;
     // One machine-readable line on stdout so scripts and tests find the port.
     let ready = serde_json::json!({

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
+use locus_platform::db::{write_transaction, DbError, Migrations, Pool};
 use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
-use locus_service::db::{write_transaction, DbError, Migrations, Pool};
 
 use crate::schema::{pointer_tags, pointers};
 
@@ -93,7 +93,7 @@ pub struct PointerStore {
 
 impl PointerStore {
     pub fn open(pool: Pool) -> Result<Self, PointerError> {
-        locus_service::db::run_migrations(&mut *pool.get()?, MIGRATIONS)?;
+        locus_platform::db::run_migrations(&mut *pool.get()?, MIGRATIONS)?;
         Ok(Self { pool })
     }
 
@@ -162,7 +162,7 @@ impl PointerStore {
                 }));
             }
             let inserted = rows.len();
-            locus_service::on_backend!(conn, |conn| {
+            locus_platform::on_backend!(conn, |conn| {
                 for chunk in rows.chunks(ROWS_PER_INSERT) {
                     diesel::insert_into(pointers::table)
                         .values(chunk)

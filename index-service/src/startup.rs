@@ -17,13 +17,13 @@ use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig, MAX_ENTRY_BYTES};
 use locus_ledger::store::LedgerStore;
+use locus_platform::access::{members_only, PeerGate};
+use locus_platform::db::{self, DatabaseUrl};
+use locus_platform::files::{load_or_create_signing_key, write_secret_file};
+use locus_platform::http::{json_extractors, not_found, HttpEdges};
+use locus_platform::server::serve;
+use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::MemberId;
-use locus_service::access::{members_only, PeerGate};
-use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::{load_or_create_signing_key, write_secret_file};
-use locus_service::http::{json_extractors, not_found, HttpEdges};
-use locus_service::server::serve;
-use locus_service::tls::{record_peer_certificate, server_acceptor};
 use prometheus::{Encoder as _, Registry, TextEncoder};
 use utoipa::OpenApi as _;
 
@@ -42,13 +42,13 @@ pub enum StartupError {
     #[error("the ledger refuses to start: {0}")]
     Guard(#[from] locus_ledger::sequencer::GuardError),
     #[error(transparent)]
-    KeyFile(#[from] locus_service::files::KeyFileError),
+    KeyFile(#[from] locus_platform::files::KeyFileError),
     #[error("the key file {path}: {message}")]
     Key { path: String, message: String },
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
-    Tls(#[from] locus_service::tls::TlsError),
+    Tls(#[from] locus_platform::tls::TlsError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot listen: {0}")]
@@ -82,7 +82,7 @@ impl Application {
 
         let signer = load_or_create_signer(&config.ledger_key_file, &config.ledger_origin)?;
         let vkey = signer.verifier().to_vkey();
-        let authority = locus_service::config::authority_key(&config.authority_key)
+        let authority = locus_platform::config::authority_key(&config.authority_key)
             .map_err(|e| StartupError::Config(e.to_string()))?;
         let authority_certificate = config
             .authority_certificate()

@@ -144,8 +144,8 @@ async fn restart_after(db: &TestDb, tamper: &str) -> String {
     service.client.checkpoint_at_least(20).await;
     service.kill();
 
-    let url = locus_service::db::DatabaseUrl::parse(db.url()).unwrap();
-    let pool = locus_service::db::connect(&url, 1).unwrap();
+    let url = locus_platform::db::DatabaseUrl::parse(db.url()).unwrap();
+    let pool = locus_platform::db::connect(&url, 1).unwrap();
     diesel::connection::SimpleConnection::batch_execute(&mut *pool.get().unwrap(), tamper).unwrap();
     drop(pool);
 

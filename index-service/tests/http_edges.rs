@@ -2,7 +2,7 @@
 //! socket. Every error the service answers carries the JSON error body; a
 //! wrong method is a 405 with `Allow`. What actix-http's codec answers
 //! before the service runs (a 400 or 431, then the connection closed) has
-//! it too, from the connection `locus_service::server::serve` gives it.
+//! it too, from the connection `locus_platform::server::serve` gives it.
 //! Nothing refused reaches the ledger.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test

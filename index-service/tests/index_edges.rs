@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use locus_index_service::api::{MAX_BATCH, MAX_SCOPE_TAGS, MAX_SEALED_BYTES};
 use locus_index_service::client::encode_sealed;
+use locus_platform::tls::http_client;
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::PointerId;
-use locus_service::tls::http_client;
 use locus_tests::index::random_bytes32;
 use locus_tests::network::TestNetwork;
 use locus_tests::{both_backends, TestDb};

@@ -22,7 +22,7 @@ use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
 use locus_ledger::store::{LedgerStore, NewEntry};
-use locus_service::db::{self, DatabaseUrl};
+use locus_platform::db::{self, DatabaseUrl};
 use locus_tests::{Backend, TestDb};
 
 fn bench_mode() -> bool {

@@ -16,15 +16,15 @@ use crate::cosignature::CosignatureVerifier;
 use crate::merkle::{consistency_proof, inclusion_proof, ProofError};
 use crate::note::{parse_signature_line, Note};
 use crate::sequencer::{Published, Sequencer, SubmitError, MAX_ENTRY_BYTES};
-use crate::store::{Cosignature, Entry, EntryFilter, LedgerStore, NewCosignature, StoreError};
+use crate::store::{Cosignature, EntryFilter, EntryRow, LedgerStore, NewCosignature, StoreError};
 use crate::tiles::{encode_entry_bundle, parse_tile_path, tile_available, TilePath, TILE_WIDTH};
 use crate::wire::{
     CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody,
     HistoricCheckpoint, InclusionProof, LoggedEntry, Receipt,
 };
+use locus_platform::http::{json_config, stored_int, Json};
 use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
-use locus_service::http::{json_config, stored_int, Json};
 
 const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
@@ -150,7 +150,7 @@ fn proof_error(e: ProofError<StoreError>) -> ApiError {
 }
 
 /// Registers the ledger routes under `/ledger`. The host app installs
-/// `locus_service::http::json_extractors` so malformed queries get JSON errors.
+/// `locus_platform::http::json_extractors` so malformed queries get JSON errors.
 /// Each path is one resource, so a wrong method is a 405 naming the right ones.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -616,7 +616,7 @@ impl EntryQuery {
     }
 }
 
-fn logged(entry: Entry) -> Result<LoggedEntry, ApiError> {
+fn logged(entry: EntryRow) -> Result<LoggedEntry, ApiError> {
     Ok(LoggedEntry {
         index: entry.idx as u64,
         leaf_hash: BASE64.encode(&entry.leaf_hash),

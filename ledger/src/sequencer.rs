@@ -33,7 +33,7 @@ use crate::metrics::LedgerMetrics;
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::store::{LedgerStore, NewEntry, SignedCheckpoint, StoreError};
 use crate::wire::Receipt;
-use locus_service::db::PooledConnection;
+use locus_platform::db::PooledConnection;
 
 /// Largest entry accepted: tlog-tiles entry bundles prefix each entry with a
 /// 16-bit length.

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
-use locus_service::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_platform::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
@@ -18,7 +18,7 @@ const NODE_ROWS_PER_INSERT: usize = 5000;
 /// A sequenced entry as stored.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = ledger_entries)]
-pub struct Entry {
+pub struct EntryRow {
     pub idx: i64,
     pub leaf_hash: Vec<u8>,
     pub body: String,
@@ -139,7 +139,7 @@ impl LedgerStore {
     /// Wraps a pool and brings its schema up to date.
     pub fn open(pool: Pool) -> Result<Self, StoreError> {
         let mut conn = pool.get()?;
-        locus_service::db::run_migrations(&mut conn, MIGRATIONS)?;
+        locus_platform::db::run_migrations(&mut conn, MIGRATIONS)?;
         Ok(Self { pool })
     }
 
@@ -192,7 +192,7 @@ impl LedgerStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         conn.transaction::<_, StoreError, _>(|conn| {
-            locus_service::on_backend!(conn, |conn| {
+            locus_platform::on_backend!(conn, |conn| {
                 for chunk in entries.chunks(ENTRY_ROWS_PER_INSERT) {
                     diesel::insert_into(ledger_entries::table)
                         .values(chunk)
@@ -238,7 +238,7 @@ impl LedgerStore {
     /// the witness vouched for the checkpoint.
     pub fn insert_cosignature(&self, cosignature: &NewCosignature<'_>) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        locus_service::on_backend!(&mut *conn, |conn| {
+        locus_platform::on_backend!(&mut *conn, |conn| {
             diesel::insert_into(ledger_cosignatures::table)
                 .values(cosignature)
                 .on_conflict_do_nothing()
@@ -361,10 +361,10 @@ impl LedgerStore {
         rows.iter().map(|h| to_hash(h)).collect()
     }
 
-    pub fn entry(&self, idx: u64) -> Result<Option<Entry>, StoreError> {
+    pub fn entry(&self, idx: u64) -> Result<Option<EntryRow>, StoreError> {
         Ok(ledger_entries::table
             .find(to_i64(idx)?)
-            .select(Entry::as_select())
+            .select(EntryRow::as_select())
             .first(&mut self.conn()?)
             .optional()?)
     }
@@ -376,10 +376,10 @@ impl LedgerStore {
         filter: &EntryFilter,
         below: u64,
         limit: i64,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<Vec<EntryRow>, StoreError> {
         let mut query = ledger_entries::table
             .filter(ledger_entries::idx.lt(to_i64(below)?))
-            .select(Entry::as_select())
+            .select(EntryRow::as_select())
             .order(ledger_entries::idx.asc())
             .limit(limit)
             .into_boxed();

@@ -10,7 +10,7 @@ pub struct Receipt {
     /// Position of the entry in the log.
     pub index: u64,
     /// RFC 9162 leaf hash of the entry, base64.
-    #[schema(value_type = locus_service::openapi::HashBase64)]
+    #[schema(value_type = locus_platform::openapi::HashBase64)]
     pub leaf_hash: String,
 }
 
@@ -19,7 +19,7 @@ pub struct InclusionProof {
     pub index: u64,
     pub size: u64,
     /// Sibling hashes from the leaf up, base64.
-    #[schema(value_type = Vec<locus_service::openapi::HashBase64>, max_items = 64)]
+    #[schema(value_type = Vec<locus_platform::openapi::HashBase64>, max_items = 64)]
     pub proof: Vec<String>,
 }
 
@@ -28,14 +28,14 @@ pub struct ConsistencyProof {
     pub first: u64,
     pub second: u64,
     /// RFC 9162 consistency proof, base64.
-    #[schema(value_type = Vec<locus_service::openapi::HashBase64>, max_items = 128)]
+    #[schema(value_type = Vec<locus_platform::openapi::HashBase64>, max_items = 128)]
     pub proof: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LoggedEntry {
     pub index: u64,
-    #[schema(value_type = locus_service::openapi::HashBase64)]
+    #[schema(value_type = locus_platform::openapi::HashBase64)]
     pub leaf_hash: String,
     pub sequenced_at_ms: i64,
     /// The signed entry exactly as logged (canonical JSON).
@@ -50,7 +50,7 @@ pub struct EntryPage {
     pub next: Option<u64>,
 }
 
-pub use locus_service::http::ErrorBody;
+pub use locus_platform::http::ErrorBody;
 
 /// The error code of an access the ledger refused because its grant's
 /// revocation is already logged.

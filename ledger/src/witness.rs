@@ -11,7 +11,7 @@ use crate::note::Note;
 
 /// The outcome of looking at the newest checkpoint.
 #[derive(Debug, Clone)]
-pub enum Decision {
+pub enum CosignDecision {
     /// It extends the last checkpoint cosigned (or there was none): record it
     /// as the new view, then [`cosign`] it.
     Cosign {
@@ -44,10 +44,10 @@ pub async fn decide(
     ledger: &LedgerClient,
     signer: &CosignatureSigner,
     last: Option<&Checkpoint>,
-) -> Result<Decision, ClientError> {
+) -> Result<CosignDecision, ClientError> {
     let (checkpoint, served) = ledger.checkpoint().await?;
     let note = Note::parse(&served).map_err(|_| ClientError::BadCheckpoint)?;
-    let conflict = |served: String| Decision::Conflict {
+    let conflict = |served: String| CosignDecision::Conflict {
         size: checkpoint.size,
         evidence: served,
     };
@@ -58,7 +58,7 @@ pub async fn decide(
                 .iter()
                 .any(|s| s.name == signer.name() && s.key_id == signer.key_id());
             if mine {
-                return Ok(Decision::AlreadyCosigned(checkpoint.size));
+                return Ok(CosignDecision::AlreadyCosigned(checkpoint.size));
             }
         } else if checkpoint.size <= seen.size {
             return Ok(conflict(served));
@@ -70,7 +70,7 @@ pub async fn decide(
             }
         }
     }
-    Ok(Decision::Cosign {
+    Ok(CosignDecision::Cosign {
         checkpoint,
         text: note.text,
     })

@@ -161,7 +161,7 @@ pub struct TestClient {
 impl TestClient {
     pub fn new(base: String, vkey: &str) -> Self {
         let http = reqwest::Client::builder()
-            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
+            .pool_idle_timeout(locus_platform::tls::CLIENT_POOL_IDLE)
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");

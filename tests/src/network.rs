@@ -10,6 +10,9 @@ use std::time::Duration;
 use locus_hospital_connector::node::Node;
 use locus_hospital_connector::startup::Application as Connector;
 use locus_index_service::startup::Application as IndexService;
+use locus_platform::files::{load_or_create_signing_key, write_linkage_key};
+use locus_platform::pki::{certificate_der, CertificateAuthority};
+use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_protocol::entry::Event;
 use locus_protocol::grant::{
@@ -19,9 +22,6 @@ use locus_protocol::grant_token::encode_grant;
 use locus_protocol::ids::{GrantId, HospitalId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
 use locus_protocol::scope::ScopeSet;
-use locus_service::files::{load_or_create_signing_key, write_linkage_key};
-use locus_service::pki::{certificate_der, CertificateAuthority};
-use locus_service::tls::{http_client, TlsFiles};
 
 use crate::index::{test_config, TestClient, TestMember};
 use crate::{Backend, TestDb};
@@ -53,7 +53,7 @@ pub struct TestConsent {
     pub member_url: String,
     /// Its API for patients' devices.
     pub patient_url: String,
-    pub state: Arc<locus_consent::service::Consent>,
+    pub state: Arc<locus_consent::acts::Consent>,
     handles: [actix_web::dev::ServerHandle; 2],
     _db: TestDb,
 }
@@ -146,7 +146,7 @@ impl TestNetwork {
         // The consent service, signing with the consent member's key.
         let consent_db = TestDb::new(backend);
         let consent_key_file = dir.path().join("consent-member.pem");
-        locus_service::files::write_secret_file(
+        locus_platform::files::write_secret_file(
             &consent_key_file,
             consent.key.to_pkcs8_pem().expect("pem").as_bytes(),
         )
@@ -422,7 +422,7 @@ impl TestNetwork {
     pub fn phone(&self) -> reqwest::Client {
         let ca = std::fs::read(self.dir.path().join("ca.pem")).expect("ca");
         reqwest::Client::builder()
-            .pool_idle_timeout(locus_service::tls::CLIENT_POOL_IDLE)
+            .pool_idle_timeout(locus_platform::tls::CLIENT_POOL_IDLE)
             .use_native_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))

@@ -9,13 +9,13 @@
 
 use locus_consent::store::{Act, Change, ConsentStore, Device};
 use locus_ledger::store::LedgerStore;
+use locus_platform::db::{connect, DatabaseUrl};
 use locus_protocol::consent::{Approval, Decision, RuleAudience, StandingRule};
 use locus_protocol::directory::MemberStatus;
 use locus_protocol::entry::{DeviceEnrolled, Entry, Event, SignedEntry};
 use locus_protocol::grant::PurposeOfUse;
 use locus_protocol::ids::RuleId;
 use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_service::db::{connect, DatabaseUrl};
 use locus_tests::network::TestNetwork;
 use locus_tests::phone::{ask, enrolment_code, now_ms, post, Phone};
 use locus_tests::{both_backends, TestDb};

@@ -79,8 +79,8 @@ type RecordRow = (
 type ReceivedRow = (String, String, i64, String);
 
 fn stores(hospital: &TestHospital) -> (Vec<RecordRow>, Vec<ReceivedRow>) {
-    let url = locus_service::db::DatabaseUrl::parse(&hospital.config.database_url).unwrap();
-    let pool = locus_service::db::connect(&url, 1).unwrap();
+    let url = locus_platform::db::DatabaseUrl::parse(&hospital.config.database_url).unwrap();
+    let pool = locus_platform::db::connect(&url, 1).unwrap();
     let mut conn = pool.get().unwrap();
     let records: Vec<RecordRow> = records::table
         .select((

@@ -115,7 +115,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     for (h, hospital) in [a, b].into_iter().enumerate() {
         let store = hospital.node.store.clone();
         let linkage =
-            locus_service::files::load_linkage_key(&hospital.config.linkage_key_file).unwrap();
+            locus_platform::files::load_linkage_key(&hospital.config.linkage_key_file).unwrap();
         let system = hospital.node.identifier_system.clone();
         let folder = split.path().join(format!("h{h}"));
         tokio::task::spawn_blocking(move || {
@@ -480,8 +480,8 @@ fn index_database_text(db: &TestDb) -> String {
         #[diesel(sql_type = diesel::sql_types::Text)]
         text: String,
     }
-    let url = locus_service::db::DatabaseUrl::parse(db.url()).unwrap();
-    let pool = locus_service::db::connect(&url, 1).unwrap();
+    let url = locus_platform::db::DatabaseUrl::parse(db.url()).unwrap();
+    let pool = locus_platform::db::connect(&url, 1).unwrap();
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT body || ' ' || entry_type || ' ' || submitter || ' ' || COALESCE(subject, '') || ' ' || COALESCE(grant_id, '') AS text FROM ledger_entries \
          UNION ALL SELECT note FROM ledger_checkpoints \
@@ -491,7 +491,7 @@ fn index_database_text(db: &TestDb) -> String {
     .load(&mut *pool.get().unwrap())
     .unwrap();
     let mut text: String = rows.into_iter().map(|r| r.text + "\n").collect();
-    if let locus_service::db::DatabaseUrl::Sqlite(path) = url {
+    if let locus_platform::db::DatabaseUrl::Sqlite(path) = url {
         for suffix in ["", "-wal"] {
             let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
             if let Ok(bytes) = std::fs::read(file) {

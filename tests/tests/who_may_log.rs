@@ -11,6 +11,10 @@ use std::time::Duration;
 use locus_consent::audit::{check_grants, parse_entries};
 use locus_ledger::merkle::{rfc9162_leaf_hash, CompactRange, NodeReader as _};
 use locus_ledger::store::{LedgerStore, NewEntry};
+use locus_platform::db::{self, DatabaseUrl};
+use locus_platform::files::load_or_create_signing_key;
+use locus_platform::pki::{certificate_der, CertificateAuthority};
+use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::consent::{Decision, Refusal, RequestTerms, RuleAudience, StandingRule};
 use locus_protocol::device::DeviceSigner;
 use locus_protocol::directory::{MemberRole, MemberStatus};
@@ -23,10 +27,6 @@ use locus_protocol::grant::{Confirmation, GrantBasis, PurposeOfUse};
 use locus_protocol::ids::{GrantId, PatientKey, RequestId, RuleId};
 use locus_protocol::seal::X25519SecretKey;
 use locus_protocol::signing::Signature64;
-use locus_service::db::{self, DatabaseUrl};
-use locus_service::files::load_or_create_signing_key;
-use locus_service::pki::{certificate_der, CertificateAuthority};
-use locus_service::tls::{http_client, TlsFiles};
 use locus_tests::index::{
     now_ms, random_bytes32, random_retrieval, test_config, InProcess, TestClient, TestMember,
 };

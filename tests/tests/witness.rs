@@ -182,7 +182,7 @@ async fn witnesses_cosign_only_what_extends_what_they_saw(db: TestDb) {
     {
         use diesel::{ExpressionMethods as _, RunQueryDsl as _};
         let mut conn = a.node.store.pool().get().expect("connection");
-        locus_service::on_backend!(&mut *conn, |c| {
+        locus_platform::on_backend!(&mut *conn, |c| {
             diesel::update(witnessed_checkpoint::table)
                 .set(witnessed_checkpoint::root.eq(vec![9u8; 32]))
                 .execute(c)

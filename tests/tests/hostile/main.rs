@@ -29,6 +29,8 @@ use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::api::DiscoveredPointer;
+use locus_platform::pki::{certificate_der, CertificateAuthority};
+use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::consent::{
     Approval, Decision, DeviceChallenge, RequestTerms, Revocation, RuleAudience, RuleRevocation,
     StandingRule,
@@ -40,8 +42,6 @@ use locus_protocol::grant::{Confirmation, PurposeOfUse};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_protocol::signing::SigningKey;
-use locus_service::pki::{certificate_der, CertificateAuthority};
-use locus_service::tls::{http_client, TlsFiles};
 use locus_tests::fhir::{lab_bundle, LabObservation};
 use locus_tests::hostile::{RawTarget, Stores, Suite};
 use locus_tests::index::TestMember;
@@ -460,7 +460,7 @@ impl Fixture {
             network.hospital("hospital-a"),
             network.hospital("hospital-b"),
         );
-        let index_key = locus_service::files::load_or_create_signing_key(
+        let index_key = locus_platform::files::load_or_create_signing_key(
             &network.index_db.scratch_dir().join("index-member.pem"),
         )
         .unwrap();

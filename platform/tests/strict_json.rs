@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use locus_service::strict::{from_slice, Object};
+use locus_platform::strict::{from_slice, Object};
 use serde::Deserialize;
 
 #[derive(Debug, PartialEq, Deserialize)]

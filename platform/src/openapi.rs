@@ -1,6 +1,6 @@
 //! The wire forms of the protocol's identifiers as OpenAPI schemas, so that
 //! generated clients and fuzzers know each shape. Use them as
-//! `#[schema(value_type = locus_service::openapi::PatientKey)]` (or
+//! `#[schema(value_type = locus_platform::openapi::PatientKey)]` (or
 //! `Vec<...>`, `Option<...>`) on fields of the protocol's types; they are
 //! schema only, never (de)serialized.
 

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse};
-use locus_protocol::grant::Confirmation;
-use locus_service::http::{not_found, HttpEdges};
-use locus_service::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
-use locus_service::server::serve;
-use locus_service::tls::{
+use locus_platform::http::{not_found, HttpEdges};
+use locus_platform::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
+use locus_platform::server::serve;
+use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
 };
+use locus_protocol::grant::Confirmation;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use serde_json::Value;
 

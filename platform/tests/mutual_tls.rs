@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use locus_protocol::grant::Confirmation;
-use locus_service::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
-use locus_service::tls::{
+use locus_platform::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
+use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
 };
+use locus_protocol::grant::Confirmation;
 
 fn write(
     dir: &std::path::Path,

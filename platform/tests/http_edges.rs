@@ -8,7 +8,7 @@ use std::net::TcpListener;
 
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
-use locus_service::http::{json_config, json_extractors, not_found, HttpEdges, Json};
+use locus_platform::http::{json_config, json_extractors, not_found, HttpEdges, Json};
 use serde::Deserialize;
 use serde_json::Value;
 

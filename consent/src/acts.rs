@@ -133,7 +133,7 @@ pub struct HistoryEvent {
 
 /// Why the consent service says no. Each maps to one status in `api`.
 #[derive(Debug, thiserror::Error)]
-pub enum ConsentError {
+pub enum ActError {
     #[error("{0}")]
     BadRequest(String),
     #[error("the enrolment code is unknown, used or expired")]
@@ -162,14 +162,14 @@ pub enum ConsentError {
     Unavailable,
 }
 
-impl From<StoreError> for ConsentError {
+impl From<StoreError> for ActError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "consent storage failed");
         Self::Unavailable
     }
 }
 
-impl From<ClientError> for ConsentError {
+impl From<ClientError> for ActError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Refused { .. } => Self::Ledger(e),
@@ -181,7 +181,7 @@ impl From<ClientError> for ConsentError {
     }
 }
 
-impl From<Conflict> for ConsentError {
+impl From<Conflict> for ActError {
     fn from(c: Conflict) -> Self {
         match c {
             Conflict::UnderWay => Self::Conflict("another change to the same thing is under way"),
@@ -225,11 +225,11 @@ fn random_nonce() -> String {
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ConsentError> {
+) -> Result<T, ActError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ConsentError::Unavailable)?
-        .map_err(ConsentError::from)
+        .map_err(|_| ActError::Unavailable)?
+        .map_err(ActError::from)
 }
 
 /// A grant ready to be issued: its token, its row and its ledger entry,
@@ -253,12 +253,12 @@ enum Logged {
 
 impl Consent {
     /// Signs `event` as this service, now.
-    fn sign(&self, event: Event) -> Result<SignedEntry, ConsentError> {
+    fn sign(&self, event: Event) -> Result<SignedEntry, ActError> {
         let entry = Entry::new(self.member.clone(), self.key.key_id(), now_ms(), event);
-        let signed = SignedEntry::sign(entry, &self.key)
-            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+        let signed =
+            SignedEntry::sign(entry, &self.key).map_err(|e| ActError::BadRequest(e.to_string()))?;
         if signed.canonical_bytes().len() > MAX_ENTRY_BYTES {
-            return Err(ConsentError::BadRequest(format!(
+            return Err(ActError::BadRequest(format!(
                 "this would make a ledger entry over {MAX_ENTRY_BYTES} bytes: ask for fewer scopes or a shorter data period"
             )));
         }
@@ -275,7 +275,7 @@ impl Consent {
         key: String,
         events: Vec<Event>,
         change: Change,
-    ) -> Result<(), ConsentError> {
+    ) -> Result<(), ActError> {
         let Some(_guard) = self.in_flight.take(&key) else {
             return Err(Conflict::UnderWay.into());
         };
@@ -298,9 +298,9 @@ impl Consent {
             Logged::Refused(e) => {
                 let (store, k) = (self.store.clone(), key.clone());
                 blocking(move || store.undo(&k)).await?;
-                Err(ConsentError::Ledger(e))
+                Err(ActError::Ledger(e))
             }
-            Logged::Later => Err(ConsentError::Pending),
+            Logged::Later => Err(ActError::Pending),
         }
     }
 
@@ -390,7 +390,7 @@ impl Consent {
     /// Finishes the acts a restart or a lost ledger left reserved: each is
     /// logged and applied, or undone if the ledger refuses it outright.
     /// Returns how many acts remain.
-    pub async fn finish_pending(&self) -> Result<usize, ConsentError> {
+    pub async fn finish_pending(&self) -> Result<usize, ActError> {
         let store = self.store.clone();
         let acts = blocking(move || store.pending_acts()).await?;
         let mut left = 0;
@@ -419,7 +419,7 @@ impl Consent {
     pub fn hospital(
         &self,
         peer: &locus_protocol::grant::Confirmation,
-    ) -> Result<MemberId, ConsentError> {
+    ) -> Result<MemberId, ActError> {
         let directory = self.directory.directory().read();
         let member = directory
             .by_certificate(peer)
@@ -427,9 +427,7 @@ impl Consent {
                 m.status == locus_protocol::directory::MemberStatus::Active
                     && m.role == MemberRole::Hospital
             })
-            .ok_or(ConsentError::Forbidden(
-                "only an active hospital may do this",
-            ))?;
+            .ok_or(ActError::Forbidden("only an active hospital may do this"))?;
         Ok(member.member.clone())
     }
 
@@ -438,7 +436,7 @@ impl Consent {
         &self,
         hospital: &MemberId,
         subject: &PatientKey,
-    ) -> Result<(String, i64), ConsentError> {
+    ) -> Result<(String, i64), ActError> {
         let code = random_code();
         let expires = now_secs() + self.limits.enrolment_code_secs;
         let (store, c, s, h) = (
@@ -457,19 +455,19 @@ impl Consent {
         &self,
         code: &str,
         jwk: &str,
-    ) -> Result<(DeviceKeyId, PatientKey), ConsentError> {
+    ) -> Result<(DeviceKeyId, PatientKey), ActError> {
         if code.len() > MAX_CODE_LEN {
-            return Err(ConsentError::BadCode);
+            return Err(ActError::BadCode);
         }
         let key = DeviceKey::from_webcrypto_jwk(jwk)
-            .map_err(|e| ConsentError::BadRequest(format!("device key: {e}")))?;
+            .map_err(|e| ActError::BadRequest(format!("device key: {e}")))?;
         let code = code.trim().to_ascii_uppercase();
         let (store, c) = (self.store.clone(), code.clone());
         let (subject, issuer) = blocking(move || store.enrolment_code(&c, now_secs()))
             .await?
-            .ok_or(ConsentError::BadCode)?;
-        let subject: PatientKey = subject.parse().map_err(|_| ConsentError::Unavailable)?;
-        let code_issuer: MemberId = issuer.parse().map_err(|_| ConsentError::Unavailable)?;
+            .ok_or(ActError::BadCode)?;
+        let subject: PatientKey = subject.parse().map_err(|_| ActError::Unavailable)?;
+        let code_issuer: MemberId = issuer.parse().map_err(|_| ActError::Unavailable)?;
         let device = key.thumbprint();
         let (store, d) = (self.store.clone(), device.to_string());
         if blocking(move || store.device_known(&d)).await? {
@@ -478,7 +476,7 @@ impl Consent {
         let row = Device {
             device_id: device.to_string(),
             patient_key: subject.to_string(),
-            public_jwk: serde_json::to_string(&key).map_err(|_| ConsentError::Unavailable)?,
+            public_jwk: serde_json::to_string(&key).map_err(|_| ActError::Unavailable)?,
             enrolled_at: now_ms(),
             removed_at: None,
             code_issuer: code_issuer.to_string(),
@@ -498,24 +496,22 @@ impl Consent {
         Ok((device, subject))
     }
 
-    async fn device(&self, device: &DeviceKeyId) -> Result<(PatientKey, DeviceKey), ConsentError> {
+    async fn device(&self, device: &DeviceKeyId) -> Result<(PatientKey, DeviceKey), ActError> {
         let (store, id) = (self.store.clone(), device.to_string());
         let row = blocking(move || store.device(&id))
             .await?
-            .ok_or(ConsentError::NotFound("device"))?;
+            .ok_or(ActError::NotFound("device"))?;
         let key: DeviceKey =
-            serde_json::from_str(&row.public_jwk).map_err(|_| ConsentError::Unavailable)?;
+            serde_json::from_str(&row.public_jwk).map_err(|_| ActError::Unavailable)?;
         Ok((
-            row.patient_key
-                .parse()
-                .map_err(|_| ConsentError::Unavailable)?,
+            row.patient_key.parse().map_err(|_| ActError::Unavailable)?,
             key,
         ))
     }
 
     /// A sign-in challenge: single use, short-lived, and at most
     /// [`MAX_OPEN_CHALLENGES`] outstanding per device.
-    pub async fn challenge(&self, device: &DeviceKeyId) -> Result<String, ConsentError> {
+    pub async fn challenge(&self, device: &DeviceKeyId) -> Result<String, ActError> {
         self.device(device).await?;
         let nonce = random_nonce();
         let (store, n, d) = (self.store.clone(), nonce.clone(), device.to_string());
@@ -525,7 +521,7 @@ impl Consent {
         })
         .await?
         {
-            return Err(ConsentError::TooMany(
+            return Err(ActError::TooMany(
                 u64::try_from(CHALLENGE_SECS).unwrap_or(120),
             ));
         }
@@ -538,7 +534,7 @@ impl Consent {
         device: &DeviceKeyId,
         challenge: &str,
         signature: &[u8],
-    ) -> Result<(String, i64), ConsentError> {
+    ) -> Result<(String, i64), ActError> {
         let (subject, key) = self.device(device).await?;
         let signed = DeviceChallenge {
             challenge: challenge.to_owned(),
@@ -546,12 +542,12 @@ impl Consent {
         };
         let bytes = signed
             .signing_bytes()
-            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+            .map_err(|e| ActError::BadRequest(e.to_string()))?;
         key.verify(&bytes, signature)
-            .map_err(|_| ConsentError::BadSignature)?;
+            .map_err(|_| ActError::BadSignature)?;
         let (store, c, d) = (self.store.clone(), challenge.to_owned(), device.to_string());
         if !blocking(move || store.use_challenge(&c, &d, now_secs())).await? {
-            return Err(ConsentError::BadSignature);
+            return Err(ActError::BadSignature);
         }
         let exp = now_secs() + SESSION_SECS;
         let token = self.sessions.issue(&Session {
@@ -564,15 +560,15 @@ impl Consent {
 
     /// The session a bearer token carries, if its device is still enrolled
     /// for its patient: removing a device ends its sessions at once.
-    pub async fn session(&self, token: &str) -> Result<Session, ConsentError> {
+    pub async fn session(&self, token: &str) -> Result<Session, ActError> {
         let session = self
             .sessions
             .verify(token, now_secs())
-            .map_err(|_| ConsentError::Unauthenticated)?;
+            .map_err(|_| ActError::Unauthenticated)?;
         let (store, d) = (self.store.clone(), session.dev.clone());
         match blocking(move || store.device(&d)).await? {
             Some(device) if device.patient_key == session.sub => Ok(session),
-            _ => Err(ConsentError::Unauthenticated),
+            _ => Err(ActError::Unauthenticated),
         }
     }
 
@@ -588,16 +584,14 @@ impl Consent {
         data_period: Option<DataPeriod>,
         duration_secs: i64,
         basis: GrantBasis,
-    ) -> Result<PreparedGrant, ConsentError> {
+    ) -> Result<PreparedGrant, ActError> {
         let cnf = self
             .directory
             .directory()
             .read()
             .active(requester)
             .map(|m| m.certificate.clone())
-            .ok_or(ConsentError::Forbidden(
-                "the requester is not an active member",
-            ))?;
+            .ok_or(ActError::Forbidden("the requester is not an active member"))?;
         let now = now_secs();
         let claims = GrantClaims {
             iss: self.member.clone(),
@@ -615,9 +609,9 @@ impl Consent {
             basis,
         };
         let token = encode_grant(&claims, &self.key)
-            .map_err(|e| ConsentError::BadRequest(format!("the grant cannot be issued: {e}")))?;
+            .map_err(|e| ActError::BadRequest(format!("the grant cannot be issued: {e}")))?;
         encode_discovery(&claims, &self.key)
-            .map_err(|e| ConsentError::BadRequest(format!("the grant cannot be issued: {e}")))?;
+            .map_err(|e| ActError::BadRequest(format!("the grant cannot be issued: {e}")))?;
         let event = Event::GrantIssued(GrantIssued::from_claims(&claims));
         // Signing now proves the entry encodes and fits; the act signs it again.
         self.sign(event.clone())?;
@@ -632,7 +626,7 @@ impl Consent {
             requester: requester.to_string(),
             basis: basis.into(),
             token: token.clone(),
-            claims: serde_json::to_string(&claims).map_err(|_| ConsentError::Unavailable)?,
+            claims: serde_json::to_string(&claims).map_err(|_| ActError::Unavailable)?,
             issued_at: now,
             expires_at: claims.exp,
             revoked_at: None,
@@ -655,7 +649,7 @@ impl Consent {
         scope: ScopeSet,
         data_period: Option<DataPeriod>,
         duration_secs: i64,
-    ) -> Result<(RequestId, &'static str, Option<(String, String)>), ConsentError> {
+    ) -> Result<(RequestId, &'static str, Option<(String, String)>), ActError> {
         let terms = RequestTerms {
             request: RequestId::new_random(),
             requester: requester.clone(),
@@ -667,9 +661,9 @@ impl Consent {
         };
         terms
             .check()
-            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+            .map_err(|e| ActError::BadRequest(e.to_string()))?;
         if duration_secs > self.limits.max_grant_secs {
-            return Err(ConsentError::BadRequest(format!(
+            return Err(ActError::BadRequest(format!(
                 "the duration is over the maximum of {} seconds",
                 self.limits.max_grant_secs
             )));
@@ -719,7 +713,7 @@ impl Consent {
             request_id: terms.request.to_string(),
             patient_key: subject.to_string(),
             requester: requester.to_string(),
-            terms: serde_json::to_string(&terms).map_err(|_| ConsentError::Unavailable)?,
+            terms: serde_json::to_string(&terms).map_err(|_| ActError::Unavailable)?,
             status: if granted.is_some() { APPROVED } else { PENDING }.into(),
             created_at: now_ms(),
             decided_at: granted.as_ref().map(|_| now_ms()),
@@ -746,10 +740,10 @@ impl Consent {
 
     /// The discovery token of a stored grant: what the requester shows the
     /// index (signed again on demand; Ed25519 is deterministic).
-    pub fn discovery_token(&self, grant: &Grant) -> Result<String, ConsentError> {
+    pub fn discovery_token(&self, grant: &Grant) -> Result<String, ActError> {
         let claims: GrantClaims =
-            serde_json::from_str(&grant.claims).map_err(|_| ConsentError::Unavailable)?;
-        encode_discovery(&claims, &self.key).map_err(|e| ConsentError::BadRequest(e.to_string()))
+            serde_json::from_str(&grant.claims).map_err(|_| ActError::Unavailable)?;
+        encode_discovery(&claims, &self.key).map_err(|e| ActError::BadRequest(e.to_string()))
     }
 
     /// The patient's signed answer to one of their requests: decided once,
@@ -759,32 +753,31 @@ impl Consent {
         session: &Session,
         decision: &Decision,
         signature: &[u8],
-    ) -> Result<Option<GrantId>, ConsentError> {
+    ) -> Result<Option<GrantId>, ActError> {
         if decision.subject().to_string() != session.sub
             || decision.device().to_string() != session.dev
         {
-            return Err(ConsentError::Forbidden(
+            return Err(ActError::Forbidden(
                 "a patient decides only their own requests, from their signed-in device",
             ));
         }
         let (_, key) = self.device(decision.device()).await?;
         decision
             .verify_signature(&key, signature)
-            .map_err(|_| ConsentError::BadSignature)?;
-        let signature64 =
-            Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+            .map_err(|_| ActError::BadSignature)?;
+        let signature64 = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
         let (store, id) = (self.store.clone(), decision.request().to_string());
         let request = blocking(move || store.request(&id))
             .await?
-            .ok_or(ConsentError::NotFound("request"))?;
+            .ok_or(ActError::NotFound("request"))?;
         if request.patient_key != session.sub {
-            return Err(ConsentError::NotFound("request"));
+            return Err(ActError::NotFound("request"));
         }
         if request.status != PENDING {
-            return Err(ConsentError::AlreadyDecided);
+            return Err(ActError::AlreadyDecided);
         }
         let terms: RequestTerms =
-            serde_json::from_str(&request.terms).map_err(|_| ConsentError::Unavailable)?;
+            serde_json::from_str(&request.terms).map_err(|_| ActError::Unavailable)?;
         let decided = Event::AccessDecided(AccessDecided {
             decision: decision.clone(),
             signature: signature64,
@@ -794,11 +787,9 @@ impl Consent {
             Decision::Approve(approval) => {
                 decision
                     .narrows(&terms)
-                    .map_err(|e| ConsentError::Wider(e.to_string()))?;
+                    .map_err(|e| ActError::Wider(e.to_string()))?;
                 if approval.duration_secs > self.limits.max_grant_secs {
-                    return Err(ConsentError::Wider(
-                        "the duration is over the maximum".into(),
-                    ));
+                    return Err(ActError::Wider("the duration is over the maximum".into()));
                 }
                 let prepared = self.prepare_grant(
                     &approval.subject,
@@ -842,15 +833,15 @@ impl Consent {
         scope: ScopeSet,
         reason: String,
         duration_secs: i64,
-    ) -> Result<(String, String), ConsentError> {
+    ) -> Result<(String, String), ActError> {
         if duration_secs <= 0 || duration_secs > self.limits.max_emergency_secs {
-            return Err(ConsentError::BadRequest(format!(
+            return Err(ActError::BadRequest(format!(
                 "an emergency grant lasts 1 to {} seconds",
                 self.limits.max_emergency_secs
             )));
         }
         locus_protocol::text::check_shown_text(&reason, MAX_REASON_CHARS)
-            .map_err(|e| ConsentError::BadRequest(format!("the reason {e}")))?;
+            .map_err(|e| ActError::BadRequest(format!("the reason {e}")))?;
         let prepared = self.prepare_grant(
             &subject,
             requester,
@@ -879,29 +870,29 @@ impl Consent {
         session: &Session,
         revocation: &Revocation,
         signature: &[u8],
-    ) -> Result<(), ConsentError> {
+    ) -> Result<(), ActError> {
         if revocation.subject.to_string() != session.sub
             || revocation.device.to_string() != session.dev
         {
-            return Err(ConsentError::Forbidden(
+            return Err(ActError::Forbidden(
                 "a patient revokes only their own grants, from their signed-in device",
             ));
         }
         let (_, key) = self.device(&revocation.device).await?;
         revocation
             .verify_signature(&key, signature)
-            .map_err(|_| ConsentError::BadSignature)?;
+            .map_err(|_| ActError::BadSignature)?;
         let (store, id) = (self.store.clone(), revocation.grant.to_string());
         let grant = blocking(move || store.grant(&id))
             .await?
-            .ok_or(ConsentError::NotFound("grant"))?;
+            .ok_or(ActError::NotFound("grant"))?;
         if grant.patient_key != session.sub {
-            return Err(ConsentError::NotFound("grant"));
+            return Err(ActError::NotFound("grant"));
         }
         if grant.revoked_at.is_some() {
             return Err(Conflict::AlreadyRevoked.into());
         }
-        let signature = Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+        let signature = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
         let event = Event::GrantRevoked(GrantRevoked {
             grant: revocation.grant,
             subject: revocation.subject,
@@ -925,18 +916,15 @@ impl Consent {
         &self,
         session: &Session,
         device: &DeviceKeyId,
-    ) -> Result<(), ConsentError> {
-        let subject: PatientKey = session
-            .sub
-            .parse()
-            .map_err(|_| ConsentError::Unauthenticated)?;
+    ) -> Result<(), ActError> {
+        let subject: PatientKey = session.sub.parse().map_err(|_| ActError::Unauthenticated)?;
         let (store, s, d) = (self.store.clone(), session.sub.clone(), device.to_string());
         let mine = blocking(move || store.devices_of(&s))
             .await?
             .into_iter()
             .any(|row| row.device_id == d);
         if !mine {
-            return Err(ConsentError::NotFound("device"));
+            return Err(ActError::NotFound("device"));
         }
         let event = Event::DeviceRemoved(locus_protocol::entry::DeviceRemoved {
             subject,
@@ -951,11 +939,8 @@ impl Consent {
     }
 
     /// Everything the ledger holds about the patient, newest first, in words.
-    pub async fn history(&self, session: &Session) -> Result<Vec<HistoryEvent>, ConsentError> {
-        let subject: PatientKey = session
-            .sub
-            .parse()
-            .map_err(|_| ConsentError::Unauthenticated)?;
+    pub async fn history(&self, session: &Session) -> Result<Vec<HistoryEvent>, ActError> {
+        let subject: PatientKey = session.sub.parse().map_err(|_| ActError::Unauthenticated)?;
         let mut events = Vec::new();
         let mut after: Option<u64> = None;
         loop {
@@ -972,7 +957,10 @@ impl Consent {
                     index: logged.index,
                     time_ms: entry.entry().time_ms,
                     kind: entry.entry().event.kind().to_owned(),
-                    text: crate::words::describe_event(self, &entry.entry().event),
+                    text: crate::words::describe_event(
+                        self.directory.directory(),
+                        &entry.entry().event,
+                    ),
                 });
             }
             match page.next {
@@ -990,19 +978,18 @@ impl Consent {
         session: &Session,
         rule: &StandingRule,
         signature: &[u8],
-    ) -> Result<(), ConsentError> {
+    ) -> Result<(), ActError> {
         if rule.subject.to_string() != session.sub || rule.device.to_string() != session.dev {
-            return Err(ConsentError::Forbidden(
+            return Err(ActError::Forbidden(
                 "a patient makes rules only for themselves, from their signed-in device",
             ));
         }
         rule.check()
-            .map_err(|e| ConsentError::BadRequest(e.to_string()))?;
+            .map_err(|e| ActError::BadRequest(e.to_string()))?;
         let (_, key) = self.device(&rule.device).await?;
         rule.verify_signature(&key, signature)
-            .map_err(|_| ConsentError::BadSignature)?;
-        let signature64 =
-            Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+            .map_err(|_| ActError::BadSignature)?;
+        let signature64 = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
         let (store, r) = (self.store.clone(), rule.rule.to_string());
         if blocking(move || store.rule(&r)).await?.is_some() {
             return Err(Conflict::RuleExists.into());
@@ -1010,7 +997,7 @@ impl Consent {
         let row = Rule {
             rule_id: rule.rule.to_string(),
             patient_key: session.sub.clone(),
-            rule: serde_json::to_string(rule).map_err(|_| ConsentError::Unavailable)?,
+            rule: serde_json::to_string(rule).map_err(|_| ActError::Unavailable)?,
             signature: URL_SAFE_NO_PAD.encode(signature),
             created_at: now_ms(),
             revoked_at: None,
@@ -1028,17 +1015,14 @@ impl Consent {
     }
 
     /// The patient's standing rules in force, oldest first.
-    pub async fn rules(
-        &self,
-        session: &Session,
-    ) -> Result<Vec<(Rule, StandingRule)>, ConsentError> {
+    pub async fn rules(&self, session: &Session) -> Result<Vec<(Rule, StandingRule)>, ActError> {
         let (store, s) = (self.store.clone(), session.sub.clone());
         blocking(move || store.rules_of(&s))
             .await?
             .into_iter()
             .map(|row| {
                 let rule: StandingRule =
-                    serde_json::from_str(&row.rule).map_err(|_| ConsentError::Unavailable)?;
+                    serde_json::from_str(&row.rule).map_err(|_| ActError::Unavailable)?;
                 Ok((row, rule))
             })
             .collect()
@@ -1051,28 +1035,28 @@ impl Consent {
         session: &Session,
         revocation: &RuleRevocation,
         signature: &[u8],
-    ) -> Result<(), ConsentError> {
+    ) -> Result<(), ActError> {
         if revocation.subject.to_string() != session.sub
             || revocation.device.to_string() != session.dev
         {
-            return Err(ConsentError::Forbidden(
+            return Err(ActError::Forbidden(
                 "a patient revokes only their own rules, from their signed-in device",
             ));
         }
         let (_, key) = self.device(&revocation.device).await?;
         revocation
             .verify_signature(&key, signature)
-            .map_err(|_| ConsentError::BadSignature)?;
-        let signature = Signature64::try_from(signature).map_err(|_| ConsentError::BadSignature)?;
+            .map_err(|_| ActError::BadSignature)?;
+        let signature = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
         let (store, r) = (self.store.clone(), revocation.rule.to_string());
         let rule = blocking(move || store.rule(&r)).await?;
         match rule {
             Some(row) if row.patient_key == session.sub => {
                 if row.revoked_at.is_some() {
-                    return Err(ConsentError::Conflict("the rule was already revoked"));
+                    return Err(ActError::Conflict("the rule was already revoked"));
                 }
             }
-            _ => return Err(ConsentError::NotFound("rule")),
+            _ => return Err(ActError::NotFound("rule")),
         }
         let event = Event::RuleRevoked(RuleRevoked {
             rule: revocation.rule,
