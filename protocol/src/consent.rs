@@ -931,7 +931,7 @@ mod tests {
         longest.data_window_days = Some(MAX_DATA_WINDOW_DAYS);
         for today in ["2024-12-31", "2024-01-31", "2025-03-01", "0005-01-01"] {
             let p = longest.data_period_for(None, today).unwrap().unwrap();
-            assert_eq!(p.end, today);
+            assert_eq!(p.end.to_string(), today);
         }
     }
 

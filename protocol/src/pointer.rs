@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::entry::RefusalReason;
-use crate::grant::{is_valid_date, GrantClaims};
+use crate::grant::{parse_date, GrantClaims};
 use crate::ids::{
     Commitment, ContentDigest, FhirId, GrantId, HospitalId, MemberId, PatientKey, PointerId,
 };
@@ -259,7 +259,11 @@ impl PointerBody {
         if has_duplicates(&self.categories) || has_duplicates(&self.codes) {
             return Err(PointerError::DuplicateToken);
         }
-        if self.effective.as_deref().is_some_and(|d| !is_valid_date(d)) {
+        if self
+            .effective
+            .as_deref()
+            .is_some_and(|d| parse_date(d).is_none())
+        {
             return Err(PointerError::InvalidDate);
         }
         Ok(())
