@@ -856,7 +856,7 @@ impl SignedEntry {
         if entry.kid != key.key_id() {
             return Err(EntryError::KeyIdMismatch);
         }
-        let signed_message = signed_message(&entry)?;
+        let signed_message = jcs::signed_message(ENTRY_SIGNATURE_CONTEXT, &entry)?;
         let sig = key.sign(&signed_message);
         Self::assemble(entry, sig, signed_message)
     }
@@ -865,7 +865,7 @@ impl SignedEntry {
     /// form but not the signature: call [`SignedEntry::verify`].
     pub fn from_parts(entry: Entry, sig: Signature64) -> Result<Self, EntryError> {
         entry.check()?;
-        let signed_message = signed_message(&entry)?;
+        let signed_message = jcs::signed_message(ENTRY_SIGNATURE_CONTEXT, &entry)?;
         Self::assemble(entry, sig, signed_message)
     }
 
@@ -931,14 +931,6 @@ impl SignedEntry {
     pub fn into_entry(self) -> Entry {
         self.entry
     }
-}
-
-fn signed_message(entry: &Entry) -> Result<Vec<u8>, CanonicalError> {
-    let canonical = jcs::to_canonical_vec(entry)?;
-    let mut message = Vec::with_capacity(ENTRY_SIGNATURE_CONTEXT.len() + canonical.len());
-    message.extend_from_slice(ENTRY_SIGNATURE_CONTEXT);
-    message.extend_from_slice(&canonical);
-    Ok(message)
 }
 
 impl Serialize for SignedEntry {

@@ -391,11 +391,10 @@ fn provenance_message(provenance: &Provenance) -> Result<Vec<u8>, ProvenanceErro
     if provenance.retrieved_at_ms < 0 {
         return Err(ProvenanceError::NegativeTime);
     }
-    let canonical = jcs::to_canonical_vec(provenance)?;
-    let mut message = Vec::with_capacity(PROVENANCE_SIGNATURE_CONTEXT.len() + canonical.len());
-    message.extend_from_slice(PROVENANCE_SIGNATURE_CONTEXT);
-    message.extend_from_slice(&canonical);
-    Ok(message)
+    Ok(jcs::signed_message(
+        PROVENANCE_SIGNATURE_CONTEXT,
+        provenance,
+    )?)
 }
 
 /// [`Provenance`] with the custodian's Ed25519 signature over
