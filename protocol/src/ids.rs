@@ -13,8 +13,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::signing::VerifyingKey;
-
 /// Domain-separation label for [`KeyId::for_ed25519`].
 pub const KEY_ID_LABEL: &[u8] = b"locus/key-id/v1";
 
@@ -386,11 +384,12 @@ string_form!(FhirId);
 pub struct KeyId([u8; 8]);
 
 impl KeyId {
-    /// The id of an Ed25519 public key.
-    pub fn for_ed25519(key: &VerifyingKey) -> Self {
+    /// The id of an Ed25519 public key, given as its 32 bytes (see
+    /// [`crate::signing::VerifyingKey::key_id`]).
+    pub fn for_ed25519(key: &[u8; 32]) -> Self {
         let digest = Sha256::new()
             .chain_update(KEY_ID_LABEL)
-            .chain_update(key.as_bytes())
+            .chain_update(key)
             .finalize();
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
@@ -582,7 +581,7 @@ mod tests {
         let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
             .unwrap();
         let key = SigningKey::from_seed(seed.try_into().unwrap());
-        let kid = KeyId::for_ed25519(&key.verifying_key());
+        let kid = key.verifying_key().key_id();
         assert_eq!(kid.to_string(), "8b017384498f5f95");
         assert_eq!("8b017384498f5f95".parse::<KeyId>().unwrap(), kid);
         for bad in [

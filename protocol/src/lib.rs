@@ -67,6 +67,7 @@ pub mod grant_token;
 pub mod ids;
 pub mod jcs;
 pub mod linkage;
+pub mod member;
 pub mod pointer;
 pub mod roles;
 pub mod scope;

@@ -98,7 +98,7 @@ impl SigningKey {
 
     /// The id of the public half.
     pub fn key_id(&self) -> KeyId {
-        KeyId::for_ed25519(&self.verifying_key())
+        self.verifying_key().key_id()
     }
 
     /// Signs `message` as given (pure Ed25519, RFC 8032).
@@ -163,7 +163,7 @@ impl VerifyingKey {
 
     /// This key's id.
     pub fn key_id(&self) -> KeyId {
-        KeyId::for_ed25519(self)
+        KeyId::for_ed25519(self.as_bytes())
     }
 
     /// Checks `signature` over `message` with `verify_strict`.
