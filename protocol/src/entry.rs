@@ -855,11 +855,6 @@ impl SignedEntry {
     pub fn canonical_bytes(&self) -> &[u8] {
         &self.leaf
     }
-
-    /// Gives up the signature and returns the entry.
-    pub fn into_entry(self) -> Entry {
-        self.entry
-    }
 }
 
 impl Serialize for SignedEntry {
@@ -1184,7 +1179,7 @@ mod tests {
             .collect();
         let parsed: Vec<Event> = leaves
             .iter()
-            .map(|leaf| SignedEntry::parse(leaf).unwrap().into_entry().event)
+            .map(|leaf| SignedEntry::parse(leaf).unwrap().entry().event.clone())
             .collect();
         let enrolled: Vec<&DeviceEnrolled> = parsed
             .iter()

@@ -7,7 +7,6 @@ use base64::Engine as _;
 use chrono::{Datelike as _, Days, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::ids::{GrantId, MemberId, PatientKey, RequestId, ScopeTag};
 use crate::linkage::{scope_tag, LinkageKey};
@@ -275,15 +274,6 @@ impl Confirmation {
         }
     }
 
-    /// Whether the grant is bound to this DER-encoded certificate (constant-time).
-    pub fn matches_certificate_der(&self, der: &[u8]) -> bool {
-        let want = Self::for_certificate_der(der);
-        self.x5t_s256
-            .as_bytes()
-            .ct_eq(want.x5t_s256.as_bytes())
-            .into()
-    }
-
     fn check(&self) -> Result<(), GrantError> {
         // Strict decoding also refuses non-canonical trailing bits, so each
         // thumbprint has one spelling.
@@ -447,16 +437,6 @@ impl GrantClaims {
         }
         Ok(())
     }
-
-    /// Whether `scope_tags` are exactly the tags `key` gives for `sub` and `scope`
-    /// (for parties that hold the linkage key).
-    pub fn scope_tags_match(&self, key: &LinkageKey) -> bool {
-        let mut want = scope_tags_for(key, &self.sub, &self.scope, self.data_period.as_ref());
-        let mut have = self.scope_tags.clone();
-        want.sort();
-        have.sort();
-        want == have
-    }
 }
 
 #[cfg(test)]
@@ -548,8 +528,16 @@ mod tests {
     fn valid_grant_and_json() {
         let c = claims();
         c.validate(NOW + 10, 7 * DAY).unwrap();
-        assert!(c.scope_tags_match(&key()));
-        assert!(!c.scope_tags_match(&LinkageKey::new("k2", [6; 32]).unwrap()));
+        // The tags are exactly those the linkage key gives, and no other key's.
+        let tags_for = |key: &LinkageKey| {
+            let mut want = scope_tags_for(key, &c.sub, &c.scope, c.data_period.as_ref());
+            let mut have = c.scope_tags.clone();
+            want.sort();
+            have.sort();
+            want == have
+        };
+        assert!(tags_for(&key()));
+        assert!(!tags_for(&LinkageKey::new("k2", [6; 32]).unwrap()));
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["purpose"], "TREAT");
         assert_eq!(json["basis"]["kind"], "patient_approval");
@@ -872,8 +860,8 @@ mod tests {
     #[test]
     fn certificate_binding() {
         let cnf = Confirmation::for_certificate_der(b"cert A");
-        assert!(cnf.matches_certificate_der(b"cert A"));
-        assert!(!cnf.matches_certificate_der(b"cert B"));
+        assert!(cnf == Confirmation::for_certificate_der(b"cert A"));
+        assert!(cnf != Confirmation::for_certificate_der(b"cert B"));
         assert_eq!(Confirmation::new(&cnf.x5t_s256).unwrap(), cnf);
         assert_eq!(Confirmation::new("x"), Err(GrantError::InvalidThumbprint));
         // Wrong alphabet.

@@ -308,11 +308,6 @@ impl PointerBody {
         jcs::from_canonical_slice(&plaintext).map_err(|_| PointerError::Open)
     }
 
-    /// Whether `canonical_content` is the content this pointer commits to.
-    pub fn commits_to(&self, canonical_content: &[u8]) -> bool {
-        verify_commitment(&self.commitment, &self.salt, canonical_content)
-    }
-
     /// The scope-tag inputs the record is published under
     /// (see [`record_tag_inputs`]).
     pub fn tag_inputs(&self) -> Vec<String> {
@@ -547,8 +542,8 @@ mod tests {
         assert!(text.contains(&format!(r#""salt":"{}""#, URL_SAFE_NO_PAD.encode(salt()))));
         let back: PointerBody = jcs::from_canonical_slice(&bytes).unwrap();
         assert_eq!(back, b);
-        assert!(back.commits_to(CONTENT));
-        assert!(!back.commits_to(b"other"));
+        assert!(verify_commitment(&back.commitment, &back.salt, CONTENT));
+        assert!(!verify_commitment(&back.commitment, &back.salt, b"other"));
         // No effective date: left out, not null.
         let mut undated = body();
         undated.effective = None;
