@@ -168,7 +168,6 @@ macro_rules! uuid_id {
             pub fn new_random() -> Self {
                 Self(Uuid::new_v4())
             }
-
         }
 
         impl fmt::Display for $name {
@@ -238,54 +237,71 @@ fn is_member_name(s: &str) -> bool {
         && !s.contains("--")
 }
 
-/// A consortium member (hospital, index, consent service, regulator): 1 to 64
-/// characters of `[a-z0-9-]`, starting with a letter, no trailing `-`, no `--`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MemberId(String);
+/// Ids written as text: `$name($inner)` whose `FromStr` is `|s| $parse` (giving
+/// the inner value or an [`IdError`]), printed as `as_str()`.
+macro_rules! text_id {
+    ($(#[$meta:meta])* $name:ident($inner:ty), |$s:ident| $parse:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name($inner);
 
-impl MemberId {
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MemberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for MemberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MemberId({})", self.0)
-    }
-}
-
-impl FromStr for MemberId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
-        if is_member_name(s) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(IdError::Name { kind: "member id" })
+        impl $name {
+            /// The id as a string.
+            pub fn as_str(&self) -> &str {
+                self.0.as_ref()
+            }
         }
-    }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str($s: &str) -> Result<Self, IdError> {
+                $parse.map(Self)
+            }
+        }
+
+        string_form!($name);
+    };
 }
 
-string_form!(MemberId);
+text_id!(
+    /// A consortium member (hospital, index, consent service, regulator): 1 to 64
+    /// characters of `[a-z0-9-]`, starting with a letter, no trailing `-`, no `--`.
+    MemberId(String),
+    |s| is_member_name(s)
+        .then(|| s.to_owned())
+        .ok_or(IdError::Name { kind: "member id" })
+);
 
-/// A member acting as a record custodian. Same syntax as [`MemberId`], but a distinct
-/// type so that the custodian slot of an event only takes a hospital.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HospitalId(MemberId);
+text_id!(
+    /// A member acting as a record custodian. Same syntax as [`MemberId`], but a
+    /// distinct type so that the custodian slot of an event only takes a hospital.
+    HospitalId(MemberId),
+    |s| is_member_name(s)
+        .then(|| MemberId(s.to_owned()))
+        .ok_or(IdError::Name {
+            kind: "hospital id"
+        })
+);
 
 impl HospitalId {
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
     /// The same id as a plain member id.
     pub fn as_member(&self) -> &MemberId {
         &self.0
@@ -298,76 +314,21 @@ impl From<HospitalId> for MemberId {
     }
 }
 
-impl fmt::Display for HospitalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for HospitalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HospitalId({})", self.as_str())
-    }
-}
-
-impl FromStr for HospitalId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
-        if is_member_name(s) {
-            Ok(Self(MemberId(s.to_owned())))
-        } else {
-            Err(IdError::Name {
-                kind: "hospital id",
-            })
-        }
-    }
-}
-
-string_form!(HospitalId);
-
 /// Longest [`FhirId`], in characters.
 pub const MAX_FHIR_ID_LEN: usize = 64;
 
-/// A FHIR R4 resource id (the `id` datatype): 1 to 64 characters of
-/// `[A-Za-z0-9\-.]`. Kept exactly as given: R4 calls ids case-insensitive, but
-/// servers look them up case-sensitively, so folding case could name another record.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FhirId(String);
-
-impl FhirId {
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for FhirId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for FhirId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FhirId({})", self.0)
-    }
-}
-
-impl FromStr for FhirId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
+text_id!(
+    /// A FHIR R4 resource id (the `id` datatype): 1 to 64 characters of
+    /// `[A-Za-z0-9\-.]`. Kept exactly as given: R4 calls ids case-insensitive, but
+    /// servers look them up case-sensitively, so folding case could name another record.
+    FhirId(String),
+    |s| {
         let ok = (1..=MAX_FHIR_ID_LEN).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(IdError::Fhir)
-        }
+        ok.then(|| s.to_owned()).ok_or(IdError::Fhir)
     }
-}
-
-string_form!(FhirId);
+);
 
 /// Identifies an Ed25519 member key: the first 8 bytes of
 /// `SHA-256(KEY_ID_LABEL || public key)`, as 16 lowercase hex characters.
