@@ -642,55 +642,30 @@ mod tests {
     #[test]
     fn json_rejections() {
         let base = serde_json::to_value(claims()).unwrap();
-        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
-        let mutations: Vec<(&str, Mutation)> = vec![
-            ("unknown claim", Box::new(|v| v["extra"] = 1.into())),
-            (
-                "unknown purpose",
-                Box::new(|v| v["purpose"] = "HPAYMT".into()),
-            ),
-            (
-                "lowercase purpose",
-                Box::new(|v| v["purpose"] = "treat".into()),
-            ),
-            (
-                "basis kind",
-                Box::new(|v| v["basis"]["kind"] = "guess".into()),
-            ),
-            ("basis field", Box::new(|v| v["basis"]["extra"] = 1.into())),
-            ("cnf field", Box::new(|v| v["cnf"]["x5t"] = "a".into())),
-            (
-                "cnf short",
-                Box::new(|v| v["cnf"]["x5t#S256"] = "abc".into()),
-            ),
-            (
-                "cnf padded",
-                Box::new(|v| v["cnf"]["x5t#S256"] = format!("{}=", "A".repeat(43)).into()),
-            ),
-            (
-                "period field",
-                Box::new(|v| v["data_period"]["tz"] = "Z".into()),
-            ),
-            (
-                "period date",
-                Box::new(|v| v["data_period"]["end"] = "2024-13-01".into()),
-            ),
-            (
-                "period reversed",
-                Box::new(|v| v["data_period"]["start"] = "2025-01-01".into()),
-            ),
-            (
-                "scope",
-                Box::new(|v| v["scope"] = "patient/Observation.cruds".into()),
-            ),
-            ("sub", Box::new(|v| v["sub"] = "ABC".into())),
-            ("aud", Box::new(|v| v["aud"] = "City ER".into())),
-            (
-                "missing cnf",
-                Box::new(|v| {
-                    v.as_object_mut().unwrap().remove("cnf");
-                }),
-            ),
+        let mutations: Vec<(&str, fn(&mut serde_json::Value))> = vec![
+            ("unknown claim", |v| v["extra"] = 1.into()),
+            ("unknown purpose", |v| v["purpose"] = "HPAYMT".into()),
+            ("lowercase purpose", |v| v["purpose"] = "treat".into()),
+            ("basis kind", |v| v["basis"]["kind"] = "guess".into()),
+            ("basis field", |v| v["basis"]["extra"] = 1.into()),
+            ("cnf field", |v| v["cnf"]["x5t"] = "a".into()),
+            ("cnf short", |v| v["cnf"]["x5t#S256"] = "abc".into()),
+            ("cnf padded", |v| {
+                v["cnf"]["x5t#S256"] = format!("{}=", "A".repeat(43)).into()
+            }),
+            ("period field", |v| v["data_period"]["tz"] = "Z".into()),
+            ("period date", |v| {
+                v["data_period"]["end"] = "2024-13-01".into()
+            }),
+            ("period reversed", |v| {
+                v["data_period"]["start"] = "2025-01-01".into()
+            }),
+            ("scope", |v| v["scope"] = "patient/Observation.cruds".into()),
+            ("sub", |v| v["sub"] = "ABC".into()),
+            ("aud", |v| v["aud"] = "City ER".into()),
+            ("missing cnf", |v| {
+                v.as_object_mut().unwrap().remove("cnf");
+            }),
         ];
         for (name, mutate) in mutations {
             let mut v = base.clone();
@@ -769,58 +744,28 @@ mod tests {
     #[test]
     fn last_days_and_period_algebra() {
         let p = |s: &str, e: &str| DataPeriod::new(s, e).unwrap();
-        assert_eq!(
-            DataPeriod::last_days("2024-12-31", 1).unwrap(),
-            p("2024-12-31", "2024-12-31")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-12-31", 366).unwrap(),
-            p("2024-01-01", "2024-12-31")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-03-01", 2).unwrap(),
-            p("2024-02-29", "2024-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2023-03-01", 2).unwrap(),
-            p("2023-02-28", "2023-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2000-03-01", 2).unwrap(),
-            p("2000-02-29", "2000-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("1900-03-01", 2).unwrap(),
-            p("1900-02-28", "1900-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2025-01-01", 365).unwrap(),
-            p("2024-01-03", "2025-01-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("0001-01-01", 1).unwrap(),
-            p("0001-01-01", "0001-01-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("0001-01-01", 2),
-            Err(GrantError::InvalidDate)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-02-30", 2),
-            Err(GrantError::InvalidDate)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-01-01", 0),
-            Err(GrantError::DataPeriodReversed)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-01-01", u32::MAX),
-            Err(GrantError::InvalidDate)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-01-01", 3000),
-            Err(GrantError::DataPeriodTooLong)
-        );
+        let cases: [(&str, u32, Result<(&str, &str), GrantError>); 13] = [
+            ("2024-12-31", 1, Ok(("2024-12-31", "2024-12-31"))),
+            ("2024-12-31", 366, Ok(("2024-01-01", "2024-12-31"))),
+            ("2024-03-01", 2, Ok(("2024-02-29", "2024-03-01"))),
+            ("2023-03-01", 2, Ok(("2023-02-28", "2023-03-01"))),
+            ("2000-03-01", 2, Ok(("2000-02-29", "2000-03-01"))),
+            ("1900-03-01", 2, Ok(("1900-02-28", "1900-03-01"))),
+            ("2025-01-01", 365, Ok(("2024-01-03", "2025-01-01"))),
+            ("0001-01-01", 1, Ok(("0001-01-01", "0001-01-01"))),
+            ("0001-01-01", 2, Err(GrantError::InvalidDate)),
+            ("2024-02-30", 2, Err(GrantError::InvalidDate)),
+            ("2024-01-01", 0, Err(GrantError::DataPeriodReversed)),
+            ("2024-01-01", u32::MAX, Err(GrantError::InvalidDate)),
+            ("2024-01-01", 3000, Err(GrantError::DataPeriodTooLong)),
+        ];
+        for (end, days, want) in cases {
+            assert_eq!(
+                DataPeriod::last_days(end, days),
+                want.map(|(s, e)| p(s, e)),
+                "{end} {days}"
+            );
+        }
         // Day arithmetic agrees with a plain walk over every date of four centuries.
         let mut previous: Option<String> = None;
         for year in 1999..=2401 {
