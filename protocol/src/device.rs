@@ -343,10 +343,8 @@ impl DeviceKeyId {
 }
 
 base64_form!(
-    DeviceKeyId,
+    DeviceKeyId([u8; 32]),
     URL_SAFE_NO_PAD,
-    |id| id.0,
-    |bytes: [u8; 32]| Ok(Self(bytes)),
     IdError = IdError::Base64Url {
         kind: "device key id",
         len: 43,

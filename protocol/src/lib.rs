@@ -31,7 +31,8 @@ macro_rules! string_form {
 /// Gives a key, id or signature written as base64 of a fixed number of bytes its
 /// `Display` (`$engine` base64 of `$bytes`, where `$v` is the value), `Debug`
 /// (`Name(<base64>)`), `FromStr` (decode to `$b: [u8; N]`, refusing with `$bad`, then
-/// `$parse`) and the serde impls of [`string_form`].
+/// `$parse`; for a plain `$ty([u8; N])`, `Self(bytes)`) and the serde impls of
+/// [`string_form`].
 macro_rules! base64_form {
     (
         $ty:ident, $engine:expr,
@@ -61,6 +62,16 @@ macro_rules! base64_form {
         }
 
         string_form!($ty);
+    };
+    // A plain byte-array newtype.
+    ($ty:ident([u8; $len:literal]), $engine:expr, $err:ty = $bad:expr) => {
+        base64_form!(
+            $ty,
+            $engine,
+            |v| v.0,
+            |b: [u8; $len]| Ok(Self(b)),
+            $err = $bad
+        );
     };
 }
 

@@ -87,10 +87,8 @@ impl X25519PublicKey {
 pub struct PublicKeyParseError;
 
 base64_form!(
-    X25519PublicKey,
+    X25519PublicKey([u8; 32]),
     URL_SAFE_NO_PAD,
-    |k| k.0,
-    |bytes: [u8; 32]| Ok(Self(bytes)),
     PublicKeyParseError = PublicKeyParseError
 );
 

@@ -222,10 +222,8 @@ impl TryFrom<&[u8]> for Signature64 {
 }
 
 base64_form!(
-    Signature64,
+    Signature64([u8; 64]),
     STANDARD,
-    |sig| sig.0,
-    |bytes: [u8; 64]| Ok(Self(bytes)),
     SignatureParseError = SignatureParseError
 );
 
