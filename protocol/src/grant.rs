@@ -642,7 +642,8 @@ mod tests {
     #[test]
     fn json_rejections() {
         let base = serde_json::to_value(claims()).unwrap();
-        let mutations: Vec<(&str, fn(&mut serde_json::Value))> = vec![
+        type Mutation = fn(&mut serde_json::Value);
+        let mutations: Vec<(&str, Mutation)> = vec![
             ("unknown claim", |v| v["extra"] = 1.into()),
             ("unknown purpose", |v| v["purpose"] = "HPAYMT".into()),
             ("lowercase purpose", |v| v["purpose"] = "treat".into()),
@@ -744,7 +745,9 @@ mod tests {
     #[test]
     fn last_days_and_period_algebra() {
         let p = |s: &str, e: &str| DataPeriod::new(s, e).unwrap();
-        let cases: [(&str, u32, Result<(&str, &str), GrantError>); 13] = [
+        // (end, days, the period's first and last day or the error)
+        type Want = Result<(&'static str, &'static str), GrantError>;
+        let cases: [(&str, u32, Want); 13] = [
             ("2024-12-31", 1, Ok(("2024-12-31", "2024-12-31"))),
             ("2024-12-31", 366, Ok(("2024-01-01", "2024-12-31"))),
             ("2024-03-01", 2, Ok(("2024-02-29", "2024-03-01"))),
