@@ -97,17 +97,41 @@ fn canonical<T: Serialize>(value: &T) -> Result<Vec<u8>, ConsentError> {
     jcs::to_canonical_vec(value).map_err(|_| ConsentError::Encoding)
 }
 
-/// Checks that `key` is the device `device` names and signed `bytes`.
-fn verify_device(
-    device: &DeviceKeyId,
-    bytes: Result<Vec<u8>, ConsentError>,
-    key: &DeviceKey,
-    signature: &[u8],
-) -> Result<(), VerifyError> {
-    if key.thumbprint() != *device {
-        return Err(VerifyError);
-    }
-    key.verify(&bytes.map_err(|_| VerifyError)?, signature)
+/// Gives a consent object a patient's device signs its `signing_bytes` (the
+/// canonical JSON of the object, refused when its `check()` fails; the device signs
+/// them after [`crate::device::DEVICE_SIGNATURE_CONTEXT`]) and `verify_signature`
+/// (that a key is the device the object names and signed them).
+macro_rules! device_signed {
+    ($($ty:ty => |$this:ident| $device:expr;)+) => {$(
+        impl $ty {
+            /// The bytes the device signs: the canonical JSON of the checked object.
+            pub fn signing_bytes(&self) -> Result<Vec<u8>, ConsentError> {
+                self.check()?;
+                canonical(self)
+            }
+
+            /// Checks that `key` is this object's device and signed it.
+            pub fn verify_signature(
+                &self,
+                key: &DeviceKey,
+                signature: &[u8],
+            ) -> Result<(), VerifyError> {
+                let $this = self;
+                if key.thumbprint() != *$device {
+                    return Err(VerifyError);
+                }
+                key.verify(&self.signing_bytes().map_err(|_| VerifyError)?, signature)
+            }
+        }
+    )+};
+}
+
+device_signed! {
+    Decision => |d| d.device();
+    StandingRule => |r| &r.device;
+    Revocation => |r| &r.device;
+    RuleRevocation => |r| &r.device;
+    DeviceChallenge => |c| &c.device;
 }
 
 checked_struct! {
@@ -361,18 +385,6 @@ impl Decision {
         }
     }
 
-    /// The bytes the device signs (after [`crate::device::DEVICE_SIGNATURE_CONTEXT`]):
-    /// the canonical JSON of the decision.
-    pub fn signing_bytes(&self) -> Result<Vec<u8>, ConsentError> {
-        self.check()?;
-        canonical(self)
-    }
-
-    /// Checks that `key` is this decision's device and signed it.
-    pub fn verify_signature(&self, key: &DeviceKey, signature: &[u8]) -> Result<(), VerifyError> {
-        verify_device(self.device(), self.signing_bytes(), key, signature)
-    }
-
     /// Checks that the decision answers `terms` and, if it approves, only narrows
     /// them (see [`Approval::narrows`]). A refusal must name the same request and
     /// patient.
@@ -454,17 +466,6 @@ impl StandingRule {
         check_time(self.signed_at_ms)
     }
 
-    /// The bytes the device signs: the canonical JSON of the rule.
-    pub fn signing_bytes(&self) -> Result<Vec<u8>, ConsentError> {
-        self.check()?;
-        canonical(self)
-    }
-
-    /// Checks that `key` is this rule's device and signed it.
-    pub fn verify_signature(&self, key: &DeviceKey, signature: &[u8]) -> Result<(), VerifyError> {
-        verify_device(&self.device, self.signing_bytes(), key, signature)
-    }
-
     /// Whether the rule covers a request: same patient, an allowed requester
     /// (`requester_is_hospital`: whether the directory lists it as an active
     /// hospital), an allowed purpose, every requested scope within the rule's, and a
@@ -526,17 +527,6 @@ impl Revocation {
     pub fn check(&self) -> Result<(), ConsentError> {
         check_time(self.signed_at_ms)
     }
-
-    /// The bytes the device signs: the canonical JSON of the revocation.
-    pub fn signing_bytes(&self) -> Result<Vec<u8>, ConsentError> {
-        self.check()?;
-        canonical(self)
-    }
-
-    /// Checks that `key` is this revocation's device and signed it.
-    pub fn verify_signature(&self, key: &DeviceKey, signature: &[u8]) -> Result<(), VerifyError> {
-        verify_device(&self.device, self.signing_bytes(), key, signature)
-    }
 }
 
 checked_struct! {
@@ -558,17 +548,6 @@ impl RuleRevocation {
     /// Checks the signing time.
     pub fn check(&self) -> Result<(), ConsentError> {
         check_time(self.signed_at_ms)
-    }
-
-    /// The bytes the device signs: the canonical JSON of the revocation.
-    pub fn signing_bytes(&self) -> Result<Vec<u8>, ConsentError> {
-        self.check()?;
-        canonical(self)
-    }
-
-    /// Checks that `key` is this revocation's device and signed it.
-    pub fn verify_signature(&self, key: &DeviceKey, signature: &[u8]) -> Result<(), VerifyError> {
-        verify_device(&self.device, self.signing_bytes(), key, signature)
     }
 }
 
@@ -593,17 +572,6 @@ impl DeviceChallenge {
             && c.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then_some(()).ok_or(ConsentError::InvalidChallenge)
-    }
-
-    /// The bytes the device signs: the canonical JSON of the challenge.
-    pub fn signing_bytes(&self) -> Result<Vec<u8>, ConsentError> {
-        self.check()?;
-        canonical(self)
-    }
-
-    /// Checks that `key` is this challenge's device and signed it.
-    pub fn verify_signature(&self, key: &DeviceKey, signature: &[u8]) -> Result<(), VerifyError> {
-        verify_device(&self.device, self.signing_bytes(), key, signature)
     }
 }
 
@@ -931,7 +899,7 @@ mod tests {
         longest.data_window_days = Some(MAX_DATA_WINDOW_DAYS);
         for today in ["2024-12-31", "2024-01-31", "2025-03-01", "0005-01-01"] {
             let p = longest.data_period_for(None, today).unwrap().unwrap();
-            assert_eq!(p.end, today);
+            assert_eq!(p.end.to_string(), today);
         }
     }
 

@@ -21,7 +21,6 @@
 //! Ed25519 uses `verify_strict` (canonical `S`, no small-order keys).
 
 use core::fmt;
-use core::str::FromStr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -343,31 +342,14 @@ impl DeviceKeyId {
     }
 }
 
-impl fmt::Display for DeviceKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+base64_form!(
+    DeviceKeyId([u8; 32]),
+    URL_SAFE_NO_PAD,
+    IdError = IdError::Base64Url {
+        kind: "device key id",
+        len: 43,
     }
-}
-
-impl fmt::Debug for DeviceKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceKeyId({self})")
-    }
-}
-
-impl FromStr for DeviceKeyId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
-        decode_b64_array::<32>(&URL_SAFE_NO_PAD, s)
-            .map(Self)
-            .ok_or(IdError::Base64Url {
-                kind: "device key id",
-                len: 43,
-            })
-    }
-}
-
-string_form!(DeviceKeyId);
+);
 
 /// Signs as a patient device: for tests and the demo's simulated phone (a real
 /// phone signs in WebCrypto). Secret keys are wiped on drop; `Debug` shows only the
@@ -696,12 +678,11 @@ mod tests {
         assert!(strict(&okp(&[9; 32]).replace("}", r#","d":null}"#)).is_err());
         // Sanity: the unmodified keys parse.
         assert!(strict(&ec(&x, &y)).is_ok());
-        assert!(
-            DeviceKey::from_webcrypto_jwk(&okp(&VerifyingKey::from_str(RFC8037_X)
-                .unwrap()
-                .to_bytes()))
-            .is_ok()
-        );
+        assert!(DeviceKey::from_webcrypto_jwk(&okp(&RFC8037_X
+            .parse::<VerifyingKey>()
+            .unwrap()
+            .to_bytes()))
+        .is_ok());
         // Ids refuse other spellings.
         for bad in [
             "",

@@ -21,18 +21,17 @@ use crate::consent::{
     check_time, ConsentError, Decision, RequestTerms, Revocation, RuleRevocation, StandingRule,
 };
 use crate::device::{DeviceKey, DeviceKeyId};
-use crate::directory::{check_display_name, check_endpoint, MemberUpdateError};
 use crate::grant::{
     check_basis_text, Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse,
 };
 use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId, RuleId};
 use crate::jcs::{self, CanonicalError};
+use crate::member::MemberUpdateError;
 use crate::scope::ScopeSet;
-use crate::seal::X25519PublicKey;
 use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
 
-pub use crate::directory::{MemberRole, MemberStatus};
 pub use crate::ids::{Commitment, MerkleRoot};
+pub use crate::member::{MemberRole, MemberStatus, MemberUpdated};
 
 /// Prepended to the canonical entry before signing, so an entry signature can never
 /// be replayed as a signature over anything else a member key signs.
@@ -468,76 +467,6 @@ pub struct AccessRefused {
     pub reason: RefusalReason,
 }
 
-/// `member.updated`: the whole new state of one member (not a diff), so the directory
-/// is the latest such entry per member. Submitted by the consortium authority; see
-/// [`crate::directory`]. `endpoint` is left out of the JSON when absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "MemberUpdatedWire")]
-pub struct MemberUpdated {
-    /// Which member.
-    pub member: MemberId,
-    /// Its role.
-    pub role: MemberRole,
-    /// The organisation's name as shown to patients (never a person's name):
-    /// 1 to 128 characters, no control or bidi-override characters.
-    pub display_name: String,
-    /// The key that signs its ledger entries, grants and provenance.
-    pub ed25519: VerifyingKey,
-    /// The key records and pointers are sealed to.
-    pub x25519: X25519PublicKey,
-    /// The SHA-256 thumbprint of its TLS client and server certificate.
-    pub certificate: Confirmation,
-    /// Its base URL (`https://`), for members that serve requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Whether it may act.
-    pub status: MemberStatus,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberUpdatedWire {
-    member: MemberId,
-    role: MemberRole,
-    display_name: String,
-    ed25519: VerifyingKey,
-    x25519: X25519PublicKey,
-    certificate: Confirmation,
-    #[serde(default)]
-    endpoint: Option<String>,
-    status: MemberStatus,
-}
-
-impl TryFrom<MemberUpdatedWire> for MemberUpdated {
-    type Error = MemberUpdateError;
-    fn try_from(w: MemberUpdatedWire) -> Result<Self, MemberUpdateError> {
-        let update = Self {
-            member: w.member,
-            role: w.role,
-            display_name: w.display_name,
-            ed25519: w.ed25519,
-            x25519: w.x25519,
-            certificate: w.certificate,
-            endpoint: w.endpoint,
-            status: w.status,
-        };
-        update.check()?;
-        Ok(update)
-    }
-}
-
-impl MemberUpdated {
-    /// Checks the display name and endpoint (see [`check_display_name`],
-    /// [`check_endpoint`]).
-    pub fn check(&self) -> Result<(), MemberUpdateError> {
-        check_display_name(&self.display_name)?;
-        if let Some(endpoint) = &self.endpoint {
-            check_endpoint(endpoint)?;
-        }
-        Ok(())
-    }
-}
-
 checked_struct! {
     /// `grant.revoked`. `by_device` is present when the patient revoked the grant
     /// from a device, and left out of the JSON otherwise (so entries written before
@@ -856,7 +785,7 @@ impl SignedEntry {
         if entry.kid != key.key_id() {
             return Err(EntryError::KeyIdMismatch);
         }
-        let signed_message = signed_message(&entry)?;
+        let signed_message = jcs::signed_message(ENTRY_SIGNATURE_CONTEXT, &entry)?;
         let sig = key.sign(&signed_message);
         Self::assemble(entry, sig, signed_message)
     }
@@ -865,7 +794,7 @@ impl SignedEntry {
     /// form but not the signature: call [`SignedEntry::verify`].
     pub fn from_parts(entry: Entry, sig: Signature64) -> Result<Self, EntryError> {
         entry.check()?;
-        let signed_message = signed_message(&entry)?;
+        let signed_message = jcs::signed_message(ENTRY_SIGNATURE_CONTEXT, &entry)?;
         Self::assemble(entry, sig, signed_message)
     }
 
@@ -926,19 +855,6 @@ impl SignedEntry {
     pub fn canonical_bytes(&self) -> &[u8] {
         &self.leaf
     }
-
-    /// Gives up the signature and returns the entry.
-    pub fn into_entry(self) -> Entry {
-        self.entry
-    }
-}
-
-fn signed_message(entry: &Entry) -> Result<Vec<u8>, CanonicalError> {
-    let canonical = jcs::to_canonical_vec(entry)?;
-    let mut message = Vec::with_capacity(ENTRY_SIGNATURE_CONTEXT.len() + canonical.len());
-    message.extend_from_slice(ENTRY_SIGNATURE_CONTEXT);
-    message.extend_from_slice(&canonical);
-    Ok(message)
 }
 
 impl Serialize for SignedEntry {
@@ -1263,7 +1179,7 @@ mod tests {
             .collect();
         let parsed: Vec<Event> = leaves
             .iter()
-            .map(|leaf| SignedEntry::parse(leaf).unwrap().into_entry().event)
+            .map(|leaf| SignedEntry::parse(leaf).unwrap().entry().event.clone())
             .collect();
         let enrolled: Vec<&DeviceEnrolled> = parsed
             .iter()

@@ -4,9 +4,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use chrono::{Datelike as _, Days, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::ids::{GrantId, MemberId, PatientKey, RequestId, ScopeTag};
 use crate::linkage::{scope_tag, LinkageKey};
@@ -104,14 +104,16 @@ pub enum GrantBasis {
 /// dated scope tags a grant carries.
 pub const MAX_PERIOD_MONTHS: usize = 60;
 
-/// An inclusive range of clinical dates, `YYYY-MM-DD`.
+/// An inclusive range of clinical dates. JSON: `{"start": "YYYY-MM-DD", "end": ...}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "DataPeriodWire")]
 pub struct DataPeriod {
     /// First date included.
-    pub start: String,
+    #[serde(serialize_with = "write_date")]
+    pub start: NaiveDate,
     /// Last date included.
-    pub end: String,
+    #[serde(serialize_with = "write_date")]
+    pub end: NaiveDate,
 }
 
 #[derive(Deserialize)]
@@ -124,31 +126,37 @@ struct DataPeriodWire {
 impl TryFrom<DataPeriodWire> for DataPeriod {
     type Error = GrantError;
     fn try_from(w: DataPeriodWire) -> Result<Self, GrantError> {
-        let period = Self {
-            start: w.start,
-            end: w.end,
-        };
-        period.check()?;
-        Ok(period)
+        Self::new(&w.start, &w.end)
     }
 }
 
+fn write_date<S: serde::Serializer>(date: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&date.format(DATE_FORMAT))
+}
+
+/// The one spelling of a date on the wire.
+const DATE_FORMAT: &str = "%Y-%m-%d";
+
 impl DataPeriod {
-    /// A checked period.
+    /// A checked period from its wire dates.
     pub fn new(start: &str, end: &str) -> Result<Self, GrantError> {
-        let period = Self {
-            start: start.to_owned(),
-            end: end.to_owned(),
-        };
+        match (parse_date(start), parse_date(end)) {
+            (Some(start), Some(end)) => Self::between(start, end),
+            _ => Err(GrantError::InvalidDate),
+        }
+    }
+
+    /// A checked period.
+    pub fn between(start: NaiveDate, end: NaiveDate) -> Result<Self, GrantError> {
+        let period = Self { start, end };
         period.check()?;
         Ok(period)
     }
 
     fn check(&self) -> Result<(), GrantError> {
-        if !is_valid_date(&self.start) || !is_valid_date(&self.end) {
+        if !in_date_range(self.start) || !in_date_range(self.end) {
             return Err(GrantError::InvalidDate);
         }
-        // Valid YYYY-MM-DD strings order like the dates they name.
         if self.start > self.end {
             return Err(GrantError::DataPeriodReversed);
         }
@@ -161,43 +169,38 @@ impl DataPeriod {
     /// Every month (`YYYY-MM`) the period touches, in order: the granularity at
     /// which the index can match dates (see [`crate::scope::dated_tag_input`]).
     pub fn months(&self) -> Vec<String> {
-        let parse = |d: &str| -> Option<(u32, u32)> {
-            Some((d.get(0..4)?.parse().ok()?, d.get(5..7)?.parse().ok()?))
-        };
-        let (Some((mut year, mut month)), Some(last)) = (parse(&self.start), parse(&self.end))
-        else {
-            return Vec::new();
-        };
         let mut months = Vec::new();
-        while (year, month) <= last && months.len() <= MAX_PERIOD_MONTHS {
-            months.push(format!("{year:04}-{month:02}"));
-            (year, month) = if month == 12 {
-                (year + 1, 1)
-            } else {
-                (year, month + 1)
-            };
+        let mut month = self.start.with_day(1);
+        while let Some(first) = month.filter(|m| *m <= self.end) {
+            if months.len() > MAX_PERIOD_MONTHS {
+                break;
+            }
+            months.push(first.format("%Y-%m").to_string());
+            month = first.checked_add_months(Months::new(1));
         }
         months
     }
 
     /// Whether `date` (`YYYY-MM-DD`) falls in the period; false for invalid dates.
     pub fn contains(&self, date: &str) -> bool {
-        is_valid_date(date) && self.start.as_str() <= date && date <= self.end.as_str()
+        parse_date(date).is_some_and(|d| self.start <= d && d <= self.end)
     }
 
-    /// The `days` days (at least 1) ending with `end` (inclusive), e.g. a standing
-    /// rule's "last 365 days" of data as of `end`.
+    /// The `days` days (at least 1) ending with `end` (`YYYY-MM-DD`, inclusive),
+    /// e.g. a standing rule's "last 365 days" of data as of `end`.
     pub fn last_days(end: &str, days: u32) -> Result<Self, GrantError> {
-        let (year, month, day) = parse_date(end).ok_or(GrantError::InvalidDate)?;
+        Self::ending(parse_date(end).ok_or(GrantError::InvalidDate)?, days)
+    }
+
+    /// The `days` days (at least 1) ending with `end` (inclusive).
+    pub fn ending(end: NaiveDate, days: u32) -> Result<Self, GrantError> {
         if days == 0 {
             return Err(GrantError::DataPeriodReversed);
         }
-        let first = days_from_civil(year, month, day) - i64::from(days - 1);
-        let (year, month, day) = civil_from_days(first);
-        if year < 1 {
-            return Err(GrantError::InvalidDate);
-        }
-        Self::new(&format!("{year:04}-{month:02}-{day:02}"), end)
+        let start = end
+            .checked_sub_days(Days::new(u64::from(days - 1)))
+            .ok_or(GrantError::InvalidDate)?;
+        Self::between(start, end)
     }
 
     /// Whether every date of this period is also in `outer`.
@@ -207,82 +210,27 @@ impl DataPeriod {
 
     /// The dates in both periods, if any.
     pub fn intersection(&self, other: &DataPeriod) -> Option<DataPeriod> {
-        let start = self.start.as_str().max(other.start.as_str());
-        let end = self.end.as_str().min(other.end.as_str());
-        (start <= end).then(|| Self {
-            start: start.to_owned(),
-            end: end.to_owned(),
-        })
+        let start = self.start.max(other.start);
+        let end = self.end.min(other.end);
+        (start <= end).then_some(Self { start, end })
     }
 }
 
-/// `(year, month, day)` of a valid `YYYY-MM-DD` date.
-fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
-    if !is_valid_date(s) {
-        return None;
-    }
-    Some((
-        s.get(0..4)?.parse().ok()?,
-        s.get(5..7)?.parse().ok()?,
-        s.get(8..10)?.parse().ok()?,
-    ))
+/// The date `s` names if it is a real calendar date written `YYYY-MM-DD` (years
+/// 0001 to 9999, proleptic Gregorian), the only spelling accepted.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    // chrono alone would also take signs, one-digit fields and longer years.
+    let shape = s.len() == 10
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            4 | 7 => c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+    let date = NaiveDate::parse_from_str(s, DATE_FORMAT).ok();
+    date.filter(|d| shape && in_date_range(*d))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`); exact for every date [`is_valid_date`] accepts.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    // Both fit: day 1..=31, month 1..=12.
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = (if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    }) as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Whether `s` is a real calendar date written `YYYY-MM-DD` (years 0001 to 9999,
-/// proleptic Gregorian leap years).
-pub fn is_valid_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return false;
-    }
-    let num = |range: core::ops::Range<usize>| -> Option<u32> {
-        b[range].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let (Some(year), Some(month), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
-        return false;
-    };
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    year >= 1 && (1..=days).contains(&day)
+fn in_date_range(date: NaiveDate) -> bool {
+    (1..=9999).contains(&date.year())
 }
 
 /// RFC 8705 confirmation: the SHA-256 thumbprint of the holder's DER certificate,
@@ -324,15 +272,6 @@ impl Confirmation {
         Self {
             x5t_s256: URL_SAFE_NO_PAD.encode(Sha256::digest(der)),
         }
-    }
-
-    /// Whether the grant is bound to this DER-encoded certificate (constant-time).
-    pub fn matches_certificate_der(&self, der: &[u8]) -> bool {
-        let want = Self::for_certificate_der(der);
-        self.x5t_s256
-            .as_bytes()
-            .ct_eq(want.x5t_s256.as_bytes())
-            .into()
     }
 
     fn check(&self) -> Result<(), GrantError> {
@@ -498,16 +437,6 @@ impl GrantClaims {
         }
         Ok(())
     }
-
-    /// Whether `scope_tags` are exactly the tags `key` gives for `sub` and `scope`
-    /// (for parties that hold the linkage key).
-    pub fn scope_tags_match(&self, key: &LinkageKey) -> bool {
-        let mut want = scope_tags_for(key, &self.sub, &self.scope, self.data_period.as_ref());
-        let mut have = self.scope_tags.clone();
-        want.sort();
-        have.sort();
-        want == have
-    }
 }
 
 #[cfg(test)]
@@ -599,8 +528,16 @@ mod tests {
     fn valid_grant_and_json() {
         let c = claims();
         c.validate(NOW + 10, 7 * DAY).unwrap();
-        assert!(c.scope_tags_match(&key()));
-        assert!(!c.scope_tags_match(&LinkageKey::new("k2", [6; 32]).unwrap()));
+        // The tags are exactly those the linkage key gives, and no other key's.
+        let tags_for = |key: &LinkageKey| {
+            let mut want = scope_tags_for(key, &c.sub, &c.scope, c.data_period.as_ref());
+            let mut have = c.scope_tags.clone();
+            want.sort();
+            have.sort();
+            want == have
+        };
+        assert!(tags_for(&key()));
+        assert!(!tags_for(&LinkageKey::new("k2", [6; 32]).unwrap()));
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["purpose"], "TREAT");
         assert_eq!(json["basis"]["kind"], "patient_approval");
@@ -696,8 +633,8 @@ mod tests {
         assert_eq!(c.check_structure(max), Err(GrantError::InvalidThumbprint));
         let mut c = claims();
         c.data_period = Some(DataPeriod {
-            start: "2024-02-30".into(),
-            end: "2024-03-01".into(),
+            start: NaiveDate::from_ymd_opt(2024, 2, 28).unwrap(),
+            end: NaiveDate::from_ymd_opt(10_000, 3, 1).unwrap(),
         });
         assert_eq!(c.check_structure(max), Err(GrantError::InvalidDate));
     }
@@ -705,55 +642,31 @@ mod tests {
     #[test]
     fn json_rejections() {
         let base = serde_json::to_value(claims()).unwrap();
-        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        type Mutation = fn(&mut serde_json::Value);
         let mutations: Vec<(&str, Mutation)> = vec![
-            ("unknown claim", Box::new(|v| v["extra"] = 1.into())),
-            (
-                "unknown purpose",
-                Box::new(|v| v["purpose"] = "HPAYMT".into()),
-            ),
-            (
-                "lowercase purpose",
-                Box::new(|v| v["purpose"] = "treat".into()),
-            ),
-            (
-                "basis kind",
-                Box::new(|v| v["basis"]["kind"] = "guess".into()),
-            ),
-            ("basis field", Box::new(|v| v["basis"]["extra"] = 1.into())),
-            ("cnf field", Box::new(|v| v["cnf"]["x5t"] = "a".into())),
-            (
-                "cnf short",
-                Box::new(|v| v["cnf"]["x5t#S256"] = "abc".into()),
-            ),
-            (
-                "cnf padded",
-                Box::new(|v| v["cnf"]["x5t#S256"] = format!("{}=", "A".repeat(43)).into()),
-            ),
-            (
-                "period field",
-                Box::new(|v| v["data_period"]["tz"] = "Z".into()),
-            ),
-            (
-                "period date",
-                Box::new(|v| v["data_period"]["end"] = "2024-13-01".into()),
-            ),
-            (
-                "period reversed",
-                Box::new(|v| v["data_period"]["start"] = "2025-01-01".into()),
-            ),
-            (
-                "scope",
-                Box::new(|v| v["scope"] = "patient/Observation.cruds".into()),
-            ),
-            ("sub", Box::new(|v| v["sub"] = "ABC".into())),
-            ("aud", Box::new(|v| v["aud"] = "City ER".into())),
-            (
-                "missing cnf",
-                Box::new(|v| {
-                    v.as_object_mut().unwrap().remove("cnf");
-                }),
-            ),
+            ("unknown claim", |v| v["extra"] = 1.into()),
+            ("unknown purpose", |v| v["purpose"] = "HPAYMT".into()),
+            ("lowercase purpose", |v| v["purpose"] = "treat".into()),
+            ("basis kind", |v| v["basis"]["kind"] = "guess".into()),
+            ("basis field", |v| v["basis"]["extra"] = 1.into()),
+            ("cnf field", |v| v["cnf"]["x5t"] = "a".into()),
+            ("cnf short", |v| v["cnf"]["x5t#S256"] = "abc".into()),
+            ("cnf padded", |v| {
+                v["cnf"]["x5t#S256"] = format!("{}=", "A".repeat(43)).into()
+            }),
+            ("period field", |v| v["data_period"]["tz"] = "Z".into()),
+            ("period date", |v| {
+                v["data_period"]["end"] = "2024-13-01".into()
+            }),
+            ("period reversed", |v| {
+                v["data_period"]["start"] = "2025-01-01".into()
+            }),
+            ("scope", |v| v["scope"] = "patient/Observation.cruds".into()),
+            ("sub", |v| v["sub"] = "ABC".into()),
+            ("aud", |v| v["aud"] = "City ER".into()),
+            ("missing cnf", |v| {
+                v.as_object_mut().unwrap().remove("cnf");
+            }),
         ];
         for (name, mutate) in mutations {
             let mut v = base.clone();
@@ -798,7 +711,7 @@ mod tests {
             "9999-12-31",
             "2023-04-30",
         ] {
-            assert!(is_valid_date(good), "{good}");
+            assert!(parse_date(good).is_some(), "{good}");
         }
         for bad in [
             "2023-02-29",
@@ -817,7 +730,7 @@ mod tests {
             "+024-01-01",
             "",
         ] {
-            assert!(!is_valid_date(bad), "{bad}");
+            assert!(parse_date(bad).is_none(), "{bad}");
         }
         let p = DataPeriod::new("2024-01-01", "2024-06-30").unwrap();
         assert!(p.contains("2024-01-01") && p.contains("2024-06-30") && p.contains("2024-03-15"));
@@ -832,78 +745,53 @@ mod tests {
     #[test]
     fn last_days_and_period_algebra() {
         let p = |s: &str, e: &str| DataPeriod::new(s, e).unwrap();
-        assert_eq!(
-            DataPeriod::last_days("2024-12-31", 1).unwrap(),
-            p("2024-12-31", "2024-12-31")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-12-31", 366).unwrap(),
-            p("2024-01-01", "2024-12-31")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-03-01", 2).unwrap(),
-            p("2024-02-29", "2024-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2023-03-01", 2).unwrap(),
-            p("2023-02-28", "2023-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2000-03-01", 2).unwrap(),
-            p("2000-02-29", "2000-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("1900-03-01", 2).unwrap(),
-            p("1900-02-28", "1900-03-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("2025-01-01", 365).unwrap(),
-            p("2024-01-03", "2025-01-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("0001-01-01", 1).unwrap(),
-            p("0001-01-01", "0001-01-01")
-        );
-        assert_eq!(
-            DataPeriod::last_days("0001-01-01", 2),
-            Err(GrantError::InvalidDate)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-02-30", 2),
-            Err(GrantError::InvalidDate)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-01-01", 0),
-            Err(GrantError::DataPeriodReversed)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-01-01", u32::MAX),
-            Err(GrantError::InvalidDate)
-        );
-        assert_eq!(
-            DataPeriod::last_days("2024-01-01", 3000),
-            Err(GrantError::DataPeriodTooLong)
-        );
+        // (end, days, the period's first and last day or the error)
+        type Want = Result<(&'static str, &'static str), GrantError>;
+        let cases: [(&str, u32, Want); 13] = [
+            ("2024-12-31", 1, Ok(("2024-12-31", "2024-12-31"))),
+            ("2024-12-31", 366, Ok(("2024-01-01", "2024-12-31"))),
+            ("2024-03-01", 2, Ok(("2024-02-29", "2024-03-01"))),
+            ("2023-03-01", 2, Ok(("2023-02-28", "2023-03-01"))),
+            ("2000-03-01", 2, Ok(("2000-02-29", "2000-03-01"))),
+            ("1900-03-01", 2, Ok(("1900-02-28", "1900-03-01"))),
+            ("2025-01-01", 365, Ok(("2024-01-03", "2025-01-01"))),
+            ("0001-01-01", 1, Ok(("0001-01-01", "0001-01-01"))),
+            ("0001-01-01", 2, Err(GrantError::InvalidDate)),
+            ("2024-02-30", 2, Err(GrantError::InvalidDate)),
+            ("2024-01-01", 0, Err(GrantError::DataPeriodReversed)),
+            ("2024-01-01", u32::MAX, Err(GrantError::InvalidDate)),
+            ("2024-01-01", 3000, Err(GrantError::DataPeriodTooLong)),
+        ];
+        for (end, days, want) in cases {
+            assert_eq!(
+                DataPeriod::last_days(end, days),
+                want.map(|(s, e)| p(s, e)),
+                "{end} {days}"
+            );
+        }
         // Day arithmetic agrees with a plain walk over every date of four centuries.
-        let mut day = 0;
+        let mut previous: Option<String> = None;
         for year in 1999..=2401 {
             for month in 1..=12u32 {
                 for d in 1..=31u32 {
                     let date = format!("{year:04}-{month:02}-{d:02}");
-                    if is_valid_date(&date) {
-                        assert_eq!(
-                            civil_from_days(days_from_civil(year, month, d)),
-                            (year, month, d)
-                        );
-                        if day != 0 {
-                            assert_eq!(days_from_civil(year, month, d), day + 1, "{date}");
+                    if parse_date(&date).is_some() {
+                        if let Some(previous) = &previous {
+                            assert_eq!(
+                                DataPeriod::last_days(&date, 2).unwrap(),
+                                p(previous, &date),
+                                "{date}"
+                            );
                         }
-                        day = days_from_civil(year, month, d);
+                        previous = Some(date);
                     }
                 }
             }
         }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(
+            DataPeriod::last_days("1970-01-02", 2).unwrap().start,
+            chrono::DateTime::UNIX_EPOCH.date_naive()
+        );
 
         let year = p("2024-01-01", "2024-12-31");
         assert!(p("2024-02-01", "2024-02-29").is_within(&year));
@@ -920,8 +808,8 @@ mod tests {
     #[test]
     fn certificate_binding() {
         let cnf = Confirmation::for_certificate_der(b"cert A");
-        assert!(cnf.matches_certificate_der(b"cert A"));
-        assert!(!cnf.matches_certificate_der(b"cert B"));
+        assert!(cnf == Confirmation::for_certificate_der(b"cert A"));
+        assert!(cnf != Confirmation::for_certificate_der(b"cert B"));
         assert_eq!(Confirmation::new(&cnf.x5t_s256).unwrap(), cnf);
         assert_eq!(Confirmation::new("x"), Err(GrantError::InvalidThumbprint));
         // Wrong alphabet.

@@ -115,11 +115,22 @@ struct JoseHeader {
 /// ([`GrantClaims::check_structure`], without a duration limit) and tokens over
 /// [`MAX_GRANT_TOKEN_LEN`].
 pub fn encode_grant(claims: &GrantClaims, key: &SigningKey) -> Result<String, GrantTokenError> {
-    claims
+    sign_jws(claims, GRANT_TOKEN_TYP, claims, key)
+}
+
+/// The JWS steps every token shares: refuse a grant no verifier would accept, sign
+/// `payload` under a header of type `typ` and the key's id, and bound the size.
+fn sign_jws<C: Serialize>(
+    grant: &GrantClaims,
+    typ: &str,
+    payload: &C,
+    key: &SigningKey,
+) -> Result<String, GrantTokenError> {
+    grant
         .check_structure(i64::MAX)
         .map_err(GrantTokenError::Invalid)?;
     let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some(GRANT_TOKEN_TYP.to_owned());
+    header.typ = Some(typ.to_owned());
     header.kid = Some(key.key_id().to_string());
     // jsonwebtoken takes Ed25519 private keys as PKCS#8 DER; both the document and
     // the EncodingKey copy are wiped on drop.
@@ -127,7 +138,7 @@ pub fn encode_grant(claims: &GrantClaims, key: &SigningKey) -> Result<String, Gr
         .as_dalek()
         .to_pkcs8_der()
         .map_err(|_| GrantTokenError::Signing)?;
-    let token = jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
+    let token = jsonwebtoken::encode(&header, payload, &EncodingKey::from_ed_der(der.as_bytes()))
         .map_err(|_| GrantTokenError::Signing)?;
     if token.len() > MAX_GRANT_TOKEN_LEN {
         return Err(GrantTokenError::TooLong);
@@ -150,32 +161,38 @@ pub fn decode_grant(
     now: i64,
     max_duration_secs: i64,
 ) -> Result<GrantClaims, GrantTokenError> {
-    let claims: GrantClaims = verify_jws(token, GRANT_TOKEN_TYP, keys, audience)?;
-    if claims.aud != *audience {
-        return Err(GrantTokenError::WrongAudience);
-    }
-    check_window(now, claims.nbf, claims.exp)?;
+    let claims: GrantClaims = verify_jws(token, GRANT_TOKEN_TYP, keys, audience, now)?;
     claims.validate(now, max_duration_secs)?;
     Ok(claims)
 }
 
-fn check_window(now: i64, nbf: i64, exp: i64) -> Result<(), GrantTokenError> {
-    if now >= exp {
-        return Err(GrantTokenError::Expired);
-    }
-    if nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
-        return Err(GrantTokenError::NotYetValid);
-    }
-    Ok(())
+/// The claims every token carries that [`verify_jws`] checks.
+trait TokenClaims: serde::de::DeserializeOwned {
+    /// `(aud, nbf, exp)`.
+    fn window(&self) -> (&MemberId, i64, i64);
 }
 
-/// The JWS checks every token shares: size, shape, `alg`, `typ`, `kid`, the
-/// signature and `aud` (jsonwebtoken checks it; callers state it again).
-fn verify_jws<C: serde::de::DeserializeOwned>(
+impl TokenClaims for GrantClaims {
+    fn window(&self) -> (&MemberId, i64, i64) {
+        (&self.aud, self.nbf, self.exp)
+    }
+}
+
+impl TokenClaims for DiscoveryClaims {
+    fn window(&self) -> (&MemberId, i64, i64) {
+        (&self.aud, self.nbf, self.exp)
+    }
+}
+
+/// The checks every token shares: size, shape, `alg`, `typ`, `kid`, the
+/// signature, `aud` (jsonwebtoken checks it; we state it again), `exp` (no
+/// leeway) and `nbf` (with [`MAX_CLOCK_SKEW_SECS`]) against the caller's `now`.
+fn verify_jws<C: TokenClaims>(
     token: &str,
     typ: &str,
     keys: &dyn Fn(&KeyId) -> Option<VerifyingKey>,
     audience: &MemberId,
+    now: i64,
 ) -> Result<C, GrantTokenError> {
     if token.len() > MAX_GRANT_TOKEN_LEN {
         return Err(GrantTokenError::TooLong);
@@ -204,11 +221,20 @@ fn verify_jws<C: serde::de::DeserializeOwned>(
     let key = keys(&kid).ok_or(GrantTokenError::UnknownKey)?;
     // jsonwebtoken's "DER" Ed25519 decoding key is the raw 32-byte public key.
     let decoding_key = DecodingKey::from_ed_der(key.as_bytes());
-    Ok(
-        jsonwebtoken::decode::<C>(token, &decoding_key, &validation(audience))
-            .map_err(|e| map_jwt_error(&e))?
-            .claims,
-    )
+    let claims = jsonwebtoken::decode::<C>(token, &decoding_key, &validation(audience))
+        .map_err(|e| map_jwt_error(&e))?
+        .claims;
+    let (aud, nbf, exp) = claims.window();
+    if aud != audience {
+        return Err(GrantTokenError::WrongAudience);
+    }
+    if now >= exp {
+        return Err(GrantTokenError::Expired);
+    }
+    if nbf > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(GrantTokenError::NotYetValid);
+    }
+    Ok(claims)
 }
 
 /// The `typ` of a discovery token.
@@ -255,26 +281,12 @@ impl DiscoveryClaims {
 
 /// Signs the discovery token of a grant with the consent service's `key`.
 pub fn encode_discovery(grant: &GrantClaims, key: &SigningKey) -> Result<String, GrantTokenError> {
-    grant
-        .check_structure(i64::MAX)
-        .map_err(GrantTokenError::Invalid)?;
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some(DISCOVERY_TOKEN_TYP.to_owned());
-    header.kid = Some(key.key_id().to_string());
-    let der = key
-        .as_dalek()
-        .to_pkcs8_der()
-        .map_err(|_| GrantTokenError::Signing)?;
-    let token = jsonwebtoken::encode(
-        &header,
+    sign_jws(
+        grant,
+        DISCOVERY_TOKEN_TYP,
         &DiscoveryClaims::from_grant(grant),
-        &EncodingKey::from_ed_der(der.as_bytes()),
+        key,
     )
-    .map_err(|_| GrantTokenError::Signing)?;
-    if token.len() > MAX_GRANT_TOKEN_LEN {
-        return Err(GrantTokenError::TooLong);
-    }
-    Ok(token)
 }
 
 /// Verifies a discovery token presented by `audience`: the same checks as a
@@ -286,11 +298,7 @@ pub fn decode_discovery(
     now: i64,
     max_duration_secs: i64,
 ) -> Result<DiscoveryClaims, GrantTokenError> {
-    let claims: DiscoveryClaims = verify_jws(token, DISCOVERY_TOKEN_TYP, keys, audience)?;
-    if claims.aud != *audience {
-        return Err(GrantTokenError::WrongAudience);
-    }
-    check_window(now, claims.nbf, claims.exp)?;
+    let claims: DiscoveryClaims = verify_jws(token, DISCOVERY_TOKEN_TYP, keys, audience, now)?;
     if claims.exp.saturating_sub(claims.nbf) > max_duration_secs || claims.scope_tags.is_empty() {
         return Err(GrantTokenError::Malformed);
     }

@@ -13,8 +13,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::signing::VerifyingKey;
-
 /// Domain-separation label for [`KeyId::for_ed25519`].
 pub const KEY_ID_LABEL: &[u8] = b"locus/key-id/v1";
 
@@ -170,16 +168,6 @@ macro_rules! uuid_id {
             pub fn new_random() -> Self {
                 Self(Uuid::new_v4())
             }
-
-            /// Wraps an existing UUID (e.g. read back from storage).
-            pub const fn from_uuid(uuid: Uuid) -> Self {
-                Self(uuid)
-            }
-
-            /// The UUID.
-            pub const fn as_uuid(&self) -> &Uuid {
-                &self.0
-            }
         }
 
         impl fmt::Display for $name {
@@ -249,54 +237,71 @@ fn is_member_name(s: &str) -> bool {
         && !s.contains("--")
 }
 
-/// A consortium member (hospital, index, consent service, regulator): 1 to 64
-/// characters of `[a-z0-9-]`, starting with a letter, no trailing `-`, no `--`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MemberId(String);
+/// Ids written as text: `$name($inner)` whose `FromStr` is `|s| $parse` (giving
+/// the inner value or an [`IdError`]), printed as `as_str()`.
+macro_rules! text_id {
+    ($(#[$meta:meta])* $name:ident($inner:ty), |$s:ident| $parse:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name($inner);
 
-impl MemberId {
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MemberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for MemberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MemberId({})", self.0)
-    }
-}
-
-impl FromStr for MemberId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
-        if is_member_name(s) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(IdError::Name { kind: "member id" })
+        impl $name {
+            /// The id as a string.
+            pub fn as_str(&self) -> &str {
+                self.0.as_ref()
+            }
         }
-    }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str($s: &str) -> Result<Self, IdError> {
+                $parse.map(Self)
+            }
+        }
+
+        string_form!($name);
+    };
 }
 
-string_form!(MemberId);
+text_id!(
+    /// A consortium member (hospital, index, consent service, regulator): 1 to 64
+    /// characters of `[a-z0-9-]`, starting with a letter, no trailing `-`, no `--`.
+    MemberId(String),
+    |s| is_member_name(s)
+        .then(|| s.to_owned())
+        .ok_or(IdError::Name { kind: "member id" })
+);
 
-/// A member acting as a record custodian. Same syntax as [`MemberId`], but a distinct
-/// type so that the custodian slot of an event only takes a hospital.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HospitalId(MemberId);
+text_id!(
+    /// A member acting as a record custodian. Same syntax as [`MemberId`], but a
+    /// distinct type so that the custodian slot of an event only takes a hospital.
+    HospitalId(MemberId),
+    |s| is_member_name(s)
+        .then(|| MemberId(s.to_owned()))
+        .ok_or(IdError::Name {
+            kind: "hospital id"
+        })
+);
 
 impl HospitalId {
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
     /// The same id as a plain member id.
     pub fn as_member(&self) -> &MemberId {
         &self.0
@@ -309,76 +314,21 @@ impl From<HospitalId> for MemberId {
     }
 }
 
-impl fmt::Display for HospitalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for HospitalId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HospitalId({})", self.as_str())
-    }
-}
-
-impl FromStr for HospitalId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
-        if is_member_name(s) {
-            Ok(Self(MemberId(s.to_owned())))
-        } else {
-            Err(IdError::Name {
-                kind: "hospital id",
-            })
-        }
-    }
-}
-
-string_form!(HospitalId);
-
 /// Longest [`FhirId`], in characters.
 pub const MAX_FHIR_ID_LEN: usize = 64;
 
-/// A FHIR R4 resource id (the `id` datatype): 1 to 64 characters of
-/// `[A-Za-z0-9\-.]`. Kept exactly as given: R4 calls ids case-insensitive, but
-/// servers look them up case-sensitively, so folding case could name another record.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FhirId(String);
-
-impl FhirId {
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for FhirId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for FhirId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FhirId({})", self.0)
-    }
-}
-
-impl FromStr for FhirId {
-    type Err = IdError;
-    fn from_str(s: &str) -> Result<Self, IdError> {
+text_id!(
+    /// A FHIR R4 resource id (the `id` datatype): 1 to 64 characters of
+    /// `[A-Za-z0-9\-.]`. Kept exactly as given: R4 calls ids case-insensitive, but
+    /// servers look them up case-sensitively, so folding case could name another record.
+    FhirId(String),
+    |s| {
         let ok = (1..=MAX_FHIR_ID_LEN).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(IdError::Fhir)
-        }
+        ok.then(|| s.to_owned()).ok_or(IdError::Fhir)
     }
-}
-
-string_form!(FhirId);
+);
 
 /// Identifies an Ed25519 member key: the first 8 bytes of
 /// `SHA-256(KEY_ID_LABEL || public key)`, as 16 lowercase hex characters.
@@ -386,11 +336,12 @@ string_form!(FhirId);
 pub struct KeyId([u8; 8]);
 
 impl KeyId {
-    /// The id of an Ed25519 public key.
-    pub fn for_ed25519(key: &VerifyingKey) -> Self {
+    /// The id of an Ed25519 public key, given as its 32 bytes (see
+    /// [`crate::signing::VerifyingKey::key_id`]).
+    pub fn for_ed25519(key: &[u8; 32]) -> Self {
         let digest = Sha256::new()
             .chain_update(KEY_ID_LABEL)
-            .chain_update(key.as_bytes())
+            .chain_update(key)
             .finalize();
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
@@ -498,7 +449,10 @@ mod tests {
             assert!(serde_json::from_str::<PointerId>(&format!("\"{bad}\"")).is_err());
         }
         let r = RequestId::new_random();
-        assert_eq!(r.as_uuid().get_version_num(), 4);
+        assert_eq!(
+            Uuid::parse_str(&r.to_string()).unwrap().get_version_num(),
+            4
+        );
         assert_eq!(r.to_string().parse::<RequestId>().unwrap(), r);
         assert_ne!(PointerId::new_random(), PointerId::new_random());
     }
@@ -582,7 +536,7 @@ mod tests {
         let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
             .unwrap();
         let key = SigningKey::from_seed(seed.try_into().unwrap());
-        let kid = KeyId::for_ed25519(&key.verifying_key());
+        let kid = key.verifying_key().key_id();
         assert_eq!(kid.to_string(), "8b017384498f5f95");
         assert_eq!("8b017384498f5f95".parse::<KeyId>().unwrap(), kid);
         for bad in [

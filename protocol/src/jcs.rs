@@ -56,6 +56,15 @@ pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Can
     canonicalize(&value).map(String::into_bytes)
 }
 
+/// What a member key signs: a domain-separation `context` label, then the canonical
+/// JSON of `value`, so a signature over one kind of statement never passes for another.
+pub fn signed_message<T: Serialize + ?Sized>(
+    context: &[u8],
+    value: &T,
+) -> Result<Vec<u8>, CanonicalError> {
+    Ok([context, &to_canonical_vec(value)?].concat())
+}
+
 /// Parses canonical JSON bytes, refusing anything that is not byte-for-byte the
 /// canonical form of what it parses to. A value therefore has exactly one accepted
 /// encoding, which is what makes hashes and signatures over it meaningful.

@@ -28,6 +28,53 @@ macro_rules! string_form {
     };
 }
 
+/// Gives a key, id or signature written as base64 of a fixed number of bytes its
+/// `Display` (`$engine` base64 of `$bytes`, where `$v` is the value), `Debug`
+/// (`Name(<base64>)`), `FromStr` (decode to `$b: [u8; N]`, refusing with `$bad`, then
+/// `$parse`; for a plain `$ty([u8; N])`, `Self(bytes)`) and the serde impls of
+/// [`string_form`].
+macro_rules! base64_form {
+    (
+        $ty:ident, $engine:expr,
+        |$v:ident| $bytes:expr,
+        |$b:ident: [u8; $len:literal]| $parse:expr,
+        $err:ty = $bad:expr
+    ) => {
+        impl ::core::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let $v = self;
+                f.write_str(&::base64::Engine::encode(&$engine, $bytes))
+            }
+        }
+
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                write!(f, concat!(stringify!($ty), "({})"), self)
+            }
+        }
+
+        impl ::core::str::FromStr for $ty {
+            type Err = $err;
+            fn from_str(s: &str) -> Result<Self, $err> {
+                let $b = crate::signing::decode_b64_array::<$len>(&$engine, s).ok_or($bad)?;
+                $parse
+            }
+        }
+
+        string_form!($ty);
+    };
+    // A plain byte-array newtype.
+    ($ty:ident([u8; $len:literal]), $engine:expr, $err:ty = $bad:expr) => {
+        base64_form!(
+            $ty,
+            $engine,
+            |v| v.0,
+            |b: [u8; $len]| Ok(Self(b)),
+            $err = $bad
+        );
+    };
+}
+
 /// Defines a struct with public named fields whose `Deserialize` reads the fields
 /// (refusing unknown ones) and then runs the struct's `check(&self)`, so a value
 /// parsed from JSON has passed the same checks as one built in code. Field
@@ -67,6 +114,7 @@ pub mod grant_token;
 pub mod ids;
 pub mod jcs;
 pub mod linkage;
+pub mod member;
 pub mod pointer;
 pub mod roles;
 pub mod scope;

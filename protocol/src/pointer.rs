@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::entry::RefusalReason;
-use crate::grant::{is_valid_date, GrantClaims};
+use crate::grant::{parse_date, GrantClaims};
 use crate::ids::{
     Commitment, ContentDigest, FhirId, GrantId, HospitalId, MemberId, PatientKey, PointerId,
 };
@@ -259,7 +259,11 @@ impl PointerBody {
         if has_duplicates(&self.categories) || has_duplicates(&self.codes) {
             return Err(PointerError::DuplicateToken);
         }
-        if self.effective.as_deref().is_some_and(|d| !is_valid_date(d)) {
+        if self
+            .effective
+            .as_deref()
+            .is_some_and(|d| parse_date(d).is_none())
+        {
             return Err(PointerError::InvalidDate);
         }
         Ok(())
@@ -302,11 +306,6 @@ impl PointerBody {
         let plaintext = rfc9180_open(custodian_secret, POINTER_INFO, &aad, sealed)
             .map_err(|_| PointerError::Open)?;
         jcs::from_canonical_slice(&plaintext).map_err(|_| PointerError::Open)
-    }
-
-    /// Whether `canonical_content` is the content this pointer commits to.
-    pub fn commits_to(&self, canonical_content: &[u8]) -> bool {
-        verify_commitment(&self.commitment, &self.salt, canonical_content)
     }
 
     /// The scope-tag inputs the record is published under
@@ -387,11 +386,10 @@ fn provenance_message(provenance: &Provenance) -> Result<Vec<u8>, ProvenanceErro
     if provenance.retrieved_at_ms < 0 {
         return Err(ProvenanceError::NegativeTime);
     }
-    let canonical = jcs::to_canonical_vec(provenance)?;
-    let mut message = Vec::with_capacity(PROVENANCE_SIGNATURE_CONTEXT.len() + canonical.len());
-    message.extend_from_slice(PROVENANCE_SIGNATURE_CONTEXT);
-    message.extend_from_slice(&canonical);
-    Ok(message)
+    Ok(jcs::signed_message(
+        PROVENANCE_SIGNATURE_CONTEXT,
+        provenance,
+    )?)
 }
 
 /// [`Provenance`] with the custodian's Ed25519 signature over
@@ -544,8 +542,8 @@ mod tests {
         assert!(text.contains(&format!(r#""salt":"{}""#, URL_SAFE_NO_PAD.encode(salt()))));
         let back: PointerBody = jcs::from_canonical_slice(&bytes).unwrap();
         assert_eq!(back, b);
-        assert!(back.commits_to(CONTENT));
-        assert!(!back.commits_to(b"other"));
+        assert!(verify_commitment(&back.commitment, &back.salt, CONTENT));
+        assert!(!verify_commitment(&back.commitment, &back.salt, b"other"));
         // No effective date: left out, not null.
         let mut undated = body();
         undated.effective = None;

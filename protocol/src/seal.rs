@@ -7,10 +7,8 @@
 //! (pointer id, patient key, custodian, ...).
 
 use core::fmt;
-use core::str::FromStr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
@@ -88,28 +86,11 @@ impl X25519PublicKey {
 #[error("X25519 public key must be base64url (no padding) of exactly 32 bytes")]
 pub struct PublicKeyParseError;
 
-impl fmt::Display for X25519PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
-    }
-}
-
-impl fmt::Debug for X25519PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "X25519PublicKey({self})")
-    }
-}
-
-impl FromStr for X25519PublicKey {
-    type Err = PublicKeyParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::signing::decode_b64_array(&URL_SAFE_NO_PAD, s)
-            .map(Self)
-            .ok_or(PublicKeyParseError)
-    }
-}
-
-string_form!(X25519PublicKey);
+base64_form!(
+    X25519PublicKey([u8; 32]),
+    URL_SAFE_NO_PAD,
+    PublicKeyParseError = PublicKeyParseError
+);
 
 /// Sealing failed. Only a degenerate (low-order) recipient key causes this.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

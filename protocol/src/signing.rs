@@ -9,7 +9,6 @@
 //! `jsonwebtoken` instead, see [`crate::grant_token`] for why that is equivalent.
 
 use core::fmt;
-use core::str::FromStr;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -98,7 +97,7 @@ impl SigningKey {
 
     /// The id of the public half.
     pub fn key_id(&self) -> KeyId {
-        KeyId::for_ed25519(&self.verifying_key())
+        self.verifying_key().key_id()
     }
 
     /// Signs `message` as given (pure Ed25519, RFC 8032).
@@ -163,7 +162,7 @@ impl VerifyingKey {
 
     /// This key's id.
     pub fn key_id(&self) -> KeyId {
-        KeyId::for_ed25519(self)
+        KeyId::for_ed25519(self.as_bytes())
     }
 
     /// Checks `signature` over `message` with `verify_strict`.
@@ -178,28 +177,13 @@ impl VerifyingKey {
     }
 }
 
-impl fmt::Display for VerifyingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.0.as_bytes()))
-    }
-}
-
-impl fmt::Debug for VerifyingKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({self})")
-    }
-}
-
-impl FromStr for VerifyingKey {
-    type Err = KeyError;
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        let bytes = decode_b64_array::<32>(&URL_SAFE_NO_PAD, s)
-            .ok_or(KeyError::InvalidPublicKeyEncoding)?;
-        Self::from_bytes(&bytes)
-    }
-}
-
-string_form!(VerifyingKey);
+base64_form!(
+    VerifyingKey,
+    URL_SAFE_NO_PAD,
+    |k| k.as_bytes(),
+    |bytes: [u8; 32]| Self::from_bytes(&bytes),
+    KeyError = KeyError::InvalidPublicKeyEncoding
+);
 
 /// A 64-byte signature: Ed25519, or (on the ledger) a patient device's ECDSA P-256
 /// `r || s` signature (see [`crate::device`]). String and JSON form: standard base64
@@ -237,28 +221,11 @@ impl TryFrom<&[u8]> for Signature64 {
     }
 }
 
-impl fmt::Display for Signature64 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&STANDARD.encode(self.0))
-    }
-}
-
-impl fmt::Debug for Signature64 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature64({self})")
-    }
-}
-
-impl FromStr for Signature64 {
-    type Err = SignatureParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        decode_b64_array::<64>(&STANDARD, s)
-            .map(Self)
-            .ok_or(SignatureParseError)
-    }
-}
-
-string_form!(Signature64);
+base64_form!(
+    Signature64([u8; 64]),
+    STANDARD,
+    SignatureParseError = SignatureParseError
+);
 
 #[cfg(test)]
 mod tests {
