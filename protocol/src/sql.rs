@@ -234,7 +234,7 @@ macro_rules! __stored_protocol_types {
     };
 }
 
-crate::__stored_protocol_types!([text_column_type] ());
+crate::__stored_protocol_types!([text_column_type]());
 
 /// The `ToSql` impls of a `diesel::MultiConnection`'s backend, which hands each
 /// value on to the impls of the backend in use (`FromSql` is generic): for every
