@@ -31,7 +31,7 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_SEALED_BYTES: usize = 4096;
 /// Most scope tags one pointer carries.
 pub const MAX_SCOPE_TAGS: usize = 64;
-const REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
+const REVOKED: locus_protocol::entry::EventKind = locus_protocol::entry::EventKind::GrantRevoked;
 
 // Each route takes the largest body its limits allow, written compactly, and
 // a little room for whitespace: nothing more is read.
@@ -393,7 +393,7 @@ pub async fn discover(
         }
     };
     let claims = &authorized.claims;
-    let (ledger, grant) = (state.ledger.clone(), claims.jti.to_string());
+    let (ledger, grant) = (state.ledger.clone(), claims.jti);
     let revoked = || Refused {
         requester: Some(authorized.requester.clone()),
         grant: Some(claims.jti),

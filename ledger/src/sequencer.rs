@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use locus_protocol::directory::Directory;
-use locus_protocol::entry::{Event, SignedEntry};
+use locus_protocol::entry::{Event, EventKind, SignedEntry};
+use locus_protocol::ids::GrantId;
 use locus_protocol::roles::{may_log, NotPermitted};
 use locus_protocol::signing::VerifyingKey;
 use tokio::sync::oneshot;
@@ -155,7 +156,7 @@ impl Sequencer {
         config: SequencerConfig,
     ) -> Result<(Self, JoinHandle<()>), GuardError> {
         let verifier = signer.verifier();
-        let updates = store.entry_bodies_of_type(crate::directory::MEMBER_UPDATED)?;
+        let updates = store.entry_bodies_of_type(EventKind::MemberUpdated)?;
         directory
             .replay(updates.iter().map(String::as_str))
             .map_err(|e| GuardError::Directory(e.to_owned()))?;
@@ -264,10 +265,10 @@ impl Sequencer {
             leaf_hash: leaf_hash.to_vec(),
             // Parsing proved these bytes canonical UTF-8 JSON.
             body: String::from_utf8_lossy(bytes).into_owned(),
-            entry_type: entry.event.kind().to_owned(),
-            submitter: entry.submitter.to_string(),
-            subject: entry.event.subject().map(ToString::to_string),
-            grant_id: entry.event.grant().map(ToString::to_string),
+            entry_type: entry.event.event_kind(),
+            submitter: entry.submitter.clone(),
+            subject: entry.event.subject().copied(),
+            grant_id: entry.event.grant().copied(),
             entry_time: entry.time_ms,
             sequenced_at: 0,
         };
@@ -549,12 +550,12 @@ impl Writer {
                 known.insert(hash, index);
             }
         }
-        let accessed: Vec<String> = jobs
+        let accessed: Vec<GrantId> = jobs
             .iter()
             .filter(|j| is_access(&j.signed.entry().event))
-            .filter_map(|j| j.row.grant_id.clone())
+            .filter_map(|j| j.row.grant_id)
             .collect();
-        let mut revoked: HashSet<String> = if accessed.is_empty() {
+        let mut revoked: HashSet<GrantId> = if accessed.is_empty() {
             HashSet::new()
         } else {
             self.store.revoked_among(&accessed)?
@@ -585,7 +586,7 @@ impl Writer {
                     continue;
                 }
                 if matches!(event, Event::GrantRevoked(_)) {
-                    revoked.insert(grant.clone());
+                    revoked.insert(*grant);
                 }
             }
             if matches!(event, Event::MemberUpdated(_)) {

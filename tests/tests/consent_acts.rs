@@ -29,7 +29,7 @@ both_backends!(acts_are_validated_logged_once_and_recovered);
 /// yet under a checkpoint count too).
 fn logged(ledger: &LedgerStore, kind: &str) -> Vec<Value> {
     ledger
-        .entry_bodies_of_type(kind)
+        .entry_bodies_of_type(kind.parse().unwrap())
         .unwrap()
         .iter()
         .map(|b| serde_json::from_str(b).unwrap())
