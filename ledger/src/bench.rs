@@ -15,7 +15,7 @@ use locus_protocol::signing::SigningKey;
 
 use crate::directory::LedgerDirectory;
 use crate::merkle::rfc9162_leaf_hash;
-use crate::store::NewEntry;
+use crate::store::EntryRow;
 
 /// One admitted hospital and its key.
 #[derive(Debug)]
@@ -81,8 +81,8 @@ impl BenchMember {
 
 /// `body` as the row a plain INSERT would write: the same columns the ledger
 /// fills, without its signature check, queue or subtree hashes.
-pub fn plain_row(body: &[u8], idx: i64) -> NewEntry {
-    NewEntry {
+pub fn plain_row(body: &[u8], idx: i64) -> EntryRow {
+    EntryRow {
         idx,
         leaf_hash: rfc9162_leaf_hash(body).to_vec(),
         body: String::from_utf8_lossy(body).into_owned(),

@@ -32,7 +32,7 @@ use crate::merkle::{
 };
 use crate::metrics::LedgerMetrics;
 use crate::note::{NoteSigner, NoteVerifier};
-use crate::store::{LedgerStore, NewEntry, SignedCheckpoint, StoreError};
+use crate::store::{EntryRow, LedgerStore, SignedCheckpoint, StoreError};
 use crate::wire::Receipt;
 use locus_platform::db::PooledConnection;
 
@@ -126,7 +126,7 @@ struct Shared {
 #[derive(Debug)]
 struct Job {
     leaf_hash: Hash,
-    row: NewEntry,
+    row: EntryRow,
     /// Checked again by the writer, and kept for the directory, which changes
     /// once the entry is durable.
     signed: SignedEntry,
@@ -260,18 +260,7 @@ impl Sequencer {
         }
 
         let leaf_hash = rfc9162_leaf_hash(bytes);
-        let row = NewEntry {
-            idx: 0,
-            leaf_hash: leaf_hash.to_vec(),
-            // Parsing proved these bytes canonical UTF-8 JSON.
-            body: String::from_utf8_lossy(bytes).into_owned(),
-            entry_type: entry.event.event_kind(),
-            submitter: entry.submitter.clone(),
-            subject: entry.event.subject().copied(),
-            grant_id: entry.event.grant().copied(),
-            entry_time: entry.time_ms,
-            sequenced_at: 0,
-        };
+        let row = EntryRow::new(0, &signed, &leaf_hash, 0);
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(Job {

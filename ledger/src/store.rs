@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
 use locus_platform::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
-use locus_protocol::entry::EventKind;
+use locus_protocol::entry::{EventKind, SignedEntry};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
 use locus_protocol::sql::Corrupt;
 
@@ -18,8 +18,8 @@ pub const MIGRATIONS: Migrations = Migrations {
 const ENTRY_ROWS_PER_INSERT: usize = 1000;
 const NODE_ROWS_PER_INSERT: usize = 5000;
 
-/// A sequenced entry as stored.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A sequenced entry as stored, and as the sequencer writes it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = ledger_entries)]
 pub struct EntryRow {
     pub idx: i64,
@@ -33,18 +33,25 @@ pub struct EntryRow {
     pub sequenced_at: i64,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = ledger_entries)]
-pub struct NewEntry {
-    pub idx: i64,
-    pub leaf_hash: Vec<u8>,
-    pub body: String,
-    pub entry_type: EventKind,
-    pub submitter: MemberId,
-    pub subject: Option<PatientKey>,
-    pub grant_id: Option<GrantId>,
-    pub entry_time: i64,
-    pub sequenced_at: i64,
+impl EntryRow {
+    /// The row of a signed entry at `idx` with its RFC 9162 leaf hash: its
+    /// canonical body, and the indexed columns taken from the entry itself.
+    pub fn new(idx: i64, signed: &SignedEntry, leaf_hash: &Hash, sequenced_at: i64) -> Self {
+        let bytes = signed.canonical_bytes();
+        let entry = signed.entry();
+        Self {
+            idx,
+            leaf_hash: leaf_hash.to_vec(),
+            // Parsing or signing made these bytes canonical UTF-8 JSON.
+            body: String::from_utf8_lossy(bytes).into_owned(),
+            entry_type: entry.event.event_kind(),
+            submitter: entry.submitter.clone(),
+            subject: entry.event.subject().copied(),
+            grant_id: entry.event.grant().copied(),
+            entry_time: entry.time_ms,
+            sequenced_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -185,7 +192,7 @@ impl LedgerStore {
     pub fn append(
         &self,
         conn: &mut DbConnection,
-        entries: &[NewEntry],
+        entries: &[EntryRow],
         nodes: &[(NodeId, Hash)],
     ) -> Result<(), StoreError> {
         let node_rows = nodes
