@@ -2,8 +2,6 @@
 //! and rules, under pseudonymous patient keys only.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
-use diesel::{AsExpression, FromSqlRow};
 use locus_platform::db::{
     write_transaction, DbConnection, DbError, Migrations, MultiBackend, Pool, PooledConnection,
 };
@@ -28,28 +26,22 @@ pub const MIGRATIONS: Migrations = Migrations {
 };
 
 locus_protocol::text_enum! {
+    in MultiBackend;
+
     /// Where an access request stands.
-    #[derive(AsExpression, FromSqlRow)]
-    #[diesel(sql_type = Text)]
     pub enum RequestStatus {
         Pending = "pending",
         Approved = "approved",
         Refused = "refused",
     }
-}
 
-locus_protocol::text_enum! {
     /// What a grant rests on (the kind of its `GrantBasis`).
-    #[derive(AsExpression, FromSqlRow)]
-    #[diesel(sql_type = Text)]
     pub enum BasisKind {
         PatientApproval = "patient_approval",
         StandingRule = "standing_rule",
         Emergency = "emergency",
     }
 }
-
-locus_protocol::multi_backend_sql_types!(MultiBackend; RequestStatus, BasisKind);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

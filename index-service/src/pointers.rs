@@ -4,8 +4,6 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
-use diesel::{AsExpression, FromSqlRow};
 use locus_platform::db::{write_transaction, DbError, Migrations, MultiBackend, Pool};
 use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::sql::Corrupt;
@@ -22,9 +20,9 @@ const ROWS_PER_INSERT: usize = 1000;
 const POINTERS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7074;
 
 locus_protocol::text_enum! {
+    in MultiBackend;
+
     /// Where a pointer stands: only active pointers are discovered.
-    #[derive(AsExpression, FromSqlRow)]
-    #[diesel(sql_type = Text)]
     pub enum PointerStatus {
         Active = "active",
         /// A newer version of the record replaced it.
@@ -33,7 +31,6 @@ locus_protocol::text_enum! {
         Withdrawn = "withdrawn",
     }
 }
-locus_protocol::multi_backend_sql_types!(MultiBackend; PointerStatus);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pointers)]

@@ -95,17 +95,24 @@ macro_rules! text_sql_type {
     )*};
 }
 
-/// A status stored as one of a few fixed strings: the enum, its `as_str`,
-/// `Display`, `FromStr`, serde (the same strings) and [`text_sql_type!`]. Derive
-/// `AsExpression` and `FromSqlRow` with `#[diesel(sql_type = Text)]` on it.
+/// Statuses stored as one of a few fixed strings, each a `Text` column type of
+/// SQLite, PostgreSQL and the `MultiConnection` backend named first: the enum,
+/// its `as_str`, `Display`, `FromStr`, serde (the same strings), diesel's
+/// `AsExpression` and `FromSqlRow` derives and [`text_sql_type!`]. The calling
+/// crate depends on diesel.
 #[macro_export]
 macro_rules! text_enum {
     (
-        $(#[$meta:meta])*
-        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }
-    ) => {
+        in $backend:ty;
+        $(
+            $(#[$meta:meta])*
+            pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }
+        )+
+    ) => {$(
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive($crate::sql::__diesel::AsExpression, $crate::sql::__diesel::FromSqlRow)]
+        #[diesel(sql_type = $crate::sql::__diesel::sql_types::Text)]
         pub enum $name { $( $(#[$vmeta])* $variant ),+ }
 
         impl $name {
@@ -145,7 +152,8 @@ macro_rules! text_enum {
         }
 
         $crate::text_sql_type!($name);
-    };
+        $crate::multi_backend_sql_types!($backend; $name);
+    )+};
 }
 
 /// What `#[derive(AsExpression, FromSqlRow)]` with `sql_type = Text` gives, for
