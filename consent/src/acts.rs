@@ -29,8 +29,8 @@ use rand_core::{OsRng, RngCore};
 
 use crate::session::{Session, SessionKeys, SESSION_SECS};
 use crate::store::{
-    AccessRequest, Act, Change, Conflict, ConsentStore, Device, Grant, Rule, StoreError, APPROVED,
-    PENDING, REFUSED,
+    AccessRequest, Act, BasisKind, Change, Conflict, ConsentStore, Device, Grant, RequestStatus,
+    Rule, StoreError,
 };
 use crate::throttle::Throttles;
 
@@ -439,12 +439,7 @@ impl Consent {
     ) -> Result<(String, i64), ActError> {
         let code = random_code();
         let expires = now_secs() + self.limits.enrolment_code_secs;
-        let (store, c, s, h) = (
-            self.store.clone(),
-            code.clone(),
-            subject.to_string(),
-            hospital.to_string(),
-        );
+        let (store, c, s, h) = (self.store.clone(), code.clone(), *subject, hospital.clone());
         blocking(move || store.add_enrolment_code(&c, &s, &h, expires)).await?;
         Ok((code, expires))
     }
@@ -463,23 +458,21 @@ impl Consent {
             .map_err(|e| ActError::BadRequest(format!("device key: {e}")))?;
         let code = code.trim().to_ascii_uppercase();
         let (store, c) = (self.store.clone(), code.clone());
-        let (subject, issuer) = blocking(move || store.enrolment_code(&c, now_secs()))
+        let (subject, code_issuer) = blocking(move || store.enrolment_code(&c, now_secs()))
             .await?
             .ok_or(ActError::BadCode)?;
-        let subject: PatientKey = subject.parse().map_err(|_| ActError::Unavailable)?;
-        let code_issuer: MemberId = issuer.parse().map_err(|_| ActError::Unavailable)?;
         let device = key.thumbprint();
-        let (store, d) = (self.store.clone(), device.to_string());
-        if blocking(move || store.device_known(&d)).await? {
+        let store = self.store.clone();
+        if blocking(move || store.device_known(&device)).await? {
             return Err(Conflict::DeviceKnown.into());
         }
         let row = Device {
-            device_id: device.to_string(),
-            patient_key: subject.to_string(),
+            device_id: device,
+            patient_key: subject,
             public_jwk: serde_json::to_string(&key).map_err(|_| ActError::Unavailable)?,
             enrolled_at: now_ms(),
             removed_at: None,
-            code_issuer: code_issuer.to_string(),
+            code_issuer: code_issuer.clone(),
         };
         let event = Event::DeviceEnrolled(DeviceEnrolled {
             subject,
@@ -497,16 +490,13 @@ impl Consent {
     }
 
     async fn device(&self, device: &DeviceKeyId) -> Result<(PatientKey, DeviceKey), ActError> {
-        let (store, id) = (self.store.clone(), device.to_string());
+        let (store, id) = (self.store.clone(), *device);
         let row = blocking(move || store.device(&id))
             .await?
             .ok_or(ActError::NotFound("device"))?;
         let key: DeviceKey =
             serde_json::from_str(&row.public_jwk).map_err(|_| ActError::Unavailable)?;
-        Ok((
-            row.patient_key.parse().map_err(|_| ActError::Unavailable)?,
-            key,
-        ))
+        Ok((row.patient_key, key))
     }
 
     /// A sign-in challenge: single use, short-lived, and at most
@@ -514,7 +504,7 @@ impl Consent {
     pub async fn challenge(&self, device: &DeviceKeyId) -> Result<String, ActError> {
         self.device(device).await?;
         let nonce = random_nonce();
-        let (store, n, d) = (self.store.clone(), nonce.clone(), device.to_string());
+        let (store, n, d) = (self.store.clone(), nonce.clone(), *device);
         let now = now_secs();
         if !blocking(move || {
             store.add_challenge(&n, &d, now, now + CHALLENGE_SECS, MAX_OPEN_CHALLENGES)
@@ -545,14 +535,14 @@ impl Consent {
             .map_err(|e| ActError::BadRequest(e.to_string()))?;
         key.verify(&bytes, signature)
             .map_err(|_| ActError::BadSignature)?;
-        let (store, c, d) = (self.store.clone(), challenge.to_owned(), device.to_string());
+        let (store, c, d) = (self.store.clone(), challenge.to_owned(), *device);
         if !blocking(move || store.use_challenge(&c, &d, now_secs())).await? {
             return Err(ActError::BadSignature);
         }
         let exp = now_secs() + SESSION_SECS;
         let token = self.sessions.issue(&Session {
-            sub: subject.to_string(),
-            dev: device.to_string(),
+            sub: subject,
+            dev: *device,
             exp,
         });
         Ok((token, exp))
@@ -565,7 +555,7 @@ impl Consent {
             .sessions
             .verify(token, now_secs())
             .map_err(|_| ActError::Unauthenticated)?;
-        let (store, d) = (self.store.clone(), session.dev.clone());
+        let (store, d) = (self.store.clone(), session.dev);
         match blocking(move || store.device(&d)).await? {
             Some(device) if device.patient_key == session.sub => Ok(session),
             _ => Err(ActError::Unauthenticated),
@@ -616,15 +606,15 @@ impl Consent {
         // Signing now proves the entry encodes and fits; the act signs it again.
         self.sign(event.clone())?;
         let basis = match &claims.basis {
-            GrantBasis::PatientApproval { .. } => "patient_approval",
-            GrantBasis::StandingRule { .. } => "standing_rule",
-            GrantBasis::Emergency { .. } => "emergency",
+            GrantBasis::PatientApproval { .. } => BasisKind::PatientApproval,
+            GrantBasis::StandingRule { .. } => BasisKind::StandingRule,
+            GrantBasis::Emergency { .. } => BasisKind::Emergency,
         };
         let grant = Grant {
-            grant_id: claims.jti.to_string(),
-            patient_key: subject.to_string(),
-            requester: requester.to_string(),
-            basis: basis.into(),
+            grant_id: claims.jti,
+            patient_key: *subject,
+            requester: requester.clone(),
+            basis,
             token: token.clone(),
             claims: serde_json::to_string(&claims).map_err(|_| ActError::Unavailable)?,
             issued_at: now,
@@ -649,7 +639,7 @@ impl Consent {
         scope: ScopeSet,
         data_period: Option<DataPeriod>,
         duration_secs: i64,
-    ) -> Result<(RequestId, &'static str, Option<(String, String)>), ActError> {
+    ) -> Result<(RequestId, RequestStatus, Option<(String, String)>), ActError> {
         let terms = RequestTerms {
             request: RequestId::new_random(),
             requester: requester.clone(),
@@ -682,7 +672,7 @@ impl Consent {
         )?;
 
         // A rule the patient signed ahead of time decides it now.
-        let (store, s) = (self.store.clone(), subject.to_string());
+        let (store, s) = (self.store.clone(), subject);
         let mut granted = None;
         for rule in blocking(move || store.rules_of(&s)).await? {
             let Ok(rule) = serde_json::from_str::<StandingRule>(&rule.rule) else {
@@ -710,14 +700,18 @@ impl Consent {
             break;
         }
         let row = AccessRequest {
-            request_id: terms.request.to_string(),
-            patient_key: subject.to_string(),
-            requester: requester.to_string(),
+            request_id: terms.request,
+            patient_key: subject,
+            requester: requester.clone(),
             terms: serde_json::to_string(&terms).map_err(|_| ActError::Unavailable)?,
-            status: if granted.is_some() { APPROVED } else { PENDING }.into(),
+            status: if granted.is_some() {
+                RequestStatus::Approved
+            } else {
+                RequestStatus::Pending
+            },
             created_at: now_ms(),
             decided_at: granted.as_ref().map(|_| now_ms()),
-            grant_id: granted.as_ref().map(|g| g.grant.grant_id.clone()),
+            grant_id: granted.as_ref().map(|g| g.grant.grant_id),
         };
         let mut events = vec![Event::AccessRequested(AccessRequested {
             terms: terms.clone(),
@@ -732,9 +726,13 @@ impl Consent {
         match granted {
             Some(g) => {
                 let discovery = self.discovery_token(&g.grant)?;
-                Ok((terms.request, APPROVED, Some((g.token, discovery))))
+                Ok((
+                    terms.request,
+                    RequestStatus::Approved,
+                    Some((g.token, discovery)),
+                ))
             }
-            None => Ok((terms.request, PENDING, None)),
+            None => Ok((terms.request, RequestStatus::Pending, None)),
         }
     }
 
@@ -754,9 +752,7 @@ impl Consent {
         decision: &Decision,
         signature: &[u8],
     ) -> Result<Option<GrantId>, ActError> {
-        if decision.subject().to_string() != session.sub
-            || decision.device().to_string() != session.dev
-        {
+        if *decision.subject() != session.sub || *decision.device() != session.dev {
             return Err(ActError::Forbidden(
                 "a patient decides only their own requests, from their signed-in device",
             ));
@@ -766,14 +762,14 @@ impl Consent {
             .verify_signature(&key, signature)
             .map_err(|_| ActError::BadSignature)?;
         let signature64 = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
-        let (store, id) = (self.store.clone(), decision.request().to_string());
+        let (store, id) = (self.store.clone(), *decision.request());
         let request = blocking(move || store.request(&id))
             .await?
             .ok_or(ActError::NotFound("request"))?;
         if request.patient_key != session.sub {
             return Err(ActError::NotFound("request"));
         }
-        if request.status != PENDING {
+        if request.status != RequestStatus::Pending {
             return Err(ActError::AlreadyDecided);
         }
         let terms: RequestTerms =
@@ -802,20 +798,20 @@ impl Consent {
                         request: approval.request,
                     },
                 )?;
-                let id = prepared.grant.grant_id.parse().ok();
+                let id = prepared.grant.grant_id;
                 let change = Change::Decide {
-                    request_id: request.request_id.clone(),
-                    status: APPROVED.into(),
+                    request_id: request.request_id,
+                    status: RequestStatus::Approved,
                     grant: Some(prepared.grant),
                 };
                 self.perform(key, vec![decided, prepared.event], change)
                     .await?;
-                Ok(id)
+                Ok(Some(id))
             }
             Decision::Refuse(_) => {
                 let change = Change::Decide {
-                    request_id: request.request_id.clone(),
-                    status: REFUSED.into(),
+                    request_id: request.request_id,
+                    status: RequestStatus::Refused,
                     grant: None,
                 };
                 self.perform(key, vec![decided], change).await?;
@@ -871,9 +867,7 @@ impl Consent {
         revocation: &Revocation,
         signature: &[u8],
     ) -> Result<(), ActError> {
-        if revocation.subject.to_string() != session.sub
-            || revocation.device.to_string() != session.dev
-        {
+        if revocation.subject != session.sub || revocation.device != session.dev {
             return Err(ActError::Forbidden(
                 "a patient revokes only their own grants, from their signed-in device",
             ));
@@ -882,7 +876,7 @@ impl Consent {
         revocation
             .verify_signature(&key, signature)
             .map_err(|_| ActError::BadSignature)?;
-        let (store, id) = (self.store.clone(), revocation.grant.to_string());
+        let (store, id) = (self.store.clone(), revocation.grant);
         let grant = blocking(move || store.grant(&id))
             .await?
             .ok_or(ActError::NotFound("grant"))?;
@@ -903,8 +897,8 @@ impl Consent {
             }),
         });
         let change = Change::RevokeGrant {
-            patient_key: session.sub.clone(),
-            grant_id: grant.grant_id.clone(),
+            patient_key: session.sub,
+            grant_id: grant.grant_id,
         };
         self.perform(format!("grant:{}", grant.grant_id), vec![event], change)
             .await
@@ -917,12 +911,12 @@ impl Consent {
         session: &Session,
         device: &DeviceKeyId,
     ) -> Result<(), ActError> {
-        let subject: PatientKey = session.sub.parse().map_err(|_| ActError::Unauthenticated)?;
-        let (store, s, d) = (self.store.clone(), session.sub.clone(), device.to_string());
-        let mine = blocking(move || store.devices_of(&s))
+        let subject = session.sub;
+        let store = self.store.clone();
+        let mine = blocking(move || store.devices_of(&subject))
             .await?
             .into_iter()
-            .any(|row| row.device_id == d);
+            .any(|row| row.device_id == *device);
         if !mine {
             return Err(ActError::NotFound("device"));
         }
@@ -931,8 +925,8 @@ impl Consent {
             device: *device,
         });
         let change = Change::RemoveDevice {
-            patient_key: session.sub.clone(),
-            device_id: device.to_string(),
+            patient_key: session.sub,
+            device_id: *device,
         };
         self.perform(format!("device:{device}"), vec![event], change)
             .await
@@ -940,7 +934,7 @@ impl Consent {
 
     /// Everything the ledger holds about the patient, newest first, in words.
     pub async fn history(&self, session: &Session) -> Result<Vec<HistoryEvent>, ActError> {
-        let subject: PatientKey = session.sub.parse().map_err(|_| ActError::Unauthenticated)?;
+        let subject = session.sub;
         let mut events = Vec::new();
         let mut after: Option<u64> = None;
         loop {
@@ -979,7 +973,7 @@ impl Consent {
         rule: &StandingRule,
         signature: &[u8],
     ) -> Result<(), ActError> {
-        if rule.subject.to_string() != session.sub || rule.device.to_string() != session.dev {
+        if rule.subject != session.sub || rule.device != session.dev {
             return Err(ActError::Forbidden(
                 "a patient makes rules only for themselves, from their signed-in device",
             ));
@@ -990,13 +984,13 @@ impl Consent {
         rule.verify_signature(&key, signature)
             .map_err(|_| ActError::BadSignature)?;
         let signature64 = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
-        let (store, r) = (self.store.clone(), rule.rule.to_string());
+        let (store, r) = (self.store.clone(), rule.rule);
         if blocking(move || store.rule(&r)).await?.is_some() {
             return Err(Conflict::RuleExists.into());
         }
         let row = Rule {
-            rule_id: rule.rule.to_string(),
-            patient_key: session.sub.clone(),
+            rule_id: rule.rule,
+            patient_key: session.sub,
             rule: serde_json::to_string(rule).map_err(|_| ActError::Unavailable)?,
             signature: URL_SAFE_NO_PAD.encode(signature),
             created_at: now_ms(),
@@ -1016,7 +1010,7 @@ impl Consent {
 
     /// The patient's standing rules in force, oldest first.
     pub async fn rules(&self, session: &Session) -> Result<Vec<(Rule, StandingRule)>, ActError> {
-        let (store, s) = (self.store.clone(), session.sub.clone());
+        let (store, s) = (self.store.clone(), session.sub);
         blocking(move || store.rules_of(&s))
             .await?
             .into_iter()
@@ -1036,9 +1030,7 @@ impl Consent {
         revocation: &RuleRevocation,
         signature: &[u8],
     ) -> Result<(), ActError> {
-        if revocation.subject.to_string() != session.sub
-            || revocation.device.to_string() != session.dev
-        {
+        if revocation.subject != session.sub || revocation.device != session.dev {
             return Err(ActError::Forbidden(
                 "a patient revokes only their own rules, from their signed-in device",
             ));
@@ -1048,7 +1040,7 @@ impl Consent {
             .verify_signature(&key, signature)
             .map_err(|_| ActError::BadSignature)?;
         let signature = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
-        let (store, r) = (self.store.clone(), revocation.rule.to_string());
+        let (store, r) = (self.store.clone(), revocation.rule);
         let rule = blocking(move || store.rule(&r)).await?;
         match rule {
             Some(row) if row.patient_key == session.sub => {
@@ -1066,8 +1058,8 @@ impl Consent {
             signature,
         });
         let change = Change::RevokeRule {
-            patient_key: session.sub.clone(),
-            rule_id: revocation.rule.to_string(),
+            patient_key: session.sub,
+            rule_id: revocation.rule,
         };
         self.perform(format!("rule:{}", revocation.rule), vec![event], change)
             .await

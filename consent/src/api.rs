@@ -174,7 +174,8 @@ pub struct RequestStatus {
     #[schema(value_type = locus_platform::openapi::RequestId)]
     pub request: RequestId,
     /// `pending`, `approved` or `refused`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: crate::store::RequestStatus,
     /// The grant token, once approved (only ever shown to the requester): for
     /// the custodians.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,7 +214,7 @@ pub async fn new_request(
     let (grant, discovery) = grant.map_or((None, None), |(g, d)| (Some(g), Some(d)));
     Ok(web::Json(RequestStatus {
         request,
-        status: status.into(),
+        status,
         grant,
         discovery,
     }))
@@ -232,15 +233,15 @@ pub async fn request_status(
     id: web::Path<RequestId>,
 ) -> Result<web::Json<RequestStatus>, ActError> {
     let requester = state.hospital(&peer.thumbprint)?;
-    let (store, rid) = (state.store.clone(), id.to_string());
+    let (store, rid) = (state.store.clone(), *id);
     let request = tokio::task::spawn_blocking(move || store.request(&rid))
         .await
         .map_err(|_| ActError::Unavailable)??
-        .filter(|r| r.requester == requester.as_str())
+        .filter(|r| r.requester == requester)
         .ok_or(ActError::NotFound("request"))?;
     let stored = match &request.grant_id {
         Some(g) => {
-            let (store, gid) = (state.store.clone(), g.clone());
+            let (store, gid) = (state.store.clone(), *g);
             tokio::task::spawn_blocking(move || store.grant(&gid))
                 .await
                 .map_err(|_| ActError::Unavailable)??
@@ -315,11 +316,11 @@ pub async fn grant_as_fhir(
     id: web::Path<GrantId>,
 ) -> Result<HttpResponse, ActError> {
     let requester = state.hospital(&peer.thumbprint)?;
-    let (store, gid) = (state.store.clone(), id.to_string());
+    let (store, gid) = (state.store.clone(), *id);
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
         .map_err(|_| ActError::Unavailable)??
-        .filter(|g| g.requester == requester.as_str())
+        .filter(|g| g.requester == requester)
         .ok_or(ActError::NotFound("grant"))?;
     fhir_response(&grant)
 }
@@ -499,16 +500,18 @@ pub async fn pending(
     req: HttpRequest,
 ) -> Result<web::Json<Vec<PendingRequest>>, ActError> {
     let session = session(&state, &req).await?;
-    let (store, s) = (state.store.clone(), session.sub.clone());
-    let rows = tokio::task::spawn_blocking(move || store.requests_of(&s, crate::store::PENDING))
-        .await
-        .map_err(|_| ActError::Unavailable)??;
+    let (store, s) = (state.store.clone(), session.sub);
+    let rows = tokio::task::spawn_blocking(move || {
+        store.requests_of(&s, crate::store::RequestStatus::Pending)
+    })
+    .await
+    .map_err(|_| ActError::Unavailable)??;
     let mut out = Vec::new();
     for row in rows {
         let terms: locus_protocol::consent::RequestTerms =
             serde_json::from_str(&row.terms).map_err(|_| ActError::Unavailable)?;
         out.push(PendingRequest {
-            request: row.request_id,
+            request: row.request_id.to_string(),
             summary: crate::words::describe_request(state.directory.directory(), &terms),
             terms: serde_json::to_value(&terms).map_err(|_| ActError::Unavailable)?,
         });
@@ -742,7 +745,7 @@ pub async fn grants(
     req: HttpRequest,
 ) -> Result<web::Json<Vec<GrantSummary>>, ActError> {
     let session = session(&state, &req).await?;
-    let (store, s) = (state.store.clone(), session.sub.clone());
+    let (store, s) = (state.store.clone(), session.sub);
     let rows = tokio::task::spawn_blocking(move || store.grants_of(&s))
         .await
         .map_err(|_| ActError::Unavailable)??;
@@ -751,9 +754,9 @@ pub async fn grants(
         let claims: GrantClaims =
             serde_json::from_str(&row.claims).map_err(|_| ActError::Unavailable)?;
         out.push(GrantSummary {
-            grant: row.grant_id,
+            grant: row.grant_id.to_string(),
             summary: crate::words::describe_grant(state.directory.directory(), &claims),
-            emergency: row.basis == "emergency",
+            emergency: row.basis == crate::store::BasisKind::Emergency,
             revoked: row.revoked_at.is_some(),
             expires_at: row.expires_at,
         });
@@ -811,7 +814,7 @@ pub async fn own_grant_as_fhir(
     id: web::Path<GrantId>,
 ) -> Result<HttpResponse, ActError> {
     let session = session(&state, &req).await?;
-    let (store, gid) = (state.store.clone(), id.to_string());
+    let (store, gid) = (state.store.clone(), *id);
     let grant = tokio::task::spawn_blocking(move || store.grant(&gid))
         .await
         .map_err(|_| ActError::Unavailable)??

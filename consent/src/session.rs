@@ -7,6 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::digest::{Key, KeyInit};
 use hmac::{Hmac, Mac};
+use locus_protocol::device::DeviceKeyId;
+use locus_protocol::ids::PatientKey;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -20,9 +22,9 @@ const SESSION_LABEL: &[u8] = b"locus/patient-session/v1";
 #[serde(deny_unknown_fields)]
 pub struct Session {
     /// The patient key (hex).
-    pub sub: String,
+    pub sub: PatientKey,
     /// The device that signed in (its RFC 7638 thumbprint).
-    pub dev: String,
+    pub dev: DeviceKeyId,
     /// Expiry, Unix seconds.
     pub exp: i64,
 }
@@ -96,8 +98,8 @@ mod tests {
     fn tokens_verify_until_they_expire_and_only_under_their_key() {
         let keys = SessionKeys::generate();
         let session = Session {
-            sub: "ab".repeat(32),
-            dev: "d".into(),
+            sub: PatientKey::from_bytes([0xab; 32]),
+            dev: DeviceKeyId::from_bytes([0x0d; 32]),
             exp: 100,
         };
         let token = keys.issue(&session);

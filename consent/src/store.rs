@@ -3,8 +3,11 @@
 
 use diesel::prelude::*;
 use locus_platform::db::{
-    write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
+    write_transaction, DbConnection, DbError, Migrations, MultiBackend, Pool, PooledConnection,
 };
+use locus_protocol::device::DeviceKeyId;
+use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
+use locus_protocol::sql::Corrupt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -22,21 +25,40 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("../migrations/consent/postgres"),
 };
 
-pub const PENDING: &str = "pending";
-pub const APPROVED: &str = "approved";
-pub const REFUSED: &str = "refused";
+locus_protocol::text_enum! {
+    in MultiBackend;
+
+    /// Where an access request stands.
+    pub enum RequestStatus {
+        Pending = "pending",
+        Approved = "approved",
+        Refused = "refused",
+    }
+
+    /// What a grant rests on (the kind of its `GrantBasis`).
+    pub enum BasisKind {
+        PatientApproval = "patient_approval",
+        StandingRule = "standing_rule",
+        Emergency = "emergency",
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Corrupt(Corrupt),
     #[error("a stored act does not encode: {0}")]
     Encoding(String),
 }
 
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
+        match Corrupt::of(&e) {
+            Some(corrupt) => Self::Corrupt(corrupt),
+            None => Self::Db(DbError::Query(e)),
+        }
     }
 }
 
@@ -49,36 +71,36 @@ impl From<diesel::r2d2::PoolError> for StoreError {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = devices)]
 pub struct Device {
-    pub device_id: String,
-    pub patient_key: String,
+    pub device_id: DeviceKeyId,
+    pub patient_key: PatientKey,
     pub public_jwk: String,
     pub enrolled_at: i64,
     pub removed_at: Option<i64>,
     /// The member whose desk issued the enrolment code.
-    pub code_issuer: String,
+    pub code_issuer: MemberId,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = access_requests)]
 pub struct AccessRequest {
-    pub request_id: String,
-    pub patient_key: String,
-    pub requester: String,
+    pub request_id: RequestId,
+    pub patient_key: PatientKey,
+    pub requester: MemberId,
     /// Canonical JSON of the request terms.
     pub terms: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub created_at: i64,
     pub decided_at: Option<i64>,
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = grants)]
 pub struct Grant {
-    pub grant_id: String,
-    pub patient_key: String,
-    pub requester: String,
-    pub basis: String,
+    pub grant_id: GrantId,
+    pub patient_key: PatientKey,
+    pub requester: MemberId,
+    pub basis: BasisKind,
     pub token: String,
     /// The grant's claims as JSON.
     pub claims: String,
@@ -90,8 +112,8 @@ pub struct Grant {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = rules)]
 pub struct Rule {
-    pub rule_id: String,
-    pub patient_key: String,
+    pub rule_id: RuleId,
+    pub patient_key: PatientKey,
     /// Canonical JSON of the rule the patient signed.
     pub rule: String,
     pub signature: String,
@@ -103,8 +125,8 @@ pub struct Rule {
 #[diesel(table_name = enrolment_codes)]
 struct NewEnrolmentCode<'a> {
     code_hash: Vec<u8>,
-    patient_key: &'a str,
-    issued_by: &'a str,
+    patient_key: &'a PatientKey,
+    issued_by: &'a MemberId,
     expires_at: i64,
 }
 
@@ -121,8 +143,8 @@ pub enum Change {
     Enrol { device: Device, code_hash: String },
     /// Removes a device (disabled when the act is reserved: taking away is safe early).
     RemoveDevice {
-        patient_key: String,
-        device_id: String,
+        patient_key: PatientKey,
+        device_id: DeviceKeyId,
     },
     /// Files a request, granted at once by a standing rule when `grant` is set.
     Request {
@@ -131,23 +153,23 @@ pub enum Change {
     },
     /// Decides a pending request, with the grant of an approval.
     Decide {
-        request_id: String,
-        status: String,
+        request_id: RequestId,
+        status: RequestStatus,
         grant: Option<Grant>,
     },
     /// Stores an emergency grant.
     Emergency { grant: Grant },
     /// Marks a grant revoked.
     RevokeGrant {
-        patient_key: String,
-        grant_id: String,
+        patient_key: PatientKey,
+        grant_id: GrantId,
     },
     /// Stores a standing rule.
     AddRule { rule: Rule },
     /// Revokes a rule (it stops matching when the act is reserved).
     RevokeRule {
-        patient_key: String,
-        rule_id: String,
+        patient_key: PatientKey,
+        rule_id: RuleId,
     },
 }
 
@@ -202,8 +224,8 @@ impl ConsentStore {
     pub fn add_enrolment_code(
         &self,
         code: &str,
-        patient_key: &str,
-        issued_by: &str,
+        patient_key: &PatientKey,
+        issued_by: &MemberId,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         diesel::insert_into(enrolment_codes::table)
@@ -222,7 +244,7 @@ impl ConsentStore {
         &self,
         code: &str,
         now: i64,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    ) -> Result<Option<(PatientKey, MemberId)>, StoreError> {
         Ok(enrolment_codes::table
             .find(code_hash(code))
             .filter(enrolment_codes::used_at.is_null())
@@ -238,7 +260,7 @@ impl ConsentStore {
     }
 
     /// Whether a device key was ever enrolled, for any patient, removed or not.
-    pub fn device_known(&self, device_id: &str) -> Result<bool, StoreError> {
+    pub fn device_known(&self, device_id: &DeviceKeyId) -> Result<bool, StoreError> {
         Ok(
             diesel::select(diesel::dsl::exists(devices::table.find(device_id)))
                 .get_result(&mut self.conn()?)?,
@@ -246,7 +268,7 @@ impl ConsentStore {
     }
 
     /// An enrolled device that has not been removed.
-    pub fn device(&self, device_id: &str) -> Result<Option<Device>, StoreError> {
+    pub fn device(&self, device_id: &DeviceKeyId) -> Result<Option<Device>, StoreError> {
         Ok(devices::table
             .find(device_id)
             .filter(devices::removed_at.is_null())
@@ -255,7 +277,7 @@ impl ConsentStore {
             .optional()?)
     }
 
-    pub fn devices_of(&self, patient_key: &str) -> Result<Vec<Device>, StoreError> {
+    pub fn devices_of(&self, patient_key: &PatientKey) -> Result<Vec<Device>, StoreError> {
         Ok(devices::table
             .filter(devices::patient_key.eq(patient_key))
             .filter(devices::removed_at.is_null())
@@ -269,7 +291,7 @@ impl ConsentStore {
     pub fn add_challenge(
         &self,
         nonce: &str,
-        device_id: &str,
+        device_id: &DeviceKeyId,
         now: i64,
         expires_at: i64,
         max_open: i64,
@@ -309,7 +331,7 @@ impl ConsentStore {
     pub fn use_challenge(
         &self,
         nonce: &str,
-        device_id: &str,
+        device_id: &DeviceKeyId,
         now: i64,
     ) -> Result<bool, StoreError> {
         let used = diesel::update(
@@ -324,7 +346,7 @@ impl ConsentStore {
         Ok(used == 1)
     }
 
-    pub fn request(&self, request_id: &str) -> Result<Option<AccessRequest>, StoreError> {
+    pub fn request(&self, request_id: &RequestId) -> Result<Option<AccessRequest>, StoreError> {
         Ok(access_requests::table
             .find(request_id)
             .select(AccessRequest::as_select())
@@ -335,8 +357,8 @@ impl ConsentStore {
     /// A patient's requests in `status`, newest first.
     pub fn requests_of(
         &self,
-        patient_key: &str,
-        status: &str,
+        patient_key: &PatientKey,
+        status: RequestStatus,
     ) -> Result<Vec<AccessRequest>, StoreError> {
         Ok(access_requests::table
             .filter(access_requests::patient_key.eq(patient_key))
@@ -346,7 +368,7 @@ impl ConsentStore {
             .load(&mut self.conn()?)?)
     }
 
-    pub fn grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
+    pub fn grant(&self, grant_id: &GrantId) -> Result<Option<Grant>, StoreError> {
         Ok(grants::table
             .find(grant_id)
             .select(Grant::as_select())
@@ -355,7 +377,7 @@ impl ConsentStore {
     }
 
     /// A patient's grants, newest first.
-    pub fn grants_of(&self, patient_key: &str) -> Result<Vec<Grant>, StoreError> {
+    pub fn grants_of(&self, patient_key: &PatientKey) -> Result<Vec<Grant>, StoreError> {
         Ok(grants::table
             .filter(grants::patient_key.eq(patient_key))
             .order(grants::issued_at.desc())
@@ -364,7 +386,7 @@ impl ConsentStore {
     }
 
     /// A patient's rules in force.
-    pub fn rules_of(&self, patient_key: &str) -> Result<Vec<Rule>, StoreError> {
+    pub fn rules_of(&self, patient_key: &PatientKey) -> Result<Vec<Rule>, StoreError> {
         Ok(rules::table
             .filter(rules::patient_key.eq(patient_key))
             .filter(rules::revoked_at.is_null())
@@ -373,7 +395,7 @@ impl ConsentStore {
             .load(&mut self.conn()?)?)
     }
 
-    pub fn rule(&self, rule_id: &str) -> Result<Option<Rule>, StoreError> {
+    pub fn rule(&self, rule_id: &RuleId) -> Result<Option<Rule>, StoreError> {
         Ok(rules::table
             .find(rule_id)
             .select(Rule::as_select())
@@ -534,7 +556,7 @@ fn reserve_change(
             let pending: bool = diesel::select(diesel::dsl::exists(
                 access_requests::table
                     .find(request_id)
-                    .filter(access_requests::status.eq(PENDING)),
+                    .filter(access_requests::status.eq(RequestStatus::Pending)),
             ))
             .get_result(conn)?;
             Ok(if pending {
@@ -618,7 +640,7 @@ fn apply_change(conn: &mut DbConnection, change: &Change, now: i64) -> Result<()
                 .set((
                     access_requests::status.eq(status),
                     access_requests::decided_at.eq(Some(now)),
-                    access_requests::grant_id.eq(grant.as_ref().map(|g| g.grant_id.clone())),
+                    access_requests::grant_id.eq(grant.as_ref().map(|g| g.grant_id)),
                 ))
                 .execute(conn)?;
             if let Some(grant) = grant {

@@ -6,18 +6,45 @@
 use std::sync::{Arc, Barrier};
 
 use locus_consent::store::{
-    AccessRequest, Act, Change, Conflict, ConsentStore, Device, Grant, Rule, APPROVED, PENDING,
-    REFUSED,
+    AccessRequest, Act, BasisKind, Change, Conflict, ConsentStore, Device, Grant, RequestStatus,
+    Rule,
 };
 use locus_platform::db::{connect, DatabaseUrl};
+use locus_protocol::device::DeviceKeyId;
+use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
 use locus_tests::{both_backends, TestDb};
 
 both_backends!(acts_are_reserved_applied_and_undone_once);
 both_backends!(concurrent_acts_on_one_thing_reserve_once);
 both_backends!(challenges_are_single_use_and_bounded);
 
-const PATIENT: &str = "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
-const OTHER: &str = "1f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
+const PATIENT: PatientKey = PatientKey::from_bytes([0x0f; 32]);
+const OTHER: PatientKey = PatientKey::from_bytes([0x1f; 32]);
+
+/// The `n`th id of a kind: ids are typed, so the tests name them by number.
+fn uuid(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+fn dev(n: u8) -> DeviceKeyId {
+    DeviceKeyId::from_bytes([n; 32])
+}
+
+fn rid(n: usize) -> RequestId {
+    uuid(n).parse().unwrap()
+}
+
+fn gid(n: usize) -> GrantId {
+    uuid(100 + n).parse().unwrap()
+}
+
+fn rule_one() -> RuleId {
+    uuid(200).parse().unwrap()
+}
+
+fn member(name: &str) -> MemberId {
+    name.parse().unwrap()
+}
 
 fn open(db: &TestDb) -> ConsentStore {
     ConsentStore::open(connect(&DatabaseUrl::parse(db.url()).unwrap(), 8).unwrap()).unwrap()
@@ -30,43 +57,43 @@ fn act(change: Change) -> Act {
     }
 }
 
-fn device(id: &str, patient: &str) -> Device {
+fn device(id: DeviceKeyId, patient: PatientKey) -> Device {
     Device {
-        device_id: id.into(),
-        patient_key: patient.into(),
+        device_id: id,
+        patient_key: patient,
         public_jwk: "{}".into(),
         enrolled_at: 1,
         removed_at: None,
-        code_issuer: "hospital-a".into(),
+        code_issuer: member("hospital-a"),
     }
 }
 
-fn enrol(id: &str, patient: &str, code: &str) -> Act {
+fn enrol(id: DeviceKeyId, patient: PatientKey, code: &str) -> Act {
     act(Change::Enrol {
         device: device(id, patient),
         code_hash: ConsentStore::code_hash_hex(code),
     })
 }
 
-fn request(id: &str) -> AccessRequest {
+fn request(id: RequestId) -> AccessRequest {
     AccessRequest {
-        request_id: id.into(),
-        patient_key: PATIENT.into(),
-        requester: "hospital-b".into(),
+        request_id: id,
+        patient_key: PATIENT,
+        requester: member("hospital-b"),
         terms: "{}".into(),
-        status: PENDING.into(),
+        status: RequestStatus::Pending,
         created_at: 5,
         decided_at: None,
         grant_id: None,
     }
 }
 
-fn grant(id: &str) -> Grant {
+fn grant(id: GrantId) -> Grant {
     Grant {
-        grant_id: id.into(),
-        patient_key: PATIENT.into(),
-        requester: "hospital-b".into(),
-        basis: "patient_approval".into(),
+        grant_id: id,
+        patient_key: PATIENT,
+        requester: member("hospital-b"),
+        basis: BasisKind::PatientApproval,
         token: "token".into(),
         claims: "{}".into(),
         issued_at: 6,
@@ -84,26 +111,26 @@ fn done(store: &ConsentStore, key: &str, act: &Act) {
 async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     let store = open(&db);
     store
-        .add_enrolment_code("ABCD-EFGH-JKLM", PATIENT, "hospital-a", 1_000)
+        .add_enrolment_code("ABCD-EFGH-JKLM", &PATIENT, &member("hospital-a"), 1_000)
         .unwrap();
     store
-        .add_enrolment_code("OLD-CODE", PATIENT, "hospital-a", 0)
+        .add_enrolment_code("OLD-CODE", &PATIENT, &member("hospital-a"), 0)
         .unwrap();
     assert_eq!(
         store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(),
-        Some((PATIENT.into(), "hospital-a".into()))
+        Some((PATIENT, member("hospital-a")))
     );
     assert_eq!(store.enrolment_code("OLD-CODE", 10).unwrap(), None);
 
     // An enrolment uses its code at reservation; undoing gives it back, and
     // nothing of the device is stored until the act is finished.
-    let first = enrol("device-1", PATIENT, "ABCD-EFGH-JKLM");
+    let first = enrol(dev(1), PATIENT, "ABCD-EFGH-JKLM");
     assert_eq!(
         store.reserve("device:device-1", &first, 10).unwrap(),
         Ok(())
     );
     assert_eq!(store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(), None);
-    assert!(store.device("device-1").unwrap().is_none());
+    assert!(store.device(&dev(1)).unwrap().is_none());
     assert_eq!(store.pending_acts().unwrap().len(), 1);
     store.undo("device:device-1").unwrap();
     assert!(store.pending_acts().unwrap().is_empty());
@@ -111,18 +138,18 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         .enrolment_code("ABCD-EFGH-JKLM", 10)
         .unwrap()
         .is_some());
-    assert!(store.device("device-1").unwrap().is_none());
+    assert!(store.device(&dev(1)).unwrap().is_none());
 
     // Done for real: finished once; finishing again applies nothing.
     done(&store, "device:device-1", &first);
     assert!(!store.finish("device:device-1", 12).unwrap());
-    assert!(store.device("device-1").unwrap().is_some());
+    assert!(store.device(&dev(1)).unwrap().is_some());
     // The code works once; an expired code never.
     assert_eq!(
         store
             .reserve(
                 "device:device-2",
-                &enrol("device-2", PATIENT, "ABCD-EFGH-JKLM"),
+                &enrol(dev(2), PATIENT, "ABCD-EFGH-JKLM"),
                 10
             )
             .unwrap(),
@@ -130,23 +157,19 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     );
     assert_eq!(
         store
-            .reserve(
-                "device:device-2",
-                &enrol("device-2", PATIENT, "OLD-CODE"),
-                10
-            )
+            .reserve("device:device-2", &enrol(dev(2), PATIENT, "OLD-CODE"), 10)
             .unwrap(),
         Err(Conflict::CodeUsed)
     );
     // A code is for its own patient.
     store
-        .add_enrolment_code("WXYZ-WXYZ-WXYZ", PATIENT, "hospital-a", 1_000)
+        .add_enrolment_code("WXYZ-WXYZ-WXYZ", &PATIENT, &member("hospital-a"), 1_000)
         .unwrap();
     assert_eq!(
         store
             .reserve(
                 "device:device-2",
-                &enrol("device-2", OTHER, "WXYZ-WXYZ-WXYZ"),
+                &enrol(dev(2), OTHER, "WXYZ-WXYZ-WXYZ"),
                 10
             )
             .unwrap(),
@@ -157,7 +180,7 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         store
             .reserve(
                 "device:device-1",
-                &enrol("device-1", PATIENT, "WXYZ-WXYZ-WXYZ"),
+                &enrol(dev(1), PATIENT, "WXYZ-WXYZ-WXYZ"),
                 10
             )
             .unwrap(),
@@ -166,71 +189,71 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     done(
         &store,
         "device:device-2",
-        &enrol("device-2", PATIENT, "WXYZ-WXYZ-WXYZ"),
+        &enrol(dev(2), PATIENT, "WXYZ-WXYZ-WXYZ"),
     );
 
     // Removing a device disables it at reservation; undo restores it; once
     // removed it cannot be removed again, nor enrolled again.
     let remove = act(Change::RemoveDevice {
-        patient_key: PATIENT.into(),
-        device_id: "device-2".into(),
+        patient_key: PATIENT,
+        device_id: dev(2),
     });
     assert_eq!(
         store.reserve("device:device-2", &remove, 20).unwrap(),
         Ok(())
     );
-    assert!(store.device("device-2").unwrap().is_none());
+    assert!(store.device(&dev(2)).unwrap().is_none());
     store.undo("device:device-2").unwrap();
-    assert!(store.device("device-2").unwrap().is_some());
+    assert!(store.device(&dev(2)).unwrap().is_some());
     done(&store, "device:device-2", &remove);
-    assert!(store.device("device-2").unwrap().is_none());
+    assert!(store.device(&dev(2)).unwrap().is_none());
     assert_eq!(
         store.reserve("device:device-2", &remove, 21).unwrap(),
         Err(Conflict::NoDevice)
     );
     let not_mine = act(Change::RemoveDevice {
-        patient_key: OTHER.into(),
-        device_id: "device-1".into(),
+        patient_key: OTHER,
+        device_id: dev(1),
     });
     assert_eq!(
         store.reserve("device:device-1", &not_mine, 21).unwrap(),
         Err(Conflict::NoDevice)
     );
     store
-        .add_enrolment_code("AAAA-BBBB-CCCC", PATIENT, "hospital-a", 1_000)
+        .add_enrolment_code("AAAA-BBBB-CCCC", &PATIENT, &member("hospital-a"), 1_000)
         .unwrap();
     assert_eq!(
         store
             .reserve(
                 "device:device-2",
-                &enrol("device-2", PATIENT, "AAAA-BBBB-CCCC"),
+                &enrol(dev(2), PATIENT, "AAAA-BBBB-CCCC"),
                 22
             )
             .unwrap(),
         Err(Conflict::DeviceKnown)
     );
-    assert_eq!(store.devices_of(PATIENT).unwrap().len(), 1);
+    assert_eq!(store.devices_of(&PATIENT).unwrap().len(), 1);
 
     // A request is decided once; the grant is stored with the decision.
-    for id in ["r1", "r2"] {
+    for (id, n) in [("r1", 1), ("r2", 2)] {
         done(
             &store,
             &format!("request:{id}"),
             &act(Change::Request {
-                request: request(id),
+                request: request(rid(n)),
                 grant: None,
             }),
         );
     }
     let approve = act(Change::Decide {
-        request_id: "r1".into(),
-        status: APPROVED.into(),
-        grant: Some(grant("g1")),
+        request_id: rid(1),
+        status: RequestStatus::Approved,
+        grant: Some(grant(gid(1))),
     });
     done(&store, "request:r1", &approve);
     let refuse = act(Change::Decide {
-        request_id: "r1".into(),
-        status: REFUSED.into(),
+        request_id: rid(1),
+        status: RequestStatus::Refused,
         grant: None,
     });
     assert_eq!(
@@ -241,30 +264,36 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         &store,
         "request:r2",
         &act(Change::Decide {
-            request_id: "r2".into(),
-            status: REFUSED.into(),
+            request_id: rid(2),
+            status: RequestStatus::Refused,
             grant: None,
         }),
     );
-    assert_eq!(store.requests_of(PATIENT, PENDING).unwrap().len(), 0);
     assert_eq!(
-        store.request("r1").unwrap().unwrap().grant_id.as_deref(),
-        Some("g1")
+        store
+            .requests_of(&PATIENT, RequestStatus::Pending)
+            .unwrap()
+            .len(),
+        0
     );
-    assert!(store.grant("g1").unwrap().is_some());
+    assert_eq!(
+        store.request(&rid(1)).unwrap().unwrap().grant_id,
+        Some(gid(1))
+    );
+    assert!(store.grant(&gid(1)).unwrap().is_some());
 
     // A grant is revoked once, and only by its own patient.
     let by_other = act(Change::RevokeGrant {
-        patient_key: OTHER.into(),
-        grant_id: "g1".into(),
+        patient_key: OTHER,
+        grant_id: gid(1),
     });
     assert_eq!(
         store.reserve("grant:g1", &by_other, 13).unwrap(),
         Err(Conflict::NoGrant)
     );
     let revoke = act(Change::RevokeGrant {
-        patient_key: PATIENT.into(),
-        grant_id: "g1".into(),
+        patient_key: PATIENT,
+        grant_id: gid(1),
     });
     done(&store, "grant:g1", &revoke);
     assert_eq!(
@@ -275,8 +304,8 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     // A rule id is used once; a rule is revoked once, by its own patient, and
     // stops matching from the reservation on.
     let rule = Rule {
-        rule_id: "rule-1".into(),
-        patient_key: PATIENT.into(),
+        rule_id: rule_one(),
+        patient_key: PATIENT,
         rule: "{}".into(),
         signature: "sig".into(),
         created_at: 1,
@@ -294,19 +323,19 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         Err(Conflict::RuleExists)
     );
     let unrule = act(Change::RevokeRule {
-        patient_key: PATIENT.into(),
-        rule_id: "rule-1".into(),
+        patient_key: PATIENT,
+        rule_id: rule_one(),
     });
     let unrule_other = act(Change::RevokeRule {
-        patient_key: OTHER.into(),
-        rule_id: "rule-1".into(),
+        patient_key: OTHER,
+        rule_id: rule_one(),
     });
     assert_eq!(
         store.reserve("rule:rule-1", &unrule_other, 16).unwrap(),
         Err(Conflict::NoRule)
     );
     assert_eq!(store.reserve("rule:rule-1", &unrule, 16).unwrap(), Ok(()));
-    assert!(store.rules_of(PATIENT).unwrap().is_empty());
+    assert!(store.rules_of(&PATIENT).unwrap().is_empty());
     assert!(store.finish("rule:rule-1", 17).unwrap());
     assert_eq!(
         store.reserve("rule:rule-1", &unrule, 18).unwrap(),
@@ -321,7 +350,7 @@ async fn concurrent_acts_on_one_thing_reserve_once(db: TestDb) {
         &store,
         "request:r1",
         &act(Change::Request {
-            request: request("r1"),
+            request: request(rid(1)),
             grant: None,
         }),
     );
@@ -333,9 +362,9 @@ async fn concurrent_acts_on_one_thing_reserve_once(db: TestDb) {
             let (store, barrier) = (store.clone(), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 let decide = act(Change::Decide {
-                    request_id: "r1".into(),
-                    status: APPROVED.into(),
-                    grant: Some(grant(&format!("g{i}"))),
+                    request_id: rid(1),
+                    status: RequestStatus::Approved,
+                    grant: Some(grant(gid(i))),
                 });
                 barrier.wait();
                 let reserved = store.reserve("request:r1", &decide, 20).unwrap();
@@ -352,38 +381,39 @@ async fn concurrent_acts_on_one_thing_reserve_once(db: TestDb) {
         r,
         Ok(()) | Err(Conflict::UnderWay | Conflict::AlreadyDecided)
     )));
-    assert_eq!(store.grants_of(PATIENT).unwrap().len(), 1);
-    assert_eq!(store.request("r1").unwrap().unwrap().status, APPROVED);
+    assert_eq!(store.grants_of(&PATIENT).unwrap().len(), 1);
+    assert_eq!(
+        store.request(&rid(1)).unwrap().unwrap().status,
+        RequestStatus::Approved
+    );
 }
 
 async fn challenges_are_single_use_and_bounded(db: TestDb) {
     let store = open(&db);
     store
-        .add_enrolment_code("ABCD-EFGH-JKLM", PATIENT, "hospital-a", 1_000)
+        .add_enrolment_code("ABCD-EFGH-JKLM", &PATIENT, &member("hospital-a"), 1_000)
         .unwrap();
     done(
         &store,
         "device:device-1",
-        &enrol("device-1", PATIENT, "ABCD-EFGH-JKLM"),
+        &enrol(dev(1), PATIENT, "ABCD-EFGH-JKLM"),
     );
     assert!(store
-        .add_challenge("nonce-1", "device-1", 1, 1_000, 2)
+        .add_challenge("nonce-1", &dev(1), 1, 1_000, 2)
         .unwrap());
-    assert!(!store.use_challenge("nonce-1", "device-2", 10).unwrap());
-    assert!(store.use_challenge("nonce-1", "device-1", 10).unwrap());
-    assert!(!store.use_challenge("nonce-1", "device-1", 11).unwrap());
+    assert!(!store.use_challenge("nonce-1", &dev(2), 10).unwrap());
+    assert!(store.use_challenge("nonce-1", &dev(1), 10).unwrap());
+    assert!(!store.use_challenge("nonce-1", &dev(1), 11).unwrap());
     // At most two open at once; a used or expired one frees its place.
     assert!(store
-        .add_challenge("nonce-2", "device-1", 12, 1_000, 2)
+        .add_challenge("nonce-2", &dev(1), 12, 1_000, 2)
         .unwrap());
-    assert!(store
-        .add_challenge("nonce-3", "device-1", 12, 20, 2)
-        .unwrap());
+    assert!(store.add_challenge("nonce-3", &dev(1), 12, 20, 2).unwrap());
     assert!(!store
-        .add_challenge("nonce-4", "device-1", 13, 1_000, 2)
+        .add_challenge("nonce-4", &dev(1), 13, 1_000, 2)
         .unwrap());
     assert!(store
-        .add_challenge("nonce-4", "device-1", 21, 1_000, 2)
+        .add_challenge("nonce-4", &dev(1), 21, 1_000, 2)
         .unwrap());
-    assert!(!store.use_challenge("nonce-3", "device-1", 22).unwrap());
+    assert!(!store.use_challenge("nonce-3", &dev(1), 22).unwrap());
 }

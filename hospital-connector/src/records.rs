@@ -23,6 +23,7 @@ use locus_platform::db::{
 use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::pointer::{content_commitment, random_salt, verify_commitment};
 use locus_protocol::scope::{record_tag_inputs, ResourceType};
+use locus_protocol::sql::Corrupt;
 use uuid::Uuid;
 
 use crate::schema::{received_results, records};
@@ -48,6 +49,9 @@ pub enum StoreError {
         table: &'static str,
         column: &'static str,
     },
+    /// A typed column read back a value that does not parse.
+    #[error(transparent)]
+    CorruptColumn(Corrupt),
     #[error("the system random number generator failed")]
     Rng,
     #[error("the {0} is not valid JSON")]
@@ -80,7 +84,10 @@ pub enum StoreError {
 
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
-        Self::Db(DbError::Query(e))
+        match Corrupt::of(&e) {
+            Some(corrupt) => Self::CorruptColumn(corrupt),
+            None => Self::Db(DbError::Query(e)),
+        }
     }
 }
 
@@ -586,7 +593,7 @@ impl RecordStore {
     /// The current version of every record of one patient, by type and id.
     pub fn current_for_patient(&self, patient: &PatientKey) -> Result<Vec<Record>, StoreError> {
         let rows: Vec<RecordRow> = records::table
-            .filter(records::patient_key.eq(patient.to_string()))
+            .filter(records::patient_key.eq(patient))
             // The bare column, not `= true`: SQLite uses the partial indexes
             // (`WHERE "current" ...`) only for the column as written there.
             .filter(records::current)
@@ -631,7 +638,7 @@ impl RecordStore {
     /// The record version published under `pointer`, if it is one of ours.
     pub fn by_pointer(&self, pointer: &PointerId) -> Result<Option<Record>, StoreError> {
         let row: Option<RecordRow> = records::table
-            .filter(records::published_pointer.eq(pointer.to_string()))
+            .filter(records::published_pointer.eq(pointer))
             .select(RecordRow::as_select())
             .first(&mut self.conn()?)
             .optional()?;
@@ -677,19 +684,18 @@ impl RecordStore {
         write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
             for p in published {
                 let version = i32::try_from(p.version).map_err(|_| StoreError::Overflow)?;
-                let pointer = p.pointer_id.to_string();
                 let key = (p.resource_type.as_str(), p.resource_id.as_str(), version);
                 let updated = diesel::update(
                     records::table
                         .find(key)
                         .filter(records::published_pointer.is_null()),
                 )
-                .set(records::published_pointer.eq(&pointer))
+                .set(records::published_pointer.eq(&p.pointer_id))
                 .execute(conn)?;
                 if updated == 1 {
                     continue;
                 }
-                let stored: Option<Option<String>> = records::table
+                let stored: Option<Option<PointerId>> = records::table
                     .find(key)
                     .select(records::published_pointer)
                     .first(conn)
@@ -702,7 +708,7 @@ impl RecordStore {
                             version: p.version,
                         })
                     }
-                    Some(Some(existing)) if existing == pointer => {}
+                    Some(Some(existing)) if existing == p.pointer_id => {}
                     Some(_) => {
                         return Err(StoreError::AlreadyPublished {
                             resource_type: p.resource_type,
@@ -726,10 +732,9 @@ impl RecordStore {
         write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
             let mut withdrawn = 0;
             for pointer in pointers {
-                let id = pointer.to_string();
                 let updated = diesel::update(
                     records::table
-                        .filter(records::published_pointer.eq(&id))
+                        .filter(records::published_pointer.eq(pointer))
                         .filter(records::withdrawn_at.is_null()),
                 )
                 .set(records::withdrawn_at.eq(now))
@@ -739,7 +744,7 @@ impl RecordStore {
                     continue;
                 }
                 let known: i64 = records::table
-                    .filter(records::published_pointer.eq(&id))
+                    .filter(records::published_pointer.eq(pointer))
                     .count()
                     .get_result(conn)?;
                 if known == 0 {
@@ -809,7 +814,7 @@ impl RecordStore {
         patient: &PatientKey,
     ) -> Result<Vec<ReceivedResult>, StoreError> {
         let rows: Vec<ReceivedRow> = received_results::table
-            .filter(received_results::patient_key.eq(patient.to_string()))
+            .filter(received_results::patient_key.eq(patient))
             // Ids are random: within one millisecond, the ledger order decides.
             .order((
                 received_results::received_at.asc(),

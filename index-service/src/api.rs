@@ -31,7 +31,7 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_SEALED_BYTES: usize = 4096;
 /// Most scope tags one pointer carries.
 pub const MAX_SCOPE_TAGS: usize = 64;
-const REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
+const REVOKED: locus_protocol::entry::EventKind = locus_protocol::entry::EventKind::GrantRevoked;
 
 // Each route takes the largest body its limits allow, written compactly, and
 // a little room for whitespace: nothing more is read.
@@ -179,7 +179,9 @@ impl IndexError {
             Self::TooLarge(_) => "too_large".into(),
             Self::Pointer(PointerError::Conflict(_)) => "conflict".into(),
             Self::Pointer(PointerError::NotOwned(_)) => "not_owned".into(),
-            Self::Pointer(PointerError::Db(_)) | Self::Unavailable => "unavailable".into(),
+            Self::Pointer(PointerError::Db(_) | PointerError::Corrupt(_)) | Self::Unavailable => {
+                "unavailable".into()
+            }
             Self::LedgerUnavailable(_) => "ledger_unavailable".into(),
         }
     }
@@ -200,9 +202,9 @@ impl ResponseError for IndexError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Pointer(PointerError::Conflict(_)) => StatusCode::CONFLICT,
             Self::Pointer(PointerError::NotOwned(_)) => StatusCode::NOT_FOUND,
-            Self::Pointer(PointerError::Db(_)) | Self::Unavailable | Self::LedgerUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Pointer(PointerError::Db(_) | PointerError::Corrupt(_))
+            | Self::Unavailable
+            | Self::LedgerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -391,7 +393,7 @@ pub async fn discover(
         }
     };
     let claims = &authorized.claims;
-    let (ledger, grant) = (state.ledger.clone(), claims.jti.to_string());
+    let (ledger, grant) = (state.ledger.clone(), claims.jti);
     let revoked = || Refused {
         requester: Some(authorized.requester.clone()),
         grant: Some(claims.jti),
@@ -434,13 +436,11 @@ pub async fn discover(
     };
     let pointers = found
         .into_iter()
-        .filter_map(|p| {
-            Some(DiscoveredPointer {
-                pointer_id: p.pointer_id.parse().ok()?,
-                custodian: p.custodian.parse().ok()?,
-                sealed: BASE64.encode(&p.sealed),
-                published_at_ms: p.published_at,
-            })
+        .map(|p| DiscoveredPointer {
+            pointer_id: p.pointer_id,
+            custodian: p.custodian,
+            sealed: BASE64.encode(&p.sealed),
+            published_at_ms: p.published_at,
         })
         .collect();
     Ok(web::Json(DiscoverResponse { pointers, receipt }))

@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
-use locus_platform::db::{write_transaction, DbError, Migrations, Pool};
+use locus_platform::db::{write_transaction, DbError, Migrations, MultiBackend, Pool};
 use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
+use locus_protocol::sql::Corrupt;
 
 use crate::schema::{pointer_tags, pointers};
 
@@ -18,39 +19,47 @@ const ROWS_PER_INSERT: usize = 1000;
 /// Serializes pointer writers on PostgreSQL (see `write_transaction`).
 const POINTERS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7074;
 
-pub const ACTIVE: &str = "active";
-pub const SUPERSEDED: &str = "superseded";
-pub const WITHDRAWN: &str = "withdrawn";
+locus_protocol::text_enum! {
+    in MultiBackend;
+
+    /// Where a pointer stands: only active pointers are discovered.
+    pub enum PointerStatus {
+        Active = "active",
+        /// A newer version of the record replaced it.
+        Superseded = "superseded",
+        /// Its custodian withdrew it.
+        Withdrawn = "withdrawn",
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = pointers)]
 pub struct Pointer {
-    pub pointer_id: String,
-    pub patient_key: String,
-    pub custodian: String,
+    pub pointer_id: PointerId,
+    pub patient_key: PatientKey,
+    pub custodian: HospitalId,
     pub sealed: Vec<u8>,
     pub published_at: i64,
-    pub status: String,
-    pub superseded_by: Option<String>,
+    pub status: PointerStatus,
+    pub superseded_by: Option<PointerId>,
 }
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = pointers)]
-struct NewPointerRow {
-    pointer_id: String,
-    patient_key: String,
-    custodian: String,
-    sealed: Vec<u8>,
+struct NewPointerRow<'a> {
+    pointer_id: &'a PointerId,
+    patient_key: &'a PatientKey,
+    custodian: &'a HospitalId,
+    sealed: &'a [u8],
     published_at: i64,
-    status: &'static str,
-    superseded_by: Option<String>,
+    status: PointerStatus,
 }
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = pointer_tags)]
-struct NewTagRow {
-    scope_tag: String,
-    pointer_id: String,
+struct NewTagRow<'a> {
+    scope_tag: &'a ScopeTag,
+    pointer_id: &'a PointerId,
 }
 
 /// A pointer as a custodian publishes it.
@@ -68,6 +77,8 @@ pub struct NewPointer {
 pub enum PointerError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Corrupt(Corrupt),
     #[error("pointer {0} is already published with other contents or by another custodian")]
     Conflict(PointerId),
     #[error("pointer {0} is not one of this custodian's active pointers")]
@@ -76,7 +87,10 @@ pub enum PointerError {
 
 impl From<diesel::result::Error> for PointerError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
+        match Corrupt::of(&e) {
+            Some(corrupt) => Self::Corrupt(corrupt),
+            None => Self::Db(DbError::Query(e)),
+        }
     }
 }
 
@@ -107,38 +121,38 @@ impl PointerStore {
     ) -> Result<usize, PointerError> {
         let mut pooled = self.pool.get()?;
         write_transaction(&mut pooled, POINTERS_WRITER_LOCK, |conn| {
-            let ids: Vec<String> = batch.iter().map(|p| p.pointer_id.to_string()).collect();
+            let ids: Vec<&PointerId> = batch.iter().map(|p| &p.pointer_id).collect();
             let existing: Vec<Pointer> = pointers::table
-                .filter(pointers::pointer_id.eq_any(&ids))
+                .filter(pointers::pointer_id.eq_any(ids))
                 .select(Pointer::as_select())
                 .load(conn)?;
             let mut seen = HashSet::new();
             let mut rows = Vec::new();
             let mut tags = Vec::new();
             for pointer in batch {
-                let id = pointer.pointer_id.to_string();
-                if !seen.insert(id.clone()) {
-                    return Err(PointerError::Conflict(pointer.pointer_id));
+                let id = &pointer.pointer_id;
+                if !seen.insert(id) {
+                    return Err(PointerError::Conflict(*id));
                 }
-                if let Some(old) = existing.iter().find(|e| e.pointer_id == id) {
-                    let same = old.custodian == custodian.as_str()
-                        && old.patient_key == pointer.patient_key.to_string()
+                if let Some(old) = existing.iter().find(|e| e.pointer_id == *id) {
+                    let same = old.custodian == *custodian
+                        && old.patient_key == pointer.patient_key
                         && old.sealed == pointer.sealed;
                     if same {
                         continue;
                     }
-                    return Err(PointerError::Conflict(pointer.pointer_id));
+                    return Err(PointerError::Conflict(*id));
                 }
                 if let Some(old) = &pointer.supersedes {
                     let updated = diesel::update(
                         pointers::table
-                            .filter(pointers::pointer_id.eq(old.to_string()))
-                            .filter(pointers::custodian.eq(custodian.as_str()))
-                            .filter(pointers::status.eq(ACTIVE)),
+                            .filter(pointers::pointer_id.eq(old))
+                            .filter(pointers::custodian.eq(custodian))
+                            .filter(pointers::status.eq(PointerStatus::Active)),
                     )
                     .set((
-                        pointers::status.eq(SUPERSEDED),
-                        pointers::superseded_by.eq(Some(id.clone())),
+                        pointers::status.eq(PointerStatus::Superseded),
+                        pointers::superseded_by.eq(Some(id)),
                     ))
                     .execute(conn)?;
                     if updated != 1 {
@@ -146,19 +160,17 @@ impl PointerStore {
                     }
                 }
                 rows.push(NewPointerRow {
-                    pointer_id: id.clone(),
-                    patient_key: pointer.patient_key.to_string(),
-                    custodian: custodian.to_string(),
-                    sealed: pointer.sealed.clone(),
+                    pointer_id: id,
+                    patient_key: &pointer.patient_key,
+                    custodian,
+                    sealed: &pointer.sealed,
                     published_at: now_ms,
-                    status: ACTIVE,
-                    superseded_by: None,
+                    status: PointerStatus::Active,
                 });
-                let unique: HashSet<String> =
-                    pointer.scope_tags.iter().map(ToString::to_string).collect();
+                let unique: HashSet<&ScopeTag> = pointer.scope_tags.iter().collect();
                 tags.extend(unique.into_iter().map(|scope_tag| NewTagRow {
                     scope_tag,
-                    pointer_id: id.clone(),
+                    pointer_id: id,
                 }));
             }
             let inserted = rows.len();
@@ -189,11 +201,11 @@ impl PointerStore {
             for id in ids {
                 let updated = diesel::update(
                     pointers::table
-                        .filter(pointers::pointer_id.eq(id.to_string()))
-                        .filter(pointers::custodian.eq(custodian.as_str()))
-                        .filter(pointers::status.eq(ACTIVE)),
+                        .filter(pointers::pointer_id.eq(id))
+                        .filter(pointers::custodian.eq(custodian))
+                        .filter(pointers::status.eq(PointerStatus::Active)),
                 )
-                .set(pointers::status.eq(WITHDRAWN))
+                .set(pointers::status.eq(PointerStatus::Withdrawn))
                 .execute(conn)?;
                 if updated != 1 {
                     return Err(PointerError::NotOwned(*id));
@@ -213,14 +225,13 @@ impl PointerStore {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
-        let tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
         let matching = pointer_tags::table
             .filter(pointer_tags::scope_tag.eq_any(tags))
             .select(pointer_tags::pointer_id);
         Ok(pointers::table
             .filter(pointers::pointer_id.eq_any(matching))
-            .filter(pointers::patient_key.eq(patient.to_string()))
-            .filter(pointers::status.eq(ACTIVE))
+            .filter(pointers::patient_key.eq(patient))
+            .filter(pointers::status.eq(PointerStatus::Active))
             .order(pointers::pointer_id.asc())
             .select(Pointer::as_select())
             .load(&mut *self.pool.get()?)?)

@@ -21,7 +21,7 @@ use locus_ledger::merkle::{inclusion_proof, rfc9162_leaf_hash, CompactRange, Mem
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
-use locus_ledger::store::{LedgerStore, NewEntry};
+use locus_ledger::store::{EntryRow, LedgerStore};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_tests::{Backend, TestDb};
 
@@ -92,7 +92,7 @@ fn appends(c: &mut Criterion) {
             let mut next_idx = 0i64;
             group.bench_function(BenchmarkId::new("plain_insert", batch), |b| {
                 b.iter_custom(|iters| {
-                    let rounds: Vec<Vec<NewEntry>> = (0..iters)
+                    let rounds: Vec<Vec<EntryRow>> = (0..iters)
                         .map(|i| {
                             (0..batch)
                                 .map(|j| {

@@ -317,7 +317,7 @@ pub async fn cosign(
         }
         store.insert_cosignature(&NewCosignature {
             tree_size: checkpoint.tree_size,
-            witness: witness.as_str(),
+            witness: &witness,
             timestamp,
             signature_line: &signature.to_string(),
         })?;
@@ -564,13 +564,13 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
 fn validated<T: std::str::FromStr>(
     field: &str,
     value: Option<String>,
-) -> Result<Option<String>, ApiError> {
-    match value {
-        Some(v) if v.parse::<T>().is_err() => {
-            Err(ApiError::BadRequest(format!("{field} is not valid")))
-        }
-        other => Ok(other),
-    }
+) -> Result<Option<T>, ApiError> {
+    value
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::BadRequest(format!("{field} is not valid")))
+        })
+        .transpose()
 }
 
 impl EntryQuery {

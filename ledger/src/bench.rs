@@ -15,7 +15,7 @@ use locus_protocol::signing::SigningKey;
 
 use crate::directory::LedgerDirectory;
 use crate::merkle::rfc9162_leaf_hash;
-use crate::store::NewEntry;
+use crate::store::EntryRow;
 
 /// One admitted hospital and its key.
 #[derive(Debug)]
@@ -81,16 +81,17 @@ impl BenchMember {
 
 /// `body` as the row a plain INSERT would write: the same columns the ledger
 /// fills, without its signature check, queue or subtree hashes.
-pub fn plain_row(body: &[u8], idx: i64) -> NewEntry {
-    NewEntry {
+pub fn plain_row(body: &[u8], idx: i64) -> EntryRow {
+    EntryRow {
         idx,
         leaf_hash: rfc9162_leaf_hash(body).to_vec(),
         body: String::from_utf8_lossy(body).into_owned(),
-        entry_type: locus_protocol::entry::EventKind::RecordRetrieved
-            .as_str()
-            .into(),
-        submitter: "bench".into(),
-        subject: Some(hex::encode(&body[..body.len().min(32)])),
+        entry_type: locus_protocol::entry::EventKind::RecordRetrieved,
+        submitter: "bench".parse().expect("a member id"),
+        subject: body
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .map(PatientKey::from_bytes),
         grant_id: None,
         entry_time: 0,
         sequenced_at: 0,

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use locus_protocol::directory::Directory;
-use locus_protocol::entry::{Event, SignedEntry};
+use locus_protocol::entry::{Event, EventKind, SignedEntry};
+use locus_protocol::ids::GrantId;
 use locus_protocol::roles::{may_log, NotPermitted};
 use locus_protocol::signing::VerifyingKey;
 use tokio::sync::oneshot;
@@ -31,7 +32,7 @@ use crate::merkle::{
 };
 use crate::metrics::LedgerMetrics;
 use crate::note::{NoteSigner, NoteVerifier};
-use crate::store::{LedgerStore, NewEntry, SignedCheckpoint, StoreError};
+use crate::store::{EntryRow, LedgerStore, SignedCheckpoint, StoreError};
 use crate::wire::Receipt;
 use locus_platform::db::PooledConnection;
 
@@ -125,7 +126,7 @@ struct Shared {
 #[derive(Debug)]
 struct Job {
     leaf_hash: Hash,
-    row: NewEntry,
+    row: EntryRow,
     /// Checked again by the writer, and kept for the directory, which changes
     /// once the entry is durable.
     signed: SignedEntry,
@@ -155,7 +156,7 @@ impl Sequencer {
         config: SequencerConfig,
     ) -> Result<(Self, JoinHandle<()>), GuardError> {
         let verifier = signer.verifier();
-        let updates = store.entry_bodies_of_type(crate::directory::MEMBER_UPDATED)?;
+        let updates = store.entry_bodies_of_type(EventKind::MemberUpdated)?;
         directory
             .replay(updates.iter().map(String::as_str))
             .map_err(|e| GuardError::Directory(e.to_owned()))?;
@@ -259,18 +260,7 @@ impl Sequencer {
         }
 
         let leaf_hash = rfc9162_leaf_hash(bytes);
-        let row = NewEntry {
-            idx: 0,
-            leaf_hash: leaf_hash.to_vec(),
-            // Parsing proved these bytes canonical UTF-8 JSON.
-            body: String::from_utf8_lossy(bytes).into_owned(),
-            entry_type: entry.event.kind().to_owned(),
-            submitter: entry.submitter.to_string(),
-            subject: entry.event.subject().map(ToString::to_string),
-            grant_id: entry.event.grant().map(ToString::to_string),
-            entry_time: entry.time_ms,
-            sequenced_at: 0,
-        };
+        let row = EntryRow::new(0, &signed, &leaf_hash, 0);
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(Job {
@@ -549,12 +539,12 @@ impl Writer {
                 known.insert(hash, index);
             }
         }
-        let accessed: Vec<String> = jobs
+        let accessed: Vec<GrantId> = jobs
             .iter()
             .filter(|j| is_access(&j.signed.entry().event))
-            .filter_map(|j| j.row.grant_id.clone())
+            .filter_map(|j| j.row.grant_id)
             .collect();
-        let mut revoked: HashSet<String> = if accessed.is_empty() {
+        let mut revoked: HashSet<GrantId> = if accessed.is_empty() {
             HashSet::new()
         } else {
             self.store.revoked_among(&accessed)?
@@ -585,7 +575,7 @@ impl Writer {
                     continue;
                 }
                 if matches!(event, Event::GrantRevoked(_)) {
-                    revoked.insert(grant.clone());
+                    revoked.insert(*grant);
                 }
             }
             if matches!(event, Event::MemberUpdated(_)) {

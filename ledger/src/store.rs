@@ -5,6 +5,9 @@ use diesel::prelude::*;
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
 use locus_platform::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_protocol::entry::{EventKind, SignedEntry};
+use locus_protocol::ids::{GrantId, MemberId, PatientKey};
+use locus_protocol::sql::Corrupt;
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
@@ -15,33 +18,40 @@ pub const MIGRATIONS: Migrations = Migrations {
 const ENTRY_ROWS_PER_INSERT: usize = 1000;
 const NODE_ROWS_PER_INSERT: usize = 5000;
 
-/// A sequenced entry as stored.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A sequenced entry as stored, and as the sequencer writes it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = ledger_entries)]
 pub struct EntryRow {
     pub idx: i64,
     pub leaf_hash: Vec<u8>,
     pub body: String,
-    pub entry_type: String,
-    pub submitter: String,
-    pub subject: Option<String>,
-    pub grant_id: Option<String>,
+    pub entry_type: EventKind,
+    pub submitter: MemberId,
+    pub subject: Option<PatientKey>,
+    pub grant_id: Option<GrantId>,
     pub entry_time: i64,
     pub sequenced_at: i64,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = ledger_entries)]
-pub struct NewEntry {
-    pub idx: i64,
-    pub leaf_hash: Vec<u8>,
-    pub body: String,
-    pub entry_type: String,
-    pub submitter: String,
-    pub subject: Option<String>,
-    pub grant_id: Option<String>,
-    pub entry_time: i64,
-    pub sequenced_at: i64,
+impl EntryRow {
+    /// The row of a signed entry at `idx` with its RFC 9162 leaf hash: its
+    /// canonical body, and the indexed columns taken from the entry itself.
+    pub fn new(idx: i64, signed: &SignedEntry, leaf_hash: &Hash, sequenced_at: i64) -> Self {
+        let bytes = signed.canonical_bytes();
+        let entry = signed.entry();
+        Self {
+            idx,
+            leaf_hash: leaf_hash.to_vec(),
+            // Parsing or signing made these bytes canonical UTF-8 JSON.
+            body: String::from_utf8_lossy(bytes).into_owned(),
+            entry_type: entry.event.event_kind(),
+            submitter: entry.submitter.clone(),
+            subject: entry.event.subject().copied(),
+            grant_id: entry.event.grant().copied(),
+            entry_time: entry.time_ms,
+            sequenced_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -67,7 +77,7 @@ pub struct SignedCheckpoint {
 pub struct Cosignature {
     pub tree_size: i64,
     /// The witness's key name: its member id.
-    pub witness: String,
+    pub witness: MemberId,
     /// When the witness cosigned, in seconds since the UNIX epoch.
     pub timestamp: i64,
     /// The C2SP signature line, without its newline.
@@ -78,20 +88,19 @@ pub struct Cosignature {
 #[diesel(table_name = ledger_cosignatures)]
 pub struct NewCosignature<'a> {
     pub tree_size: i64,
-    pub witness: &'a str,
+    pub witness: &'a MemberId,
     pub timestamp: i64,
     pub signature_line: &'a str,
 }
 
-const GRANT_REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
-
 /// What a regulator may filter entries by. Every filter is on an indexed column.
 #[derive(Debug, Clone, Default)]
 pub struct EntryFilter {
+    /// A type name: one that names no kind of entry matches nothing.
     pub entry_type: Option<String>,
-    pub submitter: Option<String>,
-    pub subject: Option<String>,
-    pub grant_id: Option<String>,
+    pub submitter: Option<MemberId>,
+    pub subject: Option<PatientKey>,
+    pub grant_id: Option<GrantId>,
     pub from_ms: Option<i64>,
     pub until_ms: Option<i64>,
     /// Only entries with an index greater than this (paging cursor).
@@ -102,6 +111,8 @@ pub struct EntryFilter {
 pub enum StoreError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Corrupt(Corrupt),
     #[error("the stored tree is missing node {0:?}")]
     MissingNode(NodeId),
     #[error("a stored hash is not 32 bytes")]
@@ -112,7 +123,10 @@ pub enum StoreError {
 
 impl From<diesel::result::Error> for StoreError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(DbError::Query(e))
+        match Corrupt::of(&e) {
+            Some(corrupt) => Self::Corrupt(corrupt),
+            None => Self::Db(DbError::Query(e)),
+        }
     }
 }
 
@@ -178,7 +192,7 @@ impl LedgerStore {
     pub fn append(
         &self,
         conn: &mut DbConnection,
-        entries: &[NewEntry],
+        entries: &[EntryRow],
         nodes: &[(NodeId, Hash)],
     ) -> Result<(), StoreError> {
         let node_rows = nodes
@@ -311,7 +325,7 @@ impl LedgerStore {
     }
 
     /// Every logged entry of one type, in log order.
-    pub fn entry_bodies_of_type(&self, entry_type: &str) -> Result<Vec<String>, StoreError> {
+    pub fn entry_bodies_of_type(&self, entry_type: EventKind) -> Result<Vec<String>, StoreError> {
         Ok(ledger_entries::table
             .filter(ledger_entries::entry_type.eq(entry_type))
             .order(ledger_entries::idx.asc())
@@ -322,14 +336,14 @@ impl LedgerStore {
     /// Which of `grants` have a `grant.revoked` entry in the log.
     pub fn revoked_among(
         &self,
-        grants: &[String],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        grants: &[GrantId],
+    ) -> Result<std::collections::HashSet<GrantId>, StoreError> {
         let mut revoked = std::collections::HashSet::new();
         let mut conn = self.conn()?;
         // Bounded so a batch never exceeds a backend's bind-parameter limit.
         for chunk in grants.chunks(500) {
-            let found: Vec<Option<String>> = ledger_entries::table
-                .filter(ledger_entries::entry_type.eq(GRANT_REVOKED))
+            let found: Vec<Option<GrantId>> = ledger_entries::table
+                .filter(ledger_entries::entry_type.eq(EventKind::GrantRevoked))
                 .filter(ledger_entries::grant_id.eq_any(chunk))
                 .select(ledger_entries::grant_id)
                 .load(&mut conn)?;
@@ -339,7 +353,7 @@ impl LedgerStore {
     }
 
     /// Whether an entry of `entry_type` names `grant_id` (e.g. a revocation).
-    pub fn grant_has(&self, entry_type: &str, grant_id: &str) -> Result<bool, StoreError> {
+    pub fn grant_has(&self, entry_type: EventKind, grant_id: &GrantId) -> Result<bool, StoreError> {
         let found: Option<i64> = ledger_entries::table
             .filter(ledger_entries::grant_id.eq(grant_id))
             .filter(ledger_entries::entry_type.eq(entry_type))
@@ -389,11 +403,11 @@ impl LedgerStore {
         if let Some(s) = &filter.submitter {
             query = query.filter(ledger_entries::submitter.eq(s.clone()));
         }
-        if let Some(s) = &filter.subject {
-            query = query.filter(ledger_entries::subject.eq(s.clone()));
+        if let Some(s) = filter.subject {
+            query = query.filter(ledger_entries::subject.eq(s));
         }
-        if let Some(g) = &filter.grant_id {
-            query = query.filter(ledger_entries::grant_id.eq(g.clone()));
+        if let Some(g) = filter.grant_id {
+            query = query.filter(ledger_entries::grant_id.eq(g));
         }
         if let Some(from) = filter.from_ms {
             query = query.filter(ledger_entries::entry_time.ge(from));

@@ -19,6 +19,9 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+// The protocol's stored types as columns of either backend.
+locus_protocol::multi_backend_sql_types!(MultiBackend);
+
 pub type Pool = r2d2::Pool<DbManager>;
 pub type PooledConnection = r2d2::PooledConnection<DbManager>;
 

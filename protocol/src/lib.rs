@@ -120,4 +120,6 @@ pub mod roles;
 pub mod scope;
 pub mod seal;
 pub mod signing;
+#[cfg(feature = "diesel")]
+pub mod sql;
 pub mod text;

@@ -29,7 +29,7 @@ both_backends!(acts_are_validated_logged_once_and_recovered);
 /// yet under a checkpoint count too).
 fn logged(ledger: &LedgerStore, kind: &str) -> Vec<Value> {
     ledger
-        .entry_bodies_of_type(kind)
+        .entry_bodies_of_type(kind.parse().unwrap())
         .unwrap()
         .iter()
         .map(|b| serde_json::from_str(b).unwrap())
@@ -388,12 +388,12 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
         );
         let signed = SignedEntry::sign(entry, &network.consent.key).unwrap();
         let row = Device {
-            device_id: device.device().to_string(),
-            patient_key: patient.to_string(),
+            device_id: device.device(),
+            patient_key: patient,
             public_jwk: serde_json::to_string(&device.signer.public_jwk()).unwrap(),
             enrolled_at: time_ms,
             removed_at: None,
-            code_issuer: "hospital-a".into(),
+            code_issuer: "hospital-a".parse().unwrap(),
         };
         let act = Act {
             entries: vec![String::from_utf8(signed.canonical_bytes().to_vec()).unwrap()],
@@ -433,10 +433,7 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
     );
     for device in &phones {
         assert!(
-            consent_store
-                .device(&device.device().to_string())
-                .unwrap()
-                .is_some(),
+            consent_store.device(&device.device()).unwrap().is_some(),
             "applied"
         );
         let mine = logged(&ledger, "device.enrolled")

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use locus_consent::audit::{check_grants, parse_entries};
 use locus_ledger::merkle::{rfc9162_leaf_hash, CompactRange, NodeReader as _};
-use locus_ledger::store::{LedgerStore, NewEntry};
+use locus_ledger::store::{EntryRow, LedgerStore};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::load_or_create_signing_key;
 use locus_platform::pki::{certificate_der, CertificateAuthority};
@@ -425,18 +425,7 @@ fn append_unchecked(store: &LedgerStore, entry: &SignedEntry) -> u64 {
     let bytes = entry.canonical_bytes();
     let leaf_hash = rfc9162_leaf_hash(bytes);
     let nodes = range.append(leaf_hash);
-    let event = &entry.entry().event;
-    let row = NewEntry {
-        idx: i64::try_from(size).unwrap(),
-        leaf_hash: leaf_hash.to_vec(),
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-        entry_type: event.kind().to_owned(),
-        submitter: entry.entry().submitter.to_string(),
-        subject: event.subject().map(ToString::to_string),
-        grant_id: event.grant().map(ToString::to_string),
-        entry_time: entry.entry().time_ms,
-        sequenced_at: now_ms(),
-    };
+    let row = EntryRow::new(i64::try_from(size).unwrap(), entry, &leaf_hash, now_ms());
     let mut conn = store.conn().unwrap();
     store.append(&mut conn, &[row], &nodes).unwrap();
     size
