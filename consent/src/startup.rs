@@ -14,9 +14,11 @@ use locus_platform::config::{authority_key, required, ConfigError};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
+use locus_platform::launch::Launch;
 use locus_platform::server::serve;
 use locus_platform::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
 use locus_protocol::directory::MemberStatus;
+use serde_json::{Map, Value};
 use utoipa::OpenApi as _;
 
 use crate::acts::{Consent, InFlight, Limits};
@@ -201,6 +203,30 @@ impl Application {
         result
     }
 }
+
+impl Launch for Application {
+    const SERVICE: &'static str = "consent";
+    type Config = Config;
+    type Error = StartupError;
+
+    fn build(config: &Config) -> Result<Self, StartupError> {
+        Self::build(config)
+    }
+
+    fn ready(&self) -> Map<String, Value> {
+        Map::from_iter([
+            ("url".into(), self.member_url.clone().into()),
+            ("patient_url".into(), self.patient_url.clone().into()),
+        ])
+    }
+
+    async fn run(self, _: &Config) -> std::io::Result<()> {
+        self.run_until_stopped(DIRECTORY_REFRESH).await
+    }
+}
+
+/// How often the running service re-reads the directory from the ledger.
+const DIRECTORY_REFRESH: Duration = Duration::from_millis(500);
 
 /// How often acts left over are tried again.
 const ACT_RETRY: Duration = Duration::from_secs(2);

@@ -15,9 +15,11 @@ use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
 use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
+use locus_platform::launch::Launch;
 use locus_platform::server::serve;
 use locus_platform::tls::{http_client, record_peer_certificate, server_acceptor};
 use locus_protocol::ids::{HospitalId, MemberId};
+use serde_json::{Map, Value};
 use utoipa::OpenApi as _;
 
 use crate::config::Config;
@@ -205,6 +207,24 @@ impl Application {
         publishing.abort();
         witnessing.abort();
         result
+    }
+}
+
+impl Launch for Application {
+    const SERVICE: &'static str = "hospital-connector";
+    type Config = Config;
+    type Error = StartupError;
+
+    fn build(config: &Config) -> Result<Self, StartupError> {
+        Self::build(config)
+    }
+
+    fn ready(&self) -> Map<String, Value> {
+        Map::from_iter([("url".into(), self.url.clone().into())])
+    }
+
+    async fn run(self, config: &Config) -> std::io::Result<()> {
+        self.run_until_stopped(config).await
     }
 }
 

@@ -21,10 +21,12 @@ use locus_platform::access::{members_only, PeerGate};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_or_create_signing_key, write_secret_file};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
+use locus_platform::launch::Launch;
 use locus_platform::server::serve;
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::MemberId;
 use prometheus::{Encoder as _, Registry, TextEncoder};
+use serde_json::{Map, Value};
 use utoipa::OpenApi as _;
 
 use crate::api::{IndexApiDoc, IndexState};
@@ -202,6 +204,27 @@ impl Application {
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+impl Launch for Application {
+    const SERVICE: &'static str = "index-service";
+    type Config = Config;
+    type Error = StartupError;
+
+    fn build(config: &Config) -> Result<Self, StartupError> {
+        Self::build(config)
+    }
+
+    fn ready(&self) -> Map<String, Value> {
+        Map::from_iter([
+            ("url".into(), self.url.clone().into()),
+            ("ledger_vkey".into(), self.vkey.clone().into()),
+        ])
+    }
+
+    async fn run(self, _: &Config) -> std::io::Result<()> {
+        self.run_until_stopped().await
     }
 }
 
