@@ -4,18 +4,17 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse};
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
 use locus_platform::access::{members_only, PeerGate};
-use locus_platform::config::{authority_key, required, ConfigError};
+use locus_platform::config::{authority_key, required};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
-use locus_platform::launch::Launch;
-use locus_platform::server::serve;
+use locus_platform::launch::{Launch, StartupError};
+use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
 use locus_protocol::directory::MemberStatus;
 use serde_json::{Map, Value};
@@ -30,44 +29,23 @@ use crate::throttle::Throttles;
 
 const BODY_LIMIT: usize = 16 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    KeyFile(#[from] locus_platform::files::KeyFileError),
-    #[error(transparent)]
-    Tls(#[from] locus_platform::tls::TlsError),
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
-}
-
 /// The consent service, bound and ready: one server for members (mutual
 /// TLS), one for patients' devices.
+#[derive(Debug)]
 pub struct Application {
-    members: Server,
-    patients: Server,
+    members: Serving,
+    patients: Serving,
     pub member_url: String,
     pub patient_url: String,
     consent: Arc<Consent>,
 }
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("member_url", &self.member_url)
-            .finish_non_exhaustive()
-    }
-}
+impl Launch for Application {
+    const SERVICE: &'static str = "consent";
+    type Config = Config;
+    type Error = StartupError;
 
-impl Application {
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
+    fn build(config: &Config) -> Result<Self, StartupError> {
         let member = config
             .member_id
             .parse()
@@ -80,7 +58,8 @@ impl Application {
         let authority = authority_key(&config.authority_key)?;
         let tls = config.tls()?;
         let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)?;
+        let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)
+            .map_err(StartupError::store)?;
         let http = http_client(&tls, Duration::from_secs(15))?;
         let ledger = LedgerClient::new(index_url, verifier, http);
         let consent = Arc::new(Consent {
@@ -164,6 +143,19 @@ impl Application {
         })
     }
 
+    fn ready(&self) -> Map<String, Value> {
+        Map::from_iter([
+            ("url".into(), self.member_url.clone().into()),
+            ("patient_url".into(), self.patient_url.clone().into()),
+        ])
+    }
+
+    async fn run(self, _: &Config) -> std::io::Result<()> {
+        self.run_until_stopped(DIRECTORY_REFRESH).await
+    }
+}
+
+impl Application {
     pub fn consent(&self) -> Arc<Consent> {
         Arc::clone(&self.consent)
     }
@@ -201,27 +193,6 @@ impl Application {
         directory.abort();
         acts.abort();
         result
-    }
-}
-
-impl Launch for Application {
-    const SERVICE: &'static str = "consent";
-    type Config = Config;
-    type Error = StartupError;
-
-    fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build(config)
-    }
-
-    fn ready(&self) -> Map<String, Value> {
-        Map::from_iter([
-            ("url".into(), self.member_url.clone().into()),
-            ("patient_url".into(), self.patient_url.clone().into()),
-        ])
-    }
-
-    async fn run(self, _: &Config) -> std::io::Result<()> {
-        self.run_until_stopped(DIRECTORY_REFRESH).await
     }
 }
 

@@ -4,19 +4,18 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse};
 use locus_index_service::client::IndexClient;
 use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::note::NoteVerifier;
-use locus_platform::config::{authority_key, required, ConfigError};
+use locus_platform::config::{authority_key, required};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
 use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
-use locus_platform::launch::Launch;
-use locus_platform::server::serve;
+use locus_platform::launch::{Launch, StartupError};
+use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{http_client, record_peer_certificate, server_acceptor};
 use locus_protocol::ids::{HospitalId, MemberId};
 use serde_json::{Map, Value};
@@ -29,42 +28,21 @@ use crate::records::RecordStore;
 /// Bodies outside the routes that bound their own: none of them takes one.
 const DEFAULT_BODY_LIMIT: usize = 0;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-    #[error(transparent)]
-    Store(#[from] crate::records::StoreError),
-    #[error(transparent)]
-    KeyFile(#[from] locus_platform::files::KeyFileError),
-    #[error(transparent)]
-    Tls(#[from] locus_platform::tls::TlsError),
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
-}
-
 /// A connector, bound and ready to serve.
+#[derive(Debug)]
 pub struct Application {
-    server: Server,
+    server: Serving,
     port: u16,
     url: String,
     node: Arc<Node>,
 }
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
+impl Launch for Application {
+    const SERVICE: &'static str = "hospital-connector";
+    type Config = Config;
+    type Error = StartupError;
 
-impl Application {
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
+    fn build(config: &Config) -> Result<Self, StartupError> {
         let member: MemberId = required(&config.member_id, "LOCUS_MEMBER_ID is required")?
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
@@ -80,7 +58,8 @@ impl Application {
         let tls = config.tls()?;
 
         let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)?;
+        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)
+            .map_err(StartupError::store)?;
         let http = http_client(&tls, Duration::from_secs(15))?;
         let ledger = LedgerClient::new(index_url, verifier, http.clone());
         let node = Arc::new(Node {
@@ -140,6 +119,16 @@ impl Application {
         })
     }
 
+    fn ready(&self) -> Map<String, Value> {
+        Map::from_iter([("url".into(), self.url.clone().into())])
+    }
+
+    async fn run(self, config: &Config) -> std::io::Result<()> {
+        self.run_until_stopped(config).await
+    }
+}
+
+impl Application {
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -207,24 +196,6 @@ impl Application {
         publishing.abort();
         witnessing.abort();
         result
-    }
-}
-
-impl Launch for Application {
-    const SERVICE: &'static str = "hospital-connector";
-    type Config = Config;
-    type Error = StartupError;
-
-    fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build(config)
-    }
-
-    fn ready(&self) -> Map<String, Value> {
-        Map::from_iter([("url".into(), self.url.clone().into())])
-    }
-
-    async fn run(self, config: &Config) -> std::io::Result<()> {
-        self.run_until_stopped(config).await
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::Server;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{from_fn, Condition, Next};
@@ -22,7 +21,7 @@ use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_or_create_signing_key, write_secret_file};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
 use locus_platform::launch::Launch;
-use locus_platform::server::serve;
+use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::MemberId;
 use prometheus::{Encoder as _, Registry, TextEncoder};
@@ -58,24 +57,21 @@ pub enum StartupError {
 }
 
 /// A built, bound, not yet running service.
+#[derive(Debug)]
 pub struct Application {
-    server: Server,
+    server: Serving,
     port: u16,
     url: String,
     vkey: String,
     sequencer_thread: JoinHandle<()>,
 }
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
-}
+impl Launch for Application {
+    const SERVICE: &'static str = "index-service";
+    type Config = Config;
+    type Error = StartupError;
 
-impl Application {
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
+    fn build(config: &Config) -> Result<Self, StartupError> {
         let url = DatabaseUrl::parse(&config.database_url)?;
         let pool = db::connect(&url, config.db_pool_size)?;
         let store = LedgerStore::open(pool.clone())?;
@@ -178,6 +174,19 @@ impl Application {
         })
     }
 
+    fn ready(&self) -> Map<String, Value> {
+        Map::from_iter([
+            ("url".into(), self.url.clone().into()),
+            ("ledger_vkey".into(), self.vkey.clone().into()),
+        ])
+    }
+
+    async fn run(self, _: &Config) -> std::io::Result<()> {
+        self.run_until_stopped().await
+    }
+}
+
+impl Application {
     /// Where the service answers, e.g. `https://127.0.0.1:7300`.
     pub fn url(&self) -> &str {
         &self.url
@@ -204,27 +213,6 @@ impl Application {
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
-    }
-}
-
-impl Launch for Application {
-    const SERVICE: &'static str = "index-service";
-    type Config = Config;
-    type Error = StartupError;
-
-    fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build(config)
-    }
-
-    fn ready(&self) -> Map<String, Value> {
-        Map::from_iter([
-            ("url".into(), self.url.clone().into()),
-            ("ledger_vkey".into(), self.vkey.clone().into()),
-        ])
-    }
-
-    async fn run(self, _: &Config) -> std::io::Result<()> {
-        self.run_until_stopped().await
     }
 }
 

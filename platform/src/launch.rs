@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::config::{ConfigError, Settings};
+use crate::db::DbError;
+use crate::files::KeyFileError;
+use crate::tls::TlsError;
 
 /// A service a binary runs.
 pub trait Launch: Sized {
@@ -27,8 +30,7 @@ pub trait Launch: Sized {
     fn run(self, config: &Self::Config) -> impl Future<Output = std::io::Result<()>>;
 }
 
-/// What `--help` and `--version` say: [`program!`](crate::program) fills in
-/// the binary's package name and version.
+/// What `--help` and `--version` say.
 #[derive(Debug, Clone, Copy)]
 pub struct Program {
     pub name: &'static str,
@@ -36,14 +38,18 @@ pub struct Program {
     pub about: &'static str,
 }
 
-/// `program!("what it is")`: the calling package's [`Program`].
+/// `main!(Service, "what it is")`: a binary's `main`, which [`launch`]es
+/// `Service` under the calling package's name and version.
 #[macro_export]
-macro_rules! program {
-    ($about:literal) => {
-        $crate::launch::Program {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
-            about: $about,
+macro_rules! main {
+    ($service:ty, $about:literal) => {
+        fn main() -> ::anyhow::Result<()> {
+            $crate::launch::launch::<$service>($crate::launch::Program {
+                name: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+                about: $about,
+            })?;
+            Ok(())
         }
     };
 }
@@ -59,6 +65,33 @@ pub enum LaunchError {
     },
     #[error(transparent)]
     Run(#[from] std::io::Error),
+}
+
+/// Why a service cannot start: its settings, storage, keys, certificates
+/// or listeners.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The service's own store refused to open (see [`StartupError::store`]).
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+impl StartupError {
+    pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Store(Box::new(e))
+    }
 }
 
 #[derive(Debug, clap::Parser)]
