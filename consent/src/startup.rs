@@ -6,18 +6,15 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse};
-use locus_ledger::client::{DirectoryFollower, LedgerClient};
-use locus_ledger::note::NoteVerifier;
+use locus_ledger::startup::follow;
 use locus_platform::access::{members_only, PeerGate};
-use locus_platform::config::{authority_key, required};
-use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
 use locus_platform::launch::{Launch, StartupError};
 use locus_platform::server::{serve, Serving};
-use locus_platform::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
+use locus_platform::tls::{public_acceptor, record_peer_certificate, server_acceptor};
 use locus_protocol::directory::MemberStatus;
-use serde_json::{Map, Value};
+use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::acts::{Consent, InFlight, Limits};
@@ -50,25 +47,15 @@ impl Launch for Application {
             .member_id
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
-        let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
-        let verifier = NoteVerifier::from_vkey(
-            required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?.trim(),
-        )
-        .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
-        let authority = authority_key(&config.authority_key)?;
-        let tls = config.tls()?;
-        let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)
-            .map_err(StartupError::store)?;
-        let http = http_client(&tls, Duration::from_secs(15))?;
-        let ledger = LedgerClient::new(index_url, verifier, http);
+        let followed = follow(config.follower(), ConsentStore::open)?;
+        let tls = followed.tls;
         let consent = Arc::new(Consent {
             member,
             key: load_or_create_signing_key(&config.member_key_file)?,
             linkage: load_linkage_key(&config.linkage_key_file)?,
-            store,
-            directory: DirectoryFollower::new(ledger.clone(), authority),
-            ledger,
+            store: followed.store,
+            directory: followed.directory,
+            ledger: followed.ledger,
             sessions: SessionKeys::generate(),
             throttles: Throttles::default(),
             in_flight: InFlight::default(),
@@ -143,11 +130,8 @@ impl Launch for Application {
         })
     }
 
-    fn ready(&self) -> Map<String, Value> {
-        Map::from_iter([
-            ("url".into(), self.member_url.clone().into()),
-            ("patient_url".into(), self.patient_url.clone().into()),
-        ])
+    fn ready(&self) -> Value {
+        json!({ "url": self.member_url, "patient_url": self.patient_url })
     }
 
     async fn run(self, _: &Config) -> std::io::Result<()> {

@@ -2,23 +2,20 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse};
 use locus_index_service::client::IndexClient;
-use locus_ledger::client::{DirectoryFollower, LedgerClient};
-use locus_ledger::note::NoteVerifier;
-use locus_platform::config::{authority_key, required};
-use locus_platform::db::{self, DatabaseUrl};
+use locus_ledger::startup::follow;
+use locus_platform::config::required;
 use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
 use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
 use locus_platform::launch::{Launch, StartupError};
 use locus_platform::server::{serve, Serving};
-use locus_platform::tls::{http_client, record_peer_certificate, server_acceptor};
+use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::{HospitalId, MemberId};
-use serde_json::{Map, Value};
+use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::config::Config;
@@ -50,18 +47,8 @@ impl Launch for Application {
             .as_str()
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a hospital id"))?;
-        let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
-        let vkey = required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?;
-        let verifier = NoteVerifier::from_vkey(vkey.trim())
-            .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
-        let authority = authority_key(&config.authority_key)?;
-        let tls = config.tls()?;
-
-        let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)
-            .map_err(StartupError::store)?;
-        let http = http_client(&tls, Duration::from_secs(15))?;
-        let ledger = LedgerClient::new(index_url, verifier, http.clone());
+        let followed = follow(config.follower(), RecordStore::open)?;
+        let tls = followed.tls;
         let node = Arc::new(Node {
             hospital,
             member,
@@ -69,11 +56,11 @@ impl Launch for Application {
             x25519: load_or_create_x25519_key(&config.x25519_key_file)?,
             linkage: load_linkage_key(&config.linkage_key_file)?,
             identifier_system: config.identifier_system.clone(),
-            store,
-            index: IndexClient::new(index_url, http.clone()),
-            directory: DirectoryFollower::new(ledger.clone(), authority),
-            ledger,
-            http,
+            store: followed.store,
+            index: IndexClient::new(&followed.index_url, followed.http.clone()),
+            directory: followed.directory,
+            ledger: followed.ledger,
+            http: followed.http,
         });
 
         let listener = TcpListener::bind(config.listen)?;
@@ -119,8 +106,8 @@ impl Launch for Application {
         })
     }
 
-    fn ready(&self) -> Map<String, Value> {
-        Map::from_iter([("url".into(), self.url.clone().into())])
+    fn ready(&self) -> Value {
+        json!({ "url": self.url })
     }
 
     async fn run(self, config: &Config) -> std::io::Result<()> {

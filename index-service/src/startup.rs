@@ -25,7 +25,7 @@ use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::MemberId;
 use prometheus::{Encoder as _, Registry, TextEncoder};
-use serde_json::{Map, Value};
+use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::api::{IndexApiDoc, IndexState};
@@ -174,11 +174,8 @@ impl Launch for Application {
         })
     }
 
-    fn ready(&self) -> Map<String, Value> {
-        Map::from_iter([
-            ("url".into(), self.url.clone().into()),
-            ("ledger_vkey".into(), self.vkey.clone().into()),
-        ])
+    fn ready(&self) -> Value {
+        json!({ "url": self.url, "ledger_vkey": self.vkey })
     }
 
     async fn run(self, _: &Config) -> std::io::Result<()> {

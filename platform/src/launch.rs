@@ -23,8 +23,9 @@ pub trait Launch: Sized {
     /// Builds and binds the service; nothing is served yet.
     fn build(config: &Self::Config) -> Result<Self, Self::Error>;
 
-    /// What the ready line says besides the service's name: at least `url`.
-    fn ready(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// What the ready line says besides the service's name: an object, with
+    /// at least `url`.
+    fn ready(&self) -> serde_json::Value;
 
     /// Serves until stopped.
     fn run(self, config: &Self::Config) -> impl Future<Output = std::io::Result<()>>;
@@ -119,7 +120,9 @@ pub fn launch<S: Launch>(program: Program) -> Result<(), LaunchError> {
         })?;
         let mut ready = serde_json::Map::new();
         ready.insert("service".into(), S::SERVICE.into());
-        ready.extend(service.ready());
+        if let serde_json::Value::Object(fields) = service.ready() {
+            ready.extend(fields);
+        }
         #[allow(clippy::print_stdout)]
         {
             println!("{}", serde_json::Value::Object(ready));
