@@ -24,6 +24,7 @@ use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{
     load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key,
 };
+use locus_platform::launch::Launch as _;
 use locus_platform::pki::{certificate_der, CertificateAuthority};
 use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use locus_hospital_connector::config::Config;
 use locus_hospital_connector::import::{import_paths, ImportProgress};
 use locus_hospital_connector::records::RecordStore;
+use locus_platform::config::Settings as _;
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::load_linkage_key;
 

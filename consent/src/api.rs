@@ -1,13 +1,13 @@
 //! The consent service's HTTP APIs: one for consortium members over mutual
 //! TLS (`/consent/...`), one for patients' devices (`/patient/...`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use locus_platform::http::{json_config, json_error, ErrorBody, Json};
+use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::consent::{Decision, Revocation, RuleRevocation, StandingRule};
 use locus_protocol::device::DeviceKeyId;
@@ -22,21 +22,25 @@ use utoipa::ToSchema;
 use crate::acts::{ActError, Consent, HistoryEvent};
 use crate::session::Session;
 
-impl ResponseError for ActError {
-    fn status_code(&self) -> StatusCode {
+impl ApiError for ActError {
+    const SUBJECT: &'static str = "consent request";
+
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::BadRequest(_) | Self::Wider(_) => StatusCode::BAD_REQUEST,
-            Self::BadCode | Self::Unauthenticated | Self::BadSignature => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::AlreadyDecided | Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Ledger(_) | Self::Pending | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadRequest(_) | Self::Wider(_) => ErrorKind::BadRequest,
+            Self::BadCode | Self::Unauthenticated | Self::BadSignature => {
+                ErrorKind::Unauthenticated
+            }
+            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::AlreadyDecided | Self::Conflict(_) => ErrorKind::Conflict,
+            Self::TooMany(wait) => ErrorKind::TooMany { retry_after: *wait },
+            Self::Ledger(_) | Self::Pending | Self::Unavailable => ErrorKind::Unavailable,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let code = match self {
+    fn code(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             Self::BadRequest(_) => "bad_request",
             Self::Wider(_) => "wider_than_requested",
             Self::BadCode => "bad_enrolment_code",
@@ -50,23 +54,11 @@ impl ResponseError for ActError {
             Self::Ledger(_) => "ledger_refused",
             Self::Pending => "ledger_unavailable",
             Self::Unavailable => "unavailable",
-        };
-        if self.status_code().is_server_error() {
-            tracing::error!(error = ?self, "consent request failed");
-        } else {
-            tracing::info!(code, "consent request refused");
-        }
-        let mut response = json_error(self.status_code(), code, &self.to_string());
-        if let Self::TooMany(wait) = self {
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
-                response
-                    .headers_mut()
-                    .insert(actix_web::http::header::RETRY_AFTER, value);
-            }
-        }
-        response
+        })
     }
 }
+
+locus_platform::response_error!(ActError);
 
 type State = web::Data<Arc<Consent>>;
 

@@ -4,19 +4,17 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse};
-use locus_ledger::client::{DirectoryFollower, LedgerClient};
-use locus_ledger::note::NoteVerifier;
+use locus_ledger::startup::follow;
 use locus_platform::access::{members_only, PeerGate};
-use locus_platform::config::{authority_key, required, ConfigError};
-use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
-use locus_platform::server::serve;
-use locus_platform::tls::{http_client, public_acceptor, record_peer_certificate, server_acceptor};
+use locus_platform::launch::{Launch, StartupError};
+use locus_platform::server::{serve, Serving};
+use locus_platform::tls::{public_acceptor, record_peer_certificate, server_acceptor};
 use locus_protocol::directory::MemberStatus;
+use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::acts::{Consent, InFlight, Limits};
@@ -28,66 +26,36 @@ use crate::throttle::Throttles;
 
 const BODY_LIMIT: usize = 16 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    KeyFile(#[from] locus_platform::files::KeyFileError),
-    #[error(transparent)]
-    Tls(#[from] locus_platform::tls::TlsError),
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
-}
-
 /// The consent service, bound and ready: one server for members (mutual
 /// TLS), one for patients' devices.
+#[derive(Debug)]
 pub struct Application {
-    members: Server,
-    patients: Server,
+    members: Serving,
+    patients: Serving,
     pub member_url: String,
     pub patient_url: String,
     consent: Arc<Consent>,
 }
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("member_url", &self.member_url)
-            .finish_non_exhaustive()
-    }
-}
+impl Launch for Application {
+    const SERVICE: &'static str = "consent";
+    type Config = Config;
+    type Error = StartupError;
 
-impl Application {
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
+    fn build(config: &Config) -> Result<Self, StartupError> {
         let member = config
             .member_id
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
-        let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
-        let verifier = NoteVerifier::from_vkey(
-            required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?.trim(),
-        )
-        .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
-        let authority = authority_key(&config.authority_key)?;
-        let tls = config.tls()?;
-        let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)?;
-        let http = http_client(&tls, Duration::from_secs(15))?;
-        let ledger = LedgerClient::new(index_url, verifier, http);
+        let followed = follow(config.follower(), ConsentStore::open)?;
+        let tls = followed.tls;
         let consent = Arc::new(Consent {
             member,
             key: load_or_create_signing_key(&config.member_key_file)?,
             linkage: load_linkage_key(&config.linkage_key_file)?,
-            store,
-            directory: DirectoryFollower::new(ledger.clone(), authority),
-            ledger,
+            store: followed.store,
+            directory: followed.directory,
+            ledger: followed.ledger,
             sessions: SessionKeys::generate(),
             throttles: Throttles::default(),
             in_flight: InFlight::default(),
@@ -162,6 +130,16 @@ impl Application {
         })
     }
 
+    fn ready(&self) -> Value {
+        json!({ "url": self.member_url, "patient_url": self.patient_url })
+    }
+
+    async fn run(self, _: &Config) -> std::io::Result<()> {
+        self.run_until_stopped(DIRECTORY_REFRESH).await
+    }
+}
+
+impl Application {
     pub fn consent(&self) -> Arc<Consent> {
         Arc::clone(&self.consent)
     }
@@ -201,6 +179,9 @@ impl Application {
         result
     }
 }
+
+/// How often the running service re-reads the directory from the ledger.
+const DIRECTORY_REFRESH: Duration = Duration::from_millis(500);
 
 /// How often acts left over are tried again.
 const ACT_RETRY: Duration = Duration::from_secs(2);

@@ -12,17 +12,17 @@
 //! failed check is a refusal, logged as `access.refused`, and no release is
 //! logged. Once the release is logged, nothing a peer sent can stop it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::web;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use locus_index_service::api::MAX_SEALED_BYTES;
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
 use locus_platform::access::{check_grant, Refused};
-use locus_platform::http::{json_error, ErrorBody, Json};
+use locus_platform::http::{ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
@@ -122,13 +122,23 @@ pub enum RetrieveError {
     Unavailable,
 }
 
-impl RetrieveError {
-    fn code(&self) -> String {
+impl ApiError for RetrieveError {
+    const SUBJECT: &'static str = "retrieval";
+
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Refused(r) => serde_json::to_value(r.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "refused".into()),
+            Self::Refused(_) => ErrorKind::Forbidden,
+            Self::BadRequest(_) => ErrorKind::BadRequest,
+            Self::RequesterKey => ErrorKind::Conflict,
+            Self::LedgerUnavailable | Self::Unavailable => ErrorKind::Unavailable,
+            // Only this hospital's own store or clock can cause these.
+            Self::Integrity | Self::ReleaseFailed => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> Cow<'static, str> {
+        match self {
+            Self::Refused(r) => r.code(),
             Self::BadRequest(_) => "bad_request".into(),
             Self::RequesterKey => "requester_key_unusable".into(),
             Self::LedgerUnavailable => "ledger_unavailable".into(),
@@ -139,28 +149,7 @@ impl RetrieveError {
     }
 }
 
-impl ResponseError for RetrieveError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Refused(_) => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::RequesterKey => StatusCode::CONFLICT,
-            Self::LedgerUnavailable | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            // Only this hospital's own store or clock can cause these.
-            Self::Integrity | Self::ReleaseFailed => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?self, "retrieval failed");
-        } else {
-            tracing::info!(code = %self.code(), "retrieval refused");
-        }
-        json_error(status, &self.code(), &self.to_string())
-    }
-}
+locus_platform::response_error!(RetrieveError);
 
 /// Releases one record under a grant (mutual TLS).
 #[utoipa::path(post, path = "/connector/retrieve", tag = "connector", request_body = RetrieveRequest,

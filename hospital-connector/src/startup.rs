@@ -2,22 +2,20 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse};
 use locus_index_service::client::IndexClient;
-use locus_ledger::client::{DirectoryFollower, LedgerClient};
-use locus_ledger::note::NoteVerifier;
-use locus_platform::config::{authority_key, required, ConfigError};
-use locus_platform::db::{self, DatabaseUrl};
+use locus_ledger::startup::follow;
+use locus_platform::config::required;
 use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
 use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
-use locus_platform::server::serve;
-use locus_platform::tls::{http_client, record_peer_certificate, server_acceptor};
+use locus_platform::launch::{Launch, StartupError};
+use locus_platform::server::{serve, Serving};
+use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::{HospitalId, MemberId};
+use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::config::Config;
@@ -27,42 +25,21 @@ use crate::records::RecordStore;
 /// Bodies outside the routes that bound their own: none of them takes one.
 const DEFAULT_BODY_LIMIT: usize = 0;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Db(#[from] db::DbError),
-    #[error(transparent)]
-    Store(#[from] crate::records::StoreError),
-    #[error(transparent)]
-    KeyFile(#[from] locus_platform::files::KeyFileError),
-    #[error(transparent)]
-    Tls(#[from] locus_platform::tls::TlsError),
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
-}
-
 /// A connector, bound and ready to serve.
+#[derive(Debug)]
 pub struct Application {
-    server: Server,
+    server: Serving,
     port: u16,
     url: String,
     node: Arc<Node>,
 }
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
+impl Launch for Application {
+    const SERVICE: &'static str = "hospital-connector";
+    type Config = Config;
+    type Error = StartupError;
 
-impl Application {
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
+    fn build(config: &Config) -> Result<Self, StartupError> {
         let member: MemberId = required(&config.member_id, "LOCUS_MEMBER_ID is required")?
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
@@ -70,17 +47,8 @@ impl Application {
             .as_str()
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a hospital id"))?;
-        let index_url = required(&config.index_url, "LOCUS_INDEX_URL is required")?;
-        let vkey = required(&config.ledger_vkey, "LOCUS_LEDGER_VKEY is required")?;
-        let verifier = NoteVerifier::from_vkey(vkey.trim())
-            .map_err(|_| StartupError::Invalid("LOCUS_LEDGER_VKEY is not a C2SP verifier key"))?;
-        let authority = authority_key(&config.authority_key)?;
-        let tls = config.tls()?;
-
-        let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)?;
-        let http = http_client(&tls, Duration::from_secs(15))?;
-        let ledger = LedgerClient::new(index_url, verifier, http.clone());
+        let followed = follow(config.follower(), RecordStore::open)?;
+        let tls = followed.tls;
         let node = Arc::new(Node {
             hospital,
             member,
@@ -88,11 +56,11 @@ impl Application {
             x25519: load_or_create_x25519_key(&config.x25519_key_file)?,
             linkage: load_linkage_key(&config.linkage_key_file)?,
             identifier_system: config.identifier_system.clone(),
-            store,
-            index: IndexClient::new(index_url, http.clone()),
-            directory: DirectoryFollower::new(ledger.clone(), authority),
-            ledger,
-            http,
+            store: followed.store,
+            index: IndexClient::new(&followed.index_url, followed.http.clone()),
+            directory: followed.directory,
+            ledger: followed.ledger,
+            http: followed.http,
         });
 
         let listener = TcpListener::bind(config.listen)?;
@@ -138,6 +106,16 @@ impl Application {
         })
     }
 
+    fn ready(&self) -> Value {
+        json!({ "url": self.url })
+    }
+
+    async fn run(self, config: &Config) -> std::io::Result<()> {
+        self.run_until_stopped(config).await
+    }
+}
+
+impl Application {
     pub fn port(&self) -> u16 {
         self.port
     }

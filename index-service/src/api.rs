@@ -2,10 +2,10 @@
 //! pointers; grant holders discover the pointers their grant covers. Every
 //! discovery, and every refusal, is a ledger entry.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::web;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use locus_ledger::directory::LedgerDirectory;
@@ -13,7 +13,7 @@ use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
 use locus_platform::access::{check_discovery, Refused};
-use locus_platform::http::{json_config, json_error, ErrorBody, Json};
+use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
@@ -170,10 +170,27 @@ impl From<actix_web::error::BlockingError> for IndexError {
     }
 }
 
-impl IndexError {
-    fn code(&self) -> String {
+impl ApiError for IndexError {
+    const SUBJECT: &'static str = "index request";
+
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::Refused(r) => reason_code(r),
+            Self::Refused(_) | Self::NotCustodian => ErrorKind::Forbidden,
+            Self::BadRequest(_) => ErrorKind::BadRequest,
+            Self::TooLarge(_) => ErrorKind::TooLarge,
+            Self::Pointer(PointerError::Conflict(_)) => ErrorKind::Conflict,
+            Self::Pointer(PointerError::NotOwned(_)) => ErrorKind::NotFound,
+            Self::Pointer(PointerError::Db(_) | PointerError::Corrupt(_))
+            | Self::Unavailable
+            | Self::LedgerUnavailable(_) => {
+                ErrorKind::Unavailable
+            }
+        }
+    }
+
+    fn code(&self) -> Cow<'static, str> {
+        match self {
+            Self::Refused(r) => r.code(),
             Self::NotCustodian => "not_a_custodian".into(),
             Self::BadRequest(_) => "bad_request".into(),
             Self::TooLarge(_) => "too_large".into(),
@@ -187,37 +204,7 @@ impl IndexError {
     }
 }
 
-fn reason_code(refused: &Refused) -> String {
-    serde_json::to_value(refused.reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "refused".into())
-}
-
-impl ResponseError for IndexError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Refused(_) | Self::NotCustodian => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Pointer(PointerError::Conflict(_)) => StatusCode::CONFLICT,
-            Self::Pointer(PointerError::NotOwned(_)) => StatusCode::NOT_FOUND,
-            Self::Pointer(PointerError::Db(_) | PointerError::Corrupt(_))
-            | Self::Unavailable
-            | Self::LedgerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?self, "index request failed");
-        } else {
-            tracing::info!(code = %self.code(), "index request refused");
-        }
-        json_error(status, &self.code(), &self.to_string())
-    }
-}
+locus_platform::response_error!(IndexError);
 
 /// Registers the index routes, each path one resource (a wrong method is a
 /// 405 naming the right one) bounding its own body.

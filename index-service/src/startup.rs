@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::Server;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::{from_fn, Condition, Next};
@@ -21,10 +20,12 @@ use locus_platform::access::{members_only, PeerGate};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_or_create_signing_key, write_secret_file};
 use locus_platform::http::{json_extractors, not_found, HttpEdges};
-use locus_platform::server::serve;
+use locus_platform::launch::Launch;
+use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::MemberId;
 use prometheus::{Encoder as _, Registry, TextEncoder};
+use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::api::{IndexApiDoc, IndexState};
@@ -56,24 +57,21 @@ pub enum StartupError {
 }
 
 /// A built, bound, not yet running service.
+#[derive(Debug)]
 pub struct Application {
-    server: Server,
+    server: Serving,
     port: u16,
     url: String,
     vkey: String,
     sequencer_thread: JoinHandle<()>,
 }
 
-impl std::fmt::Debug for Application {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application")
-            .field("port", &self.port)
-            .finish_non_exhaustive()
-    }
-}
+impl Launch for Application {
+    const SERVICE: &'static str = "index-service";
+    type Config = Config;
+    type Error = StartupError;
 
-impl Application {
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
+    fn build(config: &Config) -> Result<Self, StartupError> {
         let url = DatabaseUrl::parse(&config.database_url)?;
         let pool = db::connect(&url, config.db_pool_size)?;
         let store = LedgerStore::open(pool.clone())?;
@@ -176,6 +174,16 @@ impl Application {
         })
     }
 
+    fn ready(&self) -> Value {
+        json!({ "url": self.url, "ledger_vkey": self.vkey })
+    }
+
+    async fn run(self, _: &Config) -> std::io::Result<()> {
+        self.run_until_stopped().await
+    }
+}
+
+impl Application {
     /// Where the service answers, e.g. `https://127.0.0.1:7300`.
     pub fn url(&self) -> &str {
         &self.url

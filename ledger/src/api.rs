@@ -4,9 +4,10 @@
 //! tools can follow the log; proofs, entry queries and submission are JSON.
 //! Everything served is covered by the newest signed checkpoint.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use futures::StreamExt as _;
@@ -22,7 +23,7 @@ use crate::wire::{
     CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody,
     HistoricCheckpoint, InclusionProof, LoggedEntry, Receipt,
 };
-use locus_platform::http::{json_config, stored_int, Json};
+use locus_platform::http::{json_config, stored_int, ErrorKind, Json};
 use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
 
@@ -67,9 +68,30 @@ pub enum ApiError {
     Internal(&'static str),
 }
 
-impl ApiError {
-    fn code(&self) -> &'static str {
+impl locus_platform::http::ApiError for ApiError {
+    const SUBJECT: &'static str = "ledger request";
+
+    fn kind(&self) -> ErrorKind {
         match self {
+            Self::Submit(e) => match e {
+                SubmitError::TooLarge => ErrorKind::TooLarge,
+                SubmitError::Malformed(_) | SubmitError::ClockSkew(_) => ErrorKind::BadRequest,
+                SubmitError::UnknownSubmitter
+                | SubmitError::InactiveSubmitter(_)
+                | SubmitError::BadSignature
+                | SubmitError::NotPermitted(_)
+                | SubmitError::GrantRevoked => ErrorKind::Forbidden,
+                SubmitError::Busy | SubmitError::Unavailable => ErrorKind::Unavailable,
+            },
+            Self::BadRequest(_) | Self::BeyondTree(_) => ErrorKind::BadRequest,
+            Self::NotWitness(_) | Self::BadCosignature => ErrorKind::Forbidden,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::NoCheckpoint | Self::Store(_) | Self::Internal(_) => ErrorKind::Unavailable,
+        }
+    }
+
+    fn code(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             Self::Submit(e) => match e {
                 SubmitError::TooLarge => "entry_too_large",
                 SubmitError::Malformed(_) => "malformed_entry",
@@ -90,45 +112,11 @@ impl ApiError {
             Self::BadCosignature => "bad_cosignature",
             Self::Store(_) => "storage_unavailable",
             Self::Internal(_) => "internal",
-        }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Submit(e) => match e {
-                SubmitError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                SubmitError::Malformed(_) | SubmitError::ClockSkew(_) => StatusCode::BAD_REQUEST,
-                SubmitError::UnknownSubmitter
-                | SubmitError::InactiveSubmitter(_)
-                | SubmitError::BadSignature
-                | SubmitError::NotPermitted(_)
-                | SubmitError::GrantRevoked => StatusCode::FORBIDDEN,
-                SubmitError::Busy | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            },
-            Self::BadRequest(_) | Self::BeyondTree(_) => StatusCode::BAD_REQUEST,
-            Self::NotWitness(_) | Self::BadCosignature => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::NoCheckpoint | Self::Store(_) | Self::Internal(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = ?self, "ledger request failed");
-        } else {
-            tracing::info!(code = self.code(), "ledger request refused");
-        }
-        HttpResponse::build(status).json(ErrorBody {
-            error: self.code().to_owned(),
-            message: self.to_string(),
         })
     }
 }
+
+locus_platform::response_error!(ApiError);
 
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(_: actix_web::error::BlockingError) -> Self {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod note;
 pub mod schema;
 pub mod sequencer;
+pub mod startup;
 pub mod store;
 pub mod tiles;
 pub mod wire;

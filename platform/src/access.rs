@@ -4,6 +4,7 @@
 //! it is bound to the certificate they present (RFC 8705).
 //! Revocation is checked by the caller, against the ledger it can reach.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -58,6 +59,14 @@ impl Refused {
             subject: self.subject,
             reason: self.reason,
         }))
+    }
+
+    /// The API's `error` code for this refusal: its reason as the ledger spells it.
+    pub fn code(&self) -> Cow<'static, str> {
+        serde_json::to_value(self.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .map_or(Cow::Borrowed("refused"), Cow::Owned)
     }
 
     pub fn new(reason: RefusalReason, message: &'static str) -> Self {

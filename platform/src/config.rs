@@ -2,11 +2,13 @@
 //! environment variables, which win. Each service lists its settings in
 //! `docs/configuration.md`.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
+use crate::telemetry::LogFormat;
 use crate::tls::TlsFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,14 @@ pub enum ConfigError {
     Env { name: &'static str, message: String },
     #[error("{0}")]
     Missing(&'static str),
+}
+
+/// A service's settings, as [`crate::launch`] loads them.
+pub trait Settings: Sized {
+    /// Reads `file` (if any), then applies the environment.
+    fn load(file: Option<&Path>) -> Result<Self, ConfigError>;
+
+    fn log_format(&self) -> LogFormat;
 }
 
 /// The settings in `file`, or the defaults when there is none.
@@ -61,16 +71,91 @@ where
     }
 }
 
-/// `override_from_env!(config, field => "LOCUS_FIELD", ...)` sets each field
-/// whose variable is set; `override_from_env!(config, ?field => ...)` does the
-/// same for an `Option` field.
-#[macro_export]
-macro_rules! override_from_env {
-    ($config:ident, $($field:ident => $name:literal),+ $(,)?) => {
-        $( if let Some(v) = $crate::config::env_var($name)? { $config.$field = v; } )+
+/// A setting that an environment variable, when set and not empty,
+/// overrides: parsed for a plain one, `Some(parsed)` for an optional one.
+pub trait Setting {
+    fn set_from_env(&mut self, name: &'static str) -> Result<(), ConfigError>;
+}
+
+macro_rules! parsed_settings {
+    ($($ty:ty),+) => {
+        $(
+            impl Setting for $ty {
+                fn set_from_env(&mut self, name: &'static str) -> Result<(), ConfigError> {
+                    if let Some(value) = env_var(name)? {
+                        *self = value;
+                    }
+                    Ok(())
+                }
+            }
+
+            impl Setting for Option<$ty> {
+                fn set_from_env(&mut self, name: &'static str) -> Result<(), ConfigError> {
+                    if let Some(value) = env_var(name)? {
+                        *self = Some(value);
+                    }
+                    Ok(())
+                }
+            }
+        )+
     };
-    ($config:ident, $(? $field:ident => $name:literal),+ $(,)?) => {
-        $( if let Some(v) = $crate::config::env_var($name)? { $config.$field = Some(v); } )+
+}
+
+parsed_settings!(String, PathBuf, SocketAddr, u32, u64, i64, usize, LogFormat);
+
+/// Declares a service's settings once, each with its default and the
+/// `LOCUS_*` variable that overrides it:
+///
+/// ```ignore
+/// locus_platform::settings! {
+///     pub struct Config {
+///         /// `LOCUS_LISTEN`: where to serve.
+///         pub listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7300)) => "LOCUS_LISTEN",
+///         pub log_format: LogFormat = LogFormat::Text => "LOCUS_LOG_FORMAT",
+///     }
+/// }
+/// ```
+///
+/// gives the struct (read from TOML by field name, unknown keys refused), its
+/// `Default`, and [`Settings`]: the file, then the environment. Every service
+/// has a `log_format`.
+#[macro_export]
+macro_rules! settings {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$field_meta:meta])*
+                pub $field:ident: $ty:ty = $default:expr => $var:literal,
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, ::serde::Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: $ty, )+
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { $( $field: $default, )+ }
+            }
+        }
+
+        impl $crate::config::Settings for $name {
+            fn load(
+                file: Option<&::std::path::Path>,
+            ) -> Result<Self, $crate::config::ConfigError> {
+                let mut config: Self = $crate::config::from_file(file)?;
+                $( $crate::config::Setting::set_from_env(&mut config.$field, $var)?; )+
+                Ok(config)
+            }
+
+            fn log_format(&self) -> $crate::telemetry::LogFormat {
+                self.log_format
+            }
+        }
     };
 }
 

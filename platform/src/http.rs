@@ -30,6 +30,7 @@
 //! [`MAX_URI_BYTES`] (414) and a head with more than [`MAX_HEADER_FIELDS`]
 //! fields or [`MAX_HEADER_BYTES`] of them (431), with the JSON body.
 
+use std::borrow::Cow;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -37,7 +38,7 @@ use std::rc::Rc;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::error::InternalError;
-use actix_web::http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
@@ -97,6 +98,92 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse
         error: code.to_owned(),
         message: message.to_owned(),
     })
+}
+
+/// What kind of refusal or failure an error is; the kind alone decides the
+/// HTTP status, so every service answers the same kind the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    /// Too many attempts; the client may try again after `retry_after` seconds.
+    TooMany {
+        retry_after: u64,
+    },
+    /// A fault of this node's own (its store, its clock), not of the request.
+    Internal,
+    Unavailable,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// A service's error as its API answers it: a kind, a stable machine code,
+/// and its `Display` as the message. [`response_error!`](crate::response_error)
+/// makes it an actix `ResponseError` answered by [`error_response`].
+pub trait ApiError: std::error::Error {
+    /// What failed or was refused, for the log (e.g. `"index request"`).
+    const SUBJECT: &'static str;
+
+    fn kind(&self) -> ErrorKind;
+
+    /// The `error` field of the body.
+    fn code(&self) -> Cow<'static, str>;
+}
+
+/// The one answer to every service error: the kind's status, the JSON body,
+/// `Retry-After` when the client should wait; logged as a failure when it is
+/// the server's, else as a refusal by its code.
+pub fn error_response<E: ApiError>(error: &E) -> HttpResponse {
+    let kind = error.kind();
+    let status = kind.status();
+    let code = error.code();
+    if status.is_server_error() {
+        tracing::error!(error = ?error, "{} failed", E::SUBJECT);
+    } else {
+        tracing::info!(code = %code, "{} refused", E::SUBJECT);
+    }
+    let mut response = json_error(status, &code, &error.to_string());
+    if let ErrorKind::TooMany { retry_after } = kind {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    response
+}
+
+/// `response_error!(MyError)`: `MyError` (an [`ApiError`]) answers requests
+/// through [`error_response`].
+#[macro_export]
+macro_rules! response_error {
+    ($error:ty) => {
+        impl ::actix_web::ResponseError for $error {
+            fn status_code(&self) -> ::actix_web::http::StatusCode {
+                $crate::http::ApiError::kind(self).status()
+            }
+
+            fn error_response(&self) -> ::actix_web::HttpResponse {
+                $crate::http::error_response(self)
+            }
+        }
+    };
 }
 
 /// Largest integer any Locus store holds (a signed 64-bit column). Sizes,

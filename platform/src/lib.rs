@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod files;
 pub mod http;
+pub mod launch;
 pub mod openapi;
 pub mod pki;
 pub mod server;

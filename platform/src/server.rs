@@ -9,6 +9,7 @@
 //! error body every other error has.
 
 use std::any::Any;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
@@ -24,7 +25,7 @@ use actix_service::{
 use actix_tls::accept::openssl::{Acceptor, TlsStream};
 use actix_tls::accept::TlsError;
 use actix_web::body::MessageBody;
-use actix_web::dev::{AppConfig, Extensions, Server};
+use actix_web::dev::{AppConfig, Extensions, Server, ServerHandle};
 use actix_web::http::StatusCode;
 use actix_web::rt::net::TcpStream;
 use openssl::ssl::{AlpnError, SslAcceptorBuilder};
@@ -50,7 +51,7 @@ pub fn serve<F, I, S, B>(
     listener: TcpListener,
     tls: Option<SslAcceptorBuilder>,
     on_connect: Option<OnConnect>,
-) -> io::Result<Server>
+) -> io::Result<Serving>
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
@@ -87,7 +88,31 @@ where
             .and_then(http)
         })?,
     };
-    Ok(builder.run())
+    Ok(Serving(builder.run()))
+}
+
+/// A server [`serve`] started: awaiting it serves until SIGINT, SIGTERM or
+/// its [`handle`](Self::handle) stops it.
+pub struct Serving(Server);
+
+impl Serving {
+    pub fn handle(&self) -> ServerHandle {
+        self.0.handle()
+    }
+}
+
+impl Future for Serving {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving").finish_non_exhaustive()
+    }
 }
 
 /// One worker's HTTP service over `EdgeStream<T>`, configured as

@@ -17,6 +17,7 @@ use locus_ledger::client::LedgerClient;
 use locus_ledger::merkle::Hash;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::wire::Receipt;
+use locus_platform::launch::Launch as _;
 use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::{
     Commitment, Entry, Event, MemberUpdated, RecordRetrieved, SignedEntry,

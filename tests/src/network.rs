@@ -11,6 +11,7 @@ use locus_hospital_connector::node::Node;
 use locus_hospital_connector::startup::Application as Connector;
 use locus_index_service::startup::Application as IndexService;
 use locus_platform::files::{load_or_create_signing_key, write_linkage_key};
+use locus_platform::launch::Launch as _;
 use locus_platform::pki::{certificate_der, CertificateAuthority};
 use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::directory::{MemberRole, MemberStatus};

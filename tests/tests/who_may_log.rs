@@ -13,6 +13,7 @@ use locus_ledger::merkle::{rfc9162_leaf_hash, CompactRange, NodeReader as _};
 use locus_ledger::store::{EntryRow, LedgerStore};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::load_or_create_signing_key;
+use locus_platform::launch::Launch as _;
 use locus_platform::pki::{certificate_der, CertificateAuthority};
 use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::consent::{Decision, Refusal, RequestTerms, RuleAudience, StandingRule};
