@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use locus_consent::audit::{check_grants, parse_entries};
+use locus_audit::replay::parse_entries;
+use locus_audit::rules::check_grants;
 use locus_ledger::merkle::{rfc9162_leaf_hash, CompactRange, NodeReader as _};
 use locus_ledger::store::{LedgerStore, NewEntry};
 use locus_platform::db::{self, DatabaseUrl};

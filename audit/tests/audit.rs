@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use locus_consent::audit::{check_grants, parse_entries, Finding, GrantAudit};
+use locus_audit::replay::parse_entries;
+use locus_audit::rules::{check_grants, Finding, GrantAudit};
 use locus_protocol::consent::{
     Approval, Decision, RequestTerms, Revocation, RuleAudience, StandingRule,
 };
