@@ -26,6 +26,7 @@ use locus_protocol::grant::{
     DataPeriod, GrantBasis, GrantError, PurposeOfUse, MAX_CLOCK_SKEW_SECS,
 };
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
+use locus_protocol::scope::ScopeSet;
 use locus_protocol::signing::VerifyingKey;
 use serde::Serialize;
 
@@ -503,9 +504,7 @@ impl<'a> Auditor<'a> {
                 g.purpose.code()
             ));
         }
-        if let Some(scope) = g.scope.first_outside(&approval.scope) {
-            problems.push(format!("scope {scope} is wider than {what} allows"));
-        }
+        problems.extend(wider_scope(g, &approval.scope, &what));
         if let Some(problem) = period_outside(
             g.data_period.as_ref(),
             approval.data_period.as_ref(),
@@ -513,8 +512,7 @@ impl<'a> Auditor<'a> {
         ) {
             problems.push(problem);
         }
-        let lasts = g.expires.saturating_sub(g.not_before);
-        if lasts > approval.duration_secs {
+        if let Some(lasts) = longer_than(g, approval.duration_secs) {
             problems.push(format!(
                 "the grant lasts {lasts} s, longer than the approved {} s",
                 approval.duration_secs
@@ -574,11 +572,8 @@ impl<'a> Auditor<'a> {
                 g.purpose.code()
             ));
         }
-        if let Some(scope) = g.scope.first_outside(&r.scope) {
-            problems.push(format!("scope {scope} is wider than {what} allows"));
-        }
-        let lasts = g.expires.saturating_sub(g.not_before);
-        if lasts > r.grant_duration_secs {
+        problems.extend(wider_scope(g, &r.scope, &what));
+        if let Some(lasts) = longer_than(g, r.grant_duration_secs) {
             problems.push(format!(
                 "the grant lasts {lasts} s, longer than the {} s {what} allows",
                 r.grant_duration_secs
@@ -588,9 +583,7 @@ impl<'a> Auditor<'a> {
             // The service cuts the window on the day it issues; that day is the one of
             // `not_before` or of the entry, and a day of slack covers a grant issued
             // across midnight.
-            let day = DateTime::from_timestamp(g.not_before.max(time_ms.div_euclid(1000)), 0)
-                .map(|t| t.format("%Y-%m-%d").to_string());
-            let window = day
+            let window = utc_date(g.not_before.max(time_ms.div_euclid(1000)))
                 .ok_or(GrantError::InvalidDate)
                 .and_then(|day| DataPeriod::last_days(&day, days.saturating_add(1)));
             match window {
@@ -646,6 +639,19 @@ impl<'a> Auditor<'a> {
     }
 }
 
+/// Why the grant's scope is wider than the `allowed` one of `what` backs it.
+fn wider_scope(g: &GrantIssued, allowed: &ScopeSet, what: &str) -> Option<String> {
+    g.scope
+        .first_outside(allowed)
+        .map(|scope| format!("scope {scope} is wider than {what} allows"))
+}
+
+/// How long the grant lasts, in seconds, if that is longer than `max_secs`.
+fn longer_than(g: &GrantIssued, max_secs: i64) -> Option<i64> {
+    let lasts = g.expires.saturating_sub(g.not_before);
+    (lasts > max_secs).then_some(lasts)
+}
+
 /// Why the grant's data period `inner` is not inside `outer` (`None` is any date
 /// for both), ending with `whose` ("approved", "rule ... allows").
 fn period_outside(
@@ -667,11 +673,31 @@ fn period_outside(
     }
 }
 
+/// The UTC date (`YYYY-MM-DD`) of Unix seconds `secs`, if chrono can date them.
+fn utc_date(secs: i64) -> Option<String> {
+    DateTime::from_timestamp(secs, 0).map(|t| t.format("%Y-%m-%d").to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        for (secs, date) in [
+            (0, "1970-01-01"),
+            (86_399, "1970-01-01"),
+            (86_400, "1970-01-02"),
+            (951_782_400, "2000-02-29"),
+            (1_718_000_000, "2024-06-10"),
+            (4_107_542_399, "2100-02-28"),
+            (4_107_542_400, "2100-03-01"),
+        ] {
+            assert_eq!(utc_date(secs).as_deref(), Some(date), "{secs}");
+        }
+    }
 
     #[test]
     fn periods() {

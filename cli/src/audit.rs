@@ -18,6 +18,7 @@ use locus_audit::{Pins, Report};
 use locus_ledger::checkpoint::Checkpoint;
 use locus_ledger::cosignature::CosignatureSigner;
 use locus_ledger::merkle::Hash;
+use locus_ledger::wire::LoggedEntry;
 use locus_ledger::witness::{self, CosignDecision};
 use locus_protocol::signing::SigningKey;
 
@@ -81,13 +82,26 @@ pub struct NetworkArg {
     pub path: PathBuf,
 }
 
+impl NetworkArg {
+    fn load(&self) -> anyhow::Result<NetworkInfo> {
+        NetworkInfo::load(&self.path)
+    }
+
+    /// The network, and the entries of its ledger that match `filter`.
+    async fn entries(&self, filter: &Filter) -> anyhow::Result<(NetworkInfo, Vec<LoggedEntry>)> {
+        let info = self.load()?;
+        let entries = events(&info.regulator_ledger()?, filter).await?;
+        Ok((info, entries))
+    }
+}
+
 pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify {
             network,
             witness_wait_secs,
         } => {
-            let info = NetworkInfo::load(&network.path)?;
+            let info = network.load()?;
             let report = verify(&info, Duration::from_secs(witness_wait_secs)).await?;
             for line in &report.facts {
                 println!("ok: {line}");
@@ -111,7 +125,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             interval_ms,
             once,
         } => {
-            let info = NetworkInfo::load(&network.path)?;
+            let info = network.load()?;
             watch(
                 &info,
                 &state,
@@ -125,8 +139,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             filter,
             json,
         } => {
-            let info = NetworkInfo::load(&network.path)?;
-            let entries = events(&info.regulator_ledger()?, &filter).await?;
+            let (_, entries) = network.entries(&filter).await?;
             for logged in &entries {
                 if json {
                     println!("{}", serde_json::to_string(logged)?);
@@ -144,8 +157,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             filter,
             out,
         } => {
-            let info = NetworkInfo::load(&network.path)?;
-            let entries = events(&info.regulator_ledger()?, &filter).await?;
+            let (info, entries) = network.entries(&filter).await?;
             let site = LogSite {
                 origin: &info.ledger.origin,
                 tlog_base_url: &info.ledger.tlog_base_url,

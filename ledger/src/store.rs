@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
 use locus_platform::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_protocol::entry::EventKind;
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
@@ -82,8 +83,6 @@ pub struct NewCosignature<'a> {
     pub timestamp: i64,
     pub signature_line: &'a str,
 }
-
-const GRANT_REVOKED: &str = locus_protocol::entry::EventKind::GrantRevoked.as_str();
 
 /// What a regulator may filter entries by. Every filter is on an indexed column.
 #[derive(Debug, Clone, Default)]
@@ -329,7 +328,7 @@ impl LedgerStore {
         // Bounded so a batch never exceeds a backend's bind-parameter limit.
         for chunk in grants.chunks(500) {
             let found: Vec<Option<String>> = ledger_entries::table
-                .filter(ledger_entries::entry_type.eq(GRANT_REVOKED))
+                .filter(ledger_entries::entry_type.eq(EventKind::GrantRevoked.as_str()))
                 .filter(ledger_entries::grant_id.eq_any(chunk))
                 .select(ledger_entries::grant_id)
                 .load(&mut conn)?;
@@ -338,11 +337,11 @@ impl LedgerStore {
         Ok(revoked)
     }
 
-    /// Whether an entry of `entry_type` names `grant_id` (e.g. a revocation).
-    pub fn grant_has(&self, entry_type: &str, grant_id: &str) -> Result<bool, StoreError> {
+    /// Whether an entry of `kind` names `grant_id` (e.g. a revocation).
+    pub fn grant_has(&self, kind: EventKind, grant_id: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = ledger_entries::table
             .filter(ledger_entries::grant_id.eq(grant_id))
-            .filter(ledger_entries::entry_type.eq(entry_type))
+            .filter(ledger_entries::entry_type.eq(kind.as_str()))
             .select(ledger_entries::idx)
             .first(&mut self.conn()?)
             .optional()?;
