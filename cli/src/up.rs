@@ -96,8 +96,9 @@ fn print_summary(network: &Network) {
     println!("Try next, in another terminal:");
     println!("  {me} audit verify --network {}", file.display());
     println!(
-        "  {me} audit events --network {} --type pointers.published",
-        file.display()
+        "  {me} audit events --network {} --type {}",
+        file.display(),
+        locus_protocol::entry::EventKind::PointersPublished
     );
     println!(
         "  {me} audit export --network {} --out audit-bundle.json",

@@ -3,7 +3,6 @@
 
 pub mod acts;
 pub mod api;
-pub mod audit;
 pub mod config;
 pub mod fhir;
 pub mod schema;

@@ -16,7 +16,7 @@ use locus_platform::access::{check_discovery, Refused};
 use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::directory::MemberRole;
-use locus_protocol::entry::{Entry, Event, IndexQueried, SignedEntry};
+use locus_protocol::entry::{Entry, Event, EventKind, IndexQueried, SignedEntry};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
@@ -31,7 +31,6 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_SEALED_BYTES: usize = 4096;
 /// Most scope tags one pointer carries.
 pub const MAX_SCOPE_TAGS: usize = 64;
-const REVOKED: locus_protocol::entry::EventKind = locus_protocol::entry::EventKind::GrantRevoked;
 
 // Each route takes the largest body its limits allow, written compactly, and
 // a little room for whitespace: nothing more is read.
@@ -390,7 +389,7 @@ pub async fn discover(
             "the grant was revoked",
         )
     };
-    if web::block(move || ledger.grant_has(REVOKED, &grant))
+    if web::block(move || ledger.grant_has(EventKind::GrantRevoked, &grant))
         .await?
         .map_err(|_| IndexError::Unavailable)?
     {

@@ -5,7 +5,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use locus_protocol::entry::SignedEntry;
+use locus_protocol::entry::{EventKind, SignedEntry};
 
 use crate::checkpoint::{open_checkpoint, Checkpoint};
 use crate::directory::{LedgerDirectory, MEMBER_UPDATED};
@@ -280,7 +280,10 @@ impl LedgerClient {
         grant: &locus_protocol::ids::GrantId,
     ) -> Result<bool, ClientError> {
         let page = self
-            .entries(&format!("type=grant.revoked&grant={grant}&limit=1"))
+            .entries(&format!(
+                "type={}&grant={grant}&limit=1",
+                EventKind::GrantRevoked
+            ))
             .await?;
         Ok(!page.entries.is_empty())
     }

@@ -352,11 +352,11 @@ impl LedgerStore {
         Ok(revoked)
     }
 
-    /// Whether an entry of `entry_type` names `grant_id` (e.g. a revocation).
-    pub fn grant_has(&self, entry_type: EventKind, grant_id: &GrantId) -> Result<bool, StoreError> {
+    /// Whether an entry of `kind` names `grant_id` (e.g. a revocation).
+    pub fn grant_has(&self, kind: EventKind, grant_id: &GrantId) -> Result<bool, StoreError> {
         let found: Option<i64> = ledger_entries::table
             .filter(ledger_entries::grant_id.eq(grant_id))
-            .filter(ledger_entries::entry_type.eq(entry_type))
+            .filter(ledger_entries::entry_type.eq(kind))
             .select(ledger_entries::idx)
             .first(&mut self.conn()?)
             .optional()?;

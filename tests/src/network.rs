@@ -400,7 +400,7 @@ impl TestNetwork {
 
     /// The regulator's grant audit of the whole log, as of a checkpoint of at
     /// least `size` entries (0: the newest).
-    pub async fn grant_audit(&self, size: u64) -> locus_consent::audit::GrantAudit {
+    pub async fn grant_audit(&self, size: u64) -> locus_audit::rules::GrantAudit {
         let checkpoint = self.admin.checkpoint_at_least(size).await;
         let log = self
             .admin
@@ -409,8 +409,8 @@ impl TestNetwork {
             .await
             .expect("the log downloads and verifies");
         let entries =
-            locus_consent::audit::parse_entries(&log.entries).expect("every leaf is an entry");
-        locus_consent::audit::check_grants(&entries, &self.authority.key.verifying_key())
+            locus_audit::replay::parse_entries(&log.entries).expect("every leaf is an entry");
+        locus_audit::rules::check_grants(&entries, &self.authority.key.verifying_key())
     }
 
     /// Stops the index-service, and with it the ledger.

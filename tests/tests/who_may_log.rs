@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use locus_consent::audit::{check_grants, parse_entries};
+use locus_audit::replay::parse_entries;
+use locus_audit::rules::check_grants;
+use locus_index_service::config::Config;
 use locus_ledger::merkle::{rfc9162_leaf_hash, CompactRange, NodeReader as _};
 use locus_ledger::store::{EntryRow, LedgerStore};
 use locus_platform::db::{self, DatabaseUrl};
@@ -254,6 +256,24 @@ async fn expect_error(response: reqwest::Response, status: u16, code: &str, what
 }
 
 /// The number of entries the ledger holds, once everything sent has landed.
+/// A consortium, the ledger's settings on `db`, and the ledger running with
+/// every member admitted.
+async fn admitted(db: &TestDb) -> (Consortium, Config, InProcess) {
+    let c = Consortium::new();
+    let config = test_config(db, &c.authority);
+    let service = InProcess::start(&config).await;
+    c.admit_all(&service.client).await;
+    (c, config, service)
+}
+
+/// The log's entries, as of a checkpoint of at least `size` entries, downloaded
+/// and verified as an auditor does.
+async fn logged_entries(client: &TestClient, size: u64) -> Vec<(u64, SignedEntry)> {
+    let checkpoint = client.checkpoint_at_least(size).await;
+    let log = client.ledger.download_log(&checkpoint).await.unwrap();
+    parse_entries(&log.entries).unwrap()
+}
+
 async fn settled_size(client: &TestClient) -> u64 {
     // Past the checkpoint interval, so anything wrongly accepted would show.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -261,11 +281,8 @@ async fn settled_size(client: &TestClient) -> u64 {
 }
 
 async fn each_kind_only_from_its_logger(db: TestDb) {
-    let c = Consortium::new();
-    let config = test_config(&db, &c.authority);
-    let service = InProcess::start(&config).await;
+    let (c, _, service) = admitted(&db).await;
     let client = &service.client;
-    c.admit_all(client).await;
 
     for kind in EventKind::ALL {
         let (event, logger) = sample(kind, &c);
@@ -298,11 +315,8 @@ async fn each_kind_only_from_its_logger(db: TestDb) {
 }
 
 async fn refusals_speak_only_of_own_acts(db: TestDb) {
-    let c = Consortium::new();
-    let config = test_config(&db, &c.authority);
-    let service = InProcess::start(&config).await;
+    let (c, _, service) = admitted(&db).await;
     let client = &service.client;
-    c.admit_all(client).await;
     let before = settled_size(client).await;
 
     // St Mary logs that City ER was refused, about City ER's own grant: as
@@ -361,11 +375,8 @@ async fn refusals_speak_only_of_own_acts(db: TestDb) {
 /// again where each entry lands, so the log never holds an entry by a member
 /// after its suspension (which the audit would name).
 async fn a_suspension_holds_from_its_place_in_the_log(db: TestDb) {
-    let c = Consortium::new();
-    let config = test_config(&db, &c.authority);
-    let service = InProcess::start(&config).await;
+    let (c, _, service) = admitted(&db).await;
     let client = &service.client;
-    c.admit_all(client).await;
 
     let publications: Vec<Vec<u8>> = (0..400)
         .map(|_| c.st_mary.signed(sample(EventKind::PointersPublished, &c).0))
@@ -398,9 +409,7 @@ async fn a_suspension_holds_from_its_place_in_the_log(db: TestDb) {
     // may land after it.
     eprintln!("{refused} of 400 publications refused after the suspension");
 
-    let checkpoint = client.checkpoint_at_least(suspended.index + 1).await;
-    let log = client.ledger.download_log(&checkpoint).await.unwrap();
-    let entries = parse_entries(&log.entries).unwrap();
+    let entries = logged_entries(client, suspended.index + 1).await;
     let late: Vec<u64> = entries
         .iter()
         .filter(|(index, e)| *index > suspended.index && e.entry().submitter == c.st_mary.id)
@@ -433,10 +442,7 @@ fn append_unchecked(store: &LedgerStore, entry: &SignedEntry) -> u64 {
 }
 
 async fn audit_names_entries_a_sequencer_should_have_refused(db: TestDb) {
-    let c = Consortium::new();
-    let config = test_config(&db, &c.authority);
-    let service = InProcess::start(&config).await;
-    c.admit_all(&service.client).await;
+    let (c, config, service) = admitted(&db).await;
     // An honest part: a publication, and refusals by their refusing parties.
     let (published, _) = sample(EventKind::PointersPublished, &c);
     service.client.submit_ok(c.st_mary.signed(published)).await;
@@ -480,10 +486,8 @@ async fn audit_names_entries_a_sequencer_should_have_refused(db: TestDb) {
     // On restart the sequencer signs a checkpoint over what storage holds.
     let service = InProcess::start(&config).await;
     let client = &service.client;
-    let checkpoint = client.checkpoint_at_least(at[3] + 1).await;
-    let log = client.ledger.download_log(&checkpoint).await.unwrap();
     let audit = check_grants(
-        &parse_entries(&log.entries).unwrap(),
+        &logged_entries(client, at[3] + 1).await,
         &c.authority.key.verifying_key(),
     );
     let named: Vec<(u64, &str)> = audit

@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use locus_consent::audit::{check_grants, parse_entries, Finding, GrantAudit};
+use locus_audit::replay::parse_entries;
+use locus_audit::rules::{check_grants, Finding, GrantAudit};
 use locus_protocol::consent::{
     Approval, Decision, RequestTerms, Revocation, RuleAudience, StandingRule,
 };
@@ -56,8 +57,14 @@ impl Log {
     fn index(&self, label: &str) -> u64 {
         self.at(label) as u64
     }
-    fn get(&self, label: &str) -> &SignedEntry {
-        &self.0[self.at(label)].1
+    /// Flips one bit of the submitter signature of the entry at `label`.
+    fn break_signature(&mut self, label: &str) {
+        let at = self.at(label);
+        let entry = &mut self.0[at].1;
+        let mut sig = entry.sig().to_bytes();
+        sig[10] ^= 1;
+        *entry =
+            SignedEntry::from_parts(entry.entry().clone(), Signature64::from_bytes(sig)).unwrap();
     }
     fn replace(&mut self, label: &str, entry: SignedEntry) {
         let at = self.at(label);
@@ -347,13 +354,6 @@ fn sign64(phone: &DeviceSigner, message: &[u8]) -> Signature64 {
     Signature64::try_from(phone.sign(message).as_slice()).unwrap()
 }
 
-/// The entry with one bit of its submitter signature flipped.
-fn bad_sig(entry: &SignedEntry) -> SignedEntry {
-    let mut sig = entry.sig().to_bytes();
-    sig[10] ^= 1;
-    SignedEntry::from_parts(entry.entry().clone(), Signature64::from_bytes(sig)).unwrap()
-}
-
 fn only_finding(audit: &GrantAudit) -> &Finding {
     assert_eq!(audit.findings.len(), 1, "{:#?}", audit.findings);
     &audit.findings[0]
@@ -417,10 +417,24 @@ fn no_grant(_: &World) -> Option<GrantId> {
     None
 }
 
+/// Replaces the entry at `label` with `grant`, edited.
+fn with_grant(
+    w: &World,
+    log: &mut Log,
+    label: &str,
+    mut grant: GrantIssued,
+    edit: impl FnOnce(&mut GrantIssued),
+) {
+    edit(&mut grant);
+    log.replace(label, w.issued(grant));
+}
+
 fn with_approval_grant(w: &World, log: &mut Log, edit: impl FnOnce(&mut GrantIssued)) {
-    let mut g = w.approval_grant();
-    edit(&mut g);
-    log.replace("approval grant", w.issued(g));
+    with_grant(w, log, "approval grant", w.approval_grant(), edit);
+}
+
+fn with_rule_grant(w: &World, log: &mut Log, edit: impl FnOnce(&mut GrantIssued)) {
+    with_grant(w, log, "rule grant", w.rule_grant(), edit);
 }
 
 #[test]
@@ -544,44 +558,28 @@ fn each_tampering_is_one_finding() {
         },
         Case {
             name: "rule-based grant for a purpose the rule does not allow",
-            tamper: |w, log| {
-                let mut g = w.rule_grant();
-                g.purpose = PurposeOfUse::CareManagement;
-                log.replace("rule grant", w.issued(g));
-            },
+            tamper: |w, log| with_rule_grant(w, log, |g| g.purpose = PurposeOfUse::CareManagement),
             at: "rule grant",
             grant: rule_grant,
             says: "does not allow purpose CAREMGT",
         },
         Case {
             name: "rule-based grant longer than the rule",
-            tamper: |w, log| {
-                let mut g = w.rule_grant();
-                g.expires = g.not_before + DAY + 1;
-                log.replace("rule grant", w.issued(g));
-            },
+            tamper: |w, log| with_rule_grant(w, log, |g| g.expires = g.not_before + DAY + 1),
             at: "rule grant",
             grant: rule_grant,
             says: "longer than the 86400 s rule",
         },
         Case {
             name: "rule-based grant reaching before the rule's window",
-            tamper: |w, log| {
-                let mut g = w.rule_grant();
-                g.data_period = Some(period("2023-01-01", "2024-06-10"));
-                log.replace("rule grant", w.issued(g));
-            },
+            tamper: |w, log| with_rule_grant(w, log, |g| g.data_period = Some(period("2023-01-01", "2024-06-10"))),
             at: "rule grant",
             grant: rule_grant,
             says: "last 365 days",
         },
         Case {
             name: "rule-based grant to a member that is not a hospital",
-            tamper: |w, log| {
-                let mut g = w.rule_grant();
-                g.requester = "consent".parse().unwrap();
-                log.replace("rule grant", w.issued(g));
-            },
+            tamper: |w, log| with_rule_grant(w, log, |g| g.requester = "consent".parse().unwrap()),
             at: "rule grant",
             grant: rule_grant,
             says: "allows hospitals only, and consent is not an active hospital",
@@ -616,20 +614,14 @@ fn each_tampering_is_one_finding() {
         },
         Case {
             name: "grant entry whose signature does not verify",
-            tamper: |_, log| {
-                let bad = bad_sig(log.get("emergency grant"));
-                log.replace("emergency grant", bad);
-            },
+            tamper: |_, log| log.break_signature("emergency grant"),
             at: "emergency grant",
             grant: emergency_grant,
             says: "entry signature does not verify under consent's key",
         },
         Case {
             name: "other entry whose signature does not verify",
-            tamper: |_, log| {
-                let bad = bad_sig(log.get("published"));
-                log.replace("published", bad);
-            },
+            tamper: |_, log| log.break_signature("published"),
             at: "published",
             grant: no_grant,
             says: "entry signature does not verify under st-mary's key",
@@ -768,8 +760,7 @@ fn counts_under_tampering() {
     let w = World::new();
     let mut log = w.base();
     with_approval_grant(&w, &mut log, |g| g.expires += HOUR);
-    let bad = bad_sig(log.get("emergency grant"));
-    log.replace("emergency grant", bad);
+    log.break_signature("emergency grant");
     let audit = log.audit(&w);
     // Every grant is checked; only the ones that hold are counted as backed.
     assert_eq!(audit.grants_checked, 3);

@@ -1,60 +1,36 @@
-//! The regulator's grant audit: from the ledger alone, that every grant has a valid
+//! The grant and access rules: from the ledger alone, that every grant has a valid
 //! patient signature, a rule the patient signed, or an emergency flag, and that
 //! every discovery and release happened under a grant valid at that moment.
 //!
-//! It works on parsed entries in log order (download and verify the log with
-//! `locus_ledger::client::LedgerClient::download_log`, then [`parse_entries`]) and
+//! It works on parsed entries in log order ([`crate::replay::parse_entries`]) and
 //! trusts nothing but the pinned authority key: the directory, the patients' device
 //! keys and every signature are rebuilt and checked from the entries themselves, each
-//! as of its own place in the log.
+//! as of its own place in the log ([`crate::replay`]).
 //!
 //! Each problem is reported once, where it matters: a grant whose backing fails gets
 //! one finding naming every reason; a bad device signature that backs no grant is
 //! reported at its own entry; an entry that fails its submitter, signature or role
-//! check (`locus_protocol::roles`, the sequencer's own table) is reported and
-//! otherwise ignored (as the sequencer would have refused it).
+//! check is reported and otherwise ignored (as the sequencer would have refused it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use chrono::DateTime;
 use locus_protocol::consent::RequestTerms;
 use locus_protocol::consent::{Decision, RuleAudience, StandingRule};
-use locus_protocol::device::{DeviceKey, DeviceKeyId};
-use locus_protocol::directory::{Directory, MemberRole, MemberStatus, AUTHORITY_MEMBER};
+use locus_protocol::device::DeviceKeyId;
+use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{
-    EntryError, Event, GrantIssued, GrantRevoked, RuleRevoked, SignedEntry,
+    Event, EventKind, GrantIssued, GrantRevoked, RuleRevoked, SignedEntry,
 };
-use locus_protocol::grant::{DataPeriod, GrantBasis, PurposeOfUse, MAX_CLOCK_SKEW_SECS};
+use locus_protocol::grant::{
+    DataPeriod, GrantBasis, GrantError, PurposeOfUse, MAX_CLOCK_SKEW_SECS,
+};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
-use locus_protocol::roles::may_log;
+use locus_protocol::scope::ScopeSet;
 use locus_protocol::signing::VerifyingKey;
 use serde::Serialize;
 
-/// Why a downloaded log cannot be audited at all.
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    /// A leaf is not a well-formed signed entry: the sequencer never logs one, so the
-    /// log itself is broken.
-    #[error("leaf {index} is not a valid ledger entry: {source}")]
-    Unparseable {
-        /// The leaf index.
-        index: u64,
-        /// Why it does not parse.
-        source: EntryError,
-    },
-}
-
-/// Parses a verified log's leaves (`VerifiedLog::entries`), pairing each with its
-/// leaf index.
-pub fn parse_entries(leaves: &[Vec<u8>]) -> Result<Vec<(u64, SignedEntry)>, AuditError> {
-    (0u64..)
-        .zip(leaves)
-        .map(|(index, leaf)| {
-            SignedEntry::parse(leaf)
-                .map(|entry| (index, entry))
-                .map_err(|source| AuditError::Unparseable { index, source })
-        })
-        .collect()
-}
+use crate::replay::Replay;
 
 /// One thing a regulator must look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,14 +117,7 @@ struct Signed<T> {
 
 #[derive(Debug)]
 struct Auditor<'a> {
-    authority: &'a VerifyingKey,
-    directory: Directory,
-    /// Enrolled, not removed, device keys per patient.
-    devices: HashMap<(PatientKey, DeviceKeyId), DeviceKey>,
-    /// Devices removed from a patient, for clearer findings.
-    removed: HashSet<(PatientKey, DeviceKeyId)>,
-    /// Who issued the code each device was enrolled with, and at which leaf.
-    enrolled_by: HashMap<(PatientKey, DeviceKeyId), (MemberId, u64)>,
+    replay: Replay<'a>,
     /// The first `access.requested` per request id.
     requests: HashMap<RequestId, (u64, RequestTerms)>,
     /// Every `access.decided`, in log order; `latest_decision` picks the one in force.
@@ -171,11 +140,7 @@ struct Auditor<'a> {
 impl<'a> Auditor<'a> {
     fn new(authority: &'a VerifyingKey) -> Self {
         Self {
-            authority,
-            directory: Directory::default(),
-            devices: HashMap::new(),
-            removed: HashSet::new(),
-            enrolled_by: HashMap::new(),
+            replay: Replay::new(authority),
             requests: HashMap::new(),
             decisions: Vec::new(),
             latest_decision: HashMap::new(),
@@ -205,32 +170,21 @@ impl<'a> Auditor<'a> {
         }
         // Submitter, signature and role first: an entry that fails them changes
         // nothing below, as the sequencer would never have logged it.
-        if let Err(problem) = self.admit(signed) {
+        if let Err(problem) = self.replay.admit(signed) {
             self.find(index, event.grant().copied(), problem);
             return;
         }
         match event {
-            Event::MemberUpdated(_) => {
-                self.directory.apply_entry(entry);
-            }
-            Event::DeviceEnrolled(e) => {
-                self.enrolled_by
-                    .insert((e.subject, e.device), (e.code_issuer.clone(), index));
-                self.removed.remove(&(e.subject, e.device));
-                self.devices.insert((e.subject, e.device), e.key.clone());
-            }
-            Event::DeviceRemoved(e) => {
-                if self.devices.remove(&(e.subject, e.device)).is_some() {
-                    self.removed.insert((e.subject, e.device));
-                }
-            }
+            Event::MemberUpdated(_) => self.replay.member_updated(entry),
+            Event::DeviceEnrolled(e) => self.replay.device_enrolled(index, e),
+            Event::DeviceRemoved(e) => self.replay.device_removed(e),
             Event::AccessRequested(e) => {
                 self.requests
                     .entry(e.terms.request)
                     .or_insert_with(|| (index, e.terms.clone()));
             }
             Event::AccessDecided(e) => {
-                let problem = self.device_problem(event).err();
+                let problem = self.replay.device_problem(event).err();
                 self.latest_decision
                     .insert(*e.decision.request(), self.decisions.len());
                 self.decisions.push(Signed {
@@ -250,7 +204,7 @@ impl<'a> Auditor<'a> {
                     self.find(index, None, problem);
                     return;
                 }
-                let problem = self.device_problem(event).err();
+                let problem = self.replay.device_problem(event).err();
                 self.rules.insert(
                     e.rule.rule,
                     Signed {
@@ -268,7 +222,7 @@ impl<'a> Auditor<'a> {
                 self.access(
                     index,
                     entry.time_ms,
-                    event.kind(),
+                    event.event_kind(),
                     e.grant,
                     e.subject,
                     &e.requester,
@@ -278,7 +232,7 @@ impl<'a> Auditor<'a> {
                 self.access(
                     index,
                     entry.time_ms,
-                    event.kind(),
+                    event.event_kind(),
                     e.grant,
                     e.subject,
                     &e.requester,
@@ -288,67 +242,12 @@ impl<'a> Auditor<'a> {
         }
     }
 
-    /// The submitter was an active member (or the authority) at this point of the
-    /// log, the entry verifies under its key, and its role logs this kind of entry.
-    fn admit(&self, signed: &SignedEntry) -> Result<(), String> {
-        let entry = signed.entry();
-        let submitter = &entry.submitter;
-        let is_authority = submitter.as_str() == AUTHORITY_MEMBER;
-        let (key, role) = if is_authority {
-            (*self.authority, MemberRole::Authority)
-        } else {
-            let member = self.directory.get(submitter).ok_or_else(|| {
-                format!("submitter {submitter} is not a member at this point of the log")
-            })?;
-            if member.status != MemberStatus::Active {
-                return Err(format!(
-                    "submitter {submitter} is {} at this point of the log",
-                    status_word(member.status)
-                ));
-            }
-            (member.ed25519, member.role)
-        };
-        if signed.verify(&key).is_err() {
-            return Err(format!(
-                "entry signature does not verify under {submitter}'s key (entry kid {})",
-                entry.kid
-            ));
-        }
-        // The sequencer's table, with the role the submitter had here, so an
-        // entry a sequencer should have refused is named.
-        may_log(entry, role).map_err(|e| e.to_string())
-    }
-
-    /// Checks the event's device signature under the key enrolled, at this point of
-    /// the log, for that device and the patient the signed object names.
-    fn device_problem(&self, event: &Event) -> Result<(), String> {
-        let signed = match event.device_signed() {
-            Ok(Some(signed)) => signed,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("the signed object is invalid: {e}")),
-        };
-        let pair = (signed.subject, signed.device);
-        let Some(key) = self.devices.get(&pair) else {
-            let device = signed.device;
-            return Err(if self.removed.contains(&pair) {
-                format!("device {device} had been removed from this patient")
-            } else if self.devices.keys().any(|(_, d)| *d == device) {
-                format!("device {device} is enrolled for another patient, not this one")
-            } else {
-                format!("device {device} is not enrolled for this patient")
-            });
-        };
-        signed
-            .verify(key)
-            .map_err(|_| format!("device signature of {} does not verify", signed.device))
-    }
-
     fn rule_revoked(&mut self, index: u64, event: &Event, e: &RuleRevoked) {
         // Counts even if unsigned: the consent service itself declared the rule
         // dead, so any later grant under it is wrong either way.
         self.rules_revoked.entry(e.rule).or_insert(index);
         let mut problems = Vec::new();
-        if let Err(p) = self.device_problem(event) {
+        if let Err(p) = self.replay.device_problem(event) {
             problems.push(p);
         }
         if let Some(rule) = self.rules.get(&e.rule) {
@@ -357,7 +256,12 @@ impl<'a> Auditor<'a> {
             }
         }
         if !problems.is_empty() {
-            let problem = format!("rule.revoked for rule {}: {}", e.rule, problems.join("; "));
+            let problem = format!(
+                "{} for rule {}: {}",
+                EventKind::RuleRevoked,
+                e.rule,
+                problems.join("; ")
+            );
             self.find(index, None, problem);
         }
     }
@@ -368,7 +272,7 @@ impl<'a> Auditor<'a> {
             return;
         }
         let mut problems = Vec::new();
-        if let Err(p) = self.device_problem(event) {
+        if let Err(p) = self.replay.device_problem(event) {
             problems.push(p);
         }
         if let Some((leaf, subject)) = self.issued.get(&e.grant) {
@@ -453,7 +357,7 @@ impl<'a> Auditor<'a> {
             GrantBasis::Emergency { .. } => None,
         };
         let Some(device) = device else { return };
-        if let Some((issuer, enrolled_at)) = self.enrolled_by.get(&(g.subject, device)) {
+        if let Some((issuer, enrolled_at)) = self.replay.enrolled_by(g.subject, device) {
             if *issuer == g.requester {
                 self.audit.desk_enrolled.push(DeskEnrolled {
                     index,
@@ -472,7 +376,7 @@ impl<'a> Auditor<'a> {
         &mut self,
         index: u64,
         time_ms: i64,
-        kind: &str,
+        kind: EventKind,
         grant: GrantId,
         subject: PatientKey,
         requester: &MemberId,
@@ -532,7 +436,10 @@ impl<'a> Auditor<'a> {
         problems: &mut Vec<String>,
     ) {
         match self.requests.get(request) {
-            None => problems.push(format!("no earlier access.requested for request {request}")),
+            None => problems.push(format!(
+                "no earlier {} for request {request}",
+                EventKind::AccessRequested
+            )),
             Some((leaf, terms)) => {
                 if terms.requester != g.requester {
                     problems.push(format!(
@@ -548,7 +455,10 @@ impl<'a> Auditor<'a> {
             }
         }
         let Some(&at) = self.latest_decision.get(request) else {
-            problems.push(format!("no earlier access.decided for request {request}"));
+            problems.push(format!(
+                "no earlier {} for request {request}",
+                EventKind::AccessDecided
+            ));
             return;
         };
         let Some(decided) = self.decisions.get_mut(at) else {
@@ -594,9 +504,7 @@ impl<'a> Auditor<'a> {
                 g.purpose.code()
             ));
         }
-        if let Some(scope) = g.scope.first_outside(&approval.scope) {
-            problems.push(format!("scope {scope} is wider than {what} allows"));
-        }
+        problems.extend(wider_scope(g, &approval.scope, &what));
         if let Some(problem) = period_outside(
             g.data_period.as_ref(),
             approval.data_period.as_ref(),
@@ -604,8 +512,7 @@ impl<'a> Auditor<'a> {
         ) {
             problems.push(problem);
         }
-        let lasts = g.expires.saturating_sub(g.not_before);
-        if lasts > approval.duration_secs {
+        if let Some(lasts) = longer_than(g, approval.duration_secs) {
             problems.push(format!(
                 "the grant lasts {lasts} s, longer than the approved {} s",
                 approval.duration_secs
@@ -627,9 +534,12 @@ impl<'a> Auditor<'a> {
             return;
         };
         let revoked = self.rules_revoked.get(&id).copied();
-        let requester = self.directory.active(&g.requester).map(|m| m.role);
+        let requester = self.replay.directory().active(&g.requester).map(|m| m.role);
         let Some(signed) = self.rules.get_mut(&id) else {
-            problems.push(format!("no earlier rule.created for rule {id}"));
+            problems.push(format!(
+                "no earlier {} for rule {id}",
+                EventKind::RuleCreated
+            ));
             return;
         };
         signed.cited = true;
@@ -662,11 +572,8 @@ impl<'a> Auditor<'a> {
                 g.purpose.code()
             ));
         }
-        if let Some(scope) = g.scope.first_outside(&r.scope) {
-            problems.push(format!("scope {scope} is wider than {what} allows"));
-        }
-        let lasts = g.expires.saturating_sub(g.not_before);
-        if lasts > r.grant_duration_secs {
+        problems.extend(wider_scope(g, &r.scope, &what));
+        if let Some(lasts) = longer_than(g, r.grant_duration_secs) {
             problems.push(format!(
                 "the grant lasts {lasts} s, longer than the {} s {what} allows",
                 r.grant_duration_secs
@@ -676,8 +583,9 @@ impl<'a> Auditor<'a> {
             // The service cuts the window on the day it issues; that day is the one of
             // `not_before` or of the entry, and a day of slack covers a grant issued
             // across midnight.
-            let day = utc_date(g.not_before.max(time_ms.div_euclid(1000)));
-            let window = DataPeriod::last_days(&day, days.saturating_add(1));
+            let window = utc_date(g.not_before.max(time_ms.div_euclid(1000)))
+                .ok_or(GrantError::InvalidDate)
+                .and_then(|day| DataPeriod::last_days(&day, days.saturating_add(1)));
             match window {
                 Ok(window) => {
                     let allowed =
@@ -706,7 +614,8 @@ impl<'a> Auditor<'a> {
                     index: d.index,
                     grant: None,
                     problem: format!(
-                        "access.decided for request {}: {problem}",
+                        "{} for request {}: {problem}",
+                        EventKind::AccessDecided,
                         d.value.request()
                     ),
                 })
@@ -716,7 +625,11 @@ impl<'a> Auditor<'a> {
                 Some(Finding {
                     index: r.index,
                     grant: None,
-                    problem: format!("rule.created for rule {}: {problem}", r.value.rule),
+                    problem: format!(
+                        "{} for rule {}: {problem}",
+                        EventKind::RuleCreated,
+                        r.value.rule
+                    ),
                 })
             }))
             .collect();
@@ -724,6 +637,19 @@ impl<'a> Auditor<'a> {
         self.audit.findings.sort_by_key(|f| f.index);
         self.audit
     }
+}
+
+/// Why the grant's scope is wider than the `allowed` one of `what` backs it.
+fn wider_scope(g: &GrantIssued, allowed: &ScopeSet, what: &str) -> Option<String> {
+    g.scope
+        .first_outside(allowed)
+        .map(|scope| format!("scope {scope} is wider than {what} allows"))
+}
+
+/// How long the grant lasts, in seconds, if that is longer than `max_secs`.
+fn longer_than(g: &GrantIssued, max_secs: i64) -> Option<i64> {
+    let lasts = g.expires.saturating_sub(g.not_before);
+    (lasts > max_secs).then_some(lasts)
 }
 
 /// Why the grant's data period `inner` is not inside `outer` (`None` is any date
@@ -747,32 +673,9 @@ fn period_outside(
     }
 }
 
-fn status_word(status: MemberStatus) -> &'static str {
-    match status {
-        MemberStatus::Active => "active",
-        MemberStatus::Suspended => "suspended",
-        MemberStatus::Withdrawn => "withdrawn",
-    }
-}
-
-/// The UTC date (`YYYY-MM-DD`) of Unix seconds `secs` (H. Hinnant's
-/// `civil_from_days`; protocol keeps its copy private).
-fn utc_date(secs: i64) -> String {
-    let days = secs.div_euclid(86_400) + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+/// The UTC date (`YYYY-MM-DD`) of Unix seconds `secs`, if chrono can date them.
+fn utc_date(secs: i64) -> Option<String> {
+    DateTime::from_timestamp(secs, 0).map(|t| t.format("%Y-%m-%d").to_string())
 }
 
 #[cfg(test)]
@@ -792,7 +695,7 @@ mod tests {
             (4_107_542_399, "2100-02-28"),
             (4_107_542_400, "2100-03-01"),
         ] {
-            assert_eq!(utc_date(secs), date, "{secs}");
+            assert_eq!(utc_date(secs).as_deref(), Some(date), "{secs}");
         }
     }
 
