@@ -17,6 +17,7 @@ use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
+use locus_index_service::client::ServiceRefusal;
 use locus_protocol::consent::{
     Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule,
 };
@@ -48,11 +49,11 @@ async fn refused(
     what: &str,
 ) {
     match b.node.request_retrieval(&a.url, request).await {
-        Err(ResultError::Refused {
+        Err(ResultError::Refused(ServiceRefusal {
             status: 403,
             code: got,
             ..
-        }) => assert_eq!(got, code, "{what}"),
+        })) => assert_eq!(got, code, "{what}"),
         other => panic!("{what}: expected {code}, got {other:?}"),
     }
 }

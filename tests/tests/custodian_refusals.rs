@@ -20,6 +20,7 @@ use locus_hospital_connector::records::Record;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_hospital_connector::schema::{received_results, records};
+use locus_index_service::client::ServiceRefusal;
 use locus_protocol::grant::GrantClaims;
 use locus_protocol::ids::{PatientKey, PointerId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
@@ -152,11 +153,11 @@ fn event(logged: &Value) -> &Value {
 /// The request was refused with `status` and `code` and a JSON error.
 fn assert_refused<T>(result: Result<T, ResultError>, status: u16, code: &str, case: &str) {
     match result {
-        Err(ResultError::Refused {
+        Err(ResultError::Refused(ServiceRefusal {
             status: s,
             code: c,
             message,
-        }) => {
+        })) => {
             assert_eq!((s, c.as_str()), (status, code), "{case}: {message}");
             assert!(!message.is_empty(), "{case}: the error has a message");
         }
