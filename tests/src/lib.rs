@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+pub mod command;
 mod db;
 pub mod fhir;
 pub mod hostile;
