@@ -260,13 +260,7 @@ async fn patients(f: &Fixture, s: &mut Suite) {
         Expect::refused(403, "forbidden"),
     )
     .await;
-    let revoke_rule = |body: Value| {
-        phone2
-            .client
-            .post(phone2.url("/patient/rule-revocations"))
-            .bearer_auth(&phone2.session)
-            .json(&body)
-    };
+    let revoke_rule = |body: Value| phone2.request("/patient/rule-revocations", &body);
     s.probe(
         "a patient revokes another patient's rule as their own",
         revoke_rule(phone2.rule_revocation(f.rule.rule)),

@@ -228,13 +228,7 @@ async fn fields(f: &Fixture, s: &mut Suite) {
         s.probe(what, request, Expect::status(400)).await;
     }
     let phone = &f.phone1;
-    let decide = |body: serde_json::Value| {
-        phone
-            .client
-            .post(phone.url("/patient/decisions"))
-            .bearer_auth(&phone.session)
-            .json(&body)
-    };
+    let decide = |body: serde_json::Value| phone.request("/patient/decisions", &body);
     let terms = phone.terms(f.pending[4]).await;
     let decision = phone.decision(&phone.approval(&terms));
     let mut maybe = decision.clone();
