@@ -15,7 +15,7 @@ use ed25519_dalek::VerifyingKey;
 
 use crate::checkpoint::Checkpoint;
 use crate::note::{
-    self, parse_seed, split_key, strip_skey_prefix, KeyType, NoteError, NoteSignature, Signer,
+    self, key_type, parse_seed, split_key, strip_skey_prefix, NoteError, NoteSignature, Signer,
     Verifier, ED25519_SIGNATURE_TYPE,
 };
 
@@ -55,20 +55,15 @@ pub fn cosignature_timestamp(sig: &NoteSignature) -> Option<u64> {
     (sig.signature.len() == COSIGNATURE_V1_LEN).then(|| u64::from_be_bytes(*bytes))
 }
 
-/// Witness cosignature keys (type 0x04), with which a witness cosigns
-/// checkpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CosignatureKey {}
-
-impl KeyType for CosignatureKey {
-    const SIGNATURE_TYPE: u8 = COSIGNATURE_V1_TYPE;
-    const NAME: &'static str = "Cosignature";
-    type Error = CosignatureError;
-
-    fn verify(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
-        check(key, text, sig).is_some()
-    }
-}
+key_type!(
+    /// Witness cosignature keys (type 0x04), with which a witness cosigns
+    /// checkpoints.
+    CosignatureKey,
+    COSIGNATURE_V1_TYPE,
+    "Cosignature",
+    CosignatureError,
+    |key, text, sig| check(key, text, sig).is_some()
+);
 
 /// A witness's cosigning key.
 pub type CosignatureSigner = Signer<CosignatureKey>;

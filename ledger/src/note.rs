@@ -172,7 +172,7 @@ pub(crate) fn strip_skey_prefix(skey: &str) -> Result<&str, NoteError> {
 /// What tells the two kinds of Ed25519 note key apart: the signature type byte
 /// in their key ids and encodings, what their signatures cover, the error their
 /// constructors return, and the name their `Debug` shows.
-pub trait KeyType {
+pub trait KeyType: Clone {
     const SIGNATURE_TYPE: u8;
     /// `Note` or `Cosignature`: the start of the type names `Debug` shows.
     const NAME: &'static str;
@@ -181,30 +181,59 @@ pub trait KeyType {
     fn verify(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool;
 }
 
-/// Plain Ed25519 note keys (type 0x01), with which the log signs checkpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteKey {}
+/// Declares a [`KeyType`]: its marker, signature type byte, `Debug` name,
+/// constructor error and check of a signature's bytes.
+macro_rules! key_type {
+    ($(#[$doc:meta])* $marker:ident, $type:expr, $name:literal, $error:ty, $verify:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $marker {}
 
-impl KeyType for NoteKey {
-    const SIGNATURE_TYPE: u8 = ED25519_SIGNATURE_TYPE;
-    const NAME: &'static str = "Note";
-    type Error = NoteError;
+        impl $crate::note::KeyType for $marker {
+            const SIGNATURE_TYPE: u8 = $type;
+            const NAME: &'static str = $name;
+            type Error = $error;
 
-    fn verify(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
-            return false;
-        };
-        key.verify_strict(text.as_bytes(), &sig).is_ok()
-    }
+            fn verify(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
+                $verify(key, text, sig)
+            }
+        }
+    };
+}
+pub(crate) use key_type;
+
+key_type!(
+    /// Plain Ed25519 note keys (type 0x01), with which the log signs checkpoints.
+    NoteKey, ED25519_SIGNATURE_TYPE, "Note", NoteError, verify_plain
+);
+
+/// Whether `sig` is a plain Ed25519 signature by `key` over `text`.
+fn verify_plain(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+        return false;
+    };
+    key.verify_strict(text.as_bytes(), &sig).is_ok()
 }
 
-/// An Ed25519 signing key of one [`KeyType`], under its name. The key is wiped
-/// from memory on drop.
-pub struct Signer<T> {
-    name: String,
-    key: SigningKey,
+/// `Debug` for a key of type `T` in `role` (`Signer`, `Verifier`): its name
+/// and key id, never key material.
+fn debug_key<T: KeyType>(
+    f: &mut std::fmt::Formatter<'_>,
+    role: &str,
+    name: &str,
     key_id: u32,
-    kind: PhantomData<T>,
+) -> std::fmt::Result {
+    f.debug_struct(&format!("{}{role}", T::NAME))
+        .field("name", &name)
+        .field("key_id", &format_args!("{key_id:08x}"))
+        .finish_non_exhaustive()
+}
+
+/// An Ed25519 signing key of one [`KeyType`]: its public side (name, key id
+/// and public key) and the secret key, which is wiped from memory on drop.
+pub struct Signer<T> {
+    public: Verifier<T>,
+    key: SigningKey,
 }
 
 /// A log's Ed25519 note signing key.
@@ -212,10 +241,7 @@ pub type NoteSigner = Signer<NoteKey>;
 
 impl<T: KeyType> std::fmt::Debug for Signer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct(&format!("{}Signer", T::NAME))
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .finish_non_exhaustive()
+        debug_key::<T>(f, "Signer", &self.public.name, self.public.key_id)
     }
 }
 
@@ -230,35 +256,31 @@ impl<T: KeyType> Signer<T> {
         if !is_valid_key_name(name) {
             return Err(NoteError::InvalidName.into());
         }
-        let key_id = key_id(name, T::SIGNATURE_TYPE, key.verifying_key().as_bytes());
-        Ok(Self {
+        let public = key.verifying_key();
+        let public = Verifier {
             name: name.to_owned(),
-            key,
-            key_id,
+            key_id: key_id(name, T::SIGNATURE_TYPE, public.as_bytes()),
+            key: public,
             kind: PhantomData,
-        })
+        };
+        Ok(Self { public, key })
     }
 
     /// The skey encoding, of this key type. Secret: keep it out of logs.
     pub fn to_skey(&self) -> Zeroizing<String> {
-        encode_skey(&self.name, self.key_id, T::SIGNATURE_TYPE, &self.key)
+        encode_skey(self.name(), self.key_id(), T::SIGNATURE_TYPE, &self.key)
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.public.name
     }
 
     pub fn key_id(&self) -> u32 {
-        self.key_id
+        self.public.key_id
     }
 
     pub fn verifier(&self) -> Verifier<T> {
-        Verifier {
-            name: self.name.clone(),
-            key: self.key.verifying_key(),
-            key_id: self.key_id,
-            kind: PhantomData,
-        }
+        self.public.clone()
     }
 
     /// A signature line of this key over `message`, after `prefix` (the
@@ -267,8 +289,8 @@ impl<T: KeyType> Signer<T> {
         let mut signature = prefix;
         signature.extend_from_slice(&self.key.sign(message).to_bytes());
         NoteSignature {
-            name: self.name.clone(),
-            key_id: self.key_id,
+            name: self.public.name.clone(),
+            key_id: self.public.key_id,
             signature,
         }
     }
@@ -285,7 +307,7 @@ impl Signer<NoteKey> {
             return Err(NoteError::UnsupportedKeyType(kind));
         }
         let signer = Self::from_signing_key(name, parse_seed(seed)?)?;
-        if signer.key_id != id {
+        if signer.key_id() != id {
             return Err(NoteError::KeyIdMismatch);
         }
         Ok(signer)
@@ -315,11 +337,7 @@ pub type NoteVerifier = Verifier<NoteKey>;
 
 impl<T: KeyType> std::fmt::Debug for Verifier<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct(&format!("{}Verifier", T::NAME))
-            .field("name", &self.name)
-            .field("key", &self.key)
-            .field("key_id", &self.key_id)
-            .finish()
+        debug_key::<T>(f, "Verifier", &self.name, self.key_id)
     }
 }
 
