@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,24 +20,13 @@ use base64::Engine as _;
 use locus_cli::consortium::{DropOnExit, Storage};
 use locus_protocol::consent::DeviceChallenge;
 use locus_protocol::device::DeviceSigner;
+use locus_tests::command::Up;
 use locus_tests::postgres_admin_url;
 use serde_json::{json, Value};
 
 /// Test cases per API operation and phase: enough to reach every route with
 /// valid and invalid input, few enough that both backends take minutes.
 const MAX_EXAMPLES: &str = "80";
-
-/// A running `locus up`, killed if a failing test leaves it behind.
-struct Up(Option<Child>);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn schemathesis() -> Option<PathBuf> {
     match std::env::var_os("LOCUS_SCHEMATHESIS") {
@@ -51,36 +40,6 @@ fn schemathesis() -> Option<PathBuf> {
             None
         }
     }
-}
-
-fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Up {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_locus"));
-    command
-        .args(["up", "--base-port", "0", "--patients", "3", "--data-dir"])
-        .arg(dir)
-        .env_remove("LOCUS_DATABASE_URL")
-        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
-        .stderr(Stdio::inherit());
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
-    }
-    let mut up = Up(Some(command.spawn().expect("start locus up")));
-    let child = up.0.as_mut().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !dir.join("network.json").exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "locus up exited with {status}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "locus up wrote no network.json in three minutes"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    up
 }
 
 /// One listener to fuzz: its base URL, the client certificate to present and
@@ -252,7 +211,8 @@ fn fuzz_every_listener(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("locus-data");
     let log = dir.path().join("up.log");
-    let _up = up(&data, database_url, &log);
+    let wait = Duration::from_secs(180);
+    let _up = Up::start(env!("CARGO_BIN_EXE_locus"), &data, database_url, &log, wait);
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(data.join("network.json")).unwrap()).unwrap();
     let pki = data.join("pki");

@@ -6,19 +6,12 @@
 use std::process::Command;
 
 use locus_protocol::linkage::LinkageKey;
-use locus_tests::{both_backends, shared_path, TestDb};
+use locus_tests::{both_backends, synthea, TestDb};
 
 both_backends!(import_twice);
 
 async fn import_twice(db: TestDb) {
-    let Some(sample) = shared_path("data/synthea-r4") else {
-        return;
-    };
-    let mut files: Vec<_> = std::fs::read_dir(&sample)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = synthea::bundle_files(&synthea::sample_dir());
     let dir = db.scratch_dir();
     let linkage = dir.join("linkage.key");
     locus_platform::files::write_linkage_key(&linkage, &LinkageKey::generate("k1").unwrap())

@@ -12,6 +12,7 @@ use locus_cli::network::NETWORK_FILE;
 use locus_ledger::checkpoint::{sign_checkpoint, Checkpoint};
 use locus_ledger::note::{Note, NoteSigner};
 use locus_platform::db::{self, DatabaseUrl};
+use locus_tests::command::code_and_text;
 use locus_tests::{postgres_admin_url, Backend};
 
 /// Runs the `locus` binary without blocking the runtime the network serves on.
@@ -22,12 +23,7 @@ async fn locus(args: &[&str]) -> (i32, String) {
         .output()
         .await
         .expect("run locus");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
+    code_and_text(&output)
 }
 
 fn storage(backend: Backend) -> Storage {

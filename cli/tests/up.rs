@@ -6,73 +6,32 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use locus_cli::consortium::{DropOnExit, Storage};
+use locus_tests::command::{code_and_text, Up};
 use locus_tests::postgres_admin_url;
 
 fn locus(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_locus"))
-        .args(args)
-        .output()
-        .expect("run locus");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code().unwrap_or(-1), text)
-}
-
-/// A running `locus up`, killed if a failing test leaves it behind.
-struct Up(Option<Child>);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    code_and_text(
+        &Command::new(env!("CARGO_BIN_EXE_locus"))
+            .args(args)
+            .output()
+            .expect("run locus"),
+    )
 }
 
 /// Starts `locus up` and waits until it has written network.json.
 fn up(dir: &Path, database_url: Option<&str>, log: &Path) -> Up {
-    let _ = std::fs::remove_file(dir.join("network.json"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_locus"));
-    command
-        .args(["up", "--base-port", "0", "--patients", "3", "--data-dir"])
-        .arg(dir)
-        .env_remove("LOCUS_DATABASE_URL")
-        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
-        .stderr(Stdio::inherit());
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
-    }
-    let mut up = Up(Some(command.spawn().expect("start locus up")));
-    let child = up.0.as_mut().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !dir.join("network.json").exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "locus up exited with {status}:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "locus up wrote no network.json in two minutes"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    up
+    let wait = Duration::from_secs(120);
+    Up::start(env!("CARGO_BIN_EXE_locus"), dir, database_url, log, wait)
 }
 
 /// `signal` (`-INT` as Ctrl-C sends it, `-TERM` as a service manager does);
 /// `locus up` must stop cleanly on either.
-fn stop(mut up: Up, log: &Path, signal: &str) -> String {
-    let mut child = up.0.take().unwrap();
+fn stop(up: Up, log: &Path, signal: &str) -> String {
+    let mut child = up.into_child();
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

@@ -553,15 +553,8 @@ struct ReferenceJson {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use std::path::PathBuf;
 
     const LAB_V2: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
-
-    /// The Synthea sample folder, or `None` (with a notice) when it is absent
-    /// outside CI.
-    fn synthea_dir() -> Option<PathBuf> {
-        locus_tests::shared_path("data/synthea-r4")
-    }
 
     fn patient(identifiers: Value) -> Value {
         json!({"fullUrl": "urn:uuid:11111111-1111-4111-8111-111111111111", "resource": {
@@ -920,13 +913,8 @@ mod tests {
     /// independent walk of the same JSON.
     #[test]
     fn synthea_bundles() {
-        let Some(dir) = synthea_dir() else { return };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
+        let dir = locus_tests::synthea::sample_dir();
+        let files = locus_tests::synthea::bundle_files(&dir);
         assert!(
             files.len() >= 3,
             "expected Synthea bundles in {}",

@@ -7,11 +7,10 @@
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use locus_index_service::api::DiscoveredPointer;
-use locus_index_service::client::IndexClientError;
+use locus_index_service::client::{post_json, IndexClientError, ServiceRefusal};
 use locus_ledger::client::ClientError;
 use locus_ledger::merkle::rfc9162_leaf_hash;
 use locus_platform::access::MAX_GRANT_SECS;
-use locus_platform::http::ErrorBody;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Event, SignedEntry};
 use locus_protocol::grant::GrantClaims;
@@ -39,12 +38,8 @@ pub enum ResultError {
     UnknownCustodian,
     #[error("the custodian cannot be reached: {0}")]
     Unreachable(#[from] reqwest::Error),
-    #[error("the custodian refused ({status}, {code}): {message}")]
-    Refused {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    #[error("the custodian refused {0}")]
+    Refused(#[from] ServiceRefusal),
     #[error("the released record does not open or does not parse")]
     Unopenable,
     #[error("the custodian's signature does not verify")]
@@ -113,27 +108,8 @@ impl Node {
         endpoint: &str,
         request: &RetrieveRequest,
     ) -> Result<RetrieveResponse, ResultError> {
-        let response = self
-            .http
-            .post(format!(
-                "{}/connector/retrieve",
-                endpoint.trim_end_matches('/')
-            ))
-            .json(request)
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Option<ErrorBody> = response.json().await.ok();
-            return Err(ResultError::Refused {
-                status: status.as_u16(),
-                code: body
-                    .as_ref()
-                    .map_or_else(|| "unknown".into(), |b| b.error.clone()),
-                message: body.map_or_else(String::new, |b| b.message),
-            });
-        }
-        Ok(response.json().await?)
+        let url = format!("{}/connector/retrieve", endpoint.trim_end_matches('/'));
+        post_json(&self.http, url, request).await
     }
 
     async fn fetch_one(

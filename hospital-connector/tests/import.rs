@@ -20,25 +20,12 @@ use locus_protocol::ids::{FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::linkage::{normalize_identifier, patient_key, LinkageKey};
 use locus_protocol::pointer::content_commitment;
 use locus_protocol::scope::ResourceType;
+use locus_tests::synthea::{bundle_files, sample_dir};
 use locus_tests::{both_backends, TestDb};
 use serde_json::Value;
 
 /// Bundles imported by the tests that run on both backends.
 const SUBSET: usize = 6;
-
-fn synthea_dir() -> Option<PathBuf> {
-    locus_tests::shared_path("data/synthea-r4")
-}
-
-fn bundle_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn linkage_key() -> LinkageKey {
     LinkageKey::new("test", [7; 32]).unwrap()
@@ -240,7 +227,7 @@ fn assert_no_secrets(store: &RecordStore, expected: &[Expected]) {
 
 /// Imports the first bundles one by one, then again: the second pass changes nothing.
 async fn import_and_reimport(db: TestDb) {
-    let Some(dir) = synthea_dir() else { return };
+    let dir = sample_dir();
     let store = open_store(&db);
     let key = linkage_key();
     let files: Vec<PathBuf> = bundle_files(&dir).into_iter().take(SUBSET).collect();
@@ -277,7 +264,7 @@ async fn import_and_reimport(db: TestDb) {
 
 /// One changed value in one Observation makes version 2 of that record only.
 async fn modified_resource_gets_new_version(db: TestDb) {
-    let Some(dir) = synthea_dir() else { return };
+    let dir = sample_dir();
     let store = open_store(&db);
     let key = linkage_key();
     let file = &bundle_files(&dir)[0];
@@ -357,7 +344,7 @@ async fn modified_resource_gets_new_version(db: TestDb) {
 /// A bundle without the linkage identifier is refused by naming the system, and
 /// stores nothing.
 async fn bundle_without_ssn_is_refused(db: TestDb) {
-    let Some(dir) = synthea_dir() else { return };
+    let dir = sample_dir();
     let store = open_store(&db);
     let file = &bundle_files(&dir)[0];
     let want = expected(file);
@@ -628,7 +615,7 @@ async fn store_api(db: TestDb) {
 /// Importers racing over the same bundles: each resource is stored once, and
 /// nobody fails.
 async fn concurrent_imports(db: TestDb) {
-    let Some(dir) = synthea_dir() else { return };
+    let dir = sample_dir();
     let store = open_store(&db);
     let files: Vec<PathBuf> = bundle_files(&dir).into_iter().take(2).collect();
     let total: usize = files.iter().map(|f| expected(f).records).sum();
@@ -678,7 +665,7 @@ both_backends!(
 /// All 41 bundles through the folder import, on SQLite.
 #[test]
 fn import_all_bundles_from_a_folder() {
-    let Some(dir) = synthea_dir() else { return };
+    let dir = sample_dir();
     let db = TestDb::sqlite();
     let store = open_store(&db);
     let key = linkage_key();

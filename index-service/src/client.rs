@@ -14,12 +14,42 @@ use locus_protocol::ids::PointerId;
 pub enum IndexClientError {
     #[error("the index cannot be reached: {0}")]
     Unreachable(#[from] reqwest::Error),
-    #[error("the index refused ({status}, {code}): {message}")]
-    Refused {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    #[error("the index refused {0}")]
+    Refused(#[from] ServiceRefusal),
+}
+
+/// A Locus service's answer with an error status: the status and its JSON
+/// error (code `unknown` and no message when the body is not one).
+#[derive(Debug, thiserror::Error)]
+#[error("({status}, {code}): {message}")]
+pub struct ServiceRefusal {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+/// POSTs `body` as JSON to a Locus service and reads its JSON answer; an error
+/// status is the service's [`ServiceRefusal`].
+pub async fn post_json<T, R, E>(http: &reqwest::Client, url: String, body: &T) -> Result<R, E>
+where
+    T: serde::Serialize + ?Sized,
+    R: serde::de::DeserializeOwned,
+    E: From<reqwest::Error> + From<ServiceRefusal>,
+{
+    let response = http.post(url).json(body).send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: Option<ErrorBody> = response.json().await.ok();
+        return Err(ServiceRefusal {
+            status: status.as_u16(),
+            code: body
+                .as_ref()
+                .map_or_else(|| "unknown".into(), |b| b.error.clone()),
+            message: body.map_or_else(String::new, |b| b.message),
+        }
+        .into());
+    }
+    Ok(response.json().await?)
 }
 
 #[derive(Debug, Clone)]
@@ -42,24 +72,7 @@ impl IndexClient {
         path: &str,
         body: &T,
     ) -> Result<R, IndexClientError> {
-        let response = self
-            .http
-            .post(format!("{}/{path}", self.base))
-            .json(body)
-            .send()
-            .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Option<ErrorBody> = response.json().await.ok();
-            return Err(IndexClientError::Refused {
-                status: status.as_u16(),
-                code: body
-                    .as_ref()
-                    .map_or_else(|| "unknown".into(), |b| b.error.clone()),
-                message: body.map_or_else(String::new, |b| b.message),
-            });
-        }
-        Ok(response.json().await?)
+        post_json(&self.http, format!("{}/{path}", self.base), body).await
     }
 
     pub async fn publish(
@@ -92,8 +105,4 @@ impl IndexClient {
 /// A sealed pointer as the index wire carries it.
 pub fn encode_sealed(sealed: &[u8]) -> String {
     BASE64.encode(sealed)
-}
-
-pub fn decode_sealed(sealed: &str) -> Option<Vec<u8>> {
-    BASE64.decode(sealed).ok()
 }

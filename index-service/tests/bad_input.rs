@@ -30,6 +30,11 @@ async fn expect_error(response: reqwest::Response, status: u16, code: &str) {
     assert!(!body["message"].as_str().unwrap().is_empty());
 }
 
+/// Submits `body` and checks that it is refused with `status` and `code`.
+async fn submit_refused(client: &TestClient, body: Vec<u8>, status: u16, code: &str) {
+    expect_error(client.submit(body).await, status, code).await;
+}
+
 async fn state(client: &TestClient) -> (u64, usize) {
     let checkpoint = client.checkpoint().await;
     let page = client.get_json("/ledger/entries?limit=1000").await;
@@ -69,8 +74,9 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         format!("A{}", &sig[1..])
     };
     forged["sig"] = flipped.into();
-    expect_error(
-        client.submit(serde_json::to_vec(&forged).unwrap()).await,
+    submit_refused(
+        client,
+        serde_json::to_vec(&forged).unwrap(),
         403,
         "bad_signature",
     )
@@ -79,40 +85,27 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     // Signed by a key that is not the member's.
     let mut impostor = TestMember::new("hospital-a");
     impostor.key = locus_protocol::signing::SigningKey::generate();
-    expect_error(
-        client.submit(impostor.retrieval()).await,
-        403,
-        "bad_signature",
-    )
-    .await;
+    submit_refused(client, impostor.retrieval(), 403, "bad_signature").await;
 
     // Not a member, and a suspended member.
-    expect_error(
-        client.submit(stranger.retrieval()).await,
-        403,
-        "unknown_submitter",
-    )
-    .await;
-    expect_error(
-        client.submit(suspended.retrieval()).await,
-        403,
-        "inactive_submitter",
-    )
-    .await;
+    submit_refused(client, stranger.retrieval(), 403, "unknown_submitter").await;
+    submit_refused(client, suspended.retrieval(), 403, "inactive_submitter").await;
 
     // Only the authority changes the directory: a member cannot admit itself
     // or anyone else, and the authority's key cannot be forged.
     let self_admission = stranger.update(MemberRole::Hospital, MemberStatus::Active, None);
-    expect_error(
-        client.submit(member.signed(self_admission.clone())).await,
+    submit_refused(
+        client,
+        member.signed(self_admission.clone()),
         403,
         "not_permitted",
     )
     .await;
     let mut fake_authority = TestMember::authority();
     fake_authority.key = locus_protocol::signing::SigningKey::generate();
-    expect_error(
-        client.submit(fake_authority.signed(self_admission)).await,
+    submit_refused(
+        client,
+        fake_authority.signed(self_admission),
         403,
         "bad_signature",
     )
@@ -122,8 +115,9 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     // name, not a revocation (the consent service's), not a discovery (the index's).
     let other = TestMember::new("hospital-q");
     let someone_elses_release = random_retrieval(&other.id);
-    expect_error(
-        client.submit(member.signed(someone_elses_release)).await,
+    submit_refused(
+        client,
+        member.signed(someone_elses_release),
         403,
         "not_permitted",
     )
@@ -134,29 +128,19 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
             subject: locus_protocol::ids::PatientKey::from_bytes([1; 32]),
             by_device: None,
         });
-    expect_error(
-        client.submit(member.signed(revocation)).await,
-        403,
-        "not_permitted",
-    )
-    .await;
+    submit_refused(client, member.signed(revocation), 403, "not_permitted").await;
 
     // Replaying the suspended member's old admission does not reinstate it:
     // the log already holds it, so it is neither a new leaf nor a change.
     assert_eq!(client.submit_ok(admission).await, admitted);
-    expect_error(
-        client.submit(suspended.retrieval()).await,
-        403,
-        "inactive_submitter",
-    )
-    .await;
+    submit_refused(client, suspended.retrieval(), 403, "inactive_submitter").await;
 
     // Not canonical: whitespace, reordered keys, and not JSON at all.
     let pretty = serde_json::to_vec_pretty(
         &serde_json::from_slice::<serde_json::Value>(&member.retrieval()).unwrap(),
     )
     .unwrap();
-    expect_error(client.submit(pretty).await, 400, "malformed_entry").await;
+    submit_refused(client, pretty, 400, "malformed_entry").await;
     let text = String::from_utf8(member.retrieval()).unwrap();
     let reordered = format!(
         "{{\"sig\":{},\"entry\":{}}}",
@@ -165,25 +149,16 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&text).unwrap()["entry"])
             .unwrap()
     );
-    expect_error(
-        client.submit(reordered.into_bytes()).await,
-        400,
-        "malformed_entry",
-    )
-    .await;
-    expect_error(
-        client.submit(b"not json".to_vec()).await,
-        400,
-        "malformed_entry",
-    )
-    .await;
-    expect_error(client.submit(Vec::new()).await, 400, "malformed_entry").await;
+    submit_refused(client, reordered.into_bytes(), 400, "malformed_entry").await;
+    submit_refused(client, b"not json".to_vec(), 400, "malformed_entry").await;
+    submit_refused(client, Vec::new(), 400, "malformed_entry").await;
 
     // An unknown field inside an otherwise signed entry.
     let mut extra: serde_json::Value = serde_json::from_slice(&member.retrieval()).unwrap();
     extra["entry"]["name"] = "Jane Doe".into();
-    expect_error(
-        client.submit(serde_json::to_vec(&extra).unwrap()).await,
+    submit_refused(
+        client,
+        serde_json::to_vec(&extra).unwrap(),
         400,
         "malformed_entry",
     )
@@ -191,13 +166,13 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
 
     // Over 64 KiB.
     let oversized = vec![b' '; 64 * 1024 + 1];
-    expect_error(client.submit(oversized).await, 413, "entry_too_large").await;
+    submit_refused(client, oversized, 413, "entry_too_large").await;
 
     // An entry dated an hour ago.
     let stale = member
         .entry_at(random_retrieval(&member.id), now_ms() - 3_600_000)
         .to_canonical_bytes();
-    expect_error(client.submit(stale).await, 400, "clock_skew").await;
+    submit_refused(client, stale, 400, "clock_skew").await;
 
     // Malformed and out-of-range proof queries.
     for path in [

@@ -161,15 +161,13 @@ async fn index_bodies_are_bounded_objects(db: TestDb) {
 
     // What the routes need still fits: a full batch of the largest pointers
     // (superseding a batch of small ones), and withdrawing a full batch.
+    let post_ok = |path: &'static str, body: String| async move {
+        let response = post(path, body.into(), json).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response
+    };
     let small: Vec<Value> = (0..MAX_BATCH).map(|_| small_pointer()).collect();
-    let response = post(
-        "/index/pointers",
-        json!({"pointers": small}).to_string().into(),
-        json,
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    post_ok("/index/pointers", json!({"pointers": small}).to_string()).await;
     let batch: Vec<Value> = small
         .iter()
         .map(|p| largest_pointer(&p["pointer_id"]))
@@ -177,16 +175,12 @@ async fn index_bodies_are_bounded_objects(db: TestDb) {
     let ids: Vec<Value> = batch.iter().map(|p| p["pointer_id"].clone()).collect();
     let body = json!({"pointers": batch}).to_string();
     assert!(body.len() > 8 * 1024 * 1024, "{} bytes", body.len());
-    let response = post("/index/pointers", body.into(), json).await.unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let response = post(
+    post_ok("/index/pointers", body).await;
+    let response = post_ok(
         "/index/pointers/withdraw",
-        json!({"pointer_ids": ids}).to_string().into(),
-        json,
+        json!({"pointer_ids": ids}).to_string(),
     )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    .await;
     let withdrawn: Value = response.json().await.unwrap();
     assert_eq!(withdrawn["withdrawn"], MAX_BATCH, "{withdrawn}");
     network.stop().await;

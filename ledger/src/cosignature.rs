@@ -11,13 +11,12 @@
 //!   the timestamp in decimal without leading zeros, in seconds since the
 //!   UNIX epoch, at most 2^63 - 1.
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use zeroize::Zeroizing;
+use ed25519_dalek::VerifyingKey;
 
 use crate::checkpoint::Checkpoint;
 use crate::note::{
-    self, encode_skey, encode_vkey, is_valid_key_name, parse_public_key, parse_seed, split_key,
-    strip_skey_prefix, NoteError, NoteSignature, SignatureVerifier, ED25519_SIGNATURE_TYPE,
+    self, key_type, parse_seed, split_key, strip_skey_prefix, NoteError, NoteSignature, Signer,
+    Verifier, ED25519_SIGNATURE_TYPE,
 };
 
 /// Signature type byte of Ed25519 `cosignature/v1` keys.
@@ -56,40 +55,20 @@ pub fn cosignature_timestamp(sig: &NoteSignature) -> Option<u64> {
     (sig.signature.len() == COSIGNATURE_V1_LEN).then(|| u64::from_be_bytes(*bytes))
 }
 
-/// A witness's cosigning key. The key is wiped from memory on drop.
-pub struct CosignatureSigner {
-    name: String,
-    key: SigningKey,
-    key_id: u32,
-}
+key_type!(
+    /// Witness cosignature keys (type 0x04), with which a witness cosigns
+    /// checkpoints.
+    CosignatureKey,
+    COSIGNATURE_V1_TYPE,
+    "Cosignature",
+    CosignatureError,
+    |key, text, sig| check(key, text, sig).is_some()
+);
 
-impl std::fmt::Debug for CosignatureSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CosignatureSigner")
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .finish_non_exhaustive()
-    }
-}
+/// A witness's cosigning key.
+pub type CosignatureSigner = Signer<CosignatureKey>;
 
-impl CosignatureSigner {
-    /// A new random witness key named `name`.
-    pub fn generate(name: &str) -> Result<Self, CosignatureError> {
-        Self::from_signing_key(name, note::generate_signing_key()?)
-    }
-
-    pub fn from_signing_key(name: &str, key: SigningKey) -> Result<Self, CosignatureError> {
-        if !is_valid_key_name(name) {
-            return Err(NoteError::InvalidName.into());
-        }
-        let key_id = note::key_id(name, COSIGNATURE_V1_TYPE, key.verifying_key().as_bytes());
-        Ok(Self {
-            name: name.to_owned(),
-            key,
-            key_id,
-        })
-    }
-
+impl Signer<CosignatureKey> {
     /// Parses `PRIVATE+KEY+<name>+<hex key id>+<base64(type || seed)>`, the
     /// form transparency-dev/formats' `NewSignerForCosignatureV1` reads: type
     /// 0x04 with the cosignature key id, or a plain 0x01 note key with the
@@ -112,27 +91,6 @@ impl CosignatureSigner {
         Self::from_signing_key(name, key)
     }
 
-    /// The skey with type 0x04. Secret: keep it out of logs.
-    pub fn to_skey(&self) -> Zeroizing<String> {
-        encode_skey(&self.name, self.key_id, COSIGNATURE_V1_TYPE, &self.key)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn key_id(&self) -> u32 {
-        self.key_id
-    }
-
-    pub fn verifier(&self) -> CosignatureVerifier {
-        CosignatureVerifier {
-            name: self.name.clone(),
-            key: self.key.verifying_key(),
-            key_id: self.key_id,
-        }
-    }
-
     /// Cosigns a checkpoint text (the note text, without signature lines) as
     /// of `timestamp` (seconds since the UNIX epoch). The caller is stating
     /// it has checked the checkpoint's consistency with what it saw before.
@@ -146,120 +104,51 @@ impl CosignatureSigner {
         }
         Checkpoint::parse(checkpoint_text).map_err(|_| CosignatureError::NotACheckpoint)?;
         let message = signed_message(checkpoint_text, timestamp);
-        let mut signature = Vec::with_capacity(COSIGNATURE_V1_LEN);
-        signature.extend_from_slice(&timestamp.to_be_bytes());
-        signature.extend_from_slice(&self.key.sign(message.as_bytes()).to_bytes());
-        Ok(NoteSignature {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            signature,
-        })
+        let mut prefix = Vec::with_capacity(COSIGNATURE_V1_LEN);
+        prefix.extend_from_slice(&timestamp.to_be_bytes());
+        Ok(self.signature(prefix, message.as_bytes()))
     }
 }
 
 /// A witness's public cosigning key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CosignatureVerifier {
-    name: String,
-    key: VerifyingKey,
-    key_id: u32,
-}
+pub type CosignatureVerifier = Verifier<CosignatureKey>;
 
-impl CosignatureVerifier {
-    pub fn from_public_key(name: &str, public_key: &[u8; 32]) -> Result<Self, CosignatureError> {
-        if !is_valid_key_name(name) {
-            return Err(NoteError::InvalidName.into());
-        }
-        let key = parse_public_key(public_key)?;
-        Ok(Self {
-            name: name.to_owned(),
-            key_id: note::key_id(name, COSIGNATURE_V1_TYPE, key.as_bytes()),
-            key,
-        })
-    }
-
-    /// Parses `<name>+<hex key id>+<base64(0x04 || public key)>`. Plain 0x01
-    /// note keys are refused: a witness key is configured as one.
-    pub fn from_vkey(vkey: &str) -> Result<Self, CosignatureError> {
-        let (name, id, raw) = split_key(vkey)?;
-        let Some((&kind, public)) = raw.split_first() else {
-            return Err(NoteError::MalformedKey.into());
-        };
-        if kind != COSIGNATURE_V1_TYPE {
-            return Err(NoteError::UnsupportedKeyType(kind).into());
-        }
-        let public: &[u8; 32] = public.try_into().map_err(|_| NoteError::MalformedKey)?;
-        let verifier = Self::from_public_key(name, public)?;
-        if verifier.key_id != id {
-            return Err(NoteError::KeyIdMismatch.into());
-        }
-        Ok(verifier)
-    }
-
-    pub fn to_vkey(&self) -> String {
-        encode_vkey(&self.name, self.key_id, COSIGNATURE_V1_TYPE, &self.key)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn key_id(&self) -> u32 {
-        self.key_id
-    }
-
-    pub fn public_key(&self) -> [u8; 32] {
-        self.key.to_bytes()
-    }
-
+impl Verifier<CosignatureKey> {
     /// Verifies `sig` over a checkpoint text and returns its timestamp.
     pub fn verify_cosignature(
         &self,
         checkpoint_text: &str,
         sig: &NoteSignature,
     ) -> Result<u64, VerifyError> {
-        if sig.name != self.name || sig.key_id != self.key_id {
+        if sig.name != self.name() || sig.key_id != self.key_id() {
             return Err(VerifyError);
         }
-        self.check(checkpoint_text, &sig.signature)
-            .ok_or(VerifyError)
-    }
-
-    fn check(&self, text: &str, sig: &[u8]) -> Option<u64> {
-        if sig.len() != COSIGNATURE_V1_LEN {
-            return None;
-        }
-        let (time, sig) = sig.split_at(8);
-        let timestamp = u64::from_be_bytes(time.try_into().ok()?);
-        if timestamp > MAX_TIMESTAMP {
-            return None;
-        }
-        let sig = ed25519_dalek::Signature::from_slice(sig).ok()?;
-        let message = signed_message(text, timestamp);
-        self.key.verify_strict(message.as_bytes(), &sig).ok()?;
-        Some(timestamp)
+        check(self.key(), checkpoint_text, &sig.signature).ok_or(VerifyError)
     }
 }
 
-impl SignatureVerifier for CosignatureVerifier {
-    fn name(&self) -> &str {
-        &self.name
+/// The timestamp of a valid cosignature `sig` by `key` over `text`.
+fn check(key: &VerifyingKey, text: &str, sig: &[u8]) -> Option<u64> {
+    if sig.len() != COSIGNATURE_V1_LEN {
+        return None;
     }
-
-    fn key_id(&self) -> u32 {
-        self.key_id
+    let (time, sig) = sig.split_at(8);
+    let timestamp = u64::from_be_bytes(time.try_into().ok()?);
+    if timestamp > MAX_TIMESTAMP {
+        return None;
     }
-
-    fn verify(&self, text: &str, sig: &[u8]) -> bool {
-        self.check(text, sig).is_some()
-    }
+    let sig = ed25519_dalek::Signature::from_slice(sig).ok()?;
+    let message = signed_message(text, timestamp);
+    key.verify_strict(message.as_bytes(), &sig).ok()?;
+    Some(timestamp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::sign_checkpoint;
-    use crate::note::{Note, NoteSigner};
+    use crate::note::{Note, NoteSigner, SignatureVerifier};
+    use ed25519_dalek::{Signer as _, SigningKey};
 
     const CHECKPOINT: &str =
         "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";

@@ -2,7 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod bench;
 pub mod checkpoint;
 pub mod client;
 pub mod cosignature;

@@ -5,6 +5,8 @@
 //! A signed note is a text ending in a newline, a blank line, then one or
 //! more lines `— <key name> base64(key id (4 bytes, big endian) || signature)`.
 
+use std::marker::PhantomData;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
@@ -167,41 +169,134 @@ pub(crate) fn strip_skey_prefix(skey: &str) -> Result<&str, NoteError> {
         .ok_or(NoteError::MalformedKey)
 }
 
-/// A log's Ed25519 note signing key. The key is wiped from memory on drop.
-pub struct NoteSigner {
-    name: String,
-    key: SigningKey,
-    key_id: u32,
+/// What tells the two kinds of Ed25519 note key apart: the signature type byte
+/// in their key ids and encodings, what their signatures cover, the error their
+/// constructors return, and the name their `Debug` shows.
+pub trait KeyType: Clone {
+    const SIGNATURE_TYPE: u8;
+    /// `Note` or `Cosignature`: the start of the type names `Debug` shows.
+    const NAME: &'static str;
+    type Error: From<NoteError>;
+    /// Whether `sig` (the signature bytes after the key id) is valid over `text`.
+    fn verify(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool;
 }
 
-impl std::fmt::Debug for NoteSigner {
+/// Declares a [`KeyType`]: its marker, signature type byte, `Debug` name,
+/// constructor error and check of a signature's bytes.
+macro_rules! key_type {
+    ($(#[$doc:meta])* $marker:ident, $type:expr, $name:literal, $error:ty, $verify:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $marker {}
+
+        impl $crate::note::KeyType for $marker {
+            const SIGNATURE_TYPE: u8 = $type;
+            const NAME: &'static str = $name;
+            type Error = $error;
+
+            fn verify(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
+                $verify(key, text, sig)
+            }
+        }
+    };
+}
+pub(crate) use key_type;
+
+key_type!(
+    /// Plain Ed25519 note keys (type 0x01), with which the log signs checkpoints.
+    NoteKey, ED25519_SIGNATURE_TYPE, "Note", NoteError, verify_plain
+);
+
+/// Whether `sig` is a plain Ed25519 signature by `key` over `text`.
+fn verify_plain(key: &VerifyingKey, text: &str, sig: &[u8]) -> bool {
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+        return false;
+    };
+    key.verify_strict(text.as_bytes(), &sig).is_ok()
+}
+
+/// `Debug` for a key of type `T` in `role` (`Signer`, `Verifier`): its name
+/// and key id, never key material.
+fn debug_key<T: KeyType>(
+    f: &mut std::fmt::Formatter<'_>,
+    role: &str,
+    name: &str,
+    key_id: u32,
+) -> std::fmt::Result {
+    f.debug_struct(&format!("{}{role}", T::NAME))
+        .field("name", &name)
+        .field("key_id", &format_args!("{key_id:08x}"))
+        .finish_non_exhaustive()
+}
+
+/// An Ed25519 signing key of one [`KeyType`]: its public side (name, key id
+/// and public key) and the secret key, which is wiped from memory on drop.
+pub struct Signer<T> {
+    public: Verifier<T>,
+    key: SigningKey,
+}
+
+/// A log's Ed25519 note signing key.
+pub type NoteSigner = Signer<NoteKey>;
+
+impl<T: KeyType> std::fmt::Debug for Signer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoteSigner")
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .finish_non_exhaustive()
+        debug_key::<T>(f, "Signer", &self.public.name, self.public.key_id)
     }
 }
 
-impl NoteSigner {
+impl<T: KeyType> Signer<T> {
     /// A new random key named `name`.
-    pub fn generate(name: &str) -> Result<Self, NoteError> {
+    pub fn generate(name: &str) -> Result<Self, T::Error> {
         Self::from_signing_key(name, generate_signing_key()?)
     }
 
     /// A signer for an existing Ed25519 key.
-    pub fn from_signing_key(name: &str, key: SigningKey) -> Result<Self, NoteError> {
+    pub fn from_signing_key(name: &str, key: SigningKey) -> Result<Self, T::Error> {
         if !is_valid_key_name(name) {
-            return Err(NoteError::InvalidName);
+            return Err(NoteError::InvalidName.into());
         }
-        let key_id = key_id(name, ED25519_SIGNATURE_TYPE, key.verifying_key().as_bytes());
-        Ok(Self {
+        let public = key.verifying_key();
+        let public = Verifier {
             name: name.to_owned(),
-            key,
-            key_id,
-        })
+            key_id: key_id(name, T::SIGNATURE_TYPE, public.as_bytes()),
+            key: public,
+            kind: PhantomData,
+        };
+        Ok(Self { public, key })
     }
 
+    /// The skey encoding, of this key type. Secret: keep it out of logs.
+    pub fn to_skey(&self) -> Zeroizing<String> {
+        encode_skey(self.name(), self.key_id(), T::SIGNATURE_TYPE, &self.key)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.public.name
+    }
+
+    pub fn key_id(&self) -> u32 {
+        self.public.key_id
+    }
+
+    pub fn verifier(&self) -> Verifier<T> {
+        self.public.clone()
+    }
+
+    /// A signature line of this key over `message`, after `prefix` (the
+    /// bytes a signature type puts before the Ed25519 signature).
+    pub(crate) fn signature(&self, prefix: Vec<u8>, message: &[u8]) -> NoteSignature {
+        let mut signature = prefix;
+        signature.extend_from_slice(&self.key.sign(message).to_bytes());
+        NoteSignature {
+            name: self.public.name.clone(),
+            key_id: self.public.key_id,
+            signature,
+        }
+    }
+}
+
+impl Signer<NoteKey> {
     /// Parses Go's `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 || seed)>`.
     pub fn from_skey(skey: &str) -> Result<Self, NoteError> {
         let (name, id, raw) = split_key(strip_skey_prefix(skey)?)?;
@@ -212,31 +307,10 @@ impl NoteSigner {
             return Err(NoteError::UnsupportedKeyType(kind));
         }
         let signer = Self::from_signing_key(name, parse_seed(seed)?)?;
-        if signer.key_id != id {
+        if signer.key_id() != id {
             return Err(NoteError::KeyIdMismatch);
         }
         Ok(signer)
-    }
-
-    /// The skey encoding. Secret: keep it out of logs.
-    pub fn to_skey(&self) -> Zeroizing<String> {
-        encode_skey(&self.name, self.key_id, ED25519_SIGNATURE_TYPE, &self.key)
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn key_id(&self) -> u32 {
-        self.key_id
-    }
-
-    pub fn verifier(&self) -> NoteVerifier {
-        NoteVerifier {
-            name: self.name.clone(),
-            key: self.key.verifying_key(),
-            key_id: self.key_id,
-        }
     }
 
     /// Signs a note text (which must end in a newline and hold no other
@@ -245,55 +319,63 @@ impl NoteSigner {
         if !is_valid_text(text) {
             return Err(NoteError::InvalidText);
         }
-        Ok(NoteSignature {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            signature: self.key.sign(text.as_bytes()).to_bytes().to_vec(),
-        })
+        Ok(self.signature(Vec::new(), text.as_bytes()))
     }
 }
 
-/// A public Ed25519 note key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NoteVerifier {
+/// A public Ed25519 key of one [`KeyType`], under its name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Verifier<T> {
     name: String,
     key: VerifyingKey,
     key_id: u32,
+    kind: PhantomData<T>,
 }
 
-impl NoteVerifier {
+/// A public Ed25519 note key.
+pub type NoteVerifier = Verifier<NoteKey>;
+
+impl<T: KeyType> std::fmt::Debug for Verifier<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_key::<T>(f, "Verifier", &self.name, self.key_id)
+    }
+}
+
+impl<T: KeyType> Verifier<T> {
     /// A verifier for a raw Ed25519 public key.
-    pub fn from_public_key(name: &str, public_key: &[u8; 32]) -> Result<Self, NoteError> {
+    pub fn from_public_key(name: &str, public_key: &[u8; 32]) -> Result<Self, T::Error> {
         if !is_valid_key_name(name) {
-            return Err(NoteError::InvalidName);
+            return Err(NoteError::InvalidName.into());
         }
         let key = parse_public_key(public_key)?;
         Ok(Self {
             name: name.to_owned(),
-            key_id: key_id(name, ED25519_SIGNATURE_TYPE, key.as_bytes()),
+            key_id: key_id(name, T::SIGNATURE_TYPE, key.as_bytes()),
             key,
+            kind: PhantomData,
         })
     }
 
-    /// Parses `<name>+<hex key id>+<base64(0x01 || public key)>`.
-    pub fn from_vkey(vkey: &str) -> Result<Self, NoteError> {
+    /// Parses `<name>+<hex key id>+<base64(type || public key)>`, of this key
+    /// type only (a witness key is configured as one, a log key as the other).
+    pub fn from_vkey(vkey: &str) -> Result<Self, T::Error> {
         let (name, id, raw) = split_key(vkey)?;
         let Some((&kind, public)) = raw.split_first() else {
-            return Err(NoteError::MalformedKey);
+            return Err(NoteError::MalformedKey.into());
         };
-        if kind != ED25519_SIGNATURE_TYPE {
-            return Err(NoteError::UnsupportedKeyType(kind));
+        if kind != T::SIGNATURE_TYPE {
+            return Err(NoteError::UnsupportedKeyType(kind).into());
         }
         let public: &[u8; 32] = public.try_into().map_err(|_| NoteError::MalformedKey)?;
         let verifier = Self::from_public_key(name, public)?;
         if verifier.key_id != id {
-            return Err(NoteError::KeyIdMismatch);
+            return Err(NoteError::KeyIdMismatch.into());
         }
         Ok(verifier)
     }
 
     pub fn to_vkey(&self) -> String {
-        encode_vkey(&self.name, self.key_id, ED25519_SIGNATURE_TYPE, &self.key)
+        encode_vkey(&self.name, self.key_id, T::SIGNATURE_TYPE, &self.key)
     }
 
     pub fn name(&self) -> &str {
@@ -307,9 +389,13 @@ impl NoteVerifier {
     pub fn public_key(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
+
+    pub(crate) fn key(&self) -> &VerifyingKey {
+        &self.key
+    }
 }
 
-impl SignatureVerifier for NoteVerifier {
+impl<T: KeyType> SignatureVerifier for Verifier<T> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -319,10 +405,7 @@ impl SignatureVerifier for NoteVerifier {
     }
 
     fn verify(&self, text: &str, sig: &[u8]) -> bool {
-        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
-            return false;
-        };
-        self.key.verify_strict(text.as_bytes(), &sig).is_ok()
+        T::verify(&self.key, text, sig)
     }
 }
 

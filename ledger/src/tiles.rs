@@ -601,56 +601,21 @@ mod tests {
                 NodeId::new(8, 514)
             ]
         );
-        assert_eq!(
-            TileRef {
-                level: 0,
-                index: 0,
-                width: 256
-            }
-            .node_ids()
-            .count(),
-            256
-        );
-        assert_eq!(
-            TileRef {
-                level: 8,
-                index: 0,
-                width: 1
-            }
-            .node_ids()
-            .count(),
-            0
-        );
-        assert_eq!(
-            TileRef {
-                level: 0,
-                index: u64::MAX,
-                width: 1
-            }
-            .node_ids()
-            .count(),
-            0
-        );
-        assert_eq!(
-            TileRef {
-                level: 0,
-                index: 0,
-                width: 0
-            }
-            .node_ids()
-            .count(),
-            0
-        );
-        assert_eq!(
-            TileRef {
-                level: 0,
-                index: 0,
-                width: 300
-            }
-            .node_ids()
-            .count(),
-            0
-        );
+        // (level, index, width) -> node ids; out-of-range tiles have none.
+        for (level, index, width, count) in [
+            (0, 0, 256, 256),
+            (8, 0, 1, 0),
+            (0, u64::MAX, 1, 0),
+            (0, 0, 0, 0),
+            (0, 0, 300, 0),
+        ] {
+            let tile = TileRef {
+                level,
+                index,
+                width,
+            };
+            assert_eq!(tile.node_ids().count(), count, "{tile:?}");
+        }
         assert!(TileRef::new(0, 0, 0).is_err());
         assert!(TileRef::new(64, 0, 1).is_err());
         assert!(TileRef::new(63, 0, 256).is_ok());

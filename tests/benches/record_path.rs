@@ -47,7 +47,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::rt::System;
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
 use locus_hospital_connector::fhir::{OBSERVATION_CATEGORY_SYSTEM, US_SSN_SYSTEM};
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::retrieve::RetrieveRequest;
@@ -116,6 +117,17 @@ struct Sizes {
 }
 
 impl Sizes {
+    /// A benchmark group of ten samples, warmed up and measured for these
+    /// sizes' times.
+    fn group<'a>(&self, c: &'a mut Criterion, name: String) -> BenchmarkGroup<'a, WallTime> {
+        let mut group = c.benchmark_group(name);
+        group
+            .sample_size(10)
+            .warm_up_time(self.warm_up)
+            .measurement_time(self.measure);
+        group
+    }
+
     fn get() -> Self {
         if bench_mode() {
             Self {
@@ -556,12 +568,8 @@ fn record_path(
     phases("fresh");
 
     // Publishing: n fresh records per call, of one patient.
-    let mut group = c.benchmark_group(format!("publish/{name}"));
-    group
-        .sample_size(10)
-        .warm_up_time(sizes.warm_up)
-        .sampling_mode(SamplingMode::Flat)
-        .measurement_time(sizes.measure);
+    let mut group = sizes.group(c, format!("publish/{name}"));
+    group.sampling_mode(SamplingMode::Flat);
     for &n in sizes.publish {
         group.throughput(Throughput::Elements(n));
         group.bench_function(BenchmarkId::from_parameter(n), |bench| {
@@ -617,11 +625,7 @@ fn record_path(
         .block_on(b.node.request_retrieval(&a.url, &request(0, &pointers)))
         .unwrap();
 
-    let mut group = c.benchmark_group(format!("retrieve/{name}"));
-    group
-        .sample_size(10)
-        .warm_up_time(sizes.warm_up)
-        .measurement_time(sizes.measure);
+    let mut group = sizes.group(c, format!("retrieve/{name}"));
     group.throughput(Throughput::Elements(1));
     let mut next = 0u64;
     group.bench_function("sequential", |bench| {
@@ -701,12 +705,8 @@ fn record_path(
     system.block_on(publish(a, &refusals));
     let (grant, claims) = network.grant(b, &patient, LABS, None);
     let discovery = network.discovery(&claims);
-    let mut group = c.benchmark_group(format!("fetch_under_grant/{name}"));
-    group
-        .sample_size(10)
-        .warm_up_time(sizes.warm_up)
-        .sampling_mode(SamplingMode::Flat)
-        .measurement_time(sizes.measure);
+    let mut group = sizes.group(c, format!("fetch_under_grant/{name}"));
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(k));
     group.bench_function(BenchmarkId::from_parameter(k), |bench| {
         bench.iter_custom(|iters| {
@@ -729,11 +729,7 @@ fn record_path(
     group.finish();
 
     // The two ledger round trips of a retrieval, alone, from A.
-    let mut group = c.benchmark_group(format!("ledger/{name}"));
-    group
-        .sample_size(10)
-        .warm_up_time(sizes.warm_up)
-        .measurement_time(sizes.measure);
+    let mut group = sizes.group(c, format!("ledger/{name}"));
     group.throughput(Throughput::Elements(1));
     group.bench_function("append", |bench| {
         bench.iter_custom(|iters| {

@@ -35,16 +35,30 @@ fn reference_of(resource: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// The Synthea sample folder (`shared/data/synthea-r4`); a test fails without it.
+pub fn sample_dir() -> PathBuf {
+    crate::shared_path("data/synthea-r4")
+}
+
+/// The bundles (`.json` files) of a sample folder, sorted by file name.
+pub fn bundle_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path()
+        })
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Splits every bundle in `source` into `hospitals` partial bundles under
 /// `out`: encounter `i` (in bundle order) and what refers to it go to hospital
 /// `i % hospitals`; the Patient goes to all; anything else to the first.
 pub fn split_by_encounter(source: &Path, out: &Path, hospitals: usize) -> Vec<SplitPatient> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(source)
-        .expect("sample folder")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
+    let files = bundle_files(source);
     let mut patients = Vec::new();
     for (n, file) in files.iter().enumerate() {
         let bundle: Value =

@@ -17,6 +17,7 @@ use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
+use locus_index_service::client::ServiceRefusal;
 use locus_protocol::consent::{
     Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule,
 };
@@ -48,13 +49,22 @@ async fn refused(
     what: &str,
 ) {
     match b.node.request_retrieval(&a.url, request).await {
-        Err(ResultError::Refused {
+        Err(ResultError::Refused(ServiceRefusal {
             status: 403,
             code: got,
             ..
-        }) => assert_eq!(got, code, "{what}"),
+        })) => assert_eq!(got, code, "{what}"),
         other => panic!("{what}: expected {code}, got {other:?}"),
     }
+}
+
+/// The phone's answer is a refusal with `status` and the JSON error `code`.
+fn assert_error((got, body): (u16, Value), status: u16, code: &str) {
+    assert_eq!(
+        (got, body["error"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
 }
 
 async fn patients_decide(db: TestDb) {
@@ -141,34 +151,18 @@ async fn patients_decide(db: TestDb) {
 
     // Refusals: another patient's session, a forged signature, wider terms.
     let approve = narrower(LABS, ("2024-03-01", "2024-03-31"), 86_400);
-    let (status, body) = other_phone
-        .decide(
-            &approve,
-            Some(other_phone.signer.sign(&approve.signing_bytes().unwrap())),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("forbidden")),
-        "{body}"
+    let forged = || Some(other_phone.signer.sign(&approve.signing_bytes().unwrap()));
+    assert_error(
+        other_phone.decide(&approve, forged()).await,
+        403,
+        "forbidden",
     );
-    let (status, body) = phone
-        .decide(
-            &approve,
-            Some(other_phone.signer.sign(&approve.signing_bytes().unwrap())),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("bad_signature")),
-        "{body}"
-    );
+    assert_error(phone.decide(&approve, forged()).await, 401, "bad_signature");
     let wider = narrower(LABS, ("2023-01-01", "2024-03-31"), 86_400);
-    let (status, body) = phone.decide(&wider, None).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("wider_than_requested")),
-        "{body}"
+    assert_error(
+        phone.decide(&wider, None).await,
+        400,
+        "wider_than_requested",
     );
     let longer = narrower(LABS, ("2024-03-01", "2024-03-31"), 8 * 86_400);
     let (status, _) = phone.decide(&longer, None).await;
@@ -177,11 +171,7 @@ async fn patients_decide(db: TestDb) {
     // The patient approves: only laboratory Observations, only March, one day.
     let (status, decided) = phone.decide(&approve, None).await;
     assert_eq!(status, 200, "{decided}");
-    let (status, again) = phone.decide(&approve, None).await;
-    assert_eq!(
-        (status, again["error"].as_str()),
-        (409, Some("already_decided"))
-    );
+    assert_error(phone.decide(&approve, None).await, 409, "already_decided");
 
     // B collects the grant and retrieves exactly March's laboratory results.
     let status_url = format!(

@@ -20,6 +20,8 @@ use locus_hospital_connector::records::Record;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_hospital_connector::schema::{received_results, records};
+use locus_index_service::api::DiscoveredPointer;
+use locus_index_service::client::ServiceRefusal;
 use locus_protocol::grant::GrantClaims;
 use locus_protocol::ids::{PatientKey, PointerId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
@@ -61,6 +63,40 @@ fn x_labs(last_value: f64) -> Vec<u8> {
 
 fn key(network: &TestNetwork, ssn: &str) -> PatientKey {
     patient_key(&network.linkage, &normalize_identifier(ssn).unwrap())
+}
+
+/// `hospital` imports `bundles` and publishes them: `published` pointers.
+async fn publishes(
+    network: &TestNetwork,
+    hospital: &TestHospital,
+    bundles: &[Vec<u8>],
+    published: usize,
+) {
+    for bundle in bundles {
+        import_bundle(
+            &hospital.node.store,
+            &network.linkage,
+            US_SSN_SYSTEM,
+            bundle,
+        )
+        .unwrap();
+    }
+    assert_eq!(hospital.node.publish_pending().await.unwrap(), published);
+}
+
+/// What `hospital` discovers at the index under a grant's `claims`.
+async fn discover(
+    network: &TestNetwork,
+    hospital: &TestHospital,
+    claims: &GrantClaims,
+) -> Vec<DiscoveredPointer> {
+    hospital
+        .node
+        .index
+        .discover(&network.discovery(claims))
+        .await
+        .unwrap()
+        .pointers
 }
 
 /// Everything in a connector's two data tables, as comparable rows.
@@ -152,11 +188,11 @@ fn event(logged: &Value) -> &Value {
 /// The request was refused with `status` and `code` and a JSON error.
 fn assert_refused<T>(result: Result<T, ResultError>, status: u16, code: &str, case: &str) {
     match result {
-        Err(ResultError::Refused {
+        Err(ResultError::Refused(ServiceRefusal {
             status: s,
             code: c,
             message,
-        }) => {
+        })) => {
             assert_eq!((s, c.as_str()), (status, code), "{case}: {message}");
             assert!(!message.is_empty(), "{case}: the error has a message");
         }
@@ -235,19 +271,11 @@ async fn forged_and_stale_pointers(db: TestDb) {
         network.hospital("hospital-b"),
     );
     let (x, y) = (key(&network, SSN_X), key(&network, SSN_Y));
-    import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &x_labs(5.4)).unwrap();
     let y_bundle = lab_bundle(PATIENT_Y, SSN_Y, &[obs(9, "2339-0", 88.0)]);
-    import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &y_bundle).unwrap();
-    assert_eq!(a.node.publish_pending().await.unwrap(), 5);
+    publishes(&network, a, &[x_labs(5.4), y_bundle], 5).await;
 
     let (grant, claims) = network.grant(b, &x, LABS, None);
-    let discovered = b
-        .node
-        .index
-        .discover(&network.discovery(&claims))
-        .await
-        .unwrap()
-        .pointers;
+    let discovered = discover(&network, b, &claims).await;
     assert_eq!(discovered.len(), 4, "B discovers X's four results at A");
     let mut xs: Vec<Record> = a.node.store.current_for_patient(&x).unwrap();
     xs.sort_by_key(|r| r.effective_date);
@@ -339,13 +367,7 @@ async fn forged_and_stale_pointers(db: TestDb) {
 
     // A withdrawn pointer: A stops releasing it at once, whatever the index says.
     assert_eq!(a.node.withdraw(vec![p3]).await.unwrap(), 1);
-    let listed = b
-        .node
-        .index
-        .discover(&network.discovery(&claims))
-        .await
-        .unwrap()
-        .pointers;
+    let listed = discover(&network, b, &claims).await;
     assert!(
         listed.iter().all(|p| p.pointer_id != p3),
         "the index no longer lists it"
@@ -428,17 +450,9 @@ async fn malformed_retrievals(db: TestDb) {
         network.hospital("hospital-b"),
     );
     let x = key(&network, SSN_X);
-    import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &x_labs(5.4)).unwrap();
-    assert_eq!(a.node.publish_pending().await.unwrap(), 4);
+    publishes(&network, a, &[x_labs(5.4)], 4).await;
     let (grant, claims) = network.grant(b, &x, LABS, None);
-    let pointer = b
-        .node
-        .index
-        .discover(&network.discovery(&claims))
-        .await
-        .unwrap()
-        .pointers
-        .remove(0);
+    let pointer = discover(&network, b, &claims).await.remove(0);
     let (id, sealed) = (pointer.pointer_id.to_string(), pointer.sealed.clone());
 
     let size = settled_size(&network).await;

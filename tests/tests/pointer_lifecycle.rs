@@ -6,7 +6,7 @@
 
 use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
-use locus_index_service::client::{IndexClient, IndexClientError};
+use locus_index_service::client::{IndexClient, IndexClientError, ServiceRefusal};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_tests::fhir::{lab_bundle, LabObservation};
 use locus_tests::network::TestNetwork;
@@ -20,9 +20,9 @@ both_backends!(publish_supersede_withdraw);
 
 fn refused(result: Result<impl std::fmt::Debug, IndexClientError>, status: u16, code: &str) {
     match result {
-        Err(IndexClientError::Refused {
+        Err(IndexClientError::Refused(ServiceRefusal {
             status: s, code: c, ..
-        }) => assert_eq!((s, c.as_str()), (status, code)),
+        })) => assert_eq!((s, c.as_str()), (status, code)),
         other => panic!("expected {status} {code}, got {other:?}"),
     }
 }

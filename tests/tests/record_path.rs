@@ -16,12 +16,13 @@ use locus_hospital_connector::import::import_paths;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::api::DiscoveredPointer;
+use locus_index_service::client::{IndexClientError, ServiceRefusal};
 use locus_protocol::directory::MemberStatus;
 use locus_protocol::ids::PatientKey;
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_tests::network::{TestHospital, TestNetwork};
-use locus_tests::synthea::{lab_results, split_by_encounter, SplitPatient};
-use locus_tests::{both_backends, logs, shared_path, TestDb};
+use locus_tests::synthea::{self, lab_results, split_by_encounter, SplitPatient};
+use locus_tests::{both_backends, logs, TestDb};
 
 const LABS: &str = "patient/Observation.rs?category=laboratory \
     patient/DiagnosticReport.rs?category=http://terminology.hl7.org/CodeSystem/v2-0074|LAB";
@@ -36,11 +37,11 @@ async fn refused_with(
     code: &str,
 ) {
     match hospital.node.request_retrieval(&to.url, request).await {
-        Err(ResultError::Refused {
+        Err(ResultError::Refused(ServiceRefusal {
             status: s,
             code: c,
             message,
-        }) => {
+        })) => {
             assert_eq!((s, c.as_str()), (status, code), "{message}");
             assert!(!message.is_empty());
         }
@@ -93,9 +94,7 @@ fn key_of(network: &TestNetwork, patient: &SplitPatient) -> PatientKey {
 
 async fn lab_results_cross_hospitals(db: TestDb) {
     logs::capture();
-    let Some(sample) = shared_path("data/synthea-r4") else {
-        return;
-    };
+    let sample = synthea::sample_dir();
     let backend = db.backend();
     drop(db);
     let started = std::time::Instant::now();
@@ -138,7 +137,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     // the index can match) ending with the latest: the patient for whom that
     // window holds the most results while leaving some out.
     type Window = (String, String, Vec<(String, String)>);
-    let window = |labs: &[locus_tests::synthea::LabResult]| -> Option<Window> {
+    let window = |labs: &[synthea::LabResult]| -> Option<Window> {
         let latest = labs.iter().map(|l| l.date.as_str()).max()?;
         let end = last_day_of_month(latest);
         let first =
@@ -374,7 +373,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     refusal_logged(&network, "submitter=hospital-a", "member_suspended").await;
     let at_index = b.node.index.discover(&discovery).await;
     assert!(
-        matches!(&at_index, Err(locus_index_service::client::IndexClientError::Refused { status: 403, code, .. }) if code == "member_suspended"),
+        matches!(&at_index, Err(IndexClientError::Refused(ServiceRefusal { status: 403, code, .. })) if code == "member_suspended"),
         "{at_index:?}"
     );
     network.set_status(b, MemberStatus::Active).await;

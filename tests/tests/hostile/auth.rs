@@ -259,39 +259,45 @@ async fn ledger_submitters(f: &Fixture, s: &mut Suite) {
         )
         .await;
     }
-    s.probe(
-        "an entry by a member the directory does not know, relayed by a member",
-        submit(
+    // Entries relayed over a member's connection: (case, relayed by, signed
+    // by, in the name of, expected refusal).
+    for (what, relay, signer, id, code) in [
+        (
+            "an entry by a member the directory does not know, relayed by a member",
             &f.a,
-            f.stranger.entry("hospital-x", published("hospital-x")),
+            &f.stranger,
+            "hospital-x",
+            "unknown_submitter",
         ),
-        Expect::refused(403, "unknown_submitter"),
-    )
-    .await;
-    s.probe(
-        "an entry by a suspended member, relayed by a member",
-        submit(
+        (
+            "an entry by a suspended member, relayed by a member",
             &f.a,
-            f.suspended.entry("hospital-s", published("hospital-s")),
+            &f.suspended,
+            "hospital-s",
+            "inactive_submitter",
         ),
-        Expect::refused(403, "inactive_submitter"),
-    )
-    .await;
-    s.probe(
-        "an entry in hospital-a's name under another key",
-        submit(
+        (
+            "an entry in hospital-a's name under another key",
             &f.a,
-            f.stranger.entry("hospital-a", published("hospital-a")),
+            &f.stranger,
+            "hospital-a",
+            "bad_signature",
         ),
-        Expect::refused(403, "bad_signature"),
-    )
-    .await;
-    s.probe(
-        "hospital-b's entry in hospital-a's name",
-        submit(&f.b, f.b.entry("hospital-a", published("hospital-a"))),
-        Expect::refused(403, "bad_signature"),
-    )
-    .await;
+        (
+            "hospital-b's entry in hospital-a's name",
+            &f.b,
+            &f.b,
+            "hospital-a",
+            "bad_signature",
+        ),
+    ] {
+        s.probe(
+            what,
+            submit(relay, signer.entry(id, published(id))),
+            Expect::refused(403, code),
+        )
+        .await;
+    }
     let restore = member_update(
         "hospital-s",
         MemberRole::Hospital,

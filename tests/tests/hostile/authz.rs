@@ -25,34 +25,36 @@ fn retrieval(token: &str, pointer: &DiscoveredPointer) -> Value {
 
 async fn members(f: &Fixture, s: &mut Suite) {
     let m = &f.members;
-    s.probe(
-        "hospital-b collects hospital-a's request",
-        f.b.client
-            .get(format!("{m}/consent/requests/{}", f.a_request)),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
-    s.probe(
-        "hospital-a collects hospital-b's grant",
-        f.a.client
-            .get(format!("{m}/consent/requests/{}", f.live.request)),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
-    s.probe(
-        "hospital-a reads hospital-b's grant as FHIR",
-        f.a.client
-            .get(format!("{m}/consent/grants/{}/fhir", f.live.grant)),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
-    s.probe(
-        "hospital-b reads a grant that does not exist",
-        f.b.client
-            .get(format!("{m}/consent/grants/{}/fhir", GrantId::new_random())),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
+    // Another member's consent records are as good as absent.
+    for (case, who, path) in [
+        (
+            "hospital-b collects hospital-a's request",
+            &f.b,
+            format!("requests/{}", f.a_request),
+        ),
+        (
+            "hospital-a collects hospital-b's grant",
+            &f.a,
+            format!("requests/{}", f.live.request),
+        ),
+        (
+            "hospital-a reads hospital-b's grant as FHIR",
+            &f.a,
+            format!("grants/{}/fhir", f.live.grant),
+        ),
+        (
+            "hospital-b reads a grant that does not exist",
+            &f.b,
+            format!("grants/{}/fhir", GrantId::new_random()),
+        ),
+    ] {
+        s.probe(
+            case,
+            who.client.get(format!("{m}/consent/{path}")),
+            Expect::refused(404, "not_found"),
+        )
+        .await;
+    }
 
     // The index: a hospital acts on its own pointers only.
     let i = &f.index;
@@ -258,13 +260,7 @@ async fn patients(f: &Fixture, s: &mut Suite) {
         Expect::refused(403, "forbidden"),
     )
     .await;
-    let revoke_rule = |body: Value| {
-        phone2
-            .client
-            .post(phone2.url("/patient/rule-revocations"))
-            .bearer_auth(&phone2.session)
-            .json(&body)
-    };
+    let revoke_rule = |body: Value| phone2.request("/patient/rule-revocations", &body);
     s.probe(
         "a patient revokes another patient's rule as their own",
         revoke_rule(phone2.rule_revocation(f.rule.rule)),
@@ -387,34 +383,22 @@ async fn roles(f: &Fixture, s: &mut Suite) {
         }
     }
     // Refusals: only the refuser's own, of requests made to it.
-    s.probe(
-        "hospital-a logs the index's refusal as its own",
-        submit(&f.a, by_index.clone()),
-        not_permitted(),
-    )
-    .await;
-    s.probe(
-        "hospital-b logs hospital-a's refusal of it",
-        submit(&f.b, by_a.clone()),
-        not_permitted(),
-    )
-    .await;
-    s.probe(
-        "the consent service logs a refusal",
-        submit(&f.consent, by_a.clone()),
-        not_permitted(),
-    )
-    .await;
-    s.probe(
-        "the regulator logs a refusal",
-        submit(&f.regulator, by_a),
-        not_permitted(),
-    )
-    .await;
-    s.probe(
-        "the consortium authority logs a refusal",
-        submit(&f.authority, by_index),
-        not_permitted(),
-    )
-    .await;
+    for (case, who, refusal) in [
+        (
+            "hospital-a logs the index's refusal as its own",
+            &f.a,
+            &by_index,
+        ),
+        ("hospital-b logs hospital-a's refusal of it", &f.b, &by_a),
+        ("the consent service logs a refusal", &f.consent, &by_a),
+        ("the regulator logs a refusal", &f.regulator, &by_a),
+        (
+            "the consortium authority logs a refusal",
+            &f.authority,
+            &by_index,
+        ),
+    ] {
+        s.probe(case, submit(who, refusal.clone()), not_permitted())
+            .await;
+    }
 }

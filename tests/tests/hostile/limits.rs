@@ -264,11 +264,7 @@ async fn consent(f: &Fixture, s: &mut Suite) {
         let mut rule = phone.rule();
         change(&mut rule);
         let body = json!({ "rule": rule, "signature": crate::b64(&[1u8; 64]) });
-        phone
-            .client
-            .post(phone.url("/patient/rules"))
-            .bearer_auth(&phone.session)
-            .json(&body)
+        phone.request("/patient/rules", &body)
     };
     use locus_protocol::grant::PurposeOfUse as P;
     let cases: Vec<(&str, reqwest::RequestBuilder)> = vec![

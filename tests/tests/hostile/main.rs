@@ -246,15 +246,16 @@ impl Phone {
         json!({ "revocation": revocation, "signature": self.sign(&revocation.signing_bytes().unwrap()) })
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
+    /// A POST of `body` to `path` under this phone's session.
+    pub fn request(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.client
             .post(self.url(path))
             .bearer_auth(&self.session)
             .json(body)
-            .send()
-            .await
-            .unwrap();
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self.request(path, body).send().await.unwrap();
         (
             response.status().as_u16(),
             response.json().await.unwrap_or(Value::Null),

@@ -104,11 +104,7 @@ async fn at_once(
 }
 
 fn decide(phone: &Phone, body: &Value) -> reqwest::RequestBuilder {
-    phone
-        .client
-        .post(phone.url("/patient/decisions"))
-        .bearer_auth(&phone.session)
-        .json(body)
+    phone.request("/patient/decisions", body)
 }
 
 async fn decisions(f: &Fixture, s: &mut Suite) {
@@ -206,13 +202,7 @@ async fn decisions(f: &Fixture, s: &mut Suite) {
 
 async fn revocations(f: &Fixture, s: &mut Suite) {
     let phone = &f.phone1;
-    let revoke = |body: &Value| {
-        phone
-            .client
-            .post(phone.url("/patient/revocations"))
-            .bearer_auth(&phone.session)
-            .json(body)
-    };
+    let revoke = |body: &Value| phone.request("/patient/revocations", body);
     let signed = phone.revocation(f.target);
     at_once(
         s,
@@ -242,13 +232,7 @@ async fn revocations(f: &Fixture, s: &mut Suite) {
 
 async fn rules(f: &Fixture, s: &mut Suite) {
     let phone = &f.phone1;
-    let add = |phone: &Phone, body: &Value| {
-        phone
-            .client
-            .post(phone.url("/patient/rules"))
-            .bearer_auth(&phone.session)
-            .json(body)
-    };
+    let add = |phone: &Phone, body: &Value| phone.request("/patient/rules", body);
     let rule = phone.rule();
     let signed = phone.signed_rule(&rule);
     at_once(
@@ -284,13 +268,7 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     .await;
 
     // Revoking a rule: once, and matching stops at once.
-    let revoke = |phone: &Phone, body: &Value| {
-        phone
-            .client
-            .post(phone.url("/patient/rule-revocations"))
-            .bearer_auth(&phone.session)
-            .json(body)
-    };
+    let revoke = |phone: &Phone, body: &Value| phone.request("/patient/rule-revocations", body);
     let revocation = phone.rule_revocation(rule.rule);
     at_once(
         s,

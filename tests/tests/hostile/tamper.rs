@@ -355,13 +355,7 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
     let terms = phone.terms(f.pending[5]).await;
     let approval = phone.approval(&terms);
     let signed = phone.decision(&approval);
-    let decide = |body: Value| {
-        phone
-            .client
-            .post(phone.url("/patient/decisions"))
-            .bearer_auth(&phone.session)
-            .json(&body)
-    };
+    let decide = |body: Value| phone.request("/patient/decisions", &body);
     let altered = |change: &dyn Fn(&mut Value)| {
         let mut body = signed.clone();
         change(&mut body["decision"]);
@@ -464,13 +458,7 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
     .await;
 
     // Revocations of a grant of P1's, altered after signing.
-    let revoke = |body: Value| {
-        phone
-            .client
-            .post(phone.url("/patient/revocations"))
-            .bearer_auth(&phone.session)
-            .json(&body)
-    };
+    let revoke = |body: Value| phone.request("/patient/revocations", &body);
     let signed = phone.revocation(f.target);
     let altered = |change: &dyn Fn(&mut Value)| {
         let mut body = signed.clone();
@@ -508,13 +496,7 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
     }
 
     // Rule revocations altered after signing.
-    let revoke_rule = |body: Value| {
-        phone
-            .client
-            .post(phone.url("/patient/rule-revocations"))
-            .bearer_auth(&phone.session)
-            .json(&body)
-    };
+    let revoke_rule = |body: Value| phone.request("/patient/rule-revocations", &body);
     let signed = phone.rule_revocation(f.rule.rule);
     let altered = |change: &dyn Fn(&mut Value)| {
         let mut body = signed.clone();
@@ -540,13 +522,7 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
     }
 
     // Standing rules altered after signing.
-    let add = |body: Value| {
-        phone
-            .client
-            .post(phone.url("/patient/rules"))
-            .bearer_auth(&phone.session)
-            .json(&body)
-    };
+    let add = |body: Value| phone.request("/patient/rules", &body);
     let signed = phone.signed_rule(&phone.rule());
     let altered = |change: &dyn Fn(&mut Value)| {
         let mut body = signed.clone();

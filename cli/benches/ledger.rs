@@ -1,6 +1,7 @@
 //! Ledger throughput and proof cost.
 //!
-//! `cargo bench -p locus-ledger --bench ledger`
+//! `cargo bench -p locus-cli --bench ledger` (beside `locus bench`, whose fixture it
+//! shares)
 //!
 //! - `append/<backend>/sequencer/<batch>`: signed entries submitted together,
 //!   through signature check, group commit and subtree hashes, until every
@@ -16,7 +17,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use locus_ledger::bench::{plain_row, BenchMember};
+use locus_cli::bench::{plain_row, BenchMember};
 use locus_ledger::merkle::{inclusion_proof, rfc9162_leaf_hash, CompactRange, MemoryTree};
 use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
