@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse};
+use locus_ledger::follower_settings;
 use locus_ledger::startup::follow;
 use locus_platform::access::{members_only, PeerGate};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
@@ -47,7 +48,7 @@ impl Launch for Application {
             .member_id
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
-        let followed = follow(config.follower(), ConsentStore::open)?;
+        let followed = follow(follower_settings!(config), ConsentStore::open)?;
         let tls = followed.tls;
         let consent = Arc::new(Consent {
             member,

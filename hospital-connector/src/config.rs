@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use locus_ledger::startup::FollowerSettings;
 use locus_platform::config::{tls_files, ConfigError};
 use locus_platform::telemetry::LogFormat;
 use locus_platform::tls::TlsFiles;
@@ -60,18 +59,6 @@ locus_platform::settings! {
 }
 
 impl Config {
-    /// What the service needs to follow the ledger.
-    pub fn follower(&self) -> FollowerSettings<'_> {
-        FollowerSettings {
-            index_url: &self.index_url,
-            ledger_vkey: &self.ledger_vkey,
-            authority_key: &self.authority_key,
-            tls: self.tls(),
-            database_url: &self.database_url,
-            db_pool_size: self.db_pool_size,
-        }
-    }
-
     pub fn tls(&self) -> Result<TlsFiles, ConfigError> {
         tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)?.ok_or(ConfigError::Missing(
             "a connector needs LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT and LOCUS_TLS_KEY",

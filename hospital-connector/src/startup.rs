@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse};
 use locus_index_service::client::IndexClient;
+use locus_ledger::follower_settings;
 use locus_ledger::startup::follow;
 use locus_platform::config::required;
 use locus_platform::files::{
@@ -47,7 +48,7 @@ impl Launch for Application {
             .as_str()
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a hospital id"))?;
-        let followed = follow(config.follower(), RecordStore::open)?;
+        let followed = follow(follower_settings!(config), RecordStore::open)?;
         let tls = followed.tls;
         let node = Arc::new(Node {
             hospital,

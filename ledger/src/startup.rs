@@ -29,6 +29,22 @@ pub struct FollowerSettings<'a> {
     pub db_pool_size: u32,
 }
 
+/// `follower_settings!(config)`: the [`FollowerSettings`] of a follower's
+/// configuration, whose settings carry these names (and `tls()`).
+#[macro_export]
+macro_rules! follower_settings {
+    ($config:expr) => {
+        $crate::startup::FollowerSettings {
+            index_url: &$config.index_url,
+            ledger_vkey: &$config.ledger_vkey,
+            authority_key: &$config.authority_key,
+            tls: $config.tls(),
+            database_url: &$config.database_url,
+            db_pool_size: $config.db_pool_size,
+        }
+    };
+}
+
 /// What [`follow`] opened.
 #[derive(Debug)]
 pub struct Follower<S> {
