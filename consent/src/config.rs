@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use locus_platform::clock::Clock;
 use locus_platform::config::{from_file, tls_files, ConfigError};
 use locus_platform::override_from_env;
 use locus_platform::telemetry::LogFormat;
@@ -46,6 +47,9 @@ pub struct Config {
     /// `LOCUS_DB_POOL_SIZE`, `LOCUS_LOG_FORMAT`
     pub db_pool_size: u32,
     pub log_format: LogFormat,
+    /// What the service takes the time to be: the system's; tests set their own.
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -68,6 +72,7 @@ impl Default for Config {
             max_emergency_secs: 8 * 3600,
             db_pool_size: 8,
             log_format: LogFormat::Text,
+            clock: Clock::system(),
         }
     }
 }

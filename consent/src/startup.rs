@@ -80,7 +80,7 @@ impl Application {
         let url = DatabaseUrl::parse(&config.database_url)?;
         let store = ConsentStore::open(db::connect(&url, config.db_pool_size)?)?;
         let http = http_client(&tls, Duration::from_secs(15))?;
-        let ledger = LedgerClient::new(index_url, verifier, http);
+        let ledger = LedgerClient::new(index_url, verifier, http).with_clock(config.clock.clone());
         let consent = Arc::new(Consent {
             member,
             key: load_or_create_signing_key(&config.member_key_file)?,
@@ -96,6 +96,7 @@ impl Application {
                 max_grant_secs: config.max_grant_secs,
                 max_emergency_secs: config.max_emergency_secs,
             },
+            clock: config.clock.clone(),
         });
 
         let data = web::Data::new(Arc::clone(&consent));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use locus_platform::clock::Clock;
 use locus_platform::config::{from_file, tls_files, ConfigError};
 use locus_platform::override_from_env;
 use locus_platform::telemetry::LogFormat;
@@ -55,6 +56,9 @@ pub struct Config {
     pub db_pool_size: u32,
     /// `LOCUS_LOG_FORMAT`: `text` or `json`.
     pub log_format: LogFormat,
+    /// What the service takes the time to be: the system's; tests set their own.
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             witness_interval_ms: 1000,
             db_pool_size: 8,
             log_format: LogFormat::Text,
+            clock: Clock::system(),
         }
     }
 }

@@ -80,7 +80,8 @@ impl Application {
         let url = DatabaseUrl::parse(&config.database_url)?;
         let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)?;
         let http = http_client(&tls, Duration::from_secs(15))?;
-        let ledger = LedgerClient::new(index_url, verifier, http.clone());
+        let ledger =
+            LedgerClient::new(index_url, verifier, http.clone()).with_clock(config.clock.clone());
         let node = Arc::new(Node {
             hospital,
             member,
@@ -93,6 +94,7 @@ impl Application {
             directory: DirectoryFollower::new(ledger.clone(), authority),
             ledger,
             http,
+            clock: config.clock.clone(),
         });
 
         let listener = TcpListener::bind(config.listen)?;

@@ -7,21 +7,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use locus_consent::acts::{issue_grant, GrantTerms};
 use locus_hospital_connector::node::Node;
 use locus_hospital_connector::startup::Application as Connector;
 use locus_index_service::startup::Application as IndexService;
+use locus_platform::clock::TestClock;
 use locus_platform::files::{load_or_create_signing_key, write_linkage_key};
 use locus_platform::pki::{certificate_der, CertificateAuthority};
 use locus_platform::tls::{http_client, TlsFiles};
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_protocol::entry::Event;
-use locus_protocol::grant::{
-    scope_tags_for, Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse,
-};
-use locus_protocol::grant_token::encode_grant;
-use locus_protocol::ids::{GrantId, HospitalId, PatientKey, RequestId};
+use locus_protocol::grant::{Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
+use locus_protocol::ids::{HospitalId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
-use locus_protocol::scope::ScopeSet;
 
 use crate::index::{test_config, TestClient, TestMember};
 use crate::{Backend, TestDb};
@@ -79,6 +77,8 @@ pub struct TestNetwork {
     /// The authority's mutual-TLS client of the index (and its ledger).
     pub admin: TestClient,
     pub hospitals: Vec<TestHospital>,
+    /// Every service's clock: a test moves it on instead of waiting.
+    pub clock: TestClock,
     index_handle: actix_web::dev::ServerHandle,
 }
 
@@ -92,6 +92,7 @@ impl TestNetwork {
     /// until every connector sees the whole directory.
     pub async fn start(backend: Backend, hospitals: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let clock = TestClock::new();
         let ca = CertificateAuthority::create("Locus test consortium CA").expect("CA");
         let ca_path = write(
             &dir.path().join("ca.pem"),
@@ -135,6 +136,7 @@ impl TestNetwork {
         config.tls_ca_cert = Some(index_tls.ca_cert.clone());
         config.tls_cert = Some(index_tls.cert.clone());
         config.tls_key = Some(index_tls.key.clone());
+        config.clock = clock.clock();
         let index = IndexService::build(&config).expect("index-service starts");
         let index_url = index.url().to_owned();
         let admin_http = http_client(&authority_tls, Duration::from_secs(30)).expect("client");
@@ -163,6 +165,7 @@ impl TestNetwork {
             tls_ca_cert: Some(consent_tls.ca_cert.clone()),
             tls_cert: Some(consent_tls.cert.clone()),
             tls_key: Some(consent_tls.key.clone()),
+            clock: clock.clock(),
             ..Default::default()
         };
         let consent_app =
@@ -199,6 +202,7 @@ impl TestNetwork {
                 // Tests witness when they choose to (`Node::witness_once`).
                 witness_interval_ms: 3_600_000,
                 directory_refresh_ms: 100,
+                clock: clock.clock(),
                 ..Default::default()
             };
             let app = Connector::build(&config).expect("connector starts");
@@ -269,6 +273,7 @@ impl TestNetwork {
             index_db,
             admin,
             hospitals: hospitals_out,
+            clock,
             index_handle,
         };
         let expected = hospitals.len() + 2;
@@ -370,29 +375,26 @@ impl TestNetwork {
         period: Option<(&str, &str)>,
         adjust: impl FnOnce(&mut GrantClaims),
     ) -> (String, GrantClaims) {
-        let scope: ScopeSet = scope.parse().expect("scope");
-        let data_period = period.map(|(start, end)| DataPeriod::new(start, end).expect("period"));
-        let now = chrono::Utc::now().timestamp();
-        let mut claims = GrantClaims {
-            iss: self.consent.id.clone(),
-            sub: *patient,
-            aud: to.node.member.clone(),
-            jti: GrantId::new_random(),
-            iat: now,
-            nbf: now,
-            exp: now + 3600,
-            scope_tags: scope_tags_for(&self.linkage, patient, &scope, data_period.as_ref()),
-            scope,
-            purpose: PurposeOfUse::Treatment,
-            data_period,
+        let mut claims = GrantTerms {
+            subject: *patient,
+            requester: to.node.member.clone(),
             cnf: to.certificate.clone(),
+            purpose: PurposeOfUse::Treatment,
+            scope: scope.parse().expect("scope"),
+            data_period: period.map(|(start, end)| DataPeriod::new(start, end).expect("period")),
+            duration_secs: 3600,
             basis: GrantBasis::PatientApproval {
                 request: RequestId::new_random(),
             },
-        };
+        }
+        .claims(
+            &self.consent.id,
+            &self.linkage,
+            self.clock.clock().now_secs(),
+        );
         adjust(&mut claims);
         (
-            encode_grant(&claims, &self.consent.key).expect("grant"),
+            issue_grant(&claims, &self.consent.key).expect("grant"),
             claims,
         )
     }
