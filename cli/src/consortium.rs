@@ -20,6 +20,7 @@ use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::cosignature::CosignatureVerifier;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::store::LedgerStore;
+use locus_platform::clock::Clock;
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{
     load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key,
@@ -237,6 +238,8 @@ pub struct Options {
     pub patients: usize,
     /// How often connectors witness the ledger; short in tests and the demo.
     pub witness_interval: Duration,
+    /// Every service's clock.
+    pub clock: Clock,
 }
 
 impl Options {
@@ -247,6 +250,7 @@ impl Options {
             ports: Ports::Ephemeral,
             patients: 12,
             witness_interval: Duration::from_millis(500),
+            clock: Clock::system(),
         }
     }
 }
@@ -296,6 +300,8 @@ pub struct Network {
     pub seeded: Seeded,
     /// The consent service's patient API trusts this CA; phones pin it.
     pub ca_pem: String,
+    /// Every service's clock.
+    pub clock: Clock,
     consent_handles: [actix_web::dev::ServerHandle; 2],
     index_handle: actix_web::dev::ServerHandle,
     index_task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
@@ -350,6 +356,7 @@ impl Network {
             tls_ca_cert: Some(index.tls.ca_cert.clone()),
             tls_cert: Some(index.tls.cert.clone()),
             tls_key: Some(index.tls.key.clone()),
+            clock: options.clock.clone(),
             ..Default::default()
         };
         let index_app = locus_index_service::startup::Application::build(&index_config)
@@ -363,7 +370,8 @@ impl Network {
             &index_url,
             verifier,
             http_client(&authority.tls, Duration::from_secs(30))?,
-        );
+        )
+        .with_clock(options.clock.clone());
         progress(&format!("index-service and ledger on {index_url}"));
 
         // The consent service.
@@ -380,6 +388,7 @@ impl Network {
             tls_ca_cert: Some(consent.tls.ca_cert.clone()),
             tls_cert: Some(consent.tls.cert.clone()),
             tls_key: Some(consent.tls.key.clone()),
+            clock: options.clock.clone(),
             ..Default::default()
         };
         let consent_app = locus_consent::startup::Application::build(&consent_config)
@@ -412,6 +421,7 @@ impl Network {
                 directory_refresh_ms: 500,
                 witness_interval_ms: u64::try_from(options.witness_interval.as_millis())
                     .unwrap_or(1000),
+                clock: options.clock.clone(),
                 ..Default::default()
             };
             let app = locus_hospital_connector::startup::Application::build(&config)
@@ -471,7 +481,8 @@ impl Network {
             apps.push((app, config));
         }
         // Seeded before the connectors' own publishers start, so one publishes.
-        let seeded = seed(&dir, &running, options.patients, progress).await?;
+        let today = options.clock.now().date_naive();
+        let seeded = seed(&dir, &running, options.patients, today, progress).await?;
         let mut service_tasks = vec![consent_task];
         service_tasks.extend(apps.into_iter().map(|(app, config)| {
             actix_web::rt::spawn(async move { app.run_until_stopped(&config).await })
@@ -540,6 +551,7 @@ impl Network {
             linkage,
             seeded,
             ca_pem: ca_cert.pem,
+            clock: options.clock.clone(),
             consent_handles,
             index_handle,
             index_task,
@@ -719,6 +731,7 @@ async fn seed(
     dir: &Path,
     hospitals: &[Hospital],
     patients: usize,
+    today: chrono::NaiveDate,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<Seeded> {
     let marker = dir.join(SEEDED_FILE);
@@ -729,7 +742,6 @@ async fn seed(
     progress(&format!(
         "making {patients} synthetic patients with laboratory panels"
     ));
-    let today = chrono::Utc::now().date_naive();
     let cohort = synthetic::cohort(0x10c5, patients);
     let mut records = Vec::new();
     for (n, hospital) in hospitals.iter().enumerate() {

@@ -78,7 +78,8 @@ impl Application {
         let tls = config.tls()?;
 
         let url = DatabaseUrl::parse(&config.database_url)?;
-        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)?;
+        let store = RecordStore::open(db::connect(&url, config.db_pool_size)?)?
+            .with_clock(config.clock.clone());
         let http = http_client(&tls, Duration::from_secs(15))?;
         let ledger =
             LedgerClient::new(index_url, verifier, http.clone()).with_clock(config.clock.clone());
