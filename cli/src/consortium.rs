@@ -20,6 +20,7 @@ use locus_ledger::client::{DirectoryFollower, LedgerClient};
 use locus_ledger::cosignature::CosignatureVerifier;
 use locus_ledger::note::NoteVerifier;
 use locus_ledger::store::LedgerStore;
+use locus_platform::clock::Clock;
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{
     load_or_create_signing_key, load_or_create_x25519_key, write_linkage_key,
@@ -63,6 +64,12 @@ pub enum Storage {
     /// `postgres` or none). They are created, if missing, from `admin_url`,
     /// the server's `postgres` database.
     Postgres { admin_url: String, prefix: String },
+    /// A database URL for each service, by member id, made elsewhere (the
+    /// tests' fresh databases); `backend` names their kind.
+    Given {
+        backend: &'static str,
+        urls: std::collections::BTreeMap<String, String>,
+    },
 }
 
 /// `url` with its database name replaced by `database` (query kept).
@@ -129,6 +136,7 @@ impl Storage {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres { .. } => "postgres",
+            Self::Given { backend, .. } => backend,
         }
     }
 
@@ -154,6 +162,10 @@ impl Storage {
                 }
                 Ok(with_database(admin_url, &name))
             }
+            Self::Given { urls, .. } => urls
+                .get(service)
+                .cloned()
+                .with_context(|| format!("no database URL for {service}")),
         }
     }
 
@@ -238,6 +250,21 @@ pub struct Options {
     pub patients: usize,
     /// How often connectors witness the ledger; short in tests and the demo.
     pub witness_interval: Duration,
+    /// The hospitals, by member id.
+    pub hospitals: Vec<String>,
+    /// The name the directory gives each member, by member id.
+    pub display_name: fn(&str) -> String,
+    /// Whether the authority admits the regulator (tests admit their own).
+    pub admit_regulator: bool,
+    /// How often the index signs a checkpoint over new entries.
+    pub checkpoint_interval: Duration,
+    /// How often the members re-read the directory, and the consent service
+    /// finishes acts the ledger could not take at once.
+    pub poll_interval: Duration,
+    /// How often connectors publish what they imported.
+    pub publish_interval: Duration,
+    /// Every service's clock.
+    pub clock: Clock,
 }
 
 impl Options {
@@ -248,17 +275,51 @@ impl Options {
             ports: Ports::Ephemeral,
             patients: 12,
             witness_interval: Duration::from_millis(500),
+            hospitals: HOSPITALS.iter().map(|(id, _)| (*id).to_owned()).collect(),
+            display_name: development_name,
+            admit_regulator: true,
+            checkpoint_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(500),
+            publish_interval: Duration::from_secs(2),
+            clock: Clock::system(),
         }
     }
 }
 
+/// The development consortium's names: the index, the consent service, the
+/// regulator and [`HOSPITALS`]; any other member is named by its id.
+fn development_name(id: &str) -> String {
+    match id {
+        INDEX => "Locus index".into(),
+        CONSENT => "Locus consent service".into(),
+        REGULATOR => "Health data regulator".into(),
+        _ => HOSPITALS
+            .iter()
+            .find(|(hospital, _)| *hospital == id)
+            .map_or_else(|| id.to_owned(), |(_, name)| (*name).to_owned()),
+    }
+}
+
+fn millis(interval: Duration) -> u64 {
+    u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A member's secrets and certificate, in the data folder.
-struct Member {
-    id: MemberId,
-    tls: TlsFiles,
-    certificate: Confirmation,
-    key: SigningKey,
-    x25519: X25519SecretKey,
+#[derive(Debug)]
+pub struct Member {
+    pub id: MemberId,
+    pub tls: TlsFiles,
+    pub certificate: Confirmation,
+    pub key: SigningKey,
+    pub x25519: X25519SecretKey,
+}
+
+impl Member {
+    /// Member `id` of the consortium in `dir`, as [`Network::start`] made it.
+    pub fn load(dir: &Path, id: &str) -> anyhow::Result<Self> {
+        let pki_dir = dir.join("pki");
+        provision(dir, &pki_dir, &pki::load_ca(&pki_dir)?, id)
+    }
 }
 
 /// What the first start made: synthetic patients and their records.
@@ -272,10 +333,13 @@ pub struct Seeded {
 
 /// One running hospital connector.
 pub struct Hospital {
-    pub id: &'static str,
-    pub name: &'static str,
+    pub id: String,
+    pub name: String,
     pub url: String,
     pub node: Arc<Node>,
+    pub tls: TlsFiles,
+    pub certificate: Confirmation,
+    pub config: locus_hospital_connector::config::Config,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -297,6 +361,10 @@ pub struct Network {
     pub seeded: Seeded,
     /// The consent service's patient API trusts this CA; phones pin it.
     pub ca_pem: String,
+    /// Every service's clock.
+    pub clock: Clock,
+    /// The consent service's state, in this process.
+    pub consent: Arc<locus_consent::acts::Consent>,
     consent_handles: [actix_web::dev::ServerHandle; 2],
     index_handle: actix_web::dev::ServerHandle,
     index_task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
@@ -322,14 +390,15 @@ impl Network {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let pki_dir = dir.join("pki");
         let ca = load_or_create_ca(&pki_dir)?;
-        let member = |id: &'static str| provision(&dir, &pki_dir, &ca, id);
+        let member = |id: &str| provision(&dir, &pki_dir, &ca, id);
         let authority = member(AUTHORITY_MEMBER)?;
         let index = member(INDEX)?;
         let consent = member(CONSENT)?;
         let regulator = member(REGULATOR)?;
-        let hospitals = HOSPITALS
+        let hospitals = options
+            .hospitals
             .iter()
-            .map(|(id, _)| member(id))
+            .map(|id| member(id))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let linkage_path = dir.join("linkage.key");
         if !linkage_path.exists() {
@@ -351,6 +420,8 @@ impl Network {
             tls_ca_cert: Some(index.tls.ca_cert.clone()),
             tls_cert: Some(index.tls.cert.clone()),
             tls_key: Some(index.tls.key.clone()),
+            checkpoint_interval_ms: millis(options.checkpoint_interval),
+            clock: options.clock.clone(),
             ..Default::default()
         };
         let index_app = locus_index_service::startup::Application::build(&index_config)
@@ -364,7 +435,8 @@ impl Network {
             &index_url,
             verifier,
             http_client(&authority.tls, Duration::from_secs(30))?,
-        );
+        )
+        .with_clock(options.clock.clone());
         progress(&format!("index-service and ledger on {index_url}"));
 
         // The consent service.
@@ -381,6 +453,7 @@ impl Network {
             tls_ca_cert: Some(consent.tls.ca_cert.clone()),
             tls_cert: Some(consent.tls.cert.clone()),
             tls_key: Some(consent.tls.key.clone()),
+            clock: options.clock.clone(),
             ..Default::default()
         };
         let consent_app = locus_consent::startup::Application::build(&consent_config)
@@ -394,13 +467,14 @@ impl Network {
 
         // The connectors, bound first so the directory can list their endpoints.
         let mut connectors = Vec::new();
-        for (offset, ((id, name), keys)) in
-            (20u16..).step_by(10).zip(HOSPITALS.iter().zip(&hospitals))
+        for (offset, (id, keys)) in (20u16..)
+            .step_by(10)
+            .zip(options.hospitals.iter().zip(hospitals))
         {
             let config = locus_hospital_connector::config::Config {
                 listen: options.ports.addr(offset),
                 database_url: options.storage.url_for(&dir, id)?,
-                member_id: Some((*id).to_owned()),
+                member_id: Some(id.clone()),
                 member_key_file: dir.join(id).join("member.pem"),
                 x25519_key_file: dir.join(id).join("x25519.key"),
                 linkage_key_file: linkage_path.clone(),
@@ -410,38 +484,32 @@ impl Network {
                 tls_ca_cert: Some(keys.tls.ca_cert.clone()),
                 tls_cert: Some(keys.tls.cert.clone()),
                 tls_key: Some(keys.tls.key.clone()),
-                directory_refresh_ms: 500,
-                witness_interval_ms: u64::try_from(options.witness_interval.as_millis())
-                    .unwrap_or(1000),
+                publish_interval_ms: millis(options.publish_interval),
+                directory_refresh_ms: millis(options.poll_interval),
+                witness_interval_ms: millis(options.witness_interval),
+                clock: options.clock.clone(),
                 ..Default::default()
             };
             let app = locus_hospital_connector::startup::Application::build(&config)
                 .with_context(|| format!("the connector of {id}"))?;
-            connectors.push((*id, *name, app, config));
+            connectors.push((keys, app, config));
         }
 
         // The authority admits everyone with their real keys and endpoints.
+        let name = options.display_name;
         let mut wanted = vec![
-            record(
-                &index,
-                MemberRole::Index,
-                "Locus index",
-                Some(index_url.clone()),
-            ),
+            record(&index, MemberRole::Index, name, Some(index_url.clone())),
             record(
                 &consent,
                 MemberRole::Consent,
-                "Locus consent service",
+                name,
                 Some(member_url.clone()),
             ),
-            record(
-                &regulator,
-                MemberRole::Regulator,
-                "Health data regulator",
-                None,
-            ),
         ];
-        for ((_, name, app, _), keys) in connectors.iter().zip(&hospitals) {
+        if options.admit_regulator {
+            wanted.push(record(&regulator, MemberRole::Regulator, name, None));
+        }
+        for (keys, app, _) in &connectors {
             wanted.push(record(
                 keys,
                 MemberRole::Hospital,
@@ -458,27 +526,32 @@ impl Network {
         }
 
         let consent_task =
-            actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(500)));
+            actix_web::rt::spawn(consent_app.run_until_stopped(options.poll_interval));
         let mut running = Vec::new();
         let mut apps = Vec::new();
-        for (id, name, app, config) in connectors {
+        for (keys, app, config) in connectors {
+            let id = keys.id.to_string();
             running.push(Hospital {
+                name: name(&id),
                 id,
-                name,
                 url: app.url().to_owned(),
                 node: app.node(),
+                tls: keys.tls,
+                certificate: keys.certificate,
+                config: config.clone(),
                 handle: app.handle(),
             });
             apps.push((app, config));
         }
         // Seeded before the connectors' own publishers start, so one publishes.
-        let seeded = seed(&dir, &running, options.patients, progress).await?;
+        let today = options.clock.now().date_naive();
+        let seeded = seed(&dir, &running, options.patients, today, progress).await?;
         let mut service_tasks = vec![consent_task];
         service_tasks.extend(apps.into_iter().map(|(app, config)| {
             actix_web::rt::spawn(async move { app.run_until_stopped(&config).await })
         }));
         for hospital in &running {
-            wait_for_directory(&hospital.node.directory, members, hospital.id).await?;
+            wait_for_directory(&hospital.node.directory, members, &hospital.id).await?;
         }
         wait_for_directory(&consent_state.directory, members, CONSENT).await?;
         wait_for_checkpoint(&admin, &options.storage.url_for(&dir, INDEX)?).await?;
@@ -488,7 +561,7 @@ impl Network {
         let quorum = running.len() / 2 + 1;
         let witnesses = running
             .iter()
-            .map(|h| (h.id, h.node.key.verifying_key()))
+            .map(|h| (h.id.as_str(), h.node.key.verifying_key()))
             .chain([(REGULATOR, regulator.key.verifying_key())])
             .map(|(id, key)| {
                 CosignatureVerifier::from_public_key(id, key.as_bytes()).map(|v| v.to_vkey())
@@ -515,11 +588,11 @@ impl Network {
             hospitals: running
                 .iter()
                 .map(|h| HospitalInfo {
-                    id: h.id.into(),
-                    name: h.name.into(),
+                    id: h.id.clone(),
+                    name: h.name.clone(),
                     openapi: format!("{}/openapi.json", h.url),
                     url: h.url.clone(),
-                    database: database_label(&options.storage, &dir, h.id),
+                    database: database_label(&options.storage, &dir, &h.id),
                 })
                 .collect(),
             regulator: RegulatorInfo {
@@ -541,6 +614,8 @@ impl Network {
             linkage,
             seeded,
             ca_pem: ca_cert.pem,
+            clock: options.clock.clone(),
+            consent: consent_state,
             consent_handles,
             index_handle,
             index_task,
@@ -566,6 +641,11 @@ impl Network {
             .build()?)
     }
 
+    /// Stops the index-service, and with it the ledger, leaving the members running.
+    pub async fn stop_index(&self) {
+        self.index_handle.stop(true).await;
+    }
+
     /// Stops the members first, then the index, which signs a last checkpoint
     /// over everything it committed.
     pub async fn stop(self) {
@@ -588,6 +668,7 @@ fn database_label(storage: &Storage, dir: &Path, service: &str) -> String {
     match storage {
         Storage::Sqlite => dir.join(format!("{service}.db")).display().to_string(),
         Storage::Postgres { prefix, .. } => format!("{prefix}_{}", service.replace('-', "_")),
+        Storage::Given { urls, .. } => urls.get(service).cloned().unwrap_or_default(),
     }
 }
 
@@ -603,7 +684,7 @@ fn provision(
     dir: &Path,
     pki_dir: &Path,
     ca: &CertificateAuthority,
-    id: &'static str,
+    id: &str,
 ) -> anyhow::Result<Member> {
     let member: MemberId = id
         .parse()
@@ -640,13 +721,13 @@ fn authority_key_config(key: &SigningKey) -> anyhow::Result<String> {
 fn record(
     member: &Member,
     role: MemberRole,
-    name: &str,
+    name: fn(&str) -> String,
     endpoint: Option<String>,
 ) -> MemberUpdated {
     MemberUpdated {
         member: member.id.clone(),
         role,
-        display_name: name.to_owned(),
+        display_name: name(member.id.as_str()),
         ed25519: member.key.verifying_key(),
         x25519: member.x25519.public_key(),
         certificate: member.certificate.clone(),
@@ -699,7 +780,8 @@ async fn wait_for_checkpoint(ledger: &LedgerClient, index_database: &str) -> any
     bail!("the ledger signed no checkpoint covering its {stored} entries")
 }
 
-async fn wait_for_directory(
+/// Until `follower` sees at least `members` members of the directory.
+pub async fn wait_for_directory(
     follower: &DirectoryFollower,
     members: usize,
     who: &str,
@@ -720,6 +802,7 @@ async fn seed(
     dir: &Path,
     hospitals: &[Hospital],
     patients: usize,
+    today: chrono::NaiveDate,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<Seeded> {
     let marker = dir.join(SEEDED_FILE);
@@ -730,7 +813,6 @@ async fn seed(
     progress(&format!(
         "making {patients} synthetic patients with laboratory panels"
     ));
-    let today = chrono::Utc::now().date_naive();
     let cohort = synthetic::cohort(0x10c5, patients);
     let mut records = Vec::new();
     for (n, hospital) in hospitals.iter().enumerate() {

@@ -107,7 +107,7 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         3,
         &format!("{} asks to see recent laboratory results", b.name),
     );
-    let today = chrono::Utc::now().date_naive();
+    let today = network.clock.now().date_naive();
     let year_ago = month_start(today, 11);
     let end = month_end(today);
     let (status, asked) = post(
@@ -139,7 +139,7 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     chapter(4, "The patient agrees, but to less than was asked");
     let terms: RequestTerms = serde_json::from_value(shown["terms"].clone())?;
     let approved_from = month_start(today, 2);
-    let mut approval = Approval::of(&terms, phone.signer.device_id(), now_ms());
+    let mut approval = Approval::of(&terms, phone.signer.device_id(), network.clock.now_ms());
     approval.scope = LAB_RESULTS.parse()?;
     approval.data_period = Some(DataPeriod::new(
         &approved_from.to_string(),
@@ -251,7 +251,7 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         grant: grant_id,
         subject: patient,
         device: phone.signer.device_id(),
-        signed_at_ms: now_ms(),
+        signed_at_ms: network.clock.now_ms(),
     };
     let (status, body) = phone
         .sign_and_post("/patient/revocations", "revocation", &revocation, |r| {
@@ -396,10 +396,6 @@ fn describe_observation(observation: &Value) -> String {
         value["unit"].as_str().unwrap_or_default(),
         date.get(..10).unwrap_or(date)
     )
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// The first day of the month `back` months before `today`'s.

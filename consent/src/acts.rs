@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use locus_ledger::client::{ClientError, DirectoryFollower, LedgerClient};
 use locus_ledger::sequencer::MAX_ENTRY_BYTES;
+use locus_platform::clock::Clock;
 use locus_protocol::consent::{
     Decision, DeviceChallenge, RequestTerms, Revocation, RuleRevocation, StandingRule,
 };
@@ -19,7 +20,9 @@ use locus_protocol::entry::{
     AccessDecided, AccessRequested, DeviceEnrolled, DeviceRevocation, Entry, Event, GrantIssued,
     GrantRevoked, RuleCreated, RuleRevoked, SignedEntry,
 };
-use locus_protocol::grant::{scope_tags_for, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
+use locus_protocol::grant::{
+    scope_tags_for, Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse,
+};
 use locus_protocol::grant_token::{encode_discovery, encode_grant};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
@@ -75,6 +78,8 @@ pub struct Consent {
     /// Acts this process is logging right now, by act key: the finisher of
     /// acts left over leaves these to their handlers.
     pub in_flight: InFlight,
+    /// What the service takes the time to be.
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for Consent {
@@ -199,14 +204,6 @@ impl From<Conflict> for ActError {
     }
 }
 
-pub fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn random_code() -> String {
     let mut bytes = [0u8; 12];
     OsRng.fill_bytes(&mut bytes);
@@ -232,6 +229,59 @@ async fn blocking<T: Send + 'static>(
         .map_err(ActError::from)
 }
 
+/// What a grant is issued under: the scope, period and purpose approved (by
+/// the patient, their rule or an emergency), for whom and on what basis.
+#[derive(Debug, Clone)]
+pub struct GrantTerms {
+    pub subject: PatientKey,
+    pub requester: MemberId,
+    /// The requester's certificate, which the grant is bound to.
+    pub cnf: Confirmation,
+    pub purpose: PurposeOfUse,
+    pub scope: ScopeSet,
+    pub data_period: Option<DataPeriod>,
+    pub duration_secs: i64,
+    pub basis: GrantBasis,
+}
+
+impl GrantTerms {
+    /// The claims of a new grant under these terms, issued by `issuer` at
+    /// `now` for its duration, its scope tagged with the linkage key.
+    pub fn claims(self, issuer: &MemberId, linkage: &LinkageKey, now: i64) -> GrantClaims {
+        GrantClaims {
+            iss: issuer.clone(),
+            sub: self.subject,
+            aud: self.requester,
+            jti: GrantId::new_random(),
+            iat: now,
+            nbf: now,
+            exp: now + self.duration_secs,
+            scope_tags: scope_tags_for(
+                linkage,
+                &self.subject,
+                &self.scope,
+                self.data_period.as_ref(),
+            ),
+            scope: self.scope,
+            purpose: self.purpose,
+            data_period: self.data_period,
+            cnf: self.cnf,
+            basis: self.basis,
+        }
+    }
+}
+
+/// The grant token of `claims`, signed with the consent key; refused unless
+/// its discovery token encodes as well, so an issued grant can be used.
+pub fn issue_grant(claims: &GrantClaims, key: &SigningKey) -> Result<String, ActError> {
+    let cannot = |e: locus_protocol::grant_token::GrantTokenError| {
+        ActError::BadRequest(format!("the grant cannot be issued: {e}"))
+    };
+    let token = encode_grant(claims, key).map_err(cannot)?;
+    encode_discovery(claims, key).map_err(cannot)?;
+    Ok(token)
+}
+
 /// A grant ready to be issued: its token, its row and its ledger entry,
 /// all made (and so known to be issuable) before anything is logged.
 struct PreparedGrant {
@@ -254,7 +304,12 @@ enum Logged {
 impl Consent {
     /// Signs `event` as this service, now.
     fn sign(&self, event: Event) -> Result<SignedEntry, ActError> {
-        let entry = Entry::new(self.member.clone(), self.key.key_id(), now_ms(), event);
+        let entry = Entry::new(
+            self.member.clone(),
+            self.key.key_id(),
+            self.clock.now_ms(),
+            event,
+        );
         let signed =
             SignedEntry::sign(entry, &self.key).map_err(|e| ActError::BadRequest(e.to_string()))?;
         if signed.canonical_bytes().len() > MAX_ENTRY_BYTES {
@@ -288,11 +343,13 @@ impl Consent {
             .collect::<Result<Vec<_>, _>>()?;
         let mut act = Act { entries, change };
         let (store, k, a) = (self.store.clone(), key.clone(), act.clone());
-        blocking(move || store.reserve(&k, &a, now_ms())).await??;
+        let now = self.clock.now_ms();
+        blocking(move || store.reserve(&k, &a, now)).await??;
         match self.log_act(&key, &mut act).await {
             Logged::All => {
                 let (store, k) = (self.store.clone(), key.clone());
-                blocking(move || store.finish(&k, now_ms())).await?;
+                let now = self.clock.now_ms();
+                blocking(move || store.finish(&k, now)).await?;
                 Ok(())
             }
             Logged::Refused(e) => {
@@ -401,7 +458,8 @@ impl Consent {
             match self.log_act(&key, &mut act).await {
                 Logged::All => {
                     let (store, k) = (self.store.clone(), key.clone());
-                    blocking(move || store.finish(&k, now_ms())).await?;
+                    let now = self.clock.now_ms();
+                    blocking(move || store.finish(&k, now)).await?;
                     tracing::info!(act = %key, "finished an act left over");
                 }
                 Logged::Refused(e) => {
@@ -416,10 +474,7 @@ impl Consent {
     }
 
     /// The active hospital a mutual-TLS peer is.
-    pub fn hospital(
-        &self,
-        peer: &locus_protocol::grant::Confirmation,
-    ) -> Result<MemberId, ActError> {
+    pub fn hospital(&self, peer: &Confirmation) -> Result<MemberId, ActError> {
         let directory = self.directory.directory().read();
         let member = directory
             .by_certificate(peer)
@@ -438,7 +493,7 @@ impl Consent {
         subject: &PatientKey,
     ) -> Result<(String, i64), ActError> {
         let code = random_code();
-        let expires = now_secs() + self.limits.enrolment_code_secs;
+        let expires = self.clock.now_secs() + self.limits.enrolment_code_secs;
         let (store, c, s, h) = (self.store.clone(), code.clone(), *subject, hospital.clone());
         blocking(move || store.add_enrolment_code(&c, &s, &h, expires)).await?;
         Ok((code, expires))
@@ -458,7 +513,8 @@ impl Consent {
             .map_err(|e| ActError::BadRequest(format!("device key: {e}")))?;
         let code = code.trim().to_ascii_uppercase();
         let (store, c) = (self.store.clone(), code.clone());
-        let (subject, code_issuer) = blocking(move || store.enrolment_code(&c, now_secs()))
+        let now = self.clock.now_secs();
+        let (subject, code_issuer) = blocking(move || store.enrolment_code(&c, now))
             .await?
             .ok_or(ActError::BadCode)?;
         let device = key.thumbprint();
@@ -470,7 +526,7 @@ impl Consent {
             device_id: device,
             patient_key: subject,
             public_jwk: serde_json::to_string(&key).map_err(|_| ActError::Unavailable)?,
-            enrolled_at: now_ms(),
+            enrolled_at: self.clock.now_ms(),
             removed_at: None,
             code_issuer: code_issuer.clone(),
         };
@@ -505,7 +561,7 @@ impl Consent {
         self.device(device).await?;
         let nonce = random_nonce();
         let (store, n, d) = (self.store.clone(), nonce.clone(), *device);
-        let now = now_secs();
+        let now = self.clock.now_secs();
         if !blocking(move || {
             store.add_challenge(&n, &d, now, now + CHALLENGE_SECS, MAX_OPEN_CHALLENGES)
         })
@@ -536,10 +592,11 @@ impl Consent {
         key.verify(&bytes, signature)
             .map_err(|_| ActError::BadSignature)?;
         let (store, c, d) = (self.store.clone(), challenge.to_owned(), *device);
-        if !blocking(move || store.use_challenge(&c, &d, now_secs())).await? {
+        let now = self.clock.now_secs();
+        if !blocking(move || store.use_challenge(&c, &d, now)).await? {
             return Err(ActError::BadSignature);
         }
-        let exp = now_secs() + SESSION_SECS;
+        let exp = self.clock.now_secs() + SESSION_SECS;
         let token = self.sessions.issue(&Session {
             sub: subject,
             dev: *device,
@@ -553,7 +610,7 @@ impl Consent {
     pub async fn session(&self, token: &str) -> Result<Session, ActError> {
         let session = self
             .sessions
-            .verify(token, now_secs())
+            .verify(token, self.clock.now_secs())
             .map_err(|_| ActError::Unauthenticated)?;
         let (store, d) = (self.store.clone(), session.dev);
         match blocking(move || store.device(&d)).await? {
@@ -582,26 +639,19 @@ impl Consent {
             .active(requester)
             .map(|m| m.certificate.clone())
             .ok_or(ActError::Forbidden("the requester is not an active member"))?;
-        let now = now_secs();
-        let claims = GrantClaims {
-            iss: self.member.clone(),
-            sub: *subject,
-            aud: requester.clone(),
-            jti: GrantId::new_random(),
-            iat: now,
-            nbf: now,
-            exp: now + duration_secs,
-            scope_tags: scope_tags_for(&self.linkage, subject, scope, data_period.as_ref()),
-            scope: scope.clone(),
-            purpose,
-            data_period,
+        let now = self.clock.now_secs();
+        let claims = GrantTerms {
+            subject: *subject,
+            requester: requester.clone(),
             cnf,
+            purpose,
+            scope: scope.clone(),
+            data_period,
+            duration_secs,
             basis,
-        };
-        let token = encode_grant(&claims, &self.key)
-            .map_err(|e| ActError::BadRequest(format!("the grant cannot be issued: {e}")))?;
-        encode_discovery(&claims, &self.key)
-            .map_err(|e| ActError::BadRequest(format!("the grant cannot be issued: {e}")))?;
+        }
+        .claims(&self.member, &self.linkage, now);
+        let token = issue_grant(&claims, &self.key)?;
         let event = Event::GrantIssued(GrantIssued::from_claims(&claims));
         // Signing now proves the entry encodes and fits; the act signs it again.
         self.sign(event.clone())?;
@@ -681,7 +731,7 @@ impl Consent {
             if !rule.matches(&terms, true) {
                 continue;
             }
-            let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            let today = self.clock.now().format("%Y-%m-%d").to_string();
             let Ok(period) = rule.data_period_for(terms.data_period.as_ref(), &today) else {
                 continue;
             };
@@ -709,8 +759,8 @@ impl Consent {
             } else {
                 RequestStatus::Pending
             },
-            created_at: now_ms(),
-            decided_at: granted.as_ref().map(|_| now_ms()),
+            created_at: self.clock.now_ms(),
+            decided_at: granted.as_ref().map(|_| self.clock.now_ms()),
             grant_id: granted.as_ref().map(|g| g.grant.grant_id),
         };
         let mut events = vec![Event::AccessRequested(AccessRequested {
@@ -993,7 +1043,7 @@ impl Consent {
             patient_key: session.sub,
             rule: serde_json::to_string(rule).map_err(|_| ActError::Unavailable)?,
             signature: URL_SAFE_NO_PAD.encode(signature),
-            created_at: now_ms(),
+            created_at: self.clock.now_ms(),
             revoked_at: None,
         };
         let event = Event::RuleCreated(RuleCreated {

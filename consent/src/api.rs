@@ -314,14 +314,13 @@ pub async fn grant_as_fhir(
         .map_err(|_| ActError::Unavailable)??
         .filter(|g| g.requester == requester)
         .ok_or(ActError::NotFound("grant"))?;
-    fhir_response(&grant)
+    fhir_response(&grant, state.clock.now_secs())
 }
 
-fn fhir_response(grant: &crate::store::Grant) -> Result<HttpResponse, ActError> {
+fn fhir_response(grant: &crate::store::Grant, now: i64) -> Result<HttpResponse, ActError> {
     let claims: GrantClaims =
         serde_json::from_str(&grant.claims).map_err(|_| ActError::Unavailable)?;
-    let resource =
-        crate::fhir::consent_resource(&claims, grant.revoked_at.is_some(), crate::acts::now_secs());
+    let resource = crate::fhir::consent_resource(&claims, grant.revoked_at.is_some(), now);
     Ok(HttpResponse::Ok()
         .content_type("application/fhir+json")
         .json(resource))
@@ -812,7 +811,7 @@ pub async fn own_grant_as_fhir(
         .map_err(|_| ActError::Unavailable)??
         .filter(|g| g.patient_key == session.sub)
         .ok_or(ActError::NotFound("grant"))?;
-    fhir_response(&grant)
+    fhir_response(&grant, state.clock.now_secs())
 }
 
 pub fn configure_patients(cfg: &mut web::ServiceConfig) {

@@ -65,6 +65,7 @@ impl Launch for Application {
                 max_grant_secs: config.max_grant_secs,
                 max_emergency_secs: config.max_emergency_secs,
             },
+            clock: config.clock.clone(),
         });
 
         let data = web::Data::new(Arc::clone(&consent));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use locus_platform::clock::Clock;
 use locus_platform::config::{tls_files, ConfigError};
 use locus_platform::telemetry::LogFormat;
 use locus_platform::tls::TlsFiles;
@@ -55,6 +56,10 @@ locus_platform::settings! {
         pub db_pool_size: u32 = 8 => "LOCUS_DB_POOL_SIZE",
         /// `LOCUS_LOG_FORMAT`: `text` or `json`.
         pub log_format: LogFormat = LogFormat::Text => "LOCUS_LOG_FORMAT",
+        in_code {
+            /// What the service takes the time to be: the system's; tests set their own.
+            pub clock: Clock = Clock::system(),
+        }
     }
 }
 

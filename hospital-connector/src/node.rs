@@ -7,6 +7,7 @@ use locus_index_service::client::IndexClient;
 use locus_ledger::client::{ClientError, DirectoryFollower, LedgerClient};
 use locus_ledger::wire::Receipt;
 use locus_platform::access::Refused;
+use locus_platform::clock::Clock;
 use locus_protocol::entry::Event;
 use locus_protocol::ids::{HospitalId, MemberId};
 use locus_protocol::linkage::LinkageKey;
@@ -28,6 +29,8 @@ pub struct Node {
     /// Mutual-TLS client for other connectors.
     pub http: reqwest::Client,
     pub directory: DirectoryFollower,
+    /// What this connector takes the time to be: grants' validity is checked against it.
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for Node {

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use locus_platform::clock::Clock;
 use locus_platform::db::{
     write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
 };
@@ -448,10 +449,6 @@ impl TryFrom<ReceivedRow> for ReceivedResult {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn is_json(text: &str) -> bool {
     serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
@@ -468,6 +465,8 @@ const RECORDS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7263;
 #[derive(Debug, Clone)]
 pub struct RecordStore {
     pool: Pool,
+    /// Dates what is imported, withdrawn and received.
+    clock: Clock,
 }
 
 impl RecordStore {
@@ -475,7 +474,19 @@ impl RecordStore {
     pub fn open(pool: Pool) -> Result<Self, StoreError> {
         let mut conn = pool.get()?;
         locus_platform::db::run_migrations(&mut conn, MIGRATIONS)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: Clock::system(),
+        })
+    }
+
+    /// The same store, dating its rows by `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn pool(&self) -> &Pool {
@@ -526,7 +537,7 @@ impl RecordStore {
         let mut conn = self.conn()?;
         write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
             let existing = load_current(conn, inputs)?;
-            let imported_at = now_ms();
+            let imported_at = self.clock.now_ms();
             let mut outcomes = Vec::with_capacity(inputs.len());
             let mut retire = Vec::new();
             let mut rows = Vec::new();
@@ -728,7 +739,7 @@ impl RecordStore {
     /// nothing is marked.
     pub fn mark_withdrawn(&self, pointers: &[PointerId]) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         write_transaction(&mut conn, RECORDS_WRITER_LOCK, |conn| {
             let mut withdrawn = 0;
             for pointer in pointers {
@@ -794,7 +805,7 @@ impl RecordStore {
             commitment: result.commitment.as_bytes().to_vec(),
             provenance: result.provenance.clone(),
             receipt_index: i64::try_from(result.receipt_index).map_err(|_| StoreError::Overflow)?,
-            received_at: now_ms(),
+            received_at: self.clock.now_ms(),
         };
         match diesel::insert_into(received_results::table)
             .values(&row)

@@ -95,7 +95,7 @@ impl Node {
             grant,
             &keys,
             &self.member,
-            chrono::Utc::now().timestamp(),
+            self.clock.now_secs(),
             MAX_GRANT_SECS,
         )
         .map_err(|e| FetchError::Grant(e.to_string()))

@@ -186,7 +186,7 @@ async fn release(
     request: &RetrieveRequest,
 ) -> Result<RetrieveResponse, RetrieveError> {
     let sealed = request.validated()?;
-    let now = chrono::Utc::now().timestamp();
+    let now = node.clock.now_secs();
     let (authorized, requester_key) = {
         let directory = node.directory.directory().read();
         let authorized = check_grant(&directory, request.grant.as_deref(), &peer.thumbprint, now)?;
@@ -303,7 +303,7 @@ async fn release(
             version: record.version,
             commitment: record.commitment,
             content_sha256: content_digest(record.content.as_bytes()),
-            retrieved_at_ms: chrono::Utc::now().timestamp_millis(),
+            retrieved_at_ms: node.clock.now_ms(),
             receipt_index: receipt.index,
         },
         &node.key,

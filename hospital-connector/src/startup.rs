@@ -48,7 +48,10 @@ impl Launch for Application {
             .as_str()
             .parse()
             .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a hospital id"))?;
-        let followed = follow(follower_settings!(config), RecordStore::open)?;
+        let clock = config.clock.clone();
+        let followed = follow(follower_settings!(config), |pool| {
+            RecordStore::open(pool).map(|store| store.with_clock(clock))
+        })?;
         let tls = followed.tls;
         let node = Arc::new(Node {
             hospital,
@@ -62,6 +65,7 @@ impl Launch for Application {
             directory: followed.directory,
             ledger: followed.ledger,
             http: followed.http,
+            clock: config.clock.clone(),
         });
 
         let listener = TcpListener::bind(config.listen)?;

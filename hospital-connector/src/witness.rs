@@ -97,7 +97,7 @@ impl RecordStore {
             id: ROW,
             tree_size: i64::try_from(checkpoint.size).map_err(|_| StoreError::Overflow)?,
             root: &checkpoint.root,
-            updated_at: chrono::Utc::now().timestamp(),
+            updated_at: self.clock().now_secs(),
             conflict,
         };
         let mut conn = self.conn()?;

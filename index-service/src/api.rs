@@ -231,7 +231,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 impl IndexState {
     /// Signs and logs one of the index's own entries, waiting until durable.
     async fn log(&self, event: Event) -> Result<Receipt, SubmitError> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.sequencer.clock().now_ms();
         let entry = Entry::new(self.member.clone(), self.key.key_id(), now, event);
         let signed = SignedEntry::sign(entry, &self.key)
             .map_err(|e| SubmitError::Malformed(e.to_string()))?;
@@ -310,7 +310,7 @@ pub async fn publish(
         });
     }
     let store = state.pointers.clone();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = state.sequencer.clock().now_ms();
     let published = web::block(move || store.publish(&custodian, &batch, now)).await??;
     Ok(web::Json(PublishResponse { published }))
 }
@@ -366,7 +366,7 @@ pub async fn discover(
             "discovery is longer than any discovery token ({MAX_GRANT_TOKEN_LEN} bytes)"
         )));
     }
-    let now = chrono::Utc::now().timestamp();
+    let now = state.sequencer.clock().now_secs();
     let checked = {
         let directory = state.directory.read();
         check_discovery(&directory, body.discovery.as_deref(), &peer.thumbprint, now)

@@ -105,6 +105,7 @@ impl Launch for Application {
         let mut sequencer_config = SequencerConfig::new(config.ledger_origin.clone());
         sequencer_config.checkpoint_interval = config.checkpoint_interval();
         sequencer_config.max_batch = config.max_batch.max(1);
+        sequencer_config.clock = config.clock.clone();
         let (sequencer, sequencer_thread) = Sequencer::start(
             store.clone(),
             signer,

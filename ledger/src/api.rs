@@ -298,7 +298,7 @@ pub async fn cosign(
             .verify_cosignature(&note.text, &signature)
             .map_err(|_| ApiError::BadCosignature)?;
         let timestamp = i64::try_from(timestamp).map_err(|_| ApiError::BadCosignature)?;
-        if timestamp > chrono::Utc::now().timestamp() + MAX_COSIGNATURE_SKEW_SECS {
+        if timestamp > state.sequencer.clock().now_secs() + MAX_COSIGNATURE_SKEW_SECS {
             return Err(ApiError::BadRequest(
                 "the cosignature is dated in the future".into(),
             ));

@@ -5,6 +5,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use locus_platform::clock::Clock;
 use locus_protocol::entry::{EventKind, SignedEntry};
 
 use crate::checkpoint::{open_checkpoint, Checkpoint};
@@ -43,6 +44,8 @@ pub struct LedgerClient {
     base: String,
     http: reqwest::Client,
     verifier: NoteVerifier,
+    /// Dates the entries this client signs.
+    clock: Clock,
 }
 
 /// A whole log as downloaded and checked against a checkpoint.
@@ -61,7 +64,17 @@ impl LedgerClient {
             base: format!("{}/ledger", service_url.trim_end_matches('/')),
             http,
             verifier,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same client, dating what it signs by `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn verifier(&self) -> &NoteVerifier {
@@ -117,7 +130,7 @@ impl LedgerClient {
         key: &locus_protocol::signing::SigningKey,
         event: locus_protocol::entry::Event,
     ) -> Result<Receipt, ClientError> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.clock.now_ms();
         let entry = locus_protocol::entry::Entry::new(submitter.clone(), key.key_id(), now, event);
         let signed =
             SignedEntry::sign(entry, key).map_err(|e| ClientError::Malformed(e.to_string()))?;

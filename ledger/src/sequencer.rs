@@ -34,6 +34,7 @@ use crate::metrics::LedgerMetrics;
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::store::{EntryRow, LedgerStore, SignedCheckpoint, StoreError};
 use crate::wire::Receipt;
+use locus_platform::clock::Clock;
 use locus_platform::db::PooledConnection;
 
 /// Largest entry accepted: tlog-tiles entry bundles prefix each entry with a
@@ -52,6 +53,9 @@ pub struct SequencerConfig {
     pub queue_depth: usize,
     /// How far an entry's own timestamp may be from the sequencer's clock.
     pub max_clock_skew: Duration,
+    /// The sequencer's clock: entries' timestamps are checked against it and
+    /// checkpoints are dated by it.
+    pub clock: Clock,
 }
 
 impl SequencerConfig {
@@ -62,6 +66,7 @@ impl SequencerConfig {
             max_batch: 4096,
             queue_depth: 16_384,
             max_clock_skew: Duration::from_secs(300),
+            clock: Clock::system(),
         }
     }
 }
@@ -144,6 +149,7 @@ pub struct Sequencer {
     shared: Arc<Shared>,
     metrics: LedgerMetrics,
     max_clock_skew: Duration,
+    clock: Clock,
 }
 
 impl Sequencer {
@@ -198,9 +204,15 @@ impl Sequencer {
                 shared,
                 metrics,
                 max_clock_skew: config.max_clock_skew,
+                clock: config.clock.clone(),
             },
             handle,
         ))
+    }
+
+    /// The clock entries are checked against.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The members as the log knows them.
@@ -253,7 +265,7 @@ impl Sequencer {
             .map_err(SubmitError::from)?;
         signed.verify(&key).map_err(|_| SubmitError::BadSignature)?;
         may_log(entry, role)?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let skew = self.max_clock_skew.as_millis() as i64;
         if (entry.time_ms - now).abs() > skew {
             return Err(SubmitError::ClockSkew(self.max_clock_skew.as_secs()));
@@ -387,7 +399,7 @@ impl Writer {
             tree_size: checkpoint.size as i64,
             root: checkpoint.root.to_vec(),
             note: note.clone(),
-            signed_at: now_ms(),
+            signed_at: self.config.clock.now_ms(),
         })?;
         self.last_signed = Some((checkpoint.size, checkpoint.root));
         self.last_signed_at = Instant::now();
@@ -553,7 +565,7 @@ impl Writer {
         let mut rows = Vec::with_capacity(jobs.len());
         let mut nodes = Vec::with_capacity(jobs.len() * 2);
         let mut indexes = Vec::with_capacity(jobs.len());
-        let now = now_ms();
+        let now = self.config.clock.now_ms();
         let shared = self.directory.read();
         // The directory as it stands at each place of the batch: the stored one
         // until the batch itself changes it.
@@ -640,8 +652,4 @@ fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use locus_platform::clock::Clock;
 use locus_platform::config::{authority_key, required, ConfigError};
 use locus_platform::db::{self, DatabaseUrl, Pool};
 use locus_platform::launch::StartupError;
@@ -27,6 +28,8 @@ pub struct FollowerSettings<'a> {
     pub database_url: &'a str,
     /// `LOCUS_DB_POOL_SIZE`
     pub db_pool_size: u32,
+    /// The service's clock, which its ledger client reads too.
+    pub clock: Clock,
 }
 
 /// `follower_settings!(config)`: the [`FollowerSettings`] of a follower's
@@ -41,6 +44,7 @@ macro_rules! follower_settings {
             tls: $config.tls(),
             database_url: &$config.database_url,
             db_pool_size: $config.db_pool_size,
+            clock: $config.clock.clone(),
         }
     };
 }
@@ -74,7 +78,7 @@ where
     let url = DatabaseUrl::parse(settings.database_url)?;
     let store = open(db::connect(&url, settings.db_pool_size)?).map_err(StartupError::store)?;
     let http = http_client(&tls, Duration::from_secs(15))?;
-    let ledger = LedgerClient::new(index_url, verifier, http.clone());
+    let ledger = LedgerClient::new(index_url, verifier, http.clone()).with_clock(settings.clock);
     Ok(Follower {
         index_url: index_url.to_owned(),
         tls,

@@ -86,7 +86,7 @@ pub async fn cosign(
     checkpoint: &Checkpoint,
     text: &str,
 ) -> Result<(), ClientError> {
-    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let now = u64::try_from(ledger.clock().now_secs()).unwrap_or(0);
     let cosignature = signer
         .cosign(text, now)
         .map_err(|e| ClientError::Malformed(e.to_string()))?;

@@ -128,6 +128,16 @@ macro_rules! settings {
                 $(#[$field_meta:meta])*
                 pub $field:ident: $ty:ty = $default:expr => $var:literal,
             )+
+            $(
+                // Set by the code that starts the service, never by a file or
+                // the environment (e.g. the clock, which tests move).
+                in_code {
+                    $(
+                        $(#[$code_meta:meta])*
+                        pub $code_field:ident: $code_ty:ty = $code_default:expr,
+                    )+
+                }
+            )?
         }
     ) => {
         $(#[$meta])*
@@ -135,11 +145,15 @@ macro_rules! settings {
         #[serde(default, deny_unknown_fields)]
         pub struct $name {
             $( $(#[$field_meta])* pub $field: $ty, )+
+            $($( $(#[$code_meta])* #[serde(skip)] pub $code_field: $code_ty, )+)?
         }
 
         impl Default for $name {
             fn default() -> Self {
-                Self { $( $field: $default, )+ }
+                Self {
+                    $( $field: $default, )+
+                    $($( $code_field: $code_default, )+)?
+                }
             }
         }
 

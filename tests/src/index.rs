@@ -96,11 +96,9 @@ impl TestMember {
     }
 }
 
+/// The system's time in Unix milliseconds, as a member or a phone dates what it signs.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
+    locus_platform::clock::Clock::system().now_ms()
 }
 
 pub fn random_bytes32() -> [u8; 32] {

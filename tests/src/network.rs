@@ -1,30 +1,29 @@
-//! A whole consortium on loopback for tests: a CA, the authority, the
-//! index-service (with the ledger) and hospital connectors, each on its own
-//! fresh database, all over mutual TLS; and a consent key that mints grants
-//! the way the consent service does.
+//! A whole consortium on loopback for tests, bootstrapped as `locus up`
+//! bootstraps it (`locus_cli::consortium`): a CA, the authority, the
+//! index-service (with the ledger), the consent service and hospital
+//! connectors, each on its own fresh database, all over mutual TLS, in this
+//! process; and grants minted with the consent service's own issuing step.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use locus_hospital_connector::node::Node;
-use locus_hospital_connector::startup::Application as Connector;
-use locus_index_service::startup::Application as IndexService;
-use locus_platform::files::{load_or_create_signing_key, write_linkage_key};
-use locus_platform::launch::Launch as _;
-use locus_platform::pki::{certificate_der, CertificateAuthority};
-use locus_platform::tls::{http_client, TlsFiles};
-use locus_protocol::directory::{MemberRole, MemberStatus};
-use locus_protocol::entry::Event;
-use locus_protocol::grant::{
-    scope_tags_for, Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse,
+use locus_cli::consortium::{
+    wait_for_directory, Member, Network, Options, Storage, CONSENT, INDEX,
 };
-use locus_protocol::grant_token::encode_grant;
-use locus_protocol::ids::{GrantId, HospitalId, PatientKey, RequestId};
+use locus_consent::acts::{issue_grant, GrantTerms};
+use locus_hospital_connector::node::Node;
+use locus_platform::clock::TestClock;
+use locus_platform::pki::CertificateAuthority;
+use locus_platform::tls::{http_client, TlsFiles};
+use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
+use locus_protocol::entry::Event;
+use locus_protocol::grant::{Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
+use locus_protocol::ids::{HospitalId, PatientKey, RequestId};
 use locus_protocol::linkage::LinkageKey;
-use locus_protocol::scope::ScopeSet;
 
-use crate::index::{test_config, TestClient, TestMember};
+use crate::index::{TestClient, TestMember};
 use crate::{Backend, TestDb};
 
 /// One hospital's connector in the network.
@@ -34,7 +33,6 @@ pub struct TestHospital {
     pub node: Arc<Node>,
     pub tls: TlsFiles,
     pub certificate: Confirmation,
-    handle: actix_web::dev::ServerHandle,
     pub config: locus_hospital_connector::config::Config,
     _db: TestDb,
 }
@@ -55,7 +53,6 @@ pub struct TestConsent {
     /// Its API for patients' devices.
     pub patient_url: String,
     pub state: Arc<locus_consent::acts::Consent>,
-    handles: [actix_web::dev::ServerHandle; 2],
     _db: TestDb,
 }
 
@@ -80,219 +77,107 @@ pub struct TestNetwork {
     /// The authority's mutual-TLS client of the index (and its ledger).
     pub admin: TestClient,
     pub hospitals: Vec<TestHospital>,
-    index_handle: actix_web::dev::ServerHandle,
+    /// Every service's clock: a test moves it on instead of waiting.
+    pub clock: TestClock,
+    network: Network,
 }
 
-fn write(path: &std::path::Path, contents: &[u8]) -> PathBuf {
-    std::fs::write(path, contents).expect("write test file");
-    path.to_owned()
+/// A member of the consortium in `dir`, with the keys the network gave it.
+fn member(dir: &Path, id: &str) -> (TestMember, TlsFiles) {
+    let member = Member::load(dir, id).expect("a member of the test network");
+    let test = TestMember {
+        id: member.id,
+        key: member.key,
+        x25519: member.x25519,
+        certificate: member.certificate,
+    };
+    (test, member.tls)
 }
 
 impl TestNetwork {
-    /// Starts the index and one connector per id, admits them all, and waits
-    /// until every connector sees the whole directory.
+    /// Starts the consortium as `locus up` does, with a fresh database per
+    /// service, no regulator and one connector per id; returns once every
+    /// member sees the whole directory.
     pub async fn start(backend: Backend, hospitals: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ca = CertificateAuthority::create("Locus test consortium CA").expect("CA");
-        let ca_path = write(
-            &dir.path().join("ca.pem"),
-            ca.cert_pem().expect("pem").as_bytes(),
-        );
-        let issue = |member: &str| -> (TlsFiles, Confirmation) {
-            let issued = ca
-                .issue(member, &["localhost", "127.0.0.1"])
-                .expect("certificate");
-            let files = TlsFiles {
-                ca_cert: ca_path.clone(),
-                cert: write(
-                    &dir.path().join(format!("{member}.pem")),
-                    issued.cert_pem.as_bytes(),
-                ),
-                key: write(
-                    &dir.path().join(format!("{member}-key.pem")),
-                    issued.key_pem.as_bytes(),
-                ),
-            };
-            let thumbprint =
-                Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem).expect("der"));
-            (files, thumbprint)
-        };
-
-        let mut authority = TestMember::authority();
-        let (authority_tls, authority_cert) = issue("consortium");
-        authority.certificate = authority_cert;
-        let mut consent = TestMember::new("consent");
-        let (consent_tls, consent_cert) = issue("consent");
-        consent.certificate = consent_cert;
-        let linkage = LinkageKey::generate("k1").expect("linkage key");
-        let linkage_path = dir.path().join("linkage.key");
-        write_linkage_key(&linkage_path, &linkage).expect("linkage file");
-
-        // The index and its ledger.
+        let clock = TestClock::new();
         let index_db = TestDb::new(backend);
-        let (index_tls, index_cert) = issue("index");
-        let mut config = test_config(&index_db, &authority);
-        config.authority_certificate = Some(authority.certificate.x5t_s256.clone());
-        config.tls_ca_cert = Some(index_tls.ca_cert.clone());
-        config.tls_cert = Some(index_tls.cert.clone());
-        config.tls_key = Some(index_tls.key.clone());
-        let index = IndexService::build(&config).expect("index-service starts");
-        let index_url = index.url().to_owned();
-        let admin_http = http_client(&authority_tls, Duration::from_secs(30)).expect("client");
-        let admin = TestClient::with_http(index_url.clone(), index.vkey(), admin_http);
-        let index_handle = index.handle();
-        actix_web::rt::spawn(index.run_until_stopped());
-        let index_key = load_or_create_signing_key(&config.member_key_file).expect("index key");
-
-        // The consent service, signing with the consent member's key.
         let consent_db = TestDb::new(backend);
-        let consent_key_file = dir.path().join("consent-member.pem");
-        locus_platform::files::write_secret_file(
-            &consent_key_file,
-            consent.key.to_pkcs8_pem().expect("pem").as_bytes(),
-        )
-        .expect("consent key");
-        let consent_config = locus_consent::config::Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            patient_listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: consent_db.url().to_owned(),
-            member_key_file: consent_key_file,
-            linkage_key_file: linkage_path.clone(),
-            index_url: Some(index_url.clone()),
-            ledger_vkey: Some(admin.ledger.verifier().to_vkey()),
-            authority_key: Some(authority.public_key_config()),
-            tls_ca_cert: Some(consent_tls.ca_cert.clone()),
-            tls_cert: Some(consent_tls.cert.clone()),
-            tls_key: Some(consent_tls.key.clone()),
-            ..Default::default()
+        let hospital_dbs: Vec<TestDb> = hospitals.iter().map(|_| TestDb::new(backend)).collect();
+        let mut urls: BTreeMap<String, String> = hospitals
+            .iter()
+            .zip(&hospital_dbs)
+            .map(|(id, db)| ((*id).to_owned(), db.url().to_owned()))
+            .collect();
+        urls.insert(INDEX.to_owned(), index_db.url().to_owned());
+        urls.insert(CONSENT.to_owned(), consent_db.url().to_owned());
+        let mut options = Options::new(dir.path());
+        options.storage = Storage::Given {
+            backend: match backend {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgres",
+            },
+            urls,
         };
-        let consent_app =
-            locus_consent::startup::Application::build(&consent_config).expect("consent starts");
+        options.patients = 0;
+        options.hospitals = hospitals.iter().map(|id| (*id).to_owned()).collect();
+        options.display_name = |id| format!("Test {id}");
+        // Tests that need one admit a regulator of their own.
+        options.admit_regulator = false;
+        options.checkpoint_interval = Duration::from_millis(100);
+        options.poll_interval = Duration::from_millis(100);
+        // Tests publish and witness when they choose to
+        // (`Node::publish_pending`, `Node::witness_once`).
+        options.publish_interval = Duration::from_secs(3600);
+        options.witness_interval = Duration::from_secs(3600);
+        options.clock = clock.clock();
+        let network = Network::start(&options, &|_| {})
+            .await
+            .expect("the test network starts");
+
+        let (authority, authority_tls) = member(dir.path(), AUTHORITY_MEMBER);
+        let (consent, _) = member(dir.path(), CONSENT);
+        let index_url = network.info.index.url.clone();
+        let admin = TestClient::with_http(
+            index_url.clone(),
+            &network.info.ledger.vkey,
+            http_client(&authority_tls, Duration::from_secs(30)).expect("client"),
+        );
         let consent_service = TestConsent {
-            member_url: consent_app.member_url.clone(),
-            patient_url: consent_app.patient_url.clone(),
-            state: consent_app.consent(),
-            handles: consent_app.handles(),
+            member_url: network.info.consent.member_url.clone(),
+            patient_url: network.info.consent.patient_url.clone(),
+            state: Arc::clone(&network.consent),
             _db: consent_db,
         };
-        actix_web::rt::spawn(consent_app.run_until_stopped(Duration::from_millis(100)));
-
-        // The connectors, bound first so their endpoints can be listed.
-        let mut started = Vec::new();
-        for id in hospitals {
-            let db = TestDb::new(backend);
-            let (tls, certificate) = issue(id);
-            let keys = dir.path().join(id);
-            let config = locus_hospital_connector::config::Config {
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                database_url: db.url().to_owned(),
-                member_id: Some((*id).to_owned()),
-                member_key_file: keys.join("member.pem"),
-                x25519_key_file: keys.join("x25519.key"),
-                linkage_key_file: linkage_path.clone(),
-                index_url: Some(index_url.clone()),
-                ledger_vkey: Some(admin.ledger.verifier().to_vkey()),
-                authority_key: Some(authority.public_key_config()),
-                tls_ca_cert: Some(tls.ca_cert.clone()),
-                tls_cert: Some(tls.cert.clone()),
-                tls_key: Some(tls.key.clone()),
-                publish_interval_ms: 3_600_000,
-                // Tests witness when they choose to (`Node::witness_once`).
-                witness_interval_ms: 3_600_000,
-                directory_refresh_ms: 100,
-                ..Default::default()
-            };
-            let app = Connector::build(&config).expect("connector starts");
-            started.push((app, config, db, tls, certificate));
-        }
-
-        // The authority admits everyone, with their real keys and certificates.
-        let mut admissions = vec![
-            consent.update(
-                MemberRole::Consent,
-                MemberStatus::Active,
-                Some(consent_service.member_url.clone()),
-            ),
-            Event::MemberUpdated(locus_protocol::entry::MemberUpdated {
-                member: config.member_id.parse().expect("index id"),
-                role: MemberRole::Index,
-                display_name: "Test index".into(),
-                ed25519: index_key.verifying_key(),
-                x25519: locus_protocol::seal::X25519SecretKey::generate().public_key(),
-                certificate: index_cert,
-                endpoint: Some(index_url.clone()),
-                status: MemberStatus::Active,
-            }),
-        ];
-        for (app, _, _, _, certificate) in &started {
-            let node = app.node();
-            admissions.push(Event::MemberUpdated(locus_protocol::entry::MemberUpdated {
-                member: node.member.clone(),
-                role: MemberRole::Hospital,
-                display_name: format!("Test {}", node.member),
-                ed25519: node.key.verifying_key(),
-                x25519: node.x25519.public_key(),
-                certificate: certificate.clone(),
-                endpoint: Some(app.url().to_owned()),
-                status: MemberStatus::Active,
-            }));
-        }
-        for event in admissions {
-            admin.submit_ok(authority.signed(event)).await;
-        }
-
-        let mut hospitals_out = Vec::new();
-        for (app, config, db, tls, certificate) in started {
-            let node = app.node();
-            let url = app.url().to_owned();
-            let handle = app.handle();
-            let run_config = config.clone();
-            actix_web::rt::spawn(async move { app.run_until_stopped(&run_config).await });
-            hospitals_out.push(TestHospital {
-                id: node.hospital.clone(),
-                url,
-                node,
-                tls,
-                certificate,
-                handle,
-                config,
+        let hospitals = network
+            .hospitals
+            .iter()
+            .zip(hospital_dbs)
+            .map(|(hospital, db)| TestHospital {
+                id: hospital.node.hospital.clone(),
+                url: hospital.url.clone(),
+                node: Arc::clone(&hospital.node),
+                tls: hospital.tls.clone(),
+                certificate: hospital.certificate.clone(),
+                config: hospital.config.clone(),
                 _db: db,
-            });
-        }
-        let network = Self {
+            })
+            .collect();
+        Self {
+            linkage: locus_platform::files::load_linkage_key(&dir.path().join("linkage.key"))
+                .expect("the linkage key"),
+            ca: locus_cli::pki::load_ca(&dir.path().join("pki")).expect("the CA"),
             dir,
-            ca,
             authority,
             consent,
             consent_service,
-            linkage,
             index_url,
             index_db,
             admin,
-            hospitals: hospitals_out,
-            index_handle,
-        };
-        let expected = hospitals.len() + 2;
-        for hospital in &network.hospitals {
-            network.wait_for_directory(hospital, expected).await;
+            hospitals,
+            clock,
+            network,
         }
-        for _ in 0..200 {
-            network.consent_service.state.directory.refresh().await.ok();
-            if network
-                .consent_service
-                .state
-                .directory
-                .directory()
-                .read()
-                .members()
-                .count()
-                >= expected
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        network
     }
 
     pub fn hospital(&self, id: &str) -> &TestHospital {
@@ -304,14 +189,10 @@ impl TestNetwork {
 
     /// Waits until `hospital`'s view of the directory holds `members` members.
     pub async fn wait_for_directory(&self, hospital: &TestHospital, members: usize) {
-        for _ in 0..200 {
-            hospital.node.directory.refresh().await.ok();
-            if hospital.node.directory.directory().read().members().count() >= members {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let follower = &hospital.node.directory;
+        if let Err(e) = wait_for_directory(follower, members, hospital.id.as_str()).await {
+            panic!("{e}");
         }
-        panic!("{} never saw the whole directory", hospital.id);
     }
 
     /// The authority changes a hospital's status; returns once every connector
@@ -371,29 +252,26 @@ impl TestNetwork {
         period: Option<(&str, &str)>,
         adjust: impl FnOnce(&mut GrantClaims),
     ) -> (String, GrantClaims) {
-        let scope: ScopeSet = scope.parse().expect("scope");
-        let data_period = period.map(|(start, end)| DataPeriod::new(start, end).expect("period"));
-        let now = chrono::Utc::now().timestamp();
-        let mut claims = GrantClaims {
-            iss: self.consent.id.clone(),
-            sub: *patient,
-            aud: to.node.member.clone(),
-            jti: GrantId::new_random(),
-            iat: now,
-            nbf: now,
-            exp: now + 3600,
-            scope_tags: scope_tags_for(&self.linkage, patient, &scope, data_period.as_ref()),
-            scope,
-            purpose: PurposeOfUse::Treatment,
-            data_period,
+        let mut claims = GrantTerms {
+            subject: *patient,
+            requester: to.node.member.clone(),
             cnf: to.certificate.clone(),
+            purpose: PurposeOfUse::Treatment,
+            scope: scope.parse().expect("scope"),
+            data_period: period.map(|(start, end)| DataPeriod::new(start, end).expect("period")),
+            duration_secs: 3600,
             basis: GrantBasis::PatientApproval {
                 request: RequestId::new_random(),
             },
-        };
+        }
+        .claims(
+            &self.consent.id,
+            &self.linkage,
+            self.clock.clock().now_secs(),
+        );
         adjust(&mut claims);
         (
-            encode_grant(&claims, &self.consent.key).expect("grant"),
+            issue_grant(&claims, &self.consent.key).expect("grant"),
             claims,
         )
     }
@@ -415,30 +293,16 @@ impl TestNetwork {
 
     /// Stops the index-service, and with it the ledger.
     pub async fn stop_index(&self) {
-        self.index_handle.stop(true).await;
+        self.network.stop_index().await;
     }
 
     /// A patient's phone: a client of the consent service's patient API,
     /// trusting the consortium CA, with no client certificate.
     pub fn phone(&self) -> reqwest::Client {
-        let ca = std::fs::read(self.dir.path().join("ca.pem")).expect("ca");
-        reqwest::Client::builder()
-            .pool_idle_timeout(locus_platform::tls::CLIENT_POOL_IDLE)
-            .use_native_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client")
+        self.network.phone().expect("client")
     }
 
     pub async fn stop(self) {
-        for handle in &self.consent_service.handles {
-            handle.stop(true).await;
-        }
-        for hospital in &self.hospitals {
-            hospital.handle.stop(true).await;
-        }
-        self.index_handle.stop(true).await;
+        self.network.stop().await;
     }
 }

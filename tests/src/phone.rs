@@ -35,9 +35,7 @@ async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::index::now_ms;
 
 /// `hospital` asks for `scope` of `subject`'s records over `period`, to treat
 /// them, for `duration` seconds.
@@ -230,10 +228,8 @@ impl Phone {
             device: self.device(),
             signed_at_ms: now_ms(),
         };
-        let signature = self
-            .signer
-            .sign(&revocation.signing_bytes().expect("revocation bytes"));
-        json!({ "revocation": revocation, "signature": URL_SAFE_NO_PAD.encode(signature) })
+        let bytes = revocation.signing_bytes().expect("revocation bytes");
+        self.signed("revocation", json!(revocation), &bytes)
     }
 
     /// Revokes a grant.
@@ -244,8 +240,11 @@ impl Phone {
 
     /// The signed body of a new standing rule.
     pub fn rule_body(&self, rule: &StandingRule) -> Value {
-        let signature = self.signer.sign(&rule.signing_bytes().expect("rule bytes"));
-        json!({ "rule": rule, "signature": URL_SAFE_NO_PAD.encode(signature) })
+        self.signed(
+            "rule",
+            json!(rule),
+            &rule.signing_bytes().expect("rule bytes"),
+        )
     }
 
     /// The signed body of a rule's revocation.
@@ -256,10 +255,15 @@ impl Phone {
             device: self.device(),
             signed_at_ms: now_ms(),
         };
-        let signature = self
-            .signer
-            .sign(&revocation.signing_bytes().expect("rule revocation bytes"));
-        json!({ "revocation": revocation, "signature": URL_SAFE_NO_PAD.encode(signature) })
+        let bytes = revocation.signing_bytes().expect("rule revocation bytes");
+        self.signed("revocation", json!(revocation), &bytes)
+    }
+
+    /// The body `{field: value, "signature": …}`, signed over `bytes` with this device's key.
+    fn signed(&self, field: &str, value: Value, bytes: &[u8]) -> Value {
+        let mut body = json!({ "signature": URL_SAFE_NO_PAD.encode(self.signer.sign(bytes)) });
+        body[field] = value;
+        body
     }
 
     /// Removes one of the patient's devices.

@@ -500,7 +500,7 @@ async fn patients_decide(db: TestDb) {
     .await;
     // The standing rule already granted it (for at most 2 seconds).
     let short_grant = short_status["grant"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    network.clock.advance(Duration::from_secs(3));
     refused(b, a, &retrieve(short_grant), "expired", "an expired grant").await;
 
     // A regulator, from the ledger alone: every grant is backed by the
@@ -508,6 +508,8 @@ async fn patients_decide(db: TestDb) {
     // and every access happened under a grant logged before it. The one
     // exception is this test's own: the wider grant it signed with the consent
     // key to find a May result was never logged, and its discovery is named.
+    // The newest checkpoint covers the last entries within its interval.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let audit = network.grant_audit(0).await;
     let [finding] = audit.findings.as_slice() else {
         panic!(

@@ -391,7 +391,7 @@ impl Fixture {
     async fn start(db: &TestDb) -> Self {
         let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
         let dir = network.dir.path().to_owned();
-        let ca = dir.join("ca.pem");
+        let ca = dir.join("pki").join("ca.pem");
         let write = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).unwrap();
@@ -462,7 +462,7 @@ impl Fixture {
             network.hospital("hospital-b"),
         );
         let index_key = locus_platform::files::load_or_create_signing_key(
-            &network.index_db.scratch_dir().join("index-member.pem"),
+            &network.dir.path().join("index").join("member.pem"),
         )
         .unwrap();
         let a = Identity {
