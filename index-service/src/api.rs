@@ -181,9 +181,7 @@ impl ApiError for IndexError {
             Self::Pointer(PointerError::NotOwned(_)) => ErrorKind::NotFound,
             Self::Pointer(PointerError::Db(_) | PointerError::Corrupt(_))
             | Self::Unavailable
-            | Self::LedgerUnavailable(_) => {
-                ErrorKind::Unavailable
-            }
+            | Self::LedgerUnavailable(_) => ErrorKind::Unavailable,
         }
     }
 
