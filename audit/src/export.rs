@@ -17,8 +17,12 @@ pub struct LogSite<'a> {
     pub tlog_base_url: &'a str,
 }
 
-/// The entries as one Bundle, stamped with the time of export.
-pub fn audit_event_bundle(log: LogSite<'_>, entries: &[LoggedEntry]) -> Value {
+/// The entries as one Bundle, stamped with the time of export (`exported`).
+pub fn audit_event_bundle(
+    log: LogSite<'_>,
+    entries: &[LoggedEntry],
+    exported: chrono::DateTime<chrono::Utc>,
+) -> Value {
     let resources: Vec<Value> = entries
         .iter()
         .map(|logged| audit_event(log, logged))
@@ -26,7 +30,7 @@ pub fn audit_event_bundle(log: LogSite<'_>, entries: &[LoggedEntry]) -> Value {
     json!({
         "resourceType": "Bundle",
         "type": "collection",
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "timestamp": exported.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "total": resources.len(),
         "entry": resources.into_iter().map(|r| json!({
             "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),

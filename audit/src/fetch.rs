@@ -12,7 +12,7 @@ use locus_ledger::tiles::{
     decode_entry_bundle, entry_bundles_for_size, TilePath, TileRef, TILE_WIDTH,
 };
 
-use crate::{log, AuditError, Pins};
+use crate::{AuditError, Pins};
 
 /// The newest checkpoint, once a quorum of the pinned witnesses cosigned it or
 /// `wait` has passed, whichever comes first.
@@ -25,7 +25,7 @@ pub async fn head(
     loop {
         let (head, note) = ledger.checkpoint().await.map_err(AuditError::Head)?;
         let note = Note::parse(&note).map_err(AuditError::HeadNote)?;
-        let cosigned = log::cosigners(&note, &pins.witnesses, &mut Vec::new());
+        let cosigned = pins.cosigners(&note, &mut Vec::new());
         if cosigned.len() >= pins.quorum || tokio::time::Instant::now() >= deadline {
             return Ok((head, note));
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use locus_ledger::client::{ClientError, LedgerClient};
 use locus_ledger::cosignature::CosignatureVerifier;
-use locus_ledger::note::NoteError;
+use locus_ledger::note::{Note, NoteError};
 use locus_ledger::tiles::TileError;
 use locus_protocol::signing::VerifyingKey;
 
@@ -30,6 +30,33 @@ pub struct Pins {
     pub quorum: usize,
     /// The consortium authority's key: it alone admits members.
     pub authority: VerifyingKey,
+}
+
+impl Pins {
+    /// The witnesses whose cosignature on `note` verifies; a present but invalid
+    /// cosignature is a problem.
+    pub fn cosigners(&self, note: &Note, problems: &mut Vec<String>) -> Vec<String> {
+        let mut names = Vec::new();
+        for witness in &self.witnesses {
+            let present = note
+                .signatures
+                .iter()
+                .any(|s| s.name == witness.name() && s.key_id == witness.key_id());
+            if !present {
+                continue;
+            }
+            if note.verify(&[witness]).is_ok() {
+                names.push(witness.name().to_owned());
+            } else {
+                let size = note.text.lines().nth(1).unwrap_or("?");
+                problems.push(format!(
+                    "witness {}'s cosignature on the checkpoint of size {size} does not verify",
+                    witness.name()
+                ));
+            }
+        }
+        names
+    }
 }
 
 /// What stops an audit from running at all (the ledger cannot be read).

@@ -4,46 +4,16 @@
 
 use locus_ledger::checkpoint::{open_checkpoint, Checkpoint};
 use locus_ledger::client::LedgerClient;
-use locus_ledger::cosignature::CosignatureVerifier;
 use locus_ledger::merkle::{rfc9162_leaf_hash, tree_root, MemoryTree};
 use locus_ledger::note::Note;
 
 use crate::fetch::Leaves;
 use crate::{Pins, Report};
 
-/// The witnesses whose cosignature on `note` verifies; a present but invalid
-/// cosignature is a problem.
-pub fn cosigners(
-    note: &Note,
-    witnesses: &[CosignatureVerifier],
-    problems: &mut Vec<String>,
-) -> Vec<String> {
-    let mut names = Vec::new();
-    for witness in witnesses {
-        let present = note
-            .signatures
-            .iter()
-            .any(|s| s.name == witness.name() && s.key_id == witness.key_id());
-        if !present {
-            continue;
-        }
-        if note.verify(&[witness]).is_ok() {
-            names.push(witness.name().to_owned());
-        } else {
-            let size = note.text.lines().nth(1).unwrap_or("?");
-            problems.push(format!(
-                "witness {}'s cosignature on the checkpoint of size {size} does not verify",
-                witness.name()
-            ));
-        }
-    }
-    names
-}
-
 /// The newest checkpoint carries a quorum of valid witness cosignatures.
 pub fn head(head: &Checkpoint, note: &Note, pins: &Pins, report: &mut Report) {
     let quorum = pins.quorum;
-    let cosigned = cosigners(note, &pins.witnesses, &mut report.problems);
+    let cosigned = pins.cosigners(note, &mut report.problems);
     if cosigned.len() >= quorum {
         report.facts.push(format!(
             "the newest checkpoint ({} entries) is cosigned by {} of {} witnesses ({}), quorum {quorum}",
@@ -79,7 +49,7 @@ pub async fn history(
             // Signed after the head was fetched: the next audit covers it.
             Ok((checkpoint, _)) if checkpoint.origin == *origin && checkpoint.size > head.size => {}
             Ok((checkpoint, note)) if checkpoint.origin == *origin => {
-                if !cosigners(&note, &pins.witnesses, &mut report.problems).is_empty() {
+                if !pins.cosigners(&note, &mut report.problems).is_empty() {
                     cosigned += 1;
                 }
                 history.push(checkpoint);

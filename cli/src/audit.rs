@@ -20,6 +20,7 @@ use locus_ledger::cosignature::CosignatureSigner;
 use locus_ledger::merkle::Hash;
 use locus_ledger::wire::LoggedEntry;
 use locus_ledger::witness::{self, CosignDecision};
+use locus_platform::clock::Clock;
 use locus_protocol::signing::SigningKey;
 
 use crate::network::NetworkInfo;
@@ -162,7 +163,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 origin: &info.ledger.origin,
                 tlog_base_url: &info.ledger.tlog_base_url,
             };
-            let bundle = audit_event_bundle(site, &entries);
+            let bundle = audit_event_bundle(site, &entries, Clock::system().now());
             let text = serde_json::to_string_pretty(&bundle)?;
             match out {
                 Some(path) => {

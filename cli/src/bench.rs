@@ -22,6 +22,7 @@ use locus_ledger::metrics::LedgerMetrics;
 use locus_ledger::note::NoteSigner;
 use locus_ledger::sequencer::{Sequencer, SequencerConfig};
 use locus_ledger::store::{EntryRow, LedgerStore};
+use locus_platform::clock::Clock;
 use locus_platform::db::{self, DatabaseUrl};
 use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::{
@@ -105,7 +106,7 @@ impl BenchMember {
             pointer: PointerId::new_random(),
             commitment: Commitment::from_bytes(rfc9162_leaf_hash(&seed)),
         });
-        let time = chrono::Utc::now().timestamp_millis();
+        let time = Clock::system().now_ms();
         let entry = Entry::new(self.member.clone(), self.key.key_id(), time, event);
         Ok(SignedEntry::sign(entry, &self.key)?.to_canonical_bytes())
     }

@@ -391,7 +391,7 @@ impl Fixture {
     async fn start(db: &TestDb) -> Self {
         let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
         let dir = network.dir.path().to_owned();
-        let ca = dir.join("pki").join("ca.pem");
+        let ca = ca_path(&dir);
         let write = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).unwrap();
@@ -410,10 +410,11 @@ impl Fixture {
                     Confirmation::for_certificate_der(&certificate_der(&issued.cert_pem).unwrap()),
                 )
             };
+        // Where the consortium's bootstrap keeps each member's certificate.
         let files_of = |id: &str| TlsFiles {
             ca_cert: ca.clone(),
-            cert: dir.join(format!("{id}.pem")),
-            key: dir.join(format!("{id}-key.pem")),
+            cert: dir.join("pki").join(format!("{id}.pem")),
+            key: dir.join("pki").join(format!("{id}-key.pem")),
         };
 
         // Members beyond the network's own: a regulator, a hospital to be
@@ -649,7 +650,7 @@ pub fn copy(key: &SigningKey) -> SigningKey {
 }
 
 fn ca_path(dir: &std::path::Path) -> PathBuf {
-    dir.join("ca.pem")
+    dir.join("pki").join("ca.pem")
 }
 
 /// Hospital-b files a request about `subject`: a week of laboratory results.
