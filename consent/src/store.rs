@@ -53,20 +53,7 @@ pub enum StoreError {
     Encoding(String),
 }
 
-impl From<diesel::result::Error> for StoreError {
-    fn from(e: diesel::result::Error) -> Self {
-        match Corrupt::of(&e) {
-            Some(corrupt) => Self::Corrupt(corrupt),
-            None => Self::Db(DbError::Query(e)),
-        }
-    }
-}
-
-impl From<diesel::r2d2::PoolError> for StoreError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Db(DbError::Pool(e))
-    }
-}
+locus_platform::store_error!(StoreError, Corrupt);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = devices)]

@@ -83,20 +83,7 @@ pub enum StoreError {
     Overflow,
 }
 
-impl From<DieselError> for StoreError {
-    fn from(e: DieselError) -> Self {
-        match Corrupt::of(&e) {
-            Some(corrupt) => Self::CorruptColumn(corrupt),
-            None => Self::Db(DbError::Query(e)),
-        }
-    }
-}
-
-impl From<diesel::r2d2::PoolError> for StoreError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Db(DbError::Pool(e))
-    }
-}
+locus_platform::store_error!(StoreError, CorruptColumn);
 
 /// One resource to store, as the importer (or any other source) derives it.
 #[derive(Clone, PartialEq, Eq)]

@@ -85,20 +85,7 @@ pub enum PointerError {
     NotOwned(PointerId),
 }
 
-impl From<diesel::result::Error> for PointerError {
-    fn from(e: diesel::result::Error) -> Self {
-        match Corrupt::of(&e) {
-            Some(corrupt) => Self::Corrupt(corrupt),
-            None => Self::Db(DbError::Query(e)),
-        }
-    }
-}
-
-impl From<diesel::r2d2::PoolError> for PointerError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Db(DbError::Pool(e))
-    }
-}
+locus_platform::store_error!(PointerError, Corrupt);
 
 #[derive(Debug, Clone)]
 pub struct PointerStore {

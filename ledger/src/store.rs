@@ -121,20 +121,7 @@ pub enum StoreError {
     IndexOverflow(u64),
 }
 
-impl From<diesel::result::Error> for StoreError {
-    fn from(e: diesel::result::Error) -> Self {
-        match Corrupt::of(&e) {
-            Some(corrupt) => Self::Corrupt(corrupt),
-            None => Self::Db(DbError::Query(e)),
-        }
-    }
-}
-
-impl From<diesel::r2d2::PoolError> for StoreError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Db(DbError::Pool(e))
-    }
-}
+locus_platform::store_error!(StoreError, Corrupt);
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::IndexOverflow(v))

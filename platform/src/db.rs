@@ -44,6 +44,30 @@ pub enum DbError {
     },
 }
 
+/// `store_error!(StoreError, Corrupt)`: the conversions a store's error needs
+/// from diesel and its pool, written once. A stored value that does not parse
+/// as its type becomes the `$corrupt` variant, naming its column; anything
+/// else is the database's own error, in a `Db(DbError)` variant.
+#[macro_export]
+macro_rules! store_error {
+    ($error:ty, $corrupt:ident) => {
+        impl From<::diesel::result::Error> for $error {
+            fn from(e: ::diesel::result::Error) -> Self {
+                match ::locus_protocol::sql::Corrupt::of(&e) {
+                    Some(corrupt) => Self::$corrupt(corrupt),
+                    None => Self::Db($crate::db::DbError::Query(e)),
+                }
+            }
+        }
+
+        impl From<::diesel::r2d2::PoolError> for $error {
+            fn from(e: ::diesel::r2d2::PoolError) -> Self {
+                Self::Db($crate::db::DbError::Pool(e))
+            }
+        }
+    };
+}
+
 /// Where a service's database lives. Parsing decides the backend so that a
 /// PostgreSQL URL that fails to connect never falls back to creating a SQLite file.
 #[derive(Clone, PartialEq, Eq)]

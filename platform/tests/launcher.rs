@@ -12,7 +12,10 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse};
 use locus_platform::http::{not_found, HttpEdges};
-use locus_platform::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
+use locus_platform::pki::{certificate_der, CertificateAuthority};
+
+mod common;
+use common::write;
 use locus_platform::server::serve;
 use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
@@ -204,23 +207,6 @@ async fn the_codecs_refusals_are_json_on_plain_http() {
     assert!(body.is_empty(), "{}", String::from_utf8_lossy(&head));
     assert_ne!(header(&headers, "content-length"), Some("0"));
     handle.stop(true).await;
-}
-
-fn write(
-    dir: &std::path::Path,
-    name: &str,
-    ca: &CertificateAuthority,
-    node: &IssuedCertificate,
-) -> TlsFiles {
-    let files = TlsFiles {
-        ca_cert: dir.join(format!("{name}-ca.pem")),
-        cert: dir.join(format!("{name}.pem")),
-        key: dir.join(format!("{name}.key")),
-    };
-    std::fs::write(&files.ca_cert, ca.cert_pem().unwrap()).unwrap();
-    std::fs::write(&files.cert, &node.cert_pem).unwrap();
-    std::fs::write(&files.key, node.key_pem.as_bytes()).unwrap();
-    files
 }
 
 #[actix_web::test]

@@ -6,28 +6,14 @@
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use locus_platform::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
+use locus_platform::pki::{certificate_der, CertificateAuthority};
+
+mod common;
+use common::write;
 use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
 };
 use locus_protocol::grant::Confirmation;
-
-fn write(
-    dir: &std::path::Path,
-    name: &str,
-    ca: &CertificateAuthority,
-    node: &IssuedCertificate,
-) -> TlsFiles {
-    let files = TlsFiles {
-        ca_cert: dir.join(format!("{name}-ca.pem")),
-        cert: dir.join(format!("{name}.pem")),
-        key: dir.join(format!("{name}.key")),
-    };
-    std::fs::write(&files.ca_cert, ca.cert_pem().unwrap()).unwrap();
-    std::fs::write(&files.cert, &node.cert_pem).unwrap();
-    std::fs::write(&files.key, node.key_pem.as_bytes()).unwrap();
-    files
-}
 
 async fn whoami(peer: PeerCertificate) -> HttpResponse {
     HttpResponse::Ok().body(peer.thumbprint.x5t_s256.clone())
