@@ -357,34 +357,20 @@ impl fmt::Debug for NewReceivedResult {
     }
 }
 
-/// A stored received result.
-#[derive(Clone, PartialEq, Eq)]
+/// A stored received result: what arrived, and where and when it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedResult {
     pub id: Uuid,
-    pub patient_key: PatientKey,
-    pub custodian: HospitalId,
-    pub pointer_id: PointerId,
-    pub resource_type: ResourceType,
-    pub resource_id: FhirId,
-    pub version: u32,
-    pub content: String,
-    pub commitment: Commitment,
-    pub provenance: String,
-    pub receipt_index: u64,
     /// Unix time in milliseconds.
     pub received_at: i64,
+    pub result: NewReceivedResult,
 }
 
-impl fmt::Debug for ReceivedResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReceivedResult")
-            .field("id", &self.id)
-            .field("patient_key", &self.patient_key)
-            .field("custodian", &self.custodian)
-            .field("pointer_id", &self.pointer_id)
-            .field("receipt_index", &self.receipt_index)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
+impl std::ops::Deref for ReceivedResult {
+    type Target = NewReceivedResult;
+
+    fn deref(&self) -> &NewReceivedResult {
+        &self.result
     }
 }
 
@@ -416,22 +402,25 @@ impl TryFrom<ReceivedRow> for ReceivedResult {
         };
         Ok(Self {
             id: Uuid::try_parse(&row.id).map_err(|_| bad("id"))?,
-            patient_key: row.patient_key.parse().map_err(|_| bad("patient_key"))?,
-            custodian: row.custodian.parse().map_err(|_| bad("custodian"))?,
-            pointer_id: row.pointer_id.parse().map_err(|_| bad("pointer_id"))?,
-            resource_type: row
-                .resource_type
-                .parse()
-                .map_err(|_| bad("resource_type"))?,
-            version: u32::try_from(row.version).map_err(|_| bad("version"))?,
-            commitment: Commitment::from_bytes(
-                row.commitment.try_into().map_err(|_| bad("commitment"))?,
-            ),
-            receipt_index: u64::try_from(row.receipt_index).map_err(|_| bad("receipt_index"))?,
             received_at: row.received_at,
-            resource_id: row.resource_id.parse().map_err(|_| bad("resource_id"))?,
-            content: row.content,
-            provenance: row.provenance,
+            result: NewReceivedResult {
+                patient_key: row.patient_key.parse().map_err(|_| bad("patient_key"))?,
+                custodian: row.custodian.parse().map_err(|_| bad("custodian"))?,
+                pointer_id: row.pointer_id.parse().map_err(|_| bad("pointer_id"))?,
+                resource_type: row
+                    .resource_type
+                    .parse()
+                    .map_err(|_| bad("resource_type"))?,
+                version: u32::try_from(row.version).map_err(|_| bad("version"))?,
+                commitment: Commitment::from_bytes(
+                    row.commitment.try_into().map_err(|_| bad("commitment"))?,
+                ),
+                receipt_index: u64::try_from(row.receipt_index)
+                    .map_err(|_| bad("receipt_index"))?,
+                resource_id: row.resource_id.parse().map_err(|_| bad("resource_id"))?,
+                content: row.content,
+                provenance: row.provenance,
+            },
         })
     }
 }
