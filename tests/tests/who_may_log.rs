@@ -255,7 +255,6 @@ async fn expect_error(response: reqwest::Response, status: u16, code: &str, what
     body["message"].as_str().unwrap().to_owned()
 }
 
-/// The number of entries the ledger holds, once everything sent has landed.
 /// A consortium, the ledger's settings on `db`, and the ledger running with
 /// every member admitted.
 async fn admitted(db: &TestDb) -> (Consortium, Config, InProcess) {
@@ -274,6 +273,7 @@ async fn logged_entries(client: &TestClient, size: u64) -> Vec<(u64, SignedEntry
     parse_entries(&log.entries).unwrap()
 }
 
+/// The number of entries the ledger holds, once everything sent has landed.
 async fn settled_size(client: &TestClient) -> u64 {
     // Past the checkpoint interval, so anything wrongly accepted would show.
     tokio::time::sleep(Duration::from_millis(300)).await;
