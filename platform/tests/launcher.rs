@@ -12,10 +12,10 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse};
 use locus_platform::http::{not_found, HttpEdges};
-use locus_platform::pki::{certificate_der, CertificateAuthority};
+use locus_platform::pki::certificate_der;
 
 mod common;
-use common::write;
+use common::Consortium;
 use locus_platform::server::serve;
 use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
@@ -212,15 +212,11 @@ async fn the_codecs_refusals_are_json_on_plain_http() {
 #[actix_web::test]
 async fn over_mutual_tls_the_refusals_are_json_and_the_peer_is_known() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::create("Locus test CA").unwrap();
-    let server = write(
-        dir.path(),
-        "server",
-        &ca,
-        &ca.issue("index", &["localhost", "127.0.0.1"]).unwrap(),
-    );
-    let member = ca.issue("hospital-a", &["localhost"]).unwrap();
-    let client = write(dir.path(), "client", &ca, &member);
+    let Consortium {
+        server,
+        client,
+        member,
+    } = Consortium::new(dir.path());
     let (addr, handle) = start(Some(&server));
 
     // The connection hook sees the TLS stream under the launcher's wrapper.

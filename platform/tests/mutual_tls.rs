@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use locus_platform::pki::{certificate_der, CertificateAuthority};
 
 mod common;
-use common::write;
+use common::{write, Consortium};
 use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
 };
@@ -22,15 +22,11 @@ async fn whoami(peer: PeerCertificate) -> HttpResponse {
 #[actix_web::test]
 async fn only_consortium_certificates_get_through() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::create("Locus test CA").unwrap();
-    let server = write(
-        dir.path(),
-        "server",
-        &ca,
-        &ca.issue("index", &["localhost", "127.0.0.1"]).unwrap(),
-    );
-    let member = ca.issue("hospital-a", &["localhost"]).unwrap();
-    let client_files = write(dir.path(), "client", &ca, &member);
+    let Consortium {
+        server,
+        client: client_files,
+        member,
+    } = Consortium::new(dir.path());
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -55,7 +51,7 @@ async fn only_consortium_certificates_get_through() {
         .use_native_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(
-            reqwest::Certificate::from_pem(ca.cert_pem().unwrap().as_bytes()).unwrap(),
+            reqwest::Certificate::from_pem(&std::fs::read(&server.ca_cert).unwrap()).unwrap(),
         )
         .build()
         .unwrap();

@@ -21,3 +21,30 @@ pub fn write(
     std::fs::write(&files.key, node.key_pem.as_bytes()).unwrap();
     files
 }
+
+/// A test CA with a server (the index) and one member (hospital-a), their
+/// TLS files written under a folder.
+pub struct Consortium {
+    pub server: TlsFiles,
+    pub client: TlsFiles,
+    pub member: IssuedCertificate,
+}
+
+impl Consortium {
+    pub fn new(dir: &std::path::Path) -> Self {
+        let ca = CertificateAuthority::create("Locus test CA").unwrap();
+        let server = write(
+            dir,
+            "server",
+            &ca,
+            &ca.issue("index", &["localhost", "127.0.0.1"]).unwrap(),
+        );
+        let member = ca.issue("hospital-a", &["localhost"]).unwrap();
+        let client = write(dir, "client", &ca, &member);
+        Self {
+            server,
+            client,
+            member,
+        }
+    }
+}
