@@ -25,6 +25,22 @@ impl LabObservation {
     }
 }
 
+/// Three laboratory results of 2024 (glucose twice, cholesterol once) of the
+/// patient with `ssn`, as [`lab_bundle`]; ids are `{prefix}-0000-4000-8000-…`,
+/// so that each test's records are its own.
+pub fn three_lab_results(prefix: &str, ssn: &str) -> Vec<u8> {
+    let id = |tail: &str| format!("{prefix}-0000-4000-8000-{tail}");
+    lab_bundle(
+        &id("0000000000aa"),
+        ssn,
+        &[
+            LabObservation::new(&id("000000000001"), "2339-0", 95.0, "2024-03-04"),
+            LabObservation::new(&id("000000000002"), "2093-3", 180.0, "2024-03-20"),
+            LabObservation::new(&id("000000000003"), "2339-0", 99.0, "2024-05-02"),
+        ],
+    )
+}
+
 /// A transaction Bundle with one Patient (identified by `ssn` in the US SSN
 /// system) and the given laboratory Observations, shaped like Synthea's.
 pub fn lab_bundle(patient_id: &str, ssn: &str, observations: &[LabObservation]) -> Vec<u8> {

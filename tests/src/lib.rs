@@ -5,6 +5,7 @@ pub mod command;
 mod db;
 pub mod fhir;
 pub mod hostile;
+pub mod http;
 pub mod index;
 pub mod logs;
 pub mod network;

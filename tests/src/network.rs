@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use locus_cli::consortium::{
     wait_for_directory, Member, Network, Options, Storage, CONSENT, INDEX,
 };
@@ -21,7 +23,7 @@ use locus_protocol::directory::{MemberRole, MemberStatus, AUTHORITY_MEMBER};
 use locus_protocol::entry::Event;
 use locus_protocol::grant::{Confirmation, DataPeriod, GrantBasis, GrantClaims, PurposeOfUse};
 use locus_protocol::ids::{HospitalId, PatientKey, RequestId};
-use locus_protocol::linkage::LinkageKey;
+use locus_protocol::linkage::{normalize_identifier, patient_key, LinkageKey};
 
 use crate::index::{TestClient, TestMember};
 use crate::{Backend, TestDb};
@@ -235,6 +237,24 @@ impl TestNetwork {
         period: Option<(&str, &str)>,
     ) -> (String, GrantClaims) {
         self.grant_with(to, patient, scope, period, |_| {})
+    }
+
+    /// The patient key the network's linkage derives from a US SSN.
+    pub fn patient_key(&self, ssn: &str) -> PatientKey {
+        let ssn = normalize_identifier(ssn).expect("an SSN");
+        patient_key(&self.linkage, &ssn)
+    }
+
+    /// `header.payload` with an HS256 MAC keyed by the consent key's public
+    /// bytes: the algorithm-confusion forgery a verifier must refuse.
+    pub fn hs256_forgery(&self, header: &str, payload: &str) -> String {
+        use hmac::Mac as _;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(self.consent.key.verifying_key().as_bytes())
+                .expect("any key length");
+        mac.update(format!("{header}.{payload}").as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{header}.{payload}.{signature}")
     }
 
     /// The discovery token of a grant: what the index is shown.

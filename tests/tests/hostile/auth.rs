@@ -105,13 +105,7 @@ fn request(
     }
 }
 
-pub async fn run(f: &Fixture, s: &mut Suite) {
-    s.group("authentication");
-    tls(f, s).await;
-    ledger_submitters(f, s).await;
-    sessions(f, s).await;
-    sign_in(f, s).await;
-}
+group!("authentication": tls, ledger_submitters, sessions, sign_in);
 
 async fn tls(f: &Fixture, s: &mut Suite) {
     // No certificate, or one of another CA: the handshake fails, on every listener.
@@ -369,7 +363,7 @@ async fn sessions(f: &Fixture, s: &mut Suite) {
             "POST /patient/rules",
             Method::POST,
             phone.url("/patient/rules"),
-            Some(phone.signed_rule(&phone.rule())),
+            Some(phone.rule_body(&phone.rule())),
         ),
         (
             "DELETE /patient/devices/{id}",

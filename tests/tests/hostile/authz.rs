@@ -12,12 +12,7 @@ use serde_json::{json, Value};
 
 use crate::{logged_event_by, now_ms, Fixture, Identity};
 
-pub async fn run(f: &Fixture, s: &mut Suite) {
-    s.group("authorization");
-    members(f, s).await;
-    patients(f, s).await;
-    roles(f, s).await;
-}
+group!("authorization": members, patients, roles);
 
 fn retrieval(token: &str, pointer: &DiscoveredPointer) -> Value {
     json!({ "grant": token, "pointer_id": pointer.pointer_id, "sealed": pointer.sealed })
@@ -256,7 +251,7 @@ async fn patients(f: &Fixture, s: &mut Suite) {
             .client
             .post(phone2.url("/patient/rules"))
             .bearer_auth(&phone2.session)
-            .json(&phone2.signed_rule(&rule)),
+            .json(&phone2.rule_body(&rule)),
         Expect::refused(403, "forbidden"),
     )
     .await;

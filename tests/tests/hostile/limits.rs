@@ -15,14 +15,7 @@ use serde_json::{json, Value};
 
 use crate::{Fixture, Identity};
 
-pub async fn run(f: &Fixture, s: &mut Suite) {
-    s.group("limits");
-    numbers(f, s).await;
-    consent(f, s).await;
-    index(f, s).await;
-    sizes(f, s).await;
-    http(f, s).await;
-}
+group!("limits": numbers, consent, index, sizes, http);
 
 async fn numbers(f: &Fixture, s: &mut Suite) {
     let i = &f.index;

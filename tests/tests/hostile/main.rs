@@ -13,6 +13,16 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+/// A group's `run`: names the group, then runs its parts in order.
+macro_rules! group {
+    ($name:literal: $($part:ident),+ $(,)?) => {
+        pub async fn run(f: &$crate::Fixture, s: &mut locus_tests::hostile::Suite) {
+            s.group($name);
+            $($part(f, s).await;)+
+        }
+    };
+}
+
 mod auth;
 mod authz;
 mod limits;
@@ -31,19 +41,16 @@ use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::api::DiscoveredPointer;
 use locus_platform::pki::{certificate_der, CertificateAuthority};
 use locus_platform::tls::{http_client, TlsFiles};
-use locus_protocol::consent::{
-    Approval, Decision, DeviceChallenge, RequestTerms, Revocation, RuleAudience, RuleRevocation,
-    StandingRule,
-};
-use locus_protocol::device::{DeviceKeyId, DeviceSigner};
+use locus_protocol::consent::{Approval, Decision, RequestTerms, RuleAudience, StandingRule};
+use locus_protocol::device::DeviceKeyId;
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_protocol::entry::{Entry, Event, MemberUpdated, SignedEntry};
 use locus_protocol::grant::{Confirmation, PurposeOfUse};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
-use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_protocol::signing::SigningKey;
-use locus_tests::fhir::{lab_bundle, LabObservation};
+use locus_tests::fhir::{lab_bundle, three_lab_results, LabObservation};
 use locus_tests::hostile::{RawTarget, Stores, Suite};
+use locus_tests::http::get_json;
 use locus_tests::index::TestMember;
 use locus_tests::network::{TestHospital, TestNetwork};
 use locus_tests::{both_backends, TestDb};
@@ -174,20 +181,19 @@ impl Identity {
     }
 }
 
-/// A patient's phone: its device key and, once signed in, a session.
-pub(crate) struct Phone {
-    pub client: reqwest::Client,
-    pub base: String,
-    pub signer: DeviceSigner,
-    pub subject: PatientKey,
-    pub session: String,
+/// A patient's phone (the shared test phone), with the bodies and raw
+/// requests the cases send and alter.
+pub(crate) struct Phone(locus_tests::phone::Phone);
+
+impl std::ops::Deref for Phone {
+    type Target = locus_tests::phone::Phone;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Phone {
-    pub fn device(&self) -> DeviceKeyId {
-        self.signer.device_id()
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -205,16 +211,6 @@ impl Phone {
         Decision::Approve(Approval::of(terms, self.device(), now_ms()))
     }
 
-    pub fn revocation(&self, grant: GrantId) -> Value {
-        let revocation = Revocation {
-            grant,
-            subject: self.subject,
-            device: self.device(),
-            signed_at_ms: now_ms(),
-        };
-        json!({ "revocation": revocation, "signature": self.sign(&revocation.signing_bytes().unwrap()) })
-    }
-
     /// A standing rule for hospital-a's care management (so it decides none
     /// of hospital-b's treatment requests).
     pub fn rule(&self) -> StandingRule {
@@ -229,21 +225,6 @@ impl Phone {
             device: self.device(),
             signed_at_ms: now_ms(),
         }
-    }
-
-    pub fn signed_rule(&self, rule: &StandingRule) -> Value {
-        json!({ "rule": rule, "signature": self.sign(&rule.signing_bytes().unwrap()) })
-    }
-
-    /// `{"revocation": ..., "signature": ...}` of one of the patient's rules.
-    pub fn rule_revocation(&self, rule: RuleId) -> Value {
-        let revocation = RuleRevocation {
-            rule,
-            subject: self.subject,
-            device: self.device(),
-            signed_at_ms: now_ms(),
-        };
-        json!({ "revocation": revocation, "signature": self.sign(&revocation.signing_bytes().unwrap()) })
     }
 
     /// A POST of `body` to `path` under this phone's session.
@@ -383,6 +364,24 @@ impl Fixture {
         )
     }
 
+    /// The ledger's newest checkpoint note, as the regulator reads it, and
+    /// its tree size: what witnesses cosign.
+    pub async fn checkpoint(&self) -> (locus_ledger::note::Note, u64) {
+        let text = self
+            .regulator
+            .client
+            .get(format!("{}/ledger/checkpoint", self.index))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let note = locus_ledger::note::Note::parse(&text).unwrap();
+        let size = note.text.lines().nth(1).unwrap().parse().unwrap();
+        (note, size)
+    }
+
     /// A request body hospital-b may file about P1.
     pub fn request_body(&self, subject: &PatientKey) -> Value {
         json!({ "subject": subject, "purpose": "TREAT", "scope": LABS, "duration_secs": 7 * 86_400 })
@@ -500,32 +499,11 @@ impl Fixture {
         let anonymous = network.phone();
 
         // Records: three laboratory results of P1's and one of P2's at hospital-a.
-        let key_of = |ssn: &str| patient_key(&network.linkage, &normalize_identifier(ssn).unwrap());
-        let (p1, p2) = (key_of("999-71-0001"), key_of("999-71-0002"));
-        let p1_bundle = lab_bundle(
-            "6d1d2e3f-0000-4000-8000-0000000000aa",
-            "999-71-0001",
-            &[
-                LabObservation::new(
-                    "6d1d2e3f-0000-4000-8000-000000000001",
-                    "2339-0",
-                    95.0,
-                    "2024-03-04",
-                ),
-                LabObservation::new(
-                    "6d1d2e3f-0000-4000-8000-000000000002",
-                    "2093-3",
-                    180.0,
-                    "2024-03-20",
-                ),
-                LabObservation::new(
-                    "6d1d2e3f-0000-4000-8000-000000000003",
-                    "2339-0",
-                    99.0,
-                    "2024-05-02",
-                ),
-            ],
+        let (p1, p2) = (
+            network.patient_key("999-71-0001"),
+            network.patient_key("999-71-0002"),
         );
+        let p1_bundle = three_lab_results("6d1d2e3f", "999-71-0001");
         let p2_bundle = lab_bundle(
             "6d1d2e3f-0000-4000-8000-0000000000bb",
             "999-71-0002",
@@ -543,10 +521,10 @@ impl Fixture {
 
         let members = network.consent_service.member_url.clone();
         let patients = network.consent_service.patient_url.clone();
-        let phone1 = enrol(&network, &a.client, p1).await;
-        let removed = enrol(&network, &a.client, p1).await;
-        let spare = enrol(&network, &a.client, p1).await;
-        let phone2 = enrol(&network, &a.client, p2).await;
+        let phone1 = enrol(&network, a_node, p1).await;
+        let removed = enrol(&network, a_node, p1).await;
+        let spare = enrol(&network, a_node, p1).await;
+        let phone2 = enrol(&network, a_node, p2).await;
 
         // Hospital-b's grants: approved by the patients' phones.
         let index = b_node.node.index.clone();
@@ -595,7 +573,7 @@ impl Fixture {
         };
         let rule = phone1.rule();
         let (status, body) = phone1
-            .post("/patient/rules", &phone1.signed_rule(&rule))
+            .post("/patient/rules", &phone1.rule_body(&rule))
             .await;
         assert_eq!(status, 200, "{body}");
         // The second phone is removed while signed in: the thief's phone.
@@ -676,14 +654,7 @@ async fn approve(
         .post("/patient/decisions", &phone.decision(&decision))
         .await;
     assert_eq!(status, 200, "{decided}");
-    let status: Value = client
-        .get(format!("{members}/consent/requests/{request}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(client, format!("{members}/consent/requests/{request}")).await;
     let (token, discovery) = (
         status["grant"].as_str().unwrap().to_owned(),
         status["discovery"].as_str().unwrap().to_owned(),
@@ -699,53 +670,8 @@ async fn approve(
 }
 
 /// Enrols a phone for `subject` with a code from `desk`, and signs it in.
-async fn enrol(network: &TestNetwork, desk: &reqwest::Client, subject: PatientKey) -> Phone {
-    let code = post_ok(
-        desk,
-        format!(
-            "{}/consent/enrolment-codes",
-            network.consent_service.member_url
-        ),
-        json!({ "subject": subject }),
-    )
-    .await;
-    let client = network.phone();
-    let base = network.consent_service.patient_url.clone();
-    let signer = DeviceSigner::generate_p256();
-    let enrolled = post_ok(
-        &client,
-        format!("{base}/patient/enrol"),
-        json!({ "code": code["code"], "device_key": signer.public_jwk() }),
-    )
-    .await;
-    assert_eq!(enrolled["subject"], json!(subject));
-    let device = signer.device_id();
-    let challenge = post_ok(
-        &client,
-        format!("{base}/patient/challenge"),
-        json!({ "device": device }),
-    )
-    .await;
-    let challenge = challenge["challenge"].as_str().unwrap().to_owned();
-    let signed = DeviceChallenge {
-        challenge: challenge.clone(),
-        device,
-    }
-    .signing_bytes()
-    .unwrap();
-    let session = post_ok(
-        &client,
-        format!("{base}/patient/session"),
-        json!({ "device": device, "challenge": challenge, "signature": b64(&signer.sign(&signed)) }),
-    )
-    .await;
-    Phone {
-        client,
-        base,
-        signer,
-        subject,
-        session: session["session"].as_str().unwrap().to_owned(),
-    }
+async fn enrol(network: &TestNetwork, desk: &TestHospital, subject: PatientKey) -> Phone {
+    Phone(locus_tests::phone::Phone::enrol(network, desk, subject).await)
 }
 
 /// A fresh enrolment code for `subject`, from hospital-a's desk.

@@ -9,13 +9,7 @@ use serde_json::json;
 
 use crate::{enrolment_code, Fixture};
 
-pub async fn run(f: &Fixture, s: &mut Suite) {
-    s.group("malformed");
-    bodies(f, s).await;
-    queries(f, s).await;
-    fields(f, s).await;
-    device_keys(f, s).await;
-}
+group!("malformed": bodies, queries, fields, device_keys);
 
 /// Every JSON route, with the client that may call it (and a session for the
 /// patients' signed-in routes).

@@ -12,16 +12,7 @@ use serde_json::{json, Value};
 
 use crate::{b64, challenge, enrolment_code, now_ms, Fixture, Phone};
 
-pub async fn run(f: &Fixture, s: &mut Suite) {
-    s.group("replay");
-    decisions(f, s).await;
-    revocations(f, s).await;
-    rules(f, s).await;
-    enrolments(f, s).await;
-    sign_ins(f, s).await;
-    removals(f, s).await;
-    ledger(f, s).await;
-}
+group!("replay": decisions, revocations, rules, enrolments, sign_ins, removals, ledger);
 
 /// A duplicate, later: the first result again, or 409; nothing logged or stored.
 fn again() -> Expect {
@@ -234,7 +225,7 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     let phone = &f.phone1;
     let add = |phone: &Phone, body: &Value| phone.request("/patient/rules", body);
     let rule = phone.rule();
-    let signed = phone.signed_rule(&rule);
+    let signed = phone.rule_body(&rule);
     at_once(
         s,
         "the same signed rule sent 6 times at once",
@@ -254,7 +245,7 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     taken.grant_duration_secs = 600;
     s.probe(
         "another rule under a taken id",
-        add(phone, &phone.signed_rule(&taken)),
+        add(phone, &phone.rule_body(&taken)),
         Expect::refused(409, "conflict").or(Expect::status(409)),
     )
     .await;
@@ -262,7 +253,7 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     theirs.rule = f.rule.rule;
     s.probe(
         "another patient's rule under a taken id",
-        add(&f.phone2, &f.phone2.signed_rule(&theirs)),
+        add(&f.phone2, &f.phone2.rule_body(&theirs)),
         Expect::status(409),
     )
     .await;
@@ -302,7 +293,7 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     open.purposes = vec![locus_protocol::grant::PurposeOfUse::Treatment];
     open.grant_duration_secs = 7 * 86_400;
     let (status, body) = phone2
-        .post("/patient/rules", &phone2.signed_rule(&open))
+        .post("/patient/rules", &phone2.rule_body(&open))
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = phone2
@@ -545,18 +536,7 @@ async fn ledger(f: &Fixture, s: &mut Suite) {
     .await;
 
     // A witness's cosignature, sent again and sent at once.
-    let text = f
-        .regulator
-        .client
-        .get(format!("{}/ledger/checkpoint", f.index))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let note = locus_ledger::note::Note::parse(&text).unwrap();
-    let size: u64 = note.text.lines().nth(1).unwrap().parse().unwrap();
+    let (note, size) = f.checkpoint().await;
     let signer = locus_ledger::cosignature::CosignatureSigner::from_signing_key(
         "hospital-b",
         f.b.signing.as_ref().unwrap().as_dalek().clone(),

@@ -17,14 +17,7 @@ use serde_json::{json, Value};
 
 use crate::{now_ms, Fixture, Identity};
 
-pub async fn run(f: &Fixture, s: &mut Suite) {
-    s.group("tampering");
-    tokens(f, s).await;
-    pointers(f, s).await;
-    device_signed(f, s).await;
-    entries(f, s).await;
-    cosignatures(f, s).await;
-}
+group!("tampering": tokens, pointers, device_signed, entries, cosignatures);
 
 /// `token` with its JSON segment `index` (0 header, 1 payload) changed by `change`.
 fn edit_segment(token: &str, index: usize, change: impl FnOnce(&mut Value)) -> String {
@@ -523,7 +516,7 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
 
     // Standing rules altered after signing.
     let add = |body: Value| phone.request("/patient/rules", &body);
-    let signed = phone.signed_rule(&phone.rule());
+    let signed = phone.rule_body(&phone.rule());
     let altered = |change: &dyn Fn(&mut Value)| {
         let mut body = signed.clone();
         change(&mut body["rule"]);
@@ -699,18 +692,7 @@ async fn entries(f: &Fixture, s: &mut Suite) {
 /// Witness cosignatures that must not be kept.
 async fn cosignatures(f: &Fixture, s: &mut Suite) {
     let url = format!("{}/ledger/cosignatures", f.index);
-    let text = f
-        .regulator
-        .client
-        .get(format!("{}/ledger/checkpoint", f.index))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let note = locus_ledger::note::Note::parse(&text).unwrap();
-    let size: u64 = note.text.lines().nth(1).unwrap().parse().unwrap();
+    let (note, size) = f.checkpoint().await;
     let signer = |who: &Identity, name: &str| {
         CosignatureSigner::from_signing_key(name, who.signing.as_ref().unwrap().as_dalek().clone())
             .unwrap()
