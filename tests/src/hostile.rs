@@ -565,6 +565,12 @@ impl Suite {
         }
     }
 
+    /// Records a case checked by hand that holds if `passed`; `failure` says
+    /// what was seen otherwise.
+    pub fn check(&mut self, case: &str, passed: bool, failure: impl FnOnce() -> String) {
+        self.record(case, if passed { Ok(()) } else { Err(failure()) });
+    }
+
     fn name(&mut self, case: &str) {
         let full = format!("{}/{case}", self.group);
         assert!(

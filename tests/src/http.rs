@@ -2,6 +2,21 @@
 
 use serde_json::Value;
 
+/// POSTs `body` as JSON to `url` as `client` and returns the JSON answer;
+/// panics unless 200: for the steps that set a test up.
+pub async fn post_ok(client: &reqwest::Client, url: String, body: Value) -> Value {
+    let response = client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "POST {url}: {body}");
+    body
+}
+
 /// GETs `url` as `client` and parses the JSON answer, whatever its status:
 /// the tests read services' JSON documents and states this way.
 pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
@@ -13,4 +28,10 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
         .json()
         .await
         .expect("a JSON answer")
+}
+
+/// GETs `url` as `client` and reads the answer as text, whatever its status.
+pub async fn get_text(client: &reqwest::Client, url: String) -> String {
+    let response = client.get(url).send().await.expect("request sent");
+    response.text().await.expect("a text answer")
 }

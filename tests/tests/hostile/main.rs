@@ -50,7 +50,7 @@ use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
 use locus_protocol::signing::SigningKey;
 use locus_tests::fhir::{lab_bundle, three_lab_results, LabObservation};
 use locus_tests::hostile::{RawTarget, Stores, Suite};
-use locus_tests::http::get_json;
+use locus_tests::http::{get_json, get_text, post_ok};
 use locus_tests::index::TestMember;
 use locus_tests::network::{TestHospital, TestNetwork};
 use locus_tests::{both_backends, TestDb};
@@ -123,27 +123,23 @@ async fn audit(f: &Fixture, s: &mut Suite) {
     let grant: Option<GrantId> = decided["grant"].as_str().and_then(|g| g.parse().ok());
     let size = u64::try_from(s.stores.snapshot().ledger_size).unwrap();
     let audit = f.network.grant_audit(size).await;
-    s.record(
+    s.check(
         "the regulator's audit of the ledger holds",
-        if audit.findings.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{:?}", audit.findings))
-        },
+        audit.findings.is_empty(),
+        || format!("{:?}", audit.findings),
     );
     let flagged = audit
         .desk_enrolled
         .iter()
         .any(|d| Some(d.grant) == grant && d.hospital.as_str() == "hospital-a");
-    s.record(
+    s.check(
         "an approval for the hospital whose desk enrolled the phone is flagged",
-        if status == 200 && flagged {
-            Ok(())
-        } else {
-            Err(format!(
+        status == 200 && flagged,
+        || {
+            format!(
                 "approval {status} {decided}; flagged for review: {:?}",
                 audit.desk_enrolled
-            ))
+            )
         },
     );
 }
@@ -337,15 +333,6 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A JSON POST to a consent members' route, as `client`; panics unless 200.
-async fn post_ok(client: &reqwest::Client, url: String, body: Value) -> Value {
-    let response = client.post(&url).json(&body).send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(status, 200, "POST {url}: {body}");
-    body
-}
-
 impl Fixture {
     pub fn hospital_a(&self) -> &TestHospital {
         self.network.hospital("hospital-a")
@@ -367,16 +354,8 @@ impl Fixture {
     /// The ledger's newest checkpoint note, as the regulator reads it, and
     /// its tree size: what witnesses cosign.
     pub async fn checkpoint(&self) -> (locus_ledger::note::Note, u64) {
-        let text = self
-            .regulator
-            .client
-            .get(format!("{}/ledger/checkpoint", self.index))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let url = format!("{}/ledger/checkpoint", self.index);
+        let text = get_text(&self.regulator.client, url).await;
         let note = locus_ledger::note::Note::parse(&text).unwrap();
         let size = note.text.lines().nth(1).unwrap().parse().unwrap();
         (note, size)

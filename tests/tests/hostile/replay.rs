@@ -84,14 +84,26 @@ async fn at_once(
             problems.push(format!("{table} {b} -> {a}, not {delta:+}"));
         }
     }
-    let result = if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} (answers {seen:?})", problems.join("; ")))
-    };
     s.settled();
-    s.record(case, result);
+    s.check(case, problems.is_empty(), || {
+        format!("{} (answers {seen:?})", problems.join("; "))
+    });
     responses
+}
+
+/// A signed act (`the same signed {act}`) sent 6 times at once, applied and
+/// logged once; then sent again later, answered as the first time or 409.
+async fn signed_act_replayed(
+    s: &mut Suite,
+    act: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+    once: &[&str],
+    rows: &[(&str, i64)],
+) {
+    let case = format!("the same signed {act} sent 6 times at once");
+    at_once(s, &case, 6, &make, once, &[200, 409], rows).await;
+    s.probe(&format!("the {act} again, later"), make(), again())
+        .await;
 }
 
 fn decide(phone: &Phone, body: &Value) -> reqwest::RequestBuilder {
@@ -102,18 +114,14 @@ async fn decisions(f: &Fixture, s: &mut Suite) {
     let phone = &f.phone1;
     let terms = phone.terms(f.pending[0]).await;
     let signed = phone.decision(&phone.approval(&terms));
-    at_once(
+    signed_act_replayed(
         s,
-        "the same signed approval sent 6 times at once",
-        6,
+        "approval",
         || decide(phone, &signed),
         &["access.decided", "grant.issued"],
-        &[200, 409],
         &[("consent.grants", 1)],
     )
     .await;
-    s.probe("the approval again, later", decide(phone, &signed), again())
-        .await;
     s.probe(
         "the approval signed again",
         decide(phone, &phone.decision(&phone.approval(&terms))),
@@ -136,18 +144,14 @@ async fn decisions(f: &Fixture, s: &mut Suite) {
     .await;
 
     let refused = refusal(f.pending[1]);
-    at_once(
+    signed_act_replayed(
         s,
-        "the same signed refusal sent 6 times at once",
-        6,
+        "refusal",
         || decide(phone, &refused),
         &["access.decided"],
-        &[200, 409],
         &[],
     )
     .await;
-    s.probe("the refusal again, later", decide(phone, &refused), again())
-        .await;
     let terms = phone.terms(f.pending[2]).await;
     let mut approval = phone.approval(&terms);
     if let Decision::Approve(a) = &mut approval {
@@ -179,34 +183,22 @@ async fn decisions(f: &Fixture, s: &mut Suite) {
         .map(|a| a.kind)
         .collect();
     let decided = kinds.iter().filter(|k| *k == "access.decided").count();
-    let result = if decided == 1
+    let one_won = decided == 1
         && statuses.iter().filter(|s| **s == Some(200)).count() == 1
-        && statuses.contains(&Some(409))
-    {
-        Ok(())
-    } else {
-        Err(format!("answers {statuses:?}, entries {kinds:?}"))
-    };
+        && statuses.contains(&Some(409));
     s.settled();
-    s.record("an approval and a refusal of one request at once", result);
+    s.check(
+        "an approval and a refusal of one request at once",
+        one_won,
+        || format!("answers {statuses:?}, entries {kinds:?}"),
+    );
 }
 
 async fn revocations(f: &Fixture, s: &mut Suite) {
     let phone = &f.phone1;
     let revoke = |body: &Value| phone.request("/patient/revocations", body);
     let signed = phone.revocation(f.target);
-    at_once(
-        s,
-        "the same signed revocation sent 6 times at once",
-        6,
-        || revoke(&signed),
-        &["grant.revoked"],
-        &[200, 409],
-        &[],
-    )
-    .await;
-    s.probe("the revocation again, later", revoke(&signed), again())
-        .await;
+    signed_act_replayed(s, "revocation", || revoke(&signed), &["grant.revoked"], &[]).await;
     s.probe(
         "the revocation signed again",
         revoke(&phone.revocation(f.target)),
@@ -226,18 +218,14 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     let add = |phone: &Phone, body: &Value| phone.request("/patient/rules", body);
     let rule = phone.rule();
     let signed = phone.rule_body(&rule);
-    at_once(
+    signed_act_replayed(
         s,
-        "the same signed rule sent 6 times at once",
-        6,
+        "rule",
         || add(phone, &signed),
         &["rule.created"],
-        &[200, 409],
         &[("consent.rules", 1)],
     )
     .await;
-    s.probe("the rule again, later", add(phone, &signed), again())
-        .await;
     // Rule ids are public on the ledger: a taken one is refused, whoever
     // takes it and whatever the rule says.
     let mut taken = phone.rule();
@@ -261,20 +249,12 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     // Revoking a rule: once, and matching stops at once.
     let revoke = |phone: &Phone, body: &Value| phone.request("/patient/rule-revocations", body);
     let revocation = phone.rule_revocation(rule.rule);
-    at_once(
+    signed_act_replayed(
         s,
-        "the same signed rule revocation sent 6 times at once",
-        6,
+        "rule revocation",
         || revoke(phone, &revocation),
         &["rule.revoked"],
-        &[200, 409],
         &[],
-    )
-    .await;
-    s.probe(
-        "the rule revocation again, later",
-        revoke(phone, &revocation),
-        again(),
     )
     .await;
     s.probe(
@@ -316,14 +296,9 @@ async fn rules(f: &Fixture, s: &mut Suite) {
         )
         .await;
     let pending = filed.json()["status"] == "pending";
-    s.record(
-        "a revoked rule grants nothing",
-        if pending {
-            Ok(())
-        } else {
-            Err(format!("{}", filed.json()))
-        },
-    );
+    s.check("a revoked rule grants nothing", pending, || {
+        format!("{}", filed.json())
+    });
 }
 
 async fn enrolments(f: &Fixture, s: &mut Suite) {
@@ -414,14 +389,9 @@ async fn sign_ins(f: &Fixture, s: &mut Suite) {
     )
     .await;
     let signed_in = responses.iter().filter(|r| r.status == Some(200)).count();
-    s.record(
-        "one challenge signs in once",
-        if signed_in == 1 {
-            Ok(())
-        } else {
-            Err(format!("{signed_in} sessions from one challenge"))
-        },
-    );
+    s.check("one challenge signs in once", signed_in == 1, || {
+        format!("{signed_in} sessions from one challenge")
+    });
     s.probe(
         "the challenge answered again, later",
         f.anonymous.post(&url).json(&body),
@@ -500,13 +470,10 @@ async fn ledger(f: &Fixture, s: &mut Suite) {
             Expect::one_of(&[200]),
         )
         .await;
-    s.record(
+    s.check(
         "the entry again gets its first receipt",
-        if first.first().map(Response::json) == Some(again.json()) {
-            Ok(())
-        } else {
-            Err(format!("{:?}", again.json()))
-        },
+        first.first().map(Response::json) == Some(again.json()),
+        || format!("{:?}", again.json()),
     );
     // The authority's admission of the hospital it later suspended, sent again.
     let admission = s
