@@ -454,20 +454,11 @@ async fn patients_decide(db: TestDb) {
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
     );
     let hs256 = {
-        use hmac::Mac as _;
         let header = URL_SAFE_NO_PAD.encode(format!(
             r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#,
             network.consent.key.key_id()
         ));
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(
-            network.consent.key.verifying_key().as_bytes(),
-        )
-        .unwrap();
-        mac.update(format!("{header}.{payload}").as_bytes());
-        format!(
-            "{header}.{payload}.{}",
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        )
+        network.hs256_forgery(&header, payload)
     };
     let (unknown_key, _) = {
         let mut impostor = locus_tests::index::TestMember::new("consent");

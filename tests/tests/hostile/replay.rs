@@ -144,14 +144,8 @@ async fn decisions(f: &Fixture, s: &mut Suite) {
     .await;
 
     let refused = refusal(f.pending[1]);
-    signed_act_replayed(
-        s,
-        "refusal",
-        || decide(phone, &refused),
-        &["access.decided"],
-        &[],
-    )
-    .await;
+    let refuse = || decide(phone, &refused);
+    signed_act_replayed(s, "refusal", refuse, &["access.decided"], &[]).await;
     let terms = phone.terms(f.pending[2]).await;
     let mut approval = phone.approval(&terms);
     if let Decision::Approve(a) = &mut approval {
@@ -249,14 +243,8 @@ async fn rules(f: &Fixture, s: &mut Suite) {
     // Revoking a rule: once, and matching stops at once.
     let revoke = |phone: &Phone, body: &Value| phone.request("/patient/rule-revocations", body);
     let revocation = phone.rule_revocation(rule.rule);
-    signed_act_replayed(
-        s,
-        "rule revocation",
-        || revoke(phone, &revocation),
-        &["rule.revoked"],
-        &[],
-    )
-    .await;
+    let send = || revoke(phone, &revocation);
+    signed_act_replayed(s, "rule revocation", send, &["rule.revoked"], &[]).await;
     s.probe(
         "a revocation of a rule never made",
         revoke(
