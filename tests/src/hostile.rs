@@ -510,6 +510,32 @@ impl Suite {
         response
     }
 
+    /// Sends each `(case, request)` in turn and checks it against one expectation.
+    pub async fn probe_each<C: AsRef<str>>(
+        &mut self,
+        cases: impl IntoIterator<Item = (C, reqwest::RequestBuilder)>,
+        expect: &Expect,
+    ) {
+        for (case, request) in cases {
+            self.probe(case.as_ref(), request, expect.clone()).await;
+        }
+    }
+
+    /// GETs each of `paths` under `base` as `client`, each a case `GET {path}`
+    /// checked against one expectation.
+    pub async fn get_each(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        paths: &[&str],
+        expect: &Expect,
+    ) {
+        let cases = paths
+            .iter()
+            .map(|path| (format!("GET {path}"), client.get(format!("{base}{path}"))));
+        self.probe_each(cases, expect).await;
+    }
+
     /// Writes `bytes` on a fresh TLS connection to `target` and checks the answer.
     pub async fn raw(
         &mut self,

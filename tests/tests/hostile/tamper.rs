@@ -339,62 +339,136 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
     let approval = phone.approval(&terms);
     let signed = phone.decision(&approval);
     let decide = |body: Value| phone.request("/patient/decisions", &body);
-    let altered = |change: &dyn Fn(&mut Value)| {
-        let mut body = signed.clone();
-        change(&mut body["decision"]);
-        body
-    };
     let bad_signature = || Expect::refused(401, "bad_signature");
-    let cases: Vec<(&str, Value, Expect)> = vec![
+
+    // Each kind of signed act, altered after signing: the decision above, a
+    // revocation of a grant of P1's, a rule revocation and a standing rule.
+    let altered = |route: &str, signed: &Value, change: &dyn Fn(&mut Value)| {
+        let mut body = signed.clone();
+        change(&mut body);
+        phone.request(route, &body)
+    };
+    let decision = |change: &dyn Fn(&mut Value)| altered("/patient/decisions", &signed, change);
+    let signed_revocation = phone.revocation(f.target);
+    let revocation =
+        |change: &dyn Fn(&mut Value)| altered("/patient/revocations", &signed_revocation, change);
+    let signed_rule_revocation = phone.rule_revocation(f.rule.rule);
+    let rule_revocation = |change: &dyn Fn(&mut Value)| {
+        altered("/patient/rule-revocations", &signed_rule_revocation, change)
+    };
+    let signed_rule = phone.rule_body(&phone.rule());
+    let rule = |change: &dyn Fn(&mut Value)| altered("/patient/rules", &signed_rule, change);
+    let flip_signature =
+        |b: &mut Value| b["signature"] = json!(flip_last(b["signature"].as_str().unwrap()));
+    // Changed after signing: the signature no longer holds.
+    let broken = vec![
         (
             "an approval with its scope changed after signing",
-            altered(&|d| d["scope"] = json!("patient/Observation.rs")),
-            bad_signature(),
+            decision(&|b| b["decision"]["scope"] = json!("patient/Observation.rs")),
         ),
         (
             "an approval with its duration changed after signing",
-            altered(&|d| d["duration_secs"] = json!(3600)),
-            bad_signature(),
+            decision(&|b| b["decision"]["duration_secs"] = json!(3600)),
         ),
         (
             "an approval with a data period added after signing",
-            altered(&|d| d["data_period"] = json!({"start": "2024-03-01", "end": "2024-03-31"})),
-            bad_signature(),
-        ),
-        (
-            "an approval with its purpose changed after signing",
-            altered(&|d| d["purpose"] = json!("HMARKT")),
-            Expect::status(400).or(bad_signature()),
+            decision(&|b| {
+                b["decision"]["data_period"] = json!({"start": "2024-03-01", "end": "2024-03-31"})
+            }),
         ),
         (
             "an approval with its requester changed after signing",
-            altered(&|d| d["requester"] = json!("hospital-a")),
-            bad_signature(),
+            decision(&|b| b["decision"]["requester"] = json!("hospital-a")),
         ),
         (
             "an approval moved to another request",
-            altered(&|d| d["request"] = json!(f.pending[4])),
-            bad_signature(),
+            decision(&|b| b["decision"]["request"] = json!(f.pending[4])),
         ),
         (
             "an approval with its signing time changed",
-            altered(&|d| d["signed_at_ms"] = json!(now_ms() - 1000)),
-            bad_signature(),
+            decision(&|b| b["decision"]["signed_at_ms"] = json!(now_ms() - 1000)),
         ),
         (
+            "a revocation moved to another grant",
+            revocation(&|b| b["revocation"]["grant"] = json!(f.live.grant)),
+        ),
+        (
+            "a revocation with its signing time changed",
+            revocation(&|b| b["revocation"]["signed_at_ms"] = json!(now_ms() - 5000)),
+        ),
+        (
+            "a rule widened to any hospital after signing",
+            rule(&|b| b["rule"]["who"] = json!("any_hospital")),
+        ),
+        (
+            "a rule widened to every Observation after signing",
+            rule(&|b| b["rule"]["scope"] = json!("patient/Observation.rs")),
+        ),
+        (
+            "a rule lengthened after signing",
+            rule(&|b| b["rule"]["grant_duration_secs"] = json!(86_400)),
+        ),
+        (
+            "a rule given another purpose after signing",
+            rule(&|b| b["rule"]["purposes"] = json!(["TREAT"])),
+        ),
+        (
+            "a rule given another id after signing",
+            rule(&|b| b["rule"]["rule"] = json!(uuid::Uuid::new_v4())),
+        ),
+    ];
+    s.probe_each(broken, &bad_signature()).await;
+    // Changed to another patient or device: refused before the signature is checked.
+    let not_theirs = vec![
+        (
             "an approval for another patient",
-            altered(&|d| d["subject"] = json!(f.p2)),
-            Expect::refused(403, "forbidden"),
+            decision(&|b| b["decision"]["subject"] = json!(f.p2)),
         ),
         (
             "an approval by another device",
-            altered(&|d| d["device"] = json!(f.spare.device())),
-            Expect::refused(403, "forbidden"),
+            decision(&|b| b["decision"]["device"] = json!(f.spare.device())),
+        ),
+        (
+            "a revocation for another patient",
+            revocation(&|b| b["revocation"]["subject"] = json!(f.p2)),
+        ),
+        (
+            "a revocation by another device",
+            revocation(&|b| b["revocation"]["device"] = json!(f.spare.device())),
+        ),
+        (
+            "a rule for another patient",
+            rule(&|b| b["rule"]["subject"] = json!(f.p2)),
         ),
     ];
-    for (what, body, expect) in cases {
-        s.probe(what, decide(body), expect).await;
-    }
+    s.probe_each(not_theirs, &Expect::refused(403, "forbidden"))
+        .await;
+    // A flipped signature, and rule revocations changed after signing.
+    let unverified = vec![
+        (
+            "a revocation with a flipped signature",
+            revocation(&flip_signature),
+        ),
+        (
+            "a rule revocation moved to another rule",
+            rule_revocation(&|b| b["revocation"]["rule"] = json!(uuid::Uuid::new_v4())),
+        ),
+        (
+            "a rule revocation with its signing time changed",
+            rule_revocation(&|b| b["revocation"]["signed_at_ms"] = json!(now_ms() - 5000)),
+        ),
+        (
+            "a rule revocation with a flipped signature",
+            rule_revocation(&flip_signature),
+        ),
+    ];
+    s.probe_each(unverified, &Expect::one_of(&[400, 401])).await;
+    s.probe(
+        "an approval with its purpose changed after signing",
+        decision(&|b| b["decision"]["purpose"] = json!("HMARKT")),
+        Expect::status(400).or(bad_signature()),
+    )
+    .await;
     let signature = URL_SAFE_NO_PAD
         .decode(signed["signature"].as_str().unwrap())
         .unwrap();
@@ -439,113 +513,6 @@ async fn device_signed(f: &Fixture, s: &mut Suite) {
         bad_signature(),
     )
     .await;
-
-    // Revocations of a grant of P1's, altered after signing.
-    let revoke = |body: Value| phone.request("/patient/revocations", &body);
-    let signed = phone.revocation(f.target);
-    let altered = |change: &dyn Fn(&mut Value)| {
-        let mut body = signed.clone();
-        change(&mut body);
-        body
-    };
-    for (what, body, expect) in [
-        (
-            "a revocation moved to another grant",
-            altered(&|b| b["revocation"]["grant"] = json!(f.live.grant)),
-            bad_signature(),
-        ),
-        (
-            "a revocation with its signing time changed",
-            altered(&|b| b["revocation"]["signed_at_ms"] = json!(now_ms() - 5000)),
-            bad_signature(),
-        ),
-        (
-            "a revocation with a flipped signature",
-            altered(&|b| b["signature"] = json!(flip_last(b["signature"].as_str().unwrap()))),
-            Expect::one_of(&[400, 401]),
-        ),
-        (
-            "a revocation for another patient",
-            altered(&|b| b["revocation"]["subject"] = json!(f.p2)),
-            Expect::refused(403, "forbidden"),
-        ),
-        (
-            "a revocation by another device",
-            altered(&|b| b["revocation"]["device"] = json!(f.spare.device())),
-            Expect::refused(403, "forbidden"),
-        ),
-    ] {
-        s.probe(what, revoke(body), expect).await;
-    }
-
-    // Rule revocations altered after signing.
-    let revoke_rule = |body: Value| phone.request("/patient/rule-revocations", &body);
-    let signed = phone.rule_revocation(f.rule.rule);
-    let altered = |change: &dyn Fn(&mut Value)| {
-        let mut body = signed.clone();
-        change(&mut body);
-        body
-    };
-    for (what, body) in [
-        (
-            "a rule revocation moved to another rule",
-            altered(&|b| b["revocation"]["rule"] = json!(uuid::Uuid::new_v4())),
-        ),
-        (
-            "a rule revocation with its signing time changed",
-            altered(&|b| b["revocation"]["signed_at_ms"] = json!(now_ms() - 5000)),
-        ),
-        (
-            "a rule revocation with a flipped signature",
-            altered(&|b| b["signature"] = json!(flip_last(b["signature"].as_str().unwrap()))),
-        ),
-    ] {
-        s.probe(what, revoke_rule(body), Expect::one_of(&[400, 401]))
-            .await;
-    }
-
-    // Standing rules altered after signing.
-    let add = |body: Value| phone.request("/patient/rules", &body);
-    let signed = phone.rule_body(&phone.rule());
-    let altered = |change: &dyn Fn(&mut Value)| {
-        let mut body = signed.clone();
-        change(&mut body["rule"]);
-        body
-    };
-    for (what, body, expect) in [
-        (
-            "a rule widened to any hospital after signing",
-            altered(&|r| r["who"] = json!("any_hospital")),
-            bad_signature(),
-        ),
-        (
-            "a rule widened to every Observation after signing",
-            altered(&|r| r["scope"] = json!("patient/Observation.rs")),
-            bad_signature(),
-        ),
-        (
-            "a rule lengthened after signing",
-            altered(&|r| r["grant_duration_secs"] = json!(86_400)),
-            bad_signature(),
-        ),
-        (
-            "a rule given another purpose after signing",
-            altered(&|r| r["purposes"] = json!(["TREAT"])),
-            bad_signature(),
-        ),
-        (
-            "a rule given another id after signing",
-            altered(&|r| r["rule"] = json!(uuid::Uuid::new_v4())),
-            bad_signature(),
-        ),
-        (
-            "a rule for another patient",
-            altered(&|r| r["subject"] = json!(f.p2)),
-            Expect::refused(403, "forbidden"),
-        ),
-    ] {
-        s.probe(what, add(body), expect).await;
-    }
 }
 
 /// A permitted entry of hospital-a's, and ways to alter it.
