@@ -19,7 +19,7 @@ group!("limits": numbers, consent, index, sizes, http);
 
 async fn numbers(f: &Fixture, s: &mut Suite) {
     let i = &f.index;
-    for path in [
+    let beyond_storage = [
         "/ledger/checkpoints?from=18446744073709551615",
         "/ledger/checkpoints?from=9223372036854775808",
         "/ledger/checkpoints?from=18446744073709551616",
@@ -35,29 +35,25 @@ async fn numbers(f: &Fixture, s: &mut Suite) {
         "/ledger/proof/inclusion?index=9223372036854775808&size=9223372036854775809",
         "/ledger/proof/consistency?first=0&second=18446744073709551615",
         "/ledger/proof/consistency?first=9223372036854775808&second=9223372036854775808",
-    ] {
-        s.probe(
-            &format!("GET {path}"),
-            f.regulator.client.get(format!("{i}{path}")),
-            Expect::status(400),
-        )
-        .await;
-    }
-    for path in [
+    ];
+    s.get_each(
+        &f.regulator.client,
+        i,
+        &beyond_storage,
+        &Expect::status(400),
+    )
+    .await;
+    let beyond_the_log = [
         "/ledger/entries/18446744073709551615",
         "/ledger/entries/9223372036854775808",
         "/ledger/entries/18446744073709551616",
         "/ledger/tile/0/x999/999/999/999/999.p/256",
         "/ledger/tile/63/000",
         "/ledger/tile/entries/x999/999/999/999/999",
-    ] {
-        s.probe(
-            &format!("GET {path}"),
-            f.regulator.client.get(format!("{i}{path}")),
-            Expect::one_of(&[400, 404]),
-        )
+    ];
+    let not_found = Expect::one_of(&[400, 404]);
+    s.get_each(&f.regulator.client, i, &beyond_the_log, &not_found)
         .await;
-    }
     let cosign = format!("{i}/ledger/cosignatures");
     for (what, size) in [
         (
@@ -438,78 +434,37 @@ async fn http(f: &Fixture, s: &mut Suite) {
             .await;
         }
     }
-    let wrong_methods: Vec<(&str, &reqwest::Client, Method, String)> = vec![
-        (
-            "GET /index/discover",
-            &f.b.client,
-            Method::GET,
-            format!("{}/index/discover", f.index),
-        ),
-        (
-            "DELETE /ledger/checkpoint",
-            &f.a.client,
-            Method::DELETE,
-            format!("{}/ledger/checkpoint", f.index),
-        ),
-        (
-            "PUT /ledger/entries",
-            &f.a.client,
-            Method::PUT,
-            format!("{}/ledger/entries", f.index),
-        ),
-        (
-            "GET /ledger/cosignatures",
-            &f.a.client,
-            Method::GET,
-            format!("{}/ledger/cosignatures", f.index),
-        ),
-        (
-            "GET /connector/retrieve",
-            &f.b.client,
-            Method::GET,
-            format!("{}/connector/retrieve", f.connector_a),
-        ),
-        (
-            "PUT /consent/requests",
-            &f.b.client,
-            Method::PUT,
-            format!("{}/consent/requests", f.members),
-        ),
-        (
-            "DELETE /consent/requests/{id}",
-            &f.b.client,
-            Method::DELETE,
-            format!("{}/consent/requests/{}", f.members, f.live.request),
-        ),
-        (
-            "GET /patient/decisions",
-            &f.phone1.client,
-            Method::GET,
-            f.phone1.url("/patient/decisions"),
-        ),
-        (
-            "POST /patient/grants",
-            &f.phone1.client,
-            Method::POST,
-            f.phone1.url("/patient/grants"),
-        ),
-        (
-            "GET /patient/enrol",
-            &f.anonymous,
-            Method::GET,
-            f.phone1.url("/patient/enrol"),
-        ),
-        (
-            "PATCH /patient/devices/{id}",
-            &f.phone1.client,
-            Method::PATCH,
-            f.phone1
-                .url(&format!("/patient/devices/{}", f.phone1.device())),
-        ),
-    ];
-    for (what, client, method, url) in wrong_methods {
+    let (i, c, m, p) = (&f.index, &f.connector_a, &f.members, &f.patients);
+    let phone = &f.phone1.client;
+    let mut wrong_methods: Vec<(Method, &reqwest::Client, &str, String)> = [
+        (Method::GET, &f.b.client, i, "/index/discover"),
+        (Method::DELETE, &f.a.client, i, "/ledger/checkpoint"),
+        (Method::PUT, &f.a.client, i, "/ledger/entries"),
+        (Method::GET, &f.a.client, i, "/ledger/cosignatures"),
+        (Method::GET, &f.b.client, c, "/connector/retrieve"),
+        (Method::PUT, &f.b.client, m, "/consent/requests"),
+        (Method::GET, phone, p, "/patient/decisions"),
+        (Method::POST, phone, p, "/patient/grants"),
+        (Method::GET, &f.anonymous, p, "/patient/enrol"),
+    ]
+    .map(|(method, client, base, route)| (method, client, route, format!("{base}{route}")))
+    .into();
+    // Routes with an id: the route names the case, the URL holds a real id.
+    wrong_methods.push((
+        Method::DELETE,
+        &f.b.client,
+        "/consent/requests/{id}",
+        format!("{m}/consent/requests/{}", f.live.request),
+    ));
+    wrong_methods.push((
+        Method::PATCH,
+        phone,
+        "/patient/devices/{id}",
+        format!("{p}/patient/devices/{}", f.phone1.device()),
+    ));
+    for (method, client, route, url) in wrong_methods {
         s.probe(
-            &format!("{what}, a wrong method"),
+            &format!("{method} {route}, a wrong method"),
             client.request(method, url).bearer_auth(&f.phone1.session),
             Expect::status(405),
         )

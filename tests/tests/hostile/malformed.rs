@@ -5,6 +5,7 @@
 
 use locus_protocol::device::DeviceSigner;
 use locus_tests::hostile::{Expect, Suite};
+use reqwest::Method;
 use serde_json::json;
 
 use crate::{enrolment_code, Fixture};
@@ -86,36 +87,30 @@ async fn bodies(f: &Fixture, s: &mut Suite) {
 }
 
 async fn queries(f: &Fixture, s: &mut Suite) {
-    let i = &f.index;
-    let bad = |s: &str| s.to_owned();
-    let cases = [
-        bad("/ledger/entries?type=Record.Retrieved"),
-        bad("/ledger/entries?type=a%20b"),
-        bad("/ledger/entries?subject=xyz"),
-        bad("/ledger/entries?grant=not-a-grant"),
-        bad("/ledger/entries?submitter=Not%20A%20Member"),
-        bad("/ledger/entries?from=yesterday"),
-        bad("/ledger/entries?until=2024-13-45T00:00:00Z"),
-        bad("/ledger/entries?limit=abc"),
-        bad("/ledger/entries?after=-1"),
-        bad("/ledger/entries?unexpected=1"),
-        bad("/ledger/checkpoints?from=-1"),
-        bad("/ledger/checkpoints?limit=many"),
-        bad("/ledger/proof/inclusion?index=0"),
-        bad("/ledger/proof/inclusion?index=5&size=3"),
-        bad("/ledger/proof/inclusion?index=a&size=b"),
-        bad("/ledger/proof/consistency?first=5&second=3"),
-        bad("/ledger/proof/consistency?first=1"),
+    let bad_queries = [
+        "/ledger/entries?type=Record.Retrieved",
+        "/ledger/entries?type=a%20b",
+        "/ledger/entries?subject=xyz",
+        "/ledger/entries?grant=not-a-grant",
+        "/ledger/entries?submitter=Not%20A%20Member",
+        "/ledger/entries?from=yesterday",
+        "/ledger/entries?until=2024-13-45T00:00:00Z",
+        "/ledger/entries?limit=abc",
+        "/ledger/entries?after=-1",
+        "/ledger/entries?unexpected=1",
+        "/ledger/checkpoints?from=-1",
+        "/ledger/checkpoints?limit=many",
+        "/ledger/proof/inclusion?index=0",
+        "/ledger/proof/inclusion?index=5&size=3",
+        "/ledger/proof/inclusion?index=a&size=b",
+        "/ledger/proof/consistency?first=5&second=3",
+        "/ledger/proof/consistency?first=1",
     ];
-    for path in cases {
-        s.probe(
-            &format!("GET {path}"),
-            f.regulator.client.get(format!("{i}{path}")),
-            Expect::status(400),
-        )
+    let regulator = &f.regulator.client;
+    s.get_each(regulator, &f.index, &bad_queries, &Expect::status(400))
         .await;
-    }
-    for path in [
+    let not_found = Expect::one_of(&[400, 404]);
+    let bad_ledger_paths = [
         "/ledger/entries/abc",
         "/ledger/entries/-1",
         "/ledger/tile/x/y",
@@ -124,46 +119,29 @@ async fn queries(f: &Fixture, s: &mut Suite) {
         "/ledger/tile/0/000.p/0",
         "/ledger/tile/0/000.p/257",
         "/ledger/tile/0/x001/000",
-    ] {
-        s.probe(
-            &format!("GET {path}"),
-            f.regulator.client.get(format!("{i}{path}")),
-            Expect::one_of(&[400, 404]),
-        )
+    ];
+    s.get_each(regulator, &f.index, &bad_ledger_paths, &not_found)
         .await;
-    }
-    let m = &f.members;
-    for path in [
+    let bad_consent_paths = [
         "/consent/requests/not-a-request",
         "/consent/grants/not-a-grant/fhir",
         "/consent/requests/%00",
+    ];
+    s.get_each(&f.b.client, &f.members, &bad_consent_paths, &not_found)
+        .await;
+    let phone = &f.phone1;
+    for (method, path) in [
+        (Method::DELETE, "/patient/devices/not-a-thumbprint"),
+        (Method::GET, "/patient/grants/not-a-grant/fhir"),
     ] {
+        let request = phone.client.request(method.clone(), phone.url(path));
         s.probe(
-            &format!("GET {path}"),
-            f.b.client.get(format!("{m}{path}")),
-            Expect::one_of(&[400, 404]),
+            &format!("{method} {path}"),
+            request.bearer_auth(&phone.session),
+            not_found.clone(),
         )
         .await;
     }
-    let phone = &f.phone1;
-    s.probe(
-        "DELETE /patient/devices/not-a-thumbprint",
-        phone
-            .client
-            .delete(phone.url("/patient/devices/not-a-thumbprint"))
-            .bearer_auth(&phone.session),
-        Expect::one_of(&[400, 404]),
-    )
-    .await;
-    s.probe(
-        "GET /patient/grants/not-a-grant/fhir",
-        phone
-            .client
-            .get(phone.url("/patient/grants/not-a-grant/fhir"))
-            .bearer_auth(&phone.session),
-        Expect::one_of(&[400, 404]),
-    )
-    .await;
 }
 
 /// Objects of the right shape with a field that does not parse.

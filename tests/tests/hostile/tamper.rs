@@ -279,41 +279,28 @@ async fn pointers(f: &Fixture, s: &mut Suite) {
     let seal = |body: &PointerBody, pointer: &PointerId| {
         STANDARD.encode(body.seal(&public, pointer, &f.p1, &a.id).unwrap())
     };
-    let mut wrong_salt = opened.clone();
-    wrong_salt.salt = [7u8; 32];
-    s.probe(
-        "a forged body with the record's commitment and a wrong salt",
-        f.b.client.post(&url).json(&body(
-            first.pointer_id,
-            seal(&wrong_salt, &first.pointer_id),
-        )),
-        refused_or_released(),
-    )
-    .await;
-    let mut other_record = opened.clone();
-    other_record.resource_id = "6d1d2e3f-0000-4000-8000-000000000004"
-        .parse::<FhirId>()
-        .unwrap();
-    s.probe(
-        "a forged body naming another record",
-        f.b.client.post(&url).json(&body(
-            first.pointer_id,
-            seal(&other_record, &first.pointer_id),
-        )),
-        refused_or_released(),
-    )
-    .await;
-    let mut other_commitment = opened.clone();
-    other_commitment.commitment = locus_protocol::ids::Commitment::from_bytes([3u8; 32]);
-    s.probe(
-        "a forged body with another commitment",
-        f.b.client.post(&url).json(&body(
-            first.pointer_id,
-            seal(&other_commitment, &first.pointer_id),
-        )),
-        refused_or_released(),
-    )
-    .await;
+    let forged = |change: &dyn Fn(&mut PointerBody)| {
+        let mut forged = opened.clone();
+        change(&mut forged);
+        let sealed = seal(&forged, &first.pointer_id);
+        f.b.client.post(&url).json(&body(first.pointer_id, sealed))
+    };
+    let other_record: FhirId = "6d1d2e3f-0000-4000-8000-000000000004".parse().unwrap();
+    let forgeries = vec![
+        (
+            "a forged body with the record's commitment and a wrong salt",
+            forged(&|b| b.salt = [7u8; 32]),
+        ),
+        (
+            "a forged body naming another record",
+            forged(&|b| b.resource_id = other_record.clone()),
+        ),
+        (
+            "a forged body with another commitment",
+            forged(&|b| b.commitment = locus_protocol::ids::Commitment::from_bytes([3u8; 32])),
+        ),
+    ];
+    s.probe_each(forgeries, &refused_or_released()).await;
     let fresh = PointerId::new_random();
     s.probe(
         "a forged body under a pointer id never published",
