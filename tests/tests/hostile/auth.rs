@@ -154,23 +154,11 @@ async fn tls(f: &Fixture, s: &mut Suite) {
         ("a certificate of no member", &f.stranger, false),
         ("a suspended member", &f.suspended, true),
     ] {
-        for (route, method, url, body, logged) in member_routes(f) {
-            let expect = if known && logged {
-                Expect::status(403).logs(&["access.refused"])
-            } else {
-                Expect::status(403)
-            };
-            s.probe(
-                &format!("{route} by {who}"),
-                request(&identity.client, &method, &url, &body),
-                expect,
-            )
-            .await;
-        }
+        forbidden_routes(f, s, who, &identity.client, known, |_| true).await;
     }
 
     // The regulator reads the ledger, and nothing else.
-    for (route, method, url, body, logged) in member_routes(f) {
+    for (route, method, url, body, _) in member_routes(f) {
         if route.starts_with("GET /ledger") {
             s.probe(
                 &format!("{route} by the regulator"),
@@ -178,43 +166,52 @@ async fn tls(f: &Fixture, s: &mut Suite) {
                 Expect::one_of(&[200]),
             )
             .await;
-        } else if route != "POST /ledger/cosignatures" {
-            let expect = if logged {
-                Expect::status(403).logs(&["access.refused"])
-            } else {
-                Expect::status(403)
-            };
-            s.probe(
-                &format!("{route} by the regulator"),
-                request(&f.regulator.client, &method, &url, &body),
-                expect,
-            )
-            .await;
         }
     }
+    let regulator = &f.regulator.client;
+    forbidden_routes(f, s, "the regulator", regulator, true, |route| {
+        !route.starts_with("GET /ledger") && route != "POST /ledger/cosignatures"
+    })
+    .await;
     // The consent service and the index are members, but not hospitals.
     for (who, identity) in [
         ("the consent service", &f.consent),
         ("the index", &f.index_member),
     ] {
-        for (route, method, url, body, logged) in member_routes(f) {
-            let hospital_only = route.starts_with("POST /index/")
+        forbidden_routes(f, s, who, &identity.client, true, |route| {
+            route.starts_with("POST /index/")
                 || route.contains("/consent/")
-                || route.contains("/connector/");
-            if hospital_only {
-                let expect = if logged {
-                    Expect::status(403).logs(&["access.refused"])
-                } else {
-                    Expect::status(403)
-                };
-                s.probe(
-                    &format!("{route} by {who}"),
-                    request(&identity.client, &method, &url, &body),
-                    expect,
-                )
-                .await;
-            }
+                || route.contains("/connector/")
+        })
+        .await;
+    }
+}
+
+/// Each of the member routes that `only` picks, sent by `who` as `client`:
+/// 403, and the refusal logged where the route logs a `known` member's.
+async fn forbidden_routes(
+    f: &Fixture,
+    s: &mut Suite,
+    who: &str,
+    client: &reqwest::Client,
+    known: bool,
+    only: impl Fn(&str) -> bool,
+) {
+    for (route, method, url, body, logged) in member_routes(f) {
+        if !only(&route) {
+            continue;
         }
+        let expect = if known && logged {
+            Expect::status(403).logs(&["access.refused"])
+        } else {
+            Expect::status(403)
+        };
+        s.probe(
+            &format!("{route} by {who}"),
+            request(client, &method, &url, &body),
+            expect,
+        )
+        .await;
     }
 }
 
