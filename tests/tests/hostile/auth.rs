@@ -484,73 +484,58 @@ async fn sign_in(f: &Fixture, s: &mut Suite) {
     };
     let never_issued = b64(&[5u8; 32]);
     let phone = &f.phone1;
-    s.probe(
-        "a sign-in with a challenge never issued",
-        session(
-            &phone.device(),
-            &never_issued,
-            signed(&phone.signer, &never_issued, phone.device()),
-        ),
-        or_limited(Expect::status(401)),
-    )
-    .await;
-    let issued = challenge(f, &phone.device()).await;
+    let (own, theirs, removed) = (phone.device(), f.phone2.device(), f.removed.device());
+    let issued = challenge(f, &own).await;
+    let other = challenge(f, &theirs).await;
     s.settled();
-    s.probe(
-        "a sign-in signed by another key",
-        session(
-            &phone.device(),
-            &issued,
-            signed(&f.phone2.signer, &issued, phone.device()),
+    let cases = vec![
+        (
+            "a sign-in with a challenge never issued",
+            session(
+                &own,
+                &never_issued,
+                signed(&phone.signer, &never_issued, own),
+            ),
+            Expect::status(401),
         ),
-        or_limited(Expect::refused(401, "bad_signature")),
-    )
-    .await;
-    s.probe(
-        "a sign-in signing another device's challenge object",
-        session(
-            &phone.device(),
-            &issued,
-            signed(&phone.signer, &issued, f.phone2.device()),
+        (
+            "a sign-in signed by another key",
+            session(&own, &issued, signed(&f.phone2.signer, &issued, own)),
+            Expect::refused(401, "bad_signature"),
         ),
-        or_limited(Expect::refused(401, "bad_signature")),
-    )
-    .await;
-    s.probe(
-        "a sign-in with an empty signature",
-        session(&phone.device(), &issued, String::new()),
-        or_limited(Expect::one_of(&[400, 401])),
-    )
-    .await;
-    s.probe(
-        "a sign-in with a signature that is not base64url",
-        session(&phone.device(), &issued, "%%%".into()),
-        or_limited(Expect::refused(400, "bad_request")),
-    )
-    .await;
-    let other = challenge(f, &f.phone2.device()).await;
-    s.settled();
-    s.probe(
-        "a sign-in with another device's challenge",
-        session(
-            &phone.device(),
-            &other,
-            signed(&phone.signer, &other, phone.device()),
+        (
+            "a sign-in signing another device's challenge object",
+            session(&own, &issued, signed(&phone.signer, &issued, theirs)),
+            Expect::refused(401, "bad_signature"),
         ),
-        or_limited(Expect::status(401)),
-    )
-    .await;
-    let removed = &f.removed;
-    s.probe(
-        "a sign-in by a removed device",
-        session(
-            &removed.device(),
-            &issued,
-            signed(&removed.signer, &issued, removed.device()),
+        (
+            "a sign-in with an empty signature",
+            session(&own, &issued, String::new()),
+            Expect::one_of(&[400, 401]),
         ),
-        or_limited(Expect::one_of(&[401, 404])),
-    )
-    .await;
+        (
+            "a sign-in with a signature that is not base64url",
+            session(&own, &issued, "%%%".into()),
+            Expect::refused(400, "bad_request"),
+        ),
+        (
+            "a sign-in with another device's challenge",
+            session(&own, &other, signed(&phone.signer, &other, own)),
+            Expect::status(401),
+        ),
+        (
+            "a sign-in by a removed device",
+            session(
+                &removed,
+                &issued,
+                signed(&f.removed.signer, &issued, removed),
+            ),
+            Expect::one_of(&[401, 404]),
+        ),
+    ];
+    for (what, request, expect) in cases {
+        s.probe(what, request, or_limited(expect)).await;
+    }
 
     for (what, code) in [
         ("a code never issued", "ABCD-EFGH-JKMN".to_owned()),

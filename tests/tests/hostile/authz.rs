@@ -90,79 +90,69 @@ async fn members(f: &Fixture, s: &mut Suite) {
 
     // Grants at the index and at the custodian.
     let a_url = format!("{}/connector/retrieve", f.connector_a);
-    let discover = format!("{i}/index/discover");
-    let refused = |code| Expect::refused(403, code).logs(&["access.refused"]);
-    s.probe(
-        "hospital-a discovers with hospital-b's grant",
-        f.a.client
-            .post(&discover)
-            .json(&json!({ "discovery": f.live.discovery })),
-        refused("invalid_grant"),
-    )
-    .await;
-    s.probe(
-        "hospital-a retrieves with hospital-b's grant",
-        f.a.client.post(&a_url).json(&f.live.retrieval()),
-        refused("invalid_grant"),
-    )
-    .await;
-    s.probe(
-        "P2's record under a grant for P1",
-        f.b.client
-            .post(&a_url)
-            .json(&retrieval(&f.live.token, &f.p2_live.pointers[0])),
-        refused("wrong_patient"),
-    )
-    .await;
-    s.probe(
-        "P1's record under a grant for P2",
-        f.b.client
-            .post(&a_url)
-            .json(&retrieval(&f.p2_live.token, &f.live.pointers[0])),
-        refused("wrong_patient"),
-    )
-    .await;
-    s.probe(
-        "a discovery under a revoked grant",
-        f.b.client
-            .post(&discover)
-            .json(&json!({ "discovery": f.revoked.discovery })),
-        refused("revoked"),
-    )
-    .await;
-    s.probe(
-        "a retrieval under a revoked grant",
-        f.b.client
-            .post(&a_url)
-            .json(&retrieval(&f.revoked.token, &f.revoked.pointers[0])),
-        refused("revoked"),
-    )
-    .await;
+    let retrieve = |who: &Identity, body: Value| who.client.post(&a_url).json(&body);
+    let discover_url = format!("{i}/index/discover");
+    let discover = |who: &Identity, discovery: &str| {
+        who.client
+            .post(&discover_url)
+            .json(&json!({ "discovery": discovery }))
+    };
     let (scoped, _) = f
         .network
         .grant(f.hospital_b(), &f.p1, "patient/DiagnosticReport.rs", None);
-    s.probe(
-        "a record outside the grant's scope",
-        f.b.client
-            .post(&a_url)
-            .json(&retrieval(&scoped, &f.live.pointers[0])),
-        refused("out_of_scope"),
-    )
-    .await;
     let (dated, _) = f.network.grant(
         f.hospital_b(),
         &f.p1,
         crate::LABS,
         Some(("2020-01-01", "2020-12-31")),
     );
-    s.probe(
-        "a record outside the grant's dates",
-        f.b.client
-            .post(&a_url)
-            .json(&retrieval(&dated, &f.live.pointers[0])),
-        refused("out_of_date_range"),
-    )
-    .await;
+    let (live, p2_live, revoked) = (&f.live, &f.p2_live, &f.revoked);
+    let cases = [
+        (
+            "hospital-a discovers with hospital-b's grant",
+            discover(&f.a, &live.discovery),
+            "invalid_grant",
+        ),
+        (
+            "hospital-a retrieves with hospital-b's grant",
+            retrieve(&f.a, live.retrieval()),
+            "invalid_grant",
+        ),
+        (
+            "P2's record under a grant for P1",
+            retrieve(&f.b, retrieval(&live.token, &p2_live.pointers[0])),
+            "wrong_patient",
+        ),
+        (
+            "P1's record under a grant for P2",
+            retrieve(&f.b, retrieval(&p2_live.token, &live.pointers[0])),
+            "wrong_patient",
+        ),
+        (
+            "a discovery under a revoked grant",
+            discover(&f.b, &revoked.discovery),
+            "revoked",
+        ),
+        (
+            "a retrieval under a revoked grant",
+            retrieve(&f.b, retrieval(&revoked.token, &revoked.pointers[0])),
+            "revoked",
+        ),
+        (
+            "a record outside the grant's scope",
+            retrieve(&f.b, retrieval(&scoped, &live.pointers[0])),
+            "out_of_scope",
+        ),
+        (
+            "a record outside the grant's dates",
+            retrieve(&f.b, retrieval(&dated, &live.pointers[0])),
+            "out_of_date_range",
+        ),
+    ];
+    for (what, request, code) in cases {
+        let refused = Expect::refused(403, code).logs(&["access.refused"]);
+        s.probe(what, request, refused).await;
+    }
 }
 
 async fn patients(f: &Fixture, s: &mut Suite) {
@@ -175,36 +165,6 @@ async fn patients(f: &Fixture, s: &mut Suite) {
         }
         device.decision(&decision)
     };
-    s.probe(
-        "a patient approves another patient's request",
-        phone2
-            .client
-            .post(phone2.url("/patient/decisions"))
-            .bearer_auth(&phone2.session)
-            .json(&approval(phone2, f.p1)),
-        Expect::refused(403, "forbidden"),
-    )
-    .await;
-    s.probe(
-        "a patient approves another patient's request as their own",
-        phone2
-            .client
-            .post(phone2.url("/patient/decisions"))
-            .bearer_auth(&phone2.session)
-            .json(&approval(phone2, f.p2)),
-        Expect::refused(403, "forbidden").or(Expect::refused(404, "not_found")),
-    )
-    .await;
-    s.probe(
-        "a decision signed by another of the patient's devices than the signed-in one",
-        phone1
-            .client
-            .post(phone1.url("/patient/decisions"))
-            .bearer_auth(&phone1.session)
-            .json(&approval(&f.spare, f.p1)),
-        Expect::refused(403, "forbidden"),
-    )
-    .await;
     let revocation = |subject| {
         let r = Revocation {
             grant: f.target,
@@ -214,62 +174,75 @@ async fn patients(f: &Fixture, s: &mut Suite) {
         };
         json!({ "revocation": r, "signature": phone2.sign(&r.signing_bytes().unwrap()) })
     };
-    s.probe(
-        "a patient revokes another patient's grant as their own",
-        phone2
-            .client
-            .post(phone2.url("/patient/revocations"))
-            .bearer_auth(&phone2.session)
-            .json(&revocation(f.p2)),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
-    s.probe(
-        "a patient revokes another patient's grant in their name",
-        phone2
-            .client
-            .post(phone2.url("/patient/revocations"))
-            .bearer_auth(&phone2.session)
-            .json(&revocation(f.p1)),
-        Expect::refused(403, "forbidden"),
-    )
-    .await;
-    s.probe(
-        "a patient removes another patient's device",
-        phone2
-            .client
-            .delete(phone2.url(&format!("/patient/devices/{}", phone1.device())))
-            .bearer_auth(&phone2.session),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
     let mut rule = phone2.rule();
     rule.subject = f.p1;
-    s.probe(
-        "a patient makes a standing rule for another patient",
-        phone2
-            .client
-            .post(phone2.url("/patient/rules"))
-            .bearer_auth(&phone2.session)
-            .json(&phone2.rule_body(&rule)),
-        Expect::refused(403, "forbidden"),
-    )
-    .await;
-    let revoke_rule = |body: Value| phone2.request("/patient/rule-revocations", &body);
-    s.probe(
-        "a patient revokes another patient's rule as their own",
-        revoke_rule(phone2.rule_revocation(f.rule.rule)),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
-    let mut in_their_name = phone2.rule_revocation(f.rule.rule);
-    in_their_name["revocation"]["subject"] = json!(f.p1);
-    s.probe(
-        "a patient revokes another patient's rule in their name",
-        revoke_rule(in_their_name),
-        Expect::refused(403, "forbidden"),
-    )
-    .await;
+    let mut rule_revocation_in_their_name = phone2.rule_revocation(f.rule.rule);
+    rule_revocation_in_their_name["revocation"]["subject"] = json!(f.p1);
+    let (decisions, revocations) = ("/patient/decisions", "/patient/revocations");
+    let rule_revocations = "/patient/rule-revocations";
+    let forbidden = || Expect::refused(403, "forbidden");
+    let not_found = || Expect::refused(404, "not_found");
+    let cases = [
+        (
+            "a patient approves another patient's request",
+            phone2.request(decisions, &approval(phone2, f.p1)),
+            forbidden(),
+        ),
+        (
+            "a patient approves another patient's request as their own",
+            phone2.request(decisions, &approval(phone2, f.p2)),
+            forbidden().or(not_found()),
+        ),
+        (
+            "a decision signed by another of the patient's devices than the signed-in one",
+            phone1.request(decisions, &approval(&f.spare, f.p1)),
+            forbidden(),
+        ),
+        (
+            "a patient revokes another patient's grant as their own",
+            phone2.request(revocations, &revocation(f.p2)),
+            not_found(),
+        ),
+        (
+            "a patient revokes another patient's grant in their name",
+            phone2.request(revocations, &revocation(f.p1)),
+            forbidden(),
+        ),
+        (
+            "a patient removes another patient's device",
+            phone2
+                .client
+                .delete(phone2.url(&format!("/patient/devices/{}", phone1.device())))
+                .bearer_auth(&phone2.session),
+            not_found(),
+        ),
+        (
+            "a patient makes a standing rule for another patient",
+            phone2.request("/patient/rules", &phone2.rule_body(&rule)),
+            forbidden(),
+        ),
+        (
+            "a patient revokes another patient's rule as their own",
+            phone2.request(rule_revocations, &phone2.rule_revocation(f.rule.rule)),
+            not_found(),
+        ),
+        (
+            "a patient revokes another patient's rule in their name",
+            phone2.request(rule_revocations, &rule_revocation_in_their_name),
+            forbidden(),
+        ),
+        (
+            "a patient reads another patient's grant as FHIR",
+            phone2
+                .client
+                .get(phone2.url(&format!("/patient/grants/{}/fhir", f.live.grant)))
+                .bearer_auth(&phone2.session),
+            not_found(),
+        ),
+    ];
+    for (what, request, expect) in cases {
+        s.probe(what, request, expect).await;
+    }
     let before = s.before();
     let listed = phone2.get("/patient/rules").await;
     let shown = listed.to_string().contains(&f.rule.rule.to_string());
@@ -279,15 +252,6 @@ async fn patients(f: &Fixture, s: &mut Suite) {
         !shown && after == before,
         || format!("{listed}"),
     );
-    s.probe(
-        "a patient reads another patient's grant as FHIR",
-        phone2
-            .client
-            .get(phone2.url(&format!("/patient/grants/{}/fhir", f.live.grant)))
-            .bearer_auth(&phone2.session),
-        Expect::refused(404, "not_found"),
-    )
-    .await;
 }
 
 /// Each kind of entry is the act of one role, and about the submitter's own
