@@ -465,6 +465,23 @@ impl Latencies {
         self.notes.borrow_mut().push(note);
     }
 
+    /// Ends a timed run of `operations` begun at `start` (wall clock) and
+    /// `cpu_start` (process CPU): keeps its times and `samples` as `series`;
+    /// returns its wall time, for criterion.
+    fn finish_run(
+        &self,
+        series: &str,
+        (start, cpu_start): (Instant, Duration),
+        operations: u64,
+        samples: Vec<Duration>,
+    ) -> Duration {
+        let total = start.elapsed();
+        let cpu = process_cpu().saturating_sub(cpu_start);
+        self.cpu(series, cpu, total, operations);
+        self.record(series, samples);
+        total
+    }
+
     fn record(&self, name: &str, samples: impl IntoIterator<Item = Duration>) {
         let mut series = self.series.borrow_mut();
         if let Some((_, kept)) = series.iter_mut().find(|(n, _)| n == name) {
@@ -541,10 +558,7 @@ fn record_path(
     let name = backend_name(backend);
     let patients = Patients::default();
     let network = system.block_on(TestNetwork::start(backend, &["hospital-a", "hospital-b"]));
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
-    );
+    let (a, b) = network.hospitals_a_b();
 
     // Where a batch's time goes, on A's fresh store and the index's fresh
     // database (and again below, once the benchmark has filled them).
@@ -631,7 +645,7 @@ fn record_path(
     group.bench_function("sequential", |bench| {
         bench.iter_custom(|iters| {
             let mut samples = Vec::with_capacity(iters as usize);
-            let (start, cpu_start) = (Instant::now(), process_cpu());
+            let started = (Instant::now(), process_cpu());
             system.block_on(async {
                 for _ in 0..iters {
                     let one = request(next, &pointers);
@@ -641,16 +655,8 @@ fn record_path(
                     samples.push(t.elapsed());
                 }
             });
-            let total = start.elapsed();
             let series = format!("retrieve/{name}/sequential");
-            latencies.cpu(
-                &series,
-                process_cpu().saturating_sub(cpu_start),
-                total,
-                iters,
-            );
-            latencies.record(&series, samples);
-            total
+            latencies.finish_run(&series, started, iters, samples)
         });
     });
 
@@ -659,7 +665,7 @@ fn record_path(
     group.throughput(Throughput::Elements(concurrency));
     group.bench_function(BenchmarkId::new("concurrent", concurrency), |bench| {
         bench.iter_custom(|iters| {
-            let (start, cpu_start) = (Instant::now(), process_cpu());
+            let started = (Instant::now(), process_cpu());
             let samples = system.block_on(async {
                 let workers: Vec<_> = (0..concurrency)
                     .map(|w| {
@@ -685,16 +691,8 @@ fn record_path(
                 }
                 samples
             });
-            let total = start.elapsed();
             let series = format!("retrieve/{name}/concurrent/{concurrency}");
-            latencies.cpu(
-                &series,
-                process_cpu().saturating_sub(cpu_start),
-                total,
-                iters * concurrency,
-            );
-            latencies.record(&series, samples);
-            total
+            latencies.finish_run(&series, started, iters * concurrency, samples)
         });
     });
     group.finish();

@@ -35,3 +35,11 @@ pub async fn get_text(client: &reqwest::Client, url: String) -> String {
     let response = client.get(url).send().await.expect("request sent");
     response.text().await.expect("a text answer")
 }
+
+/// The string `field` of each object in a JSON array answer (a patient's
+/// history, a list of grants); panics on any other shape.
+pub fn strings<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    let items = list.as_array().expect("a JSON array");
+    let string = |item: &'a Value| item[field].as_str().expect("a string field");
+    items.iter().map(string).collect()
+}

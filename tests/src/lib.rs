@@ -10,6 +10,7 @@ pub mod index;
 pub mod logs;
 pub mod network;
 pub mod phone;
+pub mod rules;
 pub mod synthea;
 
 pub use db::{postgres_admin_url, Backend, TestDb};

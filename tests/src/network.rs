@@ -16,6 +16,8 @@ use locus_cli::consortium::{
 };
 use locus_consent::acts::{issue_grant, GrantTerms};
 use locus_hospital_connector::node::Node;
+use locus_hospital_connector::requester::ResultError;
+use locus_index_service::client::ServiceRefusal;
 use locus_platform::clock::TestClock;
 use locus_platform::pki::CertificateAuthority;
 use locus_platform::tls::{http_client, TlsFiles};
@@ -27,6 +29,23 @@ use locus_protocol::linkage::{normalize_identifier, patient_key, LinkageKey};
 
 use crate::index::{TestClient, TestMember};
 use crate::{Backend, TestDb};
+
+/// Asserts that a retrieval was refused with `status` and `code` and an
+/// error message, rather than failing otherwise or releasing the record.
+pub fn assert_refused<T>(result: Result<T, ResultError>, status: u16, code: &str, case: &str) {
+    match result {
+        Err(ResultError::Refused(ServiceRefusal {
+            status: s,
+            code: c,
+            message,
+        })) => {
+            assert_eq!((s, c.as_str()), (status, code), "{case}: {message}");
+            assert!(!message.is_empty(), "{case}: the error has a message");
+        }
+        Err(other) => panic!("{case}: expected {status} {code}, got {other}"),
+        Ok(_) => panic!("{case}: expected {status} {code}, but the record was released"),
+    }
+}
 
 /// One hospital's connector in the network.
 pub struct TestHospital {
@@ -187,6 +206,11 @@ impl TestNetwork {
             .iter()
             .find(|h| h.id.as_str() == id)
             .expect("hospital")
+    }
+
+    /// Hospital-a and hospital-b: most tests' custodian and requester.
+    pub fn hospitals_a_b(&self) -> (&TestHospital, &TestHospital) {
+        (self.hospital("hospital-a"), self.hospital("hospital-b"))
     }
 
     /// Waits until `hospital`'s view of the directory holds `members` members.

@@ -10,14 +10,15 @@
 use locus_consent::store::{Act, Change, ConsentStore, Device};
 use locus_ledger::store::LedgerStore;
 use locus_platform::db::{connect, DatabaseUrl};
-use locus_protocol::consent::{Approval, Decision, RuleAudience, StandingRule};
+use locus_protocol::consent::{Approval, Decision, StandingRule};
 use locus_protocol::directory::MemberStatus;
 use locus_protocol::entry::{DeviceEnrolled, Entry, Event, SignedEntry};
 use locus_protocol::grant::PurposeOfUse;
 use locus_protocol::ids::RuleId;
-use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_tests::network::TestNetwork;
+use locus_tests::http::strings;
+use locus_tests::network::{TestHospital, TestNetwork};
 use locus_tests::phone::{ask, enrolment_code, now_ms, post, Phone};
+use locus_tests::rules::standing_rule;
 use locus_tests::{both_backends, TestDb};
 use serde_json::{json, Value};
 
@@ -56,15 +57,21 @@ async fn approval_of(phone: &Phone, id: &str) -> Decision {
 fn rule_of(phone: &Phone, id: RuleId) -> StandingRule {
     StandingRule {
         rule: id,
-        subject: phone.subject,
-        who: RuleAudience::AnyHospital,
-        scope: LABS.parse().unwrap(),
-        data_window_days: None,
-        grant_duration_secs: 3600,
         purposes: vec![PurposeOfUse::EmergencyTreatment],
-        device: phone.device(),
-        signed_at_ms: now_ms(),
+        ..standing_rule(phone.subject, phone.device(), LABS)
     }
+}
+
+/// The authority sets `hospital`'s status, and the consent service's
+/// directory is refreshed so that its next act sees it.
+async fn set_status_seen_by_consent(
+    network: &TestNetwork,
+    hospital: &TestHospital,
+    status: MemberStatus,
+) {
+    network.set_status(hospital, status).await;
+    let directory = &network.consent_service.state.directory;
+    directory.refresh().await.unwrap();
 }
 
 fn error(body: &Value) -> &str {
@@ -77,10 +84,7 @@ fn error(body: &Value) -> &str {
 
 async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
-    );
+    let (a, b) = network.hospitals_a_b();
     let ledger = LedgerStore::open(
         connect(&DatabaseUrl::parse(network.index_db.url()).unwrap(), 2).unwrap(),
     )
@@ -93,8 +97,10 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
         .unwrap(),
     )
     .unwrap();
-    let key_of = |ssn: &str| patient_key(&network.linkage, &normalize_identifier(ssn).unwrap());
-    let (patient, other) = (key_of("999-71-0001"), key_of("999-71-0002"));
+    let (patient, other) = (
+        network.patient_key("999-71-0001"),
+        network.patient_key("999-71-0002"),
+    );
     let phone = Phone::enrol(&network, a, patient).await;
     let mut other_phone = Phone::enrol(&network, a, other).await;
 
@@ -107,12 +113,7 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
         "{enrolled:?}"
     );
     let history = phone.get_ok("/patient/history").await;
-    let texts: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["text"].as_str().unwrap())
-        .collect();
+    let texts = strings(&history, "text");
     assert!(
         texts
             .iter()
@@ -148,14 +149,7 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
     assert_eq!(status, 200, "{asked}");
     let request_id = asked["request"].as_str().unwrap().to_owned();
     let approve = approval_of(&phone, &request_id).await;
-    network.set_status(b, MemberStatus::Suspended).await;
-    network
-        .consent_service
-        .state
-        .directory
-        .refresh()
-        .await
-        .unwrap();
+    set_status_seen_by_consent(&network, b, MemberStatus::Suspended).await;
     let decided = count(&ledger, "access.decided");
     let (status, body) = phone.decide(&approve, None).await;
     assert_eq!((status, error(&body)), (403, "forbidden"), "{body}");
@@ -164,14 +158,7 @@ async fn acts_are_validated_logged_once_and_recovered(db: TestDb) {
         decided,
         "a refused approval is not logged"
     );
-    network.set_status(b, MemberStatus::Active).await;
-    network
-        .consent_service
-        .state
-        .directory
-        .refresh()
-        .await
-        .unwrap();
+    set_status_seen_by_consent(&network, b, MemberStatus::Active).await;
 
     // ---- 2. The same signed approval six times at once: one decision, one grant.
     let issued = count(&ledger, "grant.issued");

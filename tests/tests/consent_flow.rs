@@ -18,15 +18,14 @@ use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::client::ServiceRefusal;
-use locus_protocol::consent::{
-    Approval, Decision, Refusal, Revocation, RuleAudience, StandingRule,
-};
-use locus_protocol::grant::{DataPeriod, PurposeOfUse};
-use locus_protocol::ids::{RequestId, RuleId};
-use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_tests::fhir::{lab_bundle, LabObservation};
+use locus_protocol::consent::{Approval, Decision, Refusal, Revocation, StandingRule};
+use locus_protocol::grant::DataPeriod;
+use locus_protocol::ids::RequestId;
+use locus_tests::fhir::three_lab_results;
+use locus_tests::http::{get_json, strings};
 use locus_tests::network::{TestHospital, TestNetwork};
 use locus_tests::phone::{ask, now_ms, post, Phone};
+use locus_tests::rules::standing_rule;
 use locus_tests::{both_backends, TestDb};
 use serde_json::{json, Value};
 
@@ -36,8 +35,10 @@ const LABS_AND_REPORTS: &str =
 
 both_backends!(patients_decide);
 
-async fn get_json(client: &reqwest::Client, url: String) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
+/// `hospital`'s GET of a route of the consent service's members' API.
+async fn consent_get(network: &TestNetwork, hospital: &TestHospital, path: &str) -> Value {
+    let url = format!("{}{path}", network.consent_service.member_url);
+    get_json(&hospital.node.http, url).await
 }
 
 /// Expects the custodian to refuse `request` with 403 and `code`.
@@ -69,36 +70,12 @@ fn assert_error((got, body): (u16, Value), status: u16, code: &str) {
 
 async fn patients_decide(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
+    let (a, b) = network.hospitals_a_b();
+    let (patient, other_patient) = (
+        network.patient_key("999-70-0001"),
+        network.patient_key("999-70-0002"),
     );
-    let key_of = |ssn: &str| patient_key(&network.linkage, &normalize_identifier(ssn).unwrap());
-    let (patient, other_patient) = (key_of("999-70-0001"), key_of("999-70-0002"));
-    let bundle = lab_bundle(
-        "5c1d2e3f-0000-4000-8000-0000000000aa",
-        "999-70-0001",
-        &[
-            LabObservation::new(
-                "5c1d2e3f-0000-4000-8000-000000000001",
-                "2339-0",
-                95.0,
-                "2024-03-04",
-            ),
-            LabObservation::new(
-                "5c1d2e3f-0000-4000-8000-000000000002",
-                "2093-3",
-                180.0,
-                "2024-03-20",
-            ),
-            LabObservation::new(
-                "5c1d2e3f-0000-4000-8000-000000000003",
-                "2339-0",
-                99.0,
-                "2024-05-02",
-            ),
-        ],
-    );
+    let bundle = three_lab_results("5c1d2e3f", "999-70-0001");
     import_bundle(&a.node.store, &network.linkage, US_SSN_SYSTEM, &bundle).unwrap();
     a.node.publish_pending().await.unwrap();
 
@@ -174,11 +151,8 @@ async fn patients_decide(db: TestDb) {
     assert_error(phone.decide(&approve, None).await, 409, "already_decided");
 
     // B collects the grant and retrieves exactly March's laboratory results.
-    let status_url = format!(
-        "{}/consent/requests/{}",
-        network.consent_service.member_url, request
-    );
-    let collected = get_json(&b.node.http, status_url.clone()).await;
+    let status_path = format!("/consent/requests/{request}");
+    let collected = consent_get(&network, b, &status_path).await;
     assert_eq!(collected["status"], "approved");
     let grant = collected["grant"].as_str().unwrap().to_owned();
     let discovery = collected["discovery"].as_str().unwrap().to_owned();
@@ -224,6 +198,7 @@ async fn patients_decide(db: TestDb) {
     .await;
 
     // A cannot collect B's grant.
+    let status_url = format!("{}{status_path}", network.consent_service.member_url);
     assert_eq!(
         a.node.http.get(&status_url).send().await.unwrap().status(),
         404
@@ -243,14 +218,8 @@ async fn patients_decide(db: TestDb) {
         signed_at_ms: now_ms(),
     });
     assert_eq!(phone.decide(&refusal, None).await.0, 200);
-    let refused_status = get_json(
-        &b.node.http,
-        format!(
-            "{}/consent/requests/{refused_request}",
-            network.consent_service.member_url
-        ),
-    )
-    .await;
+    let refused_status =
+        consent_get(&network, b, &format!("/consent/requests/{refused_request}")).await;
     assert_eq!(refused_status["status"], "refused");
     assert!(refused_status.get("grant").is_none());
 
@@ -297,15 +266,8 @@ async fn patients_decide(db: TestDb) {
 
     // A standing rule grants by itself: any hospital, laboratory results, 1 day.
     let rule = StandingRule {
-        rule: RuleId::new_random(),
-        subject: patient,
-        who: RuleAudience::AnyHospital,
-        scope: LABS.parse().unwrap(),
-        data_window_days: None,
         grant_duration_secs: 86_400,
-        purposes: vec![PurposeOfUse::Treatment],
-        device: phone.signer.device_id(),
-        signed_at_ms: now_ms(),
+        ..standing_rule(patient, phone.signer.device_id(), LABS)
     };
     let signature = phone.signer.sign(&rule.signing_bytes().unwrap());
     let (status, body) = post(
@@ -375,12 +337,7 @@ async fn patients_decide(db: TestDb) {
     // emergency access and B's retrievals.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let history = phone.get_ok("/patient/history").await;
-    let texts: Vec<&str> = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["text"].as_str().unwrap())
-        .collect();
+    let texts = strings(&history, "text");
     assert!(
         texts[0].contains("EMERGENCY ACCESS was given to Test hospital-b"),
         "{texts:?}"
@@ -400,14 +357,7 @@ async fn patients_decide(db: TestDb) {
     assert!(indexes.windows(2).all(|w| w[0] > w[1]), "newest first");
 
     // The grant as a FHIR R4 Consent, for its requester and for the patient.
-    let fhir = get_json(
-        &b.node.http,
-        format!(
-            "{}/consent/grants/{grant_id}/fhir",
-            network.consent_service.member_url
-        ),
-    )
-    .await;
+    let fhir = consent_get(&network, b, &format!("/consent/grants/{grant_id}/fhir")).await;
     assert_eq!(fhir["resourceType"], "Consent");
     assert_eq!(
         fhir["status"], "inactive",
@@ -481,14 +431,8 @@ async fn patients_decide(db: TestDb) {
     // A grant expires by itself.
     let (_, short) = ask(&network, b, &patient, LABS, None, 2).await;
     let short_request: RequestId = serde_json::from_value(short["request"].clone()).unwrap();
-    let short_status = get_json(
-        &b.node.http,
-        format!(
-            "{}/consent/requests/{short_request}",
-            network.consent_service.member_url
-        ),
-    )
-    .await;
+    let short_status =
+        consent_get(&network, b, &format!("/consent/requests/{short_request}")).await;
     // The standing rule already granted it (for at most 2 seconds).
     let short_grant = short_status["grant"].as_str().unwrap().to_owned();
     network.clock.advance(Duration::from_secs(3));

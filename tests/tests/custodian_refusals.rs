@@ -17,18 +17,17 @@ use locus_hospital_connector::fhir::US_SSN_SYSTEM;
 use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::publish::pointer_body;
 use locus_hospital_connector::records::Record;
-use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_hospital_connector::schema::{received_results, records};
 use locus_index_service::api::DiscoveredPointer;
-use locus_index_service::client::ServiceRefusal;
 use locus_protocol::grant::GrantClaims;
 use locus_protocol::ids::{PatientKey, PointerId};
-use locus_protocol::linkage::{normalize_identifier, patient_key};
 use locus_protocol::pointer::PointerBody;
 use locus_tests::fhir::{lab_bundle, LabObservation};
-use locus_tests::network::{TestHospital, TestNetwork};
+use locus_tests::http::get_json;
+use locus_tests::network::{assert_refused, TestHospital, TestNetwork};
 use locus_tests::{both_backends, TestDb};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 const PATIENT_X: &str = "5b0c6d1e-0000-4000-8000-00000000000a";
@@ -59,10 +58,6 @@ fn x_labs(last_value: f64) -> Vec<u8> {
             obs(4, "4548-4", last_value),
         ],
     )
-}
-
-fn key(network: &TestNetwork, ssn: &str) -> PatientKey {
-    patient_key(&network.linkage, &normalize_identifier(ssn).unwrap())
 }
 
 /// `hospital` imports `bundles` and publishes them: `published` pointers.
@@ -185,22 +180,6 @@ fn event(logged: &Value) -> &Value {
     &logged["entry"]["entry"]["event"]
 }
 
-/// The request was refused with `status` and `code` and a JSON error.
-fn assert_refused<T>(result: Result<T, ResultError>, status: u16, code: &str, case: &str) {
-    match result {
-        Err(ResultError::Refused(ServiceRefusal {
-            status: s,
-            code: c,
-            message,
-        })) => {
-            assert_eq!((s, c.as_str()), (status, code), "{case}: {message}");
-            assert!(!message.is_empty(), "{case}: the error has a message");
-        }
-        Err(other) => panic!("{case}: expected {status} {code}, got {other}"),
-        Ok(_) => panic!("{case}: expected {status} {code}, but the record was released"),
-    }
-}
-
 /// Exactly one entry was added since `from`: A's `access.refused` of B's
 /// request under `grant`, for `reason`. Returns the ledger's new size.
 async fn refused_once(
@@ -266,11 +245,8 @@ fn published(record: &Record) -> PointerId {
 
 async fn forged_and_stale_pointers(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
-    );
-    let (x, y) = (key(&network, SSN_X), key(&network, SSN_Y));
+    let (a, b) = network.hospitals_a_b();
+    let (x, y) = (network.patient_key(SSN_X), network.patient_key(SSN_Y));
     let y_bundle = lab_bundle(PATIENT_Y, SSN_Y, &[obs(9, "2339-0", 88.0)]);
     publishes(&network, a, &[x_labs(5.4), y_bundle], 5).await;
 
@@ -445,11 +421,8 @@ async fn assert_json_error(response: reqwest::Response, status: u16, code: &str,
 
 async fn malformed_retrievals(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
-    );
-    let x = key(&network, SSN_X);
+    let (a, b) = network.hospitals_a_b();
+    let x = network.patient_key(SSN_X);
     publishes(&network, a, &[x_labs(5.4)], 4).await;
     let (grant, claims) = network.grant(b, &x, LABS, None);
     let pointer = discover(&network, b, &claims).await.remove(0);
@@ -533,27 +506,25 @@ async fn malformed_retrievals(db: TestDb) {
     for (case, body, content_type, status, code) in cases {
         assert_json_error(post_raw(b, a, body, content_type).await, status, code, case).await;
     }
-    // A known route asked with another method.
-    let get = b
-        .node
-        .http
-        .get(format!("{}/connector/retrieve", a.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        get.headers().get("allow").and_then(|v| v.to_str().ok()),
-        Some("POST")
-    );
-    assert_json_error(get, 405, "method_not_allowed", "GET on the retrieval route").await;
-    let post = b
-        .node
-        .http
-        .post(format!("{}/healthz", a.url))
-        .send()
-        .await
-        .unwrap();
-    assert_json_error(post, 405, "method_not_allowed", "POST on /healthz").await;
+    // A known route asked with another method (and, where checked, the
+    // methods it allows).
+    for (method, path, allow, case) in [
+        (
+            Method::GET,
+            "/connector/retrieve",
+            Some("POST"),
+            "GET on the retrieval route",
+        ),
+        (Method::POST, "/healthz", None, "POST on /healthz"),
+    ] {
+        let url = format!("{}{path}", a.url);
+        let response = b.node.http.request(method, url).send().await.unwrap();
+        if let Some(allow) = allow {
+            let allowed = response.headers().get("allow");
+            assert_eq!(allowed.and_then(|v| v.to_str().ok()), Some(allow));
+        }
+        assert_json_error(response, 405, "method_not_allowed", case).await;
+    }
 
     // The edges of HTTP answer in the same JSON.
     let long = b
@@ -581,16 +552,7 @@ async fn malformed_retrievals(db: TestDb) {
     assert_json_error(many, 431, "headers_too_large", "too many header fields").await;
 
     // The API document lists what the route answers.
-    let doc: Value = b
-        .node
-        .http
-        .get(format!("{}/openapi.json", a.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&b.node.http, format!("{}/openapi.json", a.url)).await;
     let responses = &doc["paths"]["/connector/retrieve"]["post"]["responses"];
     for status in [
         "200", "400", "401", "403", "405", "409", "413", "415", "500", "503",

@@ -29,10 +29,7 @@ fn refused(result: Result<impl std::fmt::Debug, IndexClientError>, status: u16, 
 
 async fn publish_supersede_withdraw(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
-    );
+    let (a, b) = network.hospitals_a_b();
     let key = patient_key(&network.linkage, &normalize_identifier(SSN).unwrap());
     let labs = |glucose: f64| {
         lab_bundle(

@@ -13,14 +13,12 @@
 use std::time::Duration;
 
 use locus_hospital_connector::import::import_paths;
-use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::api::DiscoveredPointer;
 use locus_index_service::client::{IndexClientError, ServiceRefusal};
 use locus_protocol::directory::MemberStatus;
 use locus_protocol::ids::PatientKey;
-use locus_protocol::linkage::{normalize_identifier, patient_key};
-use locus_tests::network::{TestHospital, TestNetwork};
+use locus_tests::network::{assert_refused, TestHospital, TestNetwork};
 use locus_tests::synthea::{self, lab_results, split_by_encounter, SplitPatient};
 use locus_tests::{both_backends, logs, TestDb};
 
@@ -36,18 +34,8 @@ async fn refused_with(
     status: u16,
     code: &str,
 ) {
-    match hospital.node.request_retrieval(&to.url, request).await {
-        Err(ResultError::Refused(ServiceRefusal {
-            status: s,
-            code: c,
-            message,
-        })) => {
-            assert_eq!((s, c.as_str()), (status, code), "{message}");
-            assert!(!message.is_empty());
-        }
-        Err(other) => panic!("expected a {code} refusal, got {other}"),
-        Ok(_) => panic!("expected a {code} refusal, but the record was released"),
-    }
+    let result = hospital.node.request_retrieval(&to.url, request).await;
+    assert_refused(result, status, code, "a retrieval");
 }
 
 /// Waits until the ledger shows an `access.refused` entry with `reason` that
@@ -86,10 +74,7 @@ async fn nothing_retrieved_under(network: &TestNetwork, grant: &str) {
 }
 
 fn key_of(network: &TestNetwork, patient: &SplitPatient) -> PatientKey {
-    patient_key(
-        &network.linkage,
-        &normalize_identifier(&patient.ssn).unwrap(),
-    )
+    network.patient_key(&patient.ssn)
 }
 
 async fn lab_results_cross_hospitals(db: TestDb) {
@@ -245,132 +230,97 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     };
     let received_count = received.len();
 
-    // No grant.
-    refused_with(b, a, &request(None, &pointer), 403, "no_grant").await;
-    refusal_logged(&network, "submitter=hospital-a", "no_grant").await;
-
+    let with = |grant: &str| request(Some(grant), &pointer);
     // A grant for another patient, presented with this patient's pointer.
     let other = patients
         .iter()
         .find(|p| key_of(&network, p) != key)
         .unwrap();
-    let (wrong_patient, claims) = network.grant(b, &key_of(&network, other), LABS, None);
-    refused_with(
-        b,
-        a,
-        &request(Some(&wrong_patient), &pointer),
-        403,
-        "wrong_patient",
-    )
-    .await;
-    refusal_logged(&network, &format!("grant={}", claims.jti), "wrong_patient").await;
-    nothing_retrieved_under(&network, &claims.jti.to_string()).await;
-
+    let (wrong_patient, wrong_patient_claims) =
+        network.grant(b, &key_of(&network, other), LABS, None);
     // A category outside the grant's scope.
-    let (vitals, claims) =
+    let (vitals, vitals_claims) =
         network.grant(b, &key, "patient/Observation.rs?category=vital-signs", None);
-    refused_with(b, a, &request(Some(&vitals), &pointer), 403, "out_of_scope").await;
-    refusal_logged(&network, &format!("grant={}", claims.jti), "out_of_scope").await;
-    nothing_retrieved_under(&network, &claims.jti.to_string()).await;
-
     // A code outside the grant's scope.
-    let (code_only, claims) = network.grant(
+    let (code_only, code_only_claims) = network.grant(
         b,
         &key,
         "patient/Observation.rs?code=http://loinc.org|0000-0",
         None,
     );
-    refused_with(
-        b,
-        a,
-        &request(Some(&code_only), &pointer),
-        403,
-        "out_of_scope",
-    )
-    .await;
-    refusal_logged(&network, &format!("grant={}", claims.jti), "out_of_scope").await;
-
     // A date outside the grant's range.
-    let (old_range, claims) = network.grant(b, &key, LABS, Some(("1900-01-01", "1900-12-31")));
-    refused_with(
-        b,
-        a,
-        &request(Some(&old_range), &pointer),
-        403,
-        "out_of_date_range",
-    )
-    .await;
-    refusal_logged(
-        &network,
-        &format!("grant={}", claims.jti),
-        "out_of_date_range",
-    )
-    .await;
-    nothing_retrieved_under(&network, &claims.jti.to_string()).await;
-
+    let (old_range, old_range_claims) =
+        network.grant(b, &key, LABS, Some(("1900-01-01", "1900-12-31")));
     // An expired grant.
     let (expired, _) = network.grant_with(b, &key, LABS, None, |c| {
         c.iat -= 7200;
         c.nbf -= 7200;
         c.exp = c.iat + 3600;
     });
-    refused_with(b, a, &request(Some(&expired), &pointer), 403, "expired").await;
-    refusal_logged(&network, "submitter=hospital-a", "expired").await;
-
-    // B's grant presented by another hospital (C, with its own certificate).
-    refused_with(c, a, &request(Some(&grant), &pointer), 403, "invalid_grant").await;
-    refusal_logged(&network, "submitter=hospital-a", "invalid_grant").await;
     // A grant bound to another certificate than the one B presents.
-    let (misbound, claims) = network.grant_with(b, &key, LABS, None, |c| {
+    let (misbound, misbound_claims) = network.grant_with(b, &key, LABS, None, |c| {
         c.cnf = network.hospital("hospital-c").certificate.clone()
     });
-    refused_with(
-        b,
-        a,
-        &request(Some(&misbound), &pointer),
-        403,
-        "certificate_mismatch",
-    )
-    .await;
-    refusal_logged(
-        &network,
-        &format!("grant={}", claims.jti),
-        "certificate_mismatch",
-    )
-    .await;
-
     // A tampered sealed pointer.
     let mut tampered = pointer.clone();
     let mut sealed = base64_decode(&tampered.sealed);
     let last = sealed.len() - 1;
     sealed[last] ^= 1;
     tampered.sealed = base64_encode(&sealed);
-    refused_with(
-        b,
-        a,
-        &request(Some(&grant), &tampered),
-        403,
-        "tampered_pointer",
-    )
-    .await;
-    refusal_logged(
-        &network,
-        &format!("grant={}", claims_of(&grant)),
-        "tampered_pointer",
-    )
-    .await;
+
+    // Each refused with 403 and its code, and the refusal logged by A: found
+    // under the grant's id, or by A as submitter where the grant is not B's.
+    let under = |jti: &dyn std::fmt::Display| format!("grant={jti}");
+    let by_a = || "submitter=hospital-a".to_owned();
+    let cases: Vec<(&TestHospital, RetrieveRequest, &str, String)> = vec![
+        (b, request(None, &pointer), "no_grant", by_a()),
+        (
+            b,
+            with(&wrong_patient),
+            "wrong_patient",
+            under(&wrong_patient_claims.jti),
+        ),
+        (b, with(&vitals), "out_of_scope", under(&vitals_claims.jti)),
+        (
+            b,
+            with(&code_only),
+            "out_of_scope",
+            under(&code_only_claims.jti),
+        ),
+        (
+            b,
+            with(&old_range),
+            "out_of_date_range",
+            under(&old_range_claims.jti),
+        ),
+        (b, with(&expired), "expired", by_a()),
+        // B's grant presented by another hospital (C, with its own certificate).
+        (c, with(&grant), "invalid_grant", by_a()),
+        (
+            b,
+            with(&misbound),
+            "certificate_mismatch",
+            under(&misbound_claims.jti),
+        ),
+        (
+            b,
+            request(Some(&grant), &tampered),
+            "tampered_pointer",
+            under(&claims_of(&grant)),
+        ),
+    ];
+    for (presenter, request, code, logged_under) in cases {
+        refused_with(presenter, a, &request, 403, code).await;
+        refusal_logged(&network, &logged_under, code).await;
+    }
+    for claims in [&wrong_patient_claims, &vitals_claims, &old_range_claims] {
+        nothing_retrieved_under(&network, &claims.jti.to_string()).await;
+    }
 
     // A suspended hospital is refused by the custodian and by the index.
     network.set_status(b, MemberStatus::Suspended).await;
-    refused_with(
-        b,
-        a,
-        &request(Some(&grant), &pointer),
-        403,
-        "member_suspended",
-    )
-    .await;
-    refusal_logged(&network, "submitter=hospital-a", "member_suspended").await;
+    refused_with(b, a, &with(&grant), 403, "member_suspended").await;
+    refusal_logged(&network, &by_a(), "member_suspended").await;
     let at_index = b.node.index.discover(&discovery).await;
     assert!(
         matches!(&at_index, Err(IndexClientError::Refused(ServiceRefusal { status: 403, code, .. })) if code == "member_suspended"),
@@ -427,14 +377,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     // With the ledger stopped, nothing is released: no log, no data. (The
     // refusal itself cannot be logged then.)
     network.stop_index().await;
-    refused_with(
-        b,
-        a,
-        &request(Some(&grant), &pointer),
-        503,
-        "ledger_unavailable",
-    )
-    .await;
+    refused_with(b, a, &with(&grant), 503, "ledger_unavailable").await;
 
     network.stop().await;
 }

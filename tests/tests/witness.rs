@@ -73,10 +73,7 @@ async fn post_cosignature(
 
 async fn witnesses_cosign_only_what_extends_what_they_saw(db: TestDb) {
     let network = TestNetwork::start(db.backend(), &["hospital-a", "hospital-b"]).await;
-    let (a, b) = (
-        network.hospital("hospital-a"),
-        network.hospital("hospital-b"),
-    );
+    let (a, b) = network.hospitals_a_b();
 
     // An honest round: a cosigns the newest checkpoint once.
     let size = grow(&network, a).await;

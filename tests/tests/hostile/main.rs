@@ -46,13 +46,14 @@ use locus_protocol::device::DeviceKeyId;
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_protocol::entry::{Entry, Event, MemberUpdated, SignedEntry};
 use locus_protocol::grant::{Confirmation, PurposeOfUse};
-use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
+use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId};
 use locus_protocol::signing::SigningKey;
 use locus_tests::fhir::{lab_bundle, three_lab_results, LabObservation};
 use locus_tests::hostile::{RawTarget, Stores, Suite};
 use locus_tests::http::{get_json, get_text, post_ok};
 use locus_tests::index::TestMember;
 use locus_tests::network::{TestHospital, TestNetwork};
+use locus_tests::rules::standing_rule;
 use locus_tests::{both_backends, TestDb};
 use serde_json::{json, Value};
 
@@ -211,15 +212,9 @@ impl Phone {
     /// of hospital-b's treatment requests).
     pub fn rule(&self) -> StandingRule {
         StandingRule {
-            rule: RuleId::new_random(),
-            subject: self.subject,
             who: RuleAudience::Member("hospital-a".parse().unwrap()),
-            scope: LABS.parse().unwrap(),
-            data_window_days: None,
-            grant_duration_secs: 3600,
             purposes: vec![PurposeOfUse::CareManagement],
-            device: self.device(),
-            signed_at_ms: now_ms(),
+            ..standing_rule(self.subject, self.device(), LABS)
         }
     }
 
@@ -436,10 +431,7 @@ impl Fixture {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        let (a_node, b_node) = (
-            network.hospital("hospital-a"),
-            network.hospital("hospital-b"),
-        );
+        let (a_node, b_node) = network.hospitals_a_b();
         let index_key = locus_platform::files::load_or_create_signing_key(
             &network.dir.path().join("index").join("member.pem"),
         )
