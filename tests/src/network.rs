@@ -335,6 +335,16 @@ impl TestNetwork {
         locus_audit::rules::check_grants(&entries, &self.authority.key.verifying_key())
     }
 
+    /// The ledger's entries that `query` selects (`type=…&grant=…`), as the
+    /// authority reads them.
+    pub async fn ledger_entries(&self, query: &str) -> locus_ledger::wire::EntryPage {
+        self.admin
+            .ledger
+            .entries(query)
+            .await
+            .expect("the ledger answers")
+    }
+
     /// Stops the index-service, and with it the ledger.
     pub async fn stop_index(&self) {
         self.network.stop_index().await;

@@ -18,7 +18,7 @@ use locus_hospital_connector::import::import_bundle;
 use locus_hospital_connector::requester::ResultError;
 use locus_hospital_connector::retrieve::RetrieveRequest;
 use locus_index_service::client::ServiceRefusal;
-use locus_protocol::consent::{Approval, Decision, Refusal, Revocation, StandingRule};
+use locus_protocol::consent::{Approval, Decision, Refusal, StandingRule};
 use locus_protocol::grant::DataPeriod;
 use locus_protocol::ids::RequestId;
 use locus_tests::fhir::three_lab_results;
@@ -111,12 +111,7 @@ async fn patients_decide(db: TestDb) {
         summary.contains("from 2024-01-01 to 2024-12-31") && summary.contains("7 day(s)"),
         "{summary}"
     );
-    assert!(other_phone
-        .get_ok("/patient/requests")
-        .await
-        .as_array()
-        .unwrap()
-        .is_empty());
+    assert_eq!(other_phone.get_ok("/patient/requests").await, json!([]));
     let terms = serde_json::from_value(pending[0]["terms"].clone()).unwrap();
     let narrower = |scope: &str, period: (&str, &str), duration: i64| {
         let mut approval = Approval::of(&terms, phone.signer.device_id(), now_ms());
@@ -225,22 +220,10 @@ async fn patients_decide(db: TestDb) {
 
     // Revocation: B is refused at the index and at A within a second.
     let grant_id = decided["grant"].as_str().unwrap();
-    let revocation = Revocation {
-        grant: grant_id.parse().unwrap(),
-        subject: patient,
-        device: phone.signer.device_id(),
-        signed_at_ms: now_ms(),
-    };
-    let signature = phone.signer.sign(&revocation.signing_bytes().unwrap());
+    let revocation = phone.revocation(grant_id.parse().unwrap());
     let discovered = b.node.index.discover(&discovery).await.unwrap().pointers;
     let revoked_at = Instant::now();
-    let (status, _) = post(
-        &phone.client,
-        format!("{}/patient/revocations", phone.base),
-        json!({ "revocation": revocation, "signature": URL_SAFE_NO_PAD.encode(signature) }),
-        Some(&phone.session),
-    )
-    .await;
+    let (status, _) = phone.post("/patient/revocations", revocation).await;
     assert_eq!(status, 200);
     let request = RetrieveRequest {
         grant: Some(grant.clone()),
@@ -269,14 +252,7 @@ async fn patients_decide(db: TestDb) {
         grant_duration_secs: 86_400,
         ..standing_rule(patient, phone.signer.device_id(), LABS)
     };
-    let signature = phone.signer.sign(&rule.signing_bytes().unwrap());
-    let (status, body) = post(
-        &phone.client,
-        format!("{}/patient/rules", phone.base),
-        json!({ "rule": rule, "signature": URL_SAFE_NO_PAD.encode(signature) }),
-        Some(&phone.session),
-    )
-    .await;
+    let (status, body) = phone.post("/patient/rules", phone.rule_body(&rule)).await;
     assert_eq!(status, 200, "{body}");
     let (status, auto) = ask(&network, b, &patient, LABS, None, 3600).await;
     assert_eq!(

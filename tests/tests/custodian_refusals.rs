@@ -169,7 +169,7 @@ async fn entries_from(network: &TestNetwork, from: u64) -> Vec<Value> {
         Some(after) => format!("after={after}&limit=1000"),
         None => "limit=1000".to_owned(),
     };
-    let page = network.admin.ledger.entries(&query).await.unwrap();
+    let page = network.ledger_entries(&query).await;
     page.entries
         .into_iter()
         .map(|e| json!({"index": e.index, "entry": e.entry}))
@@ -372,11 +372,8 @@ async fn forged_and_stale_pointers(db: TestDb) {
     // Nothing was released by any of these, and the genuine pointers of what
     // is current still are.
     let releases = network
-        .admin
-        .ledger
-        .entries("type=record.retrieved&limit=1000")
-        .await
-        .unwrap();
+        .ledger_entries("type=record.retrieved&limit=1000")
+        .await;
     assert_eq!(
         releases.entries.len(),
         1,

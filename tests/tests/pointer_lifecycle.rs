@@ -108,11 +108,8 @@ async fn publish_supersede_withdraw(db: TestDb) {
     let mut logged = false;
     for _ in 0..100 {
         let page = network
-            .admin
-            .ledger
-            .entries("type=access.refused&submitter=index")
-            .await
-            .unwrap();
+            .ledger_entries("type=access.refused&submitter=index")
+            .await;
         if page
             .entries
             .iter()

@@ -43,11 +43,8 @@ async fn refused_with(
 async fn refusal_logged(network: &TestNetwork, query: &str, reason: &str) {
     for _ in 0..100 {
         let page = network
-            .admin
-            .ledger
-            .entries(&format!("type=access.refused&{query}&limit=1000"))
-            .await
-            .unwrap();
+            .ledger_entries(&format!("type=access.refused&{query}&limit=1000"))
+            .await;
         if page
             .entries
             .iter()
@@ -62,11 +59,8 @@ async fn refusal_logged(network: &TestNetwork, query: &str, reason: &str) {
 
 async fn nothing_retrieved_under(network: &TestNetwork, grant: &str) {
     let page = network
-        .admin
-        .ledger
-        .entries(&format!("type=record.retrieved&grant={grant}"))
-        .await
-        .unwrap();
+        .ledger_entries(&format!("type=record.retrieved&grant={grant}"))
+        .await;
     assert!(
         page.entries.is_empty(),
         "a refused grant has a retrieval on the ledger"
@@ -199,11 +193,8 @@ async fn lab_results_cross_hospitals(db: TestDb) {
         assert!(result.provenance.contains("\"sig\""));
     }
     let logged = network
-        .admin
-        .ledger
-        .entries(&format!("type=record.retrieved&grant={}", claims.jti))
-        .await
-        .unwrap();
+        .ledger_entries(&format!("type=record.retrieved&grant={}", claims.jti))
+        .await;
     assert_eq!(
         logged.entries.len(),
         expected.len(),
@@ -332,11 +323,8 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     // are the ones under B's grant, before the refusals.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let releases = network
-        .admin
-        .ledger
-        .entries("type=record.retrieved&submitter=hospital-a&limit=1000")
-        .await
-        .unwrap();
+        .ledger_entries("type=record.retrieved&submitter=hospital-a&limit=1000")
+        .await;
     assert_eq!(
         releases.entries.len(),
         received_count,
