@@ -482,6 +482,33 @@ impl Latencies {
         total
     }
 
+    /// Awaits `op()` `iters` times in turn on `system`, timing each await
+    /// alone (`check` looks at its answer untimed); keeps the times as
+    /// `series` and returns the whole run's wall time, for criterion.
+    fn sample<T, Fut: std::future::Future<Output = T>>(
+        &self,
+        system: &actix_web::rt::SystemRunner,
+        series: &str,
+        iters: u64,
+        mut op: impl FnMut() -> Fut,
+        mut check: impl FnMut(T),
+    ) -> Duration {
+        let mut samples = Vec::with_capacity(iters as usize);
+        let start = Instant::now();
+        system.block_on(async {
+            for _ in 0..iters {
+                let call = op();
+                let t = Instant::now();
+                let answer = call.await;
+                samples.push(t.elapsed());
+                check(answer);
+            }
+        });
+        let total = start.elapsed();
+        self.record(series, samples);
+        total
+    }
+
     fn record(&self, name: &str, samples: impl IntoIterator<Item = Duration>) {
         let mut series = self.series.borrow_mut();
         if let Some((_, kept)) = series.iter_mut().find(|(n, _)| n == name) {
@@ -708,20 +735,13 @@ fn record_path(
     group.throughput(Throughput::Elements(k));
     group.bench_function(BenchmarkId::from_parameter(k), |bench| {
         bench.iter_custom(|iters| {
-            let mut samples = Vec::with_capacity(iters as usize);
-            let start = Instant::now();
-            system.block_on(async {
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let report = b.node.fetch_under_grant(&grant, &discovery).await.unwrap();
-                    samples.push(t.elapsed());
-                    assert!(report.failed.is_empty(), "{:?}", report.failed);
-                    assert_eq!(report.received.len() as u64, k);
-                }
-            });
-            let total = start.elapsed();
-            latencies.record(&format!("fetch_under_grant/{name}/{k}"), samples);
-            total
+            let series = format!("fetch_under_grant/{name}/{k}");
+            let fetch = || b.node.fetch_under_grant(&grant, &discovery);
+            latencies.sample(system, &series, iters, fetch, |report| {
+                let report = report.unwrap();
+                assert!(report.failed.is_empty(), "{:?}", report.failed);
+                assert_eq!(report.received.len() as u64, k);
+            })
         });
     });
     group.finish();
@@ -731,40 +751,26 @@ fn record_path(
     group.throughput(Throughput::Elements(1));
     group.bench_function("append", |bench| {
         bench.iter_custom(|iters| {
-            let mut samples = Vec::with_capacity(iters as usize);
-            let start = Instant::now();
-            system.block_on(async {
-                for _ in 0..iters {
-                    let event = Event::PointersPublished(PointersPublished {
-                        custodian: a.id.clone(),
-                        count: 1,
-                        batch_root: MerkleRoot::from_bytes(random_bytes32()),
-                    });
-                    let t = Instant::now();
-                    a.node.log(event).await.unwrap();
-                    samples.push(t.elapsed());
-                }
-            });
-            let total = start.elapsed();
-            latencies.record(&format!("ledger/{name}/append"), samples);
-            total
+            let append = || {
+                a.node.log(Event::PointersPublished(PointersPublished {
+                    custodian: a.id.clone(),
+                    count: 1,
+                    batch_root: MerkleRoot::from_bytes(random_bytes32()),
+                }))
+            };
+            let series = format!("ledger/{name}/append");
+            latencies.sample(system, &series, iters, append, |receipt| {
+                receipt.unwrap();
+            })
         });
     });
+    let not_revoked = |answer: Result<bool, _>| assert!(!answer.unwrap());
     let jti = GrantId::new_random();
     group.bench_function(BenchmarkId::new("revocation_lookup", 0), |bench| {
         bench.iter_custom(|iters| {
-            let mut samples = Vec::with_capacity(iters as usize);
-            let start = Instant::now();
-            system.block_on(async {
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    assert!(!a.node.ledger.is_revoked(&jti).await.unwrap());
-                    samples.push(t.elapsed());
-                }
-            });
-            let total = start.elapsed();
-            latencies.record(&format!("ledger/{name}/revocation_lookup/0"), samples);
-            total
+            let series = format!("ledger/{name}/revocation_lookup/0");
+            let lookup = || a.node.ledger.is_revoked(&jti);
+            latencies.sample(system, &series, iters, lookup, not_revoked)
         });
     });
     // The same lookup for a grant under which A has logged many retrievals.
@@ -773,18 +779,9 @@ fn record_path(
     system.block_on(log_retrievals(a, b, &busy_grant, &pointers, busy));
     group.bench_function(BenchmarkId::new("revocation_lookup", busy), |bench| {
         bench.iter_custom(|iters| {
-            let mut samples = Vec::with_capacity(iters as usize);
-            let start = Instant::now();
-            system.block_on(async {
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    assert!(!a.node.ledger.is_revoked(&busy_grant.jti).await.unwrap());
-                    samples.push(t.elapsed());
-                }
-            });
-            let total = start.elapsed();
-            latencies.record(&format!("ledger/{name}/revocation_lookup/{busy}"), samples);
-            total
+            let series = format!("ledger/{name}/revocation_lookup/{busy}");
+            let lookup = || a.node.ledger.is_revoked(&busy_grant.jti);
+            latencies.sample(system, &series, iters, lookup, not_revoked)
         });
     });
     group.finish();

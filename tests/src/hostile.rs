@@ -434,6 +434,7 @@ pub struct Failure {
 }
 
 /// Runs cases against one network and keeps score.
+#[derive(Debug)]
 pub struct Suite {
     pub stores: Stores,
     group: String,
@@ -444,15 +445,6 @@ pub struct Suite {
     /// The state after the last case, to catch a write that lands late.
     last: Option<(String, Snapshot)>,
     started: Instant,
-}
-
-impl std::fmt::Debug for Suite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Suite")
-            .field("group", &self.group)
-            .field("passed", &self.passed)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Suite {

@@ -275,21 +275,14 @@ async fn patients_decide(db: TestDb) {
     );
 
     // Emergency access: granted without the patient, flagged, shown to them.
-    let (status, emergency) = post(
-        &b.node.http,
-        format!("{}/consent/emergency", network.consent_service.member_url),
-        json!({ "subject": patient, "scope": LABS, "reason": "unconscious on arrival", "duration_secs": 4 * 3600 }),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{emergency}");
-    let (status, _) = post(
-        &b.node.http,
-        format!("{}/consent/emergency", network.consent_service.member_url),
-        json!({ "subject": patient, "scope": LABS, "reason": "too long", "duration_secs": 30 * 86_400 }),
-        None,
-    )
-    .await;
+    let emergency_url = format!("{}/consent/emergency", network.consent_service.member_url);
+    let emergency = |reason: &str, duration_secs: i64| {
+        let body = json!({ "subject": patient, "scope": LABS, "reason": reason, "duration_secs": duration_secs });
+        post(&b.node.http, emergency_url.clone(), body, None)
+    };
+    let (status, granted) = emergency("unconscious on arrival", 4 * 3600).await;
+    assert_eq!(status, 200, "{granted}");
+    let (status, _) = emergency("too long", 30 * 86_400).await;
     assert_eq!(status, 400);
     let grants = phone.get_ok("/patient/grants").await;
     let flagged: Vec<&Value> = grants
