@@ -221,6 +221,7 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     };
     let received_count = received.len();
 
+    // The request for the pointer under `grant`.
     let with = |grant: &str| request(Some(grant), &pointer);
     // A grant for another patient, presented with this patient's pointer.
     let other = patients
@@ -259,11 +260,12 @@ async fn lab_results_cross_hospitals(db: TestDb) {
     sealed[last] ^= 1;
     tampered.sealed = base64_encode(&sealed);
 
-    // Each refused with 403 and its code, and the refusal logged by A: found
-    // under the grant's id, or by A as submitter where the grant is not B's.
+    // Each refused with 403 and its code, and the refusal logged by A, found
+    // under the grant's id or among A's entries.
     let under = |jti: &dyn std::fmt::Display| format!("grant={jti}");
     let by_a = || "submitter=hospital-a".to_owned();
     let cases: Vec<(&TestHospital, RetrieveRequest, &str, String)> = vec![
+        // No grant.
         (b, request(None, &pointer), "no_grant", by_a()),
         (
             b,
