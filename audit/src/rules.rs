@@ -20,7 +20,8 @@ use locus_protocol::consent::{Decision, RuleAudience, StandingRule};
 use locus_protocol::device::DeviceKeyId;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{
-    Event, EventKind, GrantIssued, GrantRevoked, RuleRevoked, SignedEntry,
+    Event, EventKind, GrantIssued, GrantRevoked, IndexQueried, RecordRetrieved, RuleRevoked,
+    SignedEntry,
 };
 use locus_protocol::grant::{
     DataPeriod, GrantBasis, GrantError, PurposeOfUse, MAX_CLOCK_SKEW_SECS,
@@ -218,25 +219,20 @@ impl<'a> Auditor<'a> {
             Event::RuleRevoked(e) => self.rule_revoked(index, event, e),
             Event::GrantRevoked(e) => self.grant_revoked(index, event, e),
             Event::GrantIssued(e) => self.grant_issued(index, entry.time_ms, e),
-            Event::IndexQueried(e) => {
-                self.access(
-                    index,
-                    entry.time_ms,
-                    event.event_kind(),
-                    e.grant,
-                    e.subject,
-                    &e.requester,
-                );
-            }
-            Event::RecordRetrieved(e) => {
-                self.access(
-                    index,
-                    entry.time_ms,
-                    event.event_kind(),
-                    e.grant,
-                    e.subject,
-                    &e.requester,
-                );
+            Event::IndexQueried(IndexQueried {
+                grant,
+                subject,
+                requester,
+                ..
+            })
+            | Event::RecordRetrieved(RecordRetrieved {
+                grant,
+                subject,
+                requester,
+                ..
+            }) => {
+                let kind = event.event_kind();
+                self.access(index, entry.time_ms, kind, *grant, *subject, requester);
             }
             Event::PointersPublished(_) | Event::AccessRefused(_) => {}
         }
@@ -441,16 +437,15 @@ impl<'a> Auditor<'a> {
                 EventKind::AccessRequested
             )),
             Some((leaf, terms)) => {
+                let what = format!("request {request} (leaf {leaf})");
                 if terms.requester != g.requester {
                     problems.push(format!(
-                        "request {request} (leaf {leaf}) was made by {}, not {}",
+                        "{what} was made by {}, not {}",
                         terms.requester, g.requester
                     ));
                 }
                 if terms.subject != g.subject {
-                    problems.push(format!(
-                        "request {request} (leaf {leaf}) is about another patient"
-                    ));
+                    problems.push(format!("{what} is about another patient"));
                 }
             }
         }

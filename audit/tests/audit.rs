@@ -223,20 +223,34 @@ impl World {
         self.by_consent(Event::RuleCreated(RuleCreated { rule, signature }))
     }
 
+    /// Alice's approval, made on Bob's phone (enrolled for Bob, not her).
+    fn decided_on_bobs_phone(&self) -> SignedEntry {
+        let mut a = self.approval();
+        a.device = self.bob_phone.device_id();
+        self.decided(a, &self.bob_phone)
+    }
+
+    /// Alice's rule, made on Bob's phone.
+    fn rule_on_bobs_phone(&self) -> SignedEntry {
+        let mut r = self.rule();
+        r.device = self.bob_phone.device_id();
+        self.rule_created(r, &self.bob_phone)
+    }
+
+    /// For the same patient and purpose as the approval grant, to St Mary.
     fn rule_grant(&self) -> GrantIssued {
         GrantIssued {
             grant: self.rule_grant,
-            subject: self.alice,
             requester: "st-mary".parse().unwrap(),
             scope: "patient/Observation.r?category=laboratory".parse().unwrap(),
             data_period: Some(DataPeriod::last_days("2024-06-10", 365).unwrap()),
-            purpose: PurposeOfUse::Treatment,
             not_before: NB + 60,
             expires: NB + 60 + 12 * HOUR,
             basis: GrantBasis::StandingRule {
                 rule: self.rule.to_string(),
             },
             cnf: Confirmation::for_certificate_der(b"st-mary"),
+            ..self.approval_grant()
         }
     }
 
@@ -324,19 +338,18 @@ impl World {
             ("rule grant", self.issued(self.rule_grant())),
             ("emergency grant", self.issued(self.emergency_grant())),
             ("revoked", self.revoked(&self.alice_phone)),
-            (
-                "published",
-                self.by(
-                    "st-mary",
-                    Event::PointersPublished(PointersPublished {
-                        custodian: "st-mary".parse().unwrap(),
-                        count: 3,
-                        batch_root: MerkleRoot::from_bytes([7; 32]),
-                    }),
-                ),
-            ),
+            ("published", self.by("st-mary", st_mary_published(3, 7))),
         ])
     }
+}
+
+/// St Mary publishes `count` pointers under the batch root `[root; 32]`.
+fn st_mary_published(count: u32, root: u8) -> Event {
+    Event::PointersPublished(PointersPublished {
+        custodian: "st-mary".parse().unwrap(),
+        count,
+        batch_root: MerkleRoot::from_bytes([root; 32]),
+    })
 }
 
 /// City ER refused under its approval grant, by `custodian` (`None`: the index).
@@ -456,11 +469,7 @@ fn each_tampering_is_one_finding() {
         },
         Case {
             name: "approval signed by another patient's device",
-            tamper: |w, log| {
-                let mut a = w.approval();
-                a.device = w.bob_phone.device_id();
-                log.replace("decided", w.decided(a, &w.bob_phone));
-            },
+            tamper: |w, log| log.replace("decided", w.decided_on_bobs_phone()),
             at: "approval grant",
             grant: approval_grant,
             says: "is enrolled for another patient",
@@ -586,11 +595,7 @@ fn each_tampering_is_one_finding() {
         },
         Case {
             name: "rule signed by another patient's device",
-            tamper: |w, log| {
-                let mut r = w.rule();
-                r.device = w.bob_phone.device_id();
-                log.replace("rule", w.rule_created(r, &w.bob_phone));
-            },
+            tamper: |w, log| log.replace("rule", w.rule_on_bobs_phone()),
             at: "rule grant",
             grant: rule_grant,
             says: "is enrolled for another patient",
@@ -640,16 +645,13 @@ fn each_tampering_is_one_finding() {
             name: "device enrolled by a hospital",
             tamper: |w, log| {
                 let rogue = DeviceSigner::generate_p256();
-                let enrolled = w.by(
-                    "city-er",
-                    Event::DeviceEnrolled(DeviceEnrolled {
-                        subject: w.alice,
-                        device: rogue.device_id(),
-                        key: rogue.public_jwk(),
-                        code_issuer: "hospital-a".parse().unwrap(),
-                    }),
-                );
-                log.insert_before("published", "rogue", enrolled);
+                let enrolled = Event::DeviceEnrolled(DeviceEnrolled {
+                    subject: w.alice,
+                    device: rogue.device_id(),
+                    key: rogue.public_jwk(),
+                    code_issuer: "hospital-a".parse().unwrap(),
+                });
+                log.insert_before("published", "rogue", w.by("city-er", enrolled));
             },
             at: "rogue",
             grant: no_grant,
@@ -658,16 +660,13 @@ fn each_tampering_is_one_finding() {
         Case {
             name: "discovery logged by a hospital",
             tamper: |w, log| {
-                let queried = w.by(
-                    "city-er",
-                    Event::IndexQueried(IndexQueried {
-                        requester: "city-er".parse().unwrap(),
-                        grant: w.approval_grant,
-                        subject: w.alice,
-                        results: 0,
-                    }),
-                );
-                log.insert_before("revoked", "queried", queried);
+                let queried = Event::IndexQueried(IndexQueried {
+                    requester: "city-er".parse().unwrap(),
+                    grant: w.approval_grant,
+                    subject: w.alice,
+                    results: 0,
+                });
+                log.insert_before("revoked", "queried", w.by("city-er", queried));
             },
             at: "queried",
             grant: approval_grant,
@@ -675,37 +674,21 @@ fn each_tampering_is_one_finding() {
         },
         Case {
             name: "pointers published in another hospital's name",
-            tamper: |w, log| {
-                let published = w.by(
-                    "city-er",
-                    Event::PointersPublished(PointersPublished {
-                        custodian: "st-mary".parse().unwrap(),
-                        count: 1,
-                        batch_root: MerkleRoot::from_bytes([8; 32]),
-                    }),
-                );
-                log.insert_before("published", "foreign", published);
-            },
+            tamper: |w, log| log.insert_before("published", "foreign", w.by("city-er", st_mary_published(1, 8))),
             at: "foreign",
             grant: no_grant,
             says: "pointers.published is logged only by the custodian it names (st-mary), not by city-er",
         },
         Case {
             name: "a refusal by another custodian, about another hospital's grant",
-            tamper: |w, log| {
-                let refused = w.by("st-mary", refusal(w, Some("city-er")));
-                log.insert_before("published", "refused", refused);
-            },
+            tamper: |w, log| log.insert_before("published", "refused", w.by("st-mary", refusal(w, Some("city-er")))),
             at: "refused",
             grant: approval_grant,
             says: "access.refused is logged only by the custodian it names (city-er), not by st-mary",
         },
         Case {
             name: "a hospital's refusal in the index's name",
-            tamper: |w, log| {
-                let refused = w.by("st-mary", refusal(w, None));
-                log.insert_before("published", "refused", refused);
-            },
+            tamper: |w, log| log.insert_before("published", "refused", w.by("st-mary", refusal(w, None))),
             at: "refused",
             grant: approval_grant,
             says: "access.refused is logged only by the index, not by st-mary, which is a hospital",

@@ -361,6 +361,19 @@ fn hashes_equal(a: &Hash, b: &Hash) -> bool {
     a.ct_eq(b).into()
 }
 
+/// How every verifier ends: the proof gave a root, and it is the one expected.
+fn root_matches(computed: Option<Hash>, expected: &Hash) -> Result<(), VerifyError> {
+    match computed {
+        Some(computed) if hashes_equal(&computed, expected) => Ok(()),
+        _ => Err(VerifyError),
+    }
+}
+
+/// Where there is nothing to prove: the proof must be empty and `root` the expected one.
+fn nothing_to_prove(proof: &[Hash], root: &Hash, expected: &Hash) -> Result<(), VerifyError> {
+    root_matches(proof.is_empty().then_some(*root), expected)
+}
+
 /// RFC 9162 2.1.3.2: the root implied by an inclusion proof, or `None` if
 /// the proof has the wrong length for `index` and `size`.
 fn root_from_inclusion_proof(
@@ -478,10 +491,10 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<(), VerifyError> {
-    match root_from_inclusion_proof(leaf_hash, index, size, proof) {
-        Some(computed) if hashes_equal(&computed, root) => Ok(()),
-        _ => Err(VerifyError),
-    }
+    root_matches(
+        root_from_inclusion_proof(leaf_hash, index, size, proof),
+        root,
+    )
 }
 
 /// Verifies a consistency proof (RFC 9162 2.1.4.2) between the tree of
@@ -501,19 +514,15 @@ pub fn verify_consistency(
         return Err(VerifyError);
     }
     if first == second {
-        return if proof.is_empty() && hashes_equal(first_root, second_root) {
-            Ok(())
-        } else {
-            Err(VerifyError)
-        };
+        return nothing_to_prove(proof, first_root, second_root);
     }
     if proof.is_empty() {
         return Err(VerifyError);
     }
-    match root_from_subtree_consistency_proof(0, first, second, first_root, proof) {
-        Some(computed) if hashes_equal(&computed, second_root) => Ok(()),
-        _ => Err(VerifyError),
-    }
+    root_matches(
+        root_from_subtree_consistency_proof(0, first, second, first_root, proof),
+        second_root,
+    )
 }
 
 /// Verifies that the leaf with hash `leaf_hash` at `leaf_index` is in the
@@ -555,26 +564,18 @@ pub fn verify_subtree_consistency(
         return Err(VerifyError);
     }
     if start == end {
-        return if proof.is_empty() && hashes_equal(subtree_root, &rfc9162_empty_root()) {
-            Ok(())
-        } else {
-            Err(VerifyError)
-        };
+        return nothing_to_prove(proof, subtree_root, &rfc9162_empty_root());
     }
     if start == 0 && end == size {
-        return if proof.is_empty() && hashes_equal(subtree_root, root) {
-            Ok(())
-        } else {
-            Err(VerifyError)
-        };
+        return nothing_to_prove(proof, subtree_root, root);
     }
     if proof.is_empty() {
         return Err(VerifyError);
     }
-    match root_from_subtree_consistency_proof(start, end, size, subtree_root, proof) {
-        Some(computed) if hashes_equal(&computed, root) => Ok(()),
-        _ => Err(VerifyError),
-    }
+    root_matches(
+        root_from_subtree_consistency_proof(start, end, size, subtree_root, proof),
+        root,
+    )
 }
 
 // ---------------------------------------------------------------------------

@@ -542,6 +542,38 @@ pub fn parse_signature_line(line: &str) -> Result<NoteSignature, NoteError> {
     })
 }
 
+/// Asserts that `parse` refuses each of `cases`: the tests' tables of malformed
+/// notes, checkpoints and keys.
+#[cfg(test)]
+pub(crate) fn assert_all_refused<T, E, S>(
+    parse: impl Fn(&str) -> Result<T, E>,
+    cases: impl IntoIterator<Item = S>,
+) where
+    S: AsRef<str> + std::fmt::Debug,
+{
+    for case in cases {
+        assert!(parse(case.as_ref()).is_err(), "accepted {case:?}");
+    }
+}
+
+/// Asserts that `signer`'s skey (read by its key type's `from_skey`) and vkey
+/// give back the same key, and that its `Debug` does not show the skey; returns
+/// the verifier read from the vkey.
+#[cfg(test)]
+pub(crate) fn assert_keys_round_trip<T: KeyType + PartialEq, E: std::fmt::Debug>(
+    signer: &Signer<T>,
+    from_skey: impl Fn(&str) -> Result<Signer<T>, E>,
+) -> Verifier<T>
+where
+    T::Error: std::fmt::Debug,
+{
+    let again = from_skey(&signer.to_skey()).unwrap();
+    assert_eq!(again.verifier(), signer.verifier());
+    let debug = format!("{signer:?}");
+    assert!(!debug.contains(signer.to_skey().as_str()));
+    Verifier::<T>::from_vkey(&signer.verifier().to_vkey()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,9 +633,7 @@ mod tests {
     #[test]
     fn generate_round_trip() {
         let signer = NoteSigner::generate("example.com/log").unwrap();
-        let again = NoteSigner::from_skey(&signer.to_skey()).unwrap();
-        assert_eq!(again.verifier(), signer.verifier());
-        let verifier = NoteVerifier::from_vkey(&signer.verifier().to_vkey()).unwrap();
+        let verifier = assert_keys_round_trip(&signer, NoteSigner::from_skey);
         let text = "hello\n\nworld\n";
         let note = Note {
             text: text.to_owned(),
@@ -615,8 +645,7 @@ mod tests {
             parsed.verify(&[&verifier]).unwrap(),
             vec!["example.com/log"]
         );
-        let debug = format!("{signer:?}");
-        assert!(debug.contains("example.com/log") && !debug.contains(signer.to_skey().as_str()));
+        assert!(format!("{signer:?}").contains("example.com/log"));
     }
 
     #[test]
@@ -679,9 +708,7 @@ mod tests {
             "text\n\n\u{2014} a AAAAAA==\n".to_owned(),
             "text\n\n\u{2014} a \n".to_owned(),
         ];
-        for case in &cases {
-            assert!(Note::parse(case).is_err(), "accepted {case:?}");
-        }
+        assert_all_refused(Note::parse, &cases);
         let many = format!("text\n\n{}", format!("{line}\n").repeat(MAX_SIGNATURES + 1));
         assert_eq!(Note::parse(&many), Err(NoteError::TooManySignatures));
         let enough = format!("text\n\n{}", format!("{line}\n").repeat(MAX_SIGNATURES));
@@ -710,9 +737,7 @@ mod tests {
             // A small-order point (the identity) under a matching key id.
             "weak+00000000+AQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ];
-        for vkey in bad_vkeys {
-            assert!(NoteVerifier::from_vkey(vkey).is_err(), "accepted {vkey:?}");
-        }
+        assert_all_refused(NoteVerifier::from_vkey, bad_vkeys);
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert_eq!(
@@ -728,9 +753,7 @@ mod tests {
             "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKD",
             "PRIVATE+KEY+Peter+Neumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz",
         ];
-        for skey in bad_skeys {
-            assert!(NoteSigner::from_skey(skey).is_err(), "accepted {skey:?}");
-        }
+        assert_all_refused(NoteSigner::from_skey, bad_skeys);
         assert!(NoteSigner::generate("bad name").is_err());
         assert!(NoteSigner::generate("").is_err());
         assert!(NoteSigner::generate("a\u{a0}b").is_err());

@@ -245,65 +245,69 @@ fn proof_line(prefix: String, proof: &[Hash]) -> String {
     line
 }
 
+/// Every valid subtree `[start, end)` of `tree` with `end <= max_end`, by `end`
+/// then `start`, with its root.
+fn subtree_roots(tree: &MemoryTree, max_end: u64) -> impl Iterator<Item = (u64, u64, Hash)> + '_ {
+    (1..=max_end).flat_map(move |end| {
+        (0..end)
+            .filter(move |&start| is_valid_subtree(start, end))
+            .map(move |start| (start, end, subtree_root(tree, start, end).unwrap()))
+    })
+}
+
+/// Asserts that the vector lines `write` lists for the draft's tree hash to `want`.
+fn assert_accumulated(want: &str, write: impl FnOnce(&MemoryTree, &mut Vec<String>)) {
+    let tree = mtc_tree();
+    let mut lines = Vec::new();
+    write(&tree, &mut lines);
+    let mut h = Sha256::new();
+    for line in lines {
+        h.update(line);
+    }
+    assert_eq!(hex::encode(h.finalize()), want);
+}
+
 #[test]
 fn mtc_subtree_hashes() {
-    let tree = mtc_tree();
-    let mut h = Sha256::new();
-    for end in 1..=MTC_MAX {
-        for start in (0..end).filter(|&s| is_valid_subtree(s, end)) {
-            let root = subtree_root(&tree, start, end).unwrap();
-            h.update(format!("[{start}, {end}) {}\n", hex::encode(root)));
+    let want = "94a95384a8c69acea9b50d035a58285b3a777cb7a724005faa5e1f1e1190007f";
+    assert_accumulated(want, |tree, lines| {
+        for (start, end, root) in subtree_roots(tree, MTC_MAX) {
+            lines.push(format!("[{start}, {end}) {}\n", hex::encode(root)));
         }
-    }
-    assert_eq!(
-        hex::encode(h.finalize()),
-        "94a95384a8c69acea9b50d035a58285b3a777cb7a724005faa5e1f1e1190007f"
-    );
+    });
 }
 
 #[test]
 fn mtc_subtree_inclusion_proofs() {
-    let tree = mtc_tree();
-    let mut h = Sha256::new();
-    for end in 1..=MTC_MAX {
-        for start in (0..end).filter(|&s| is_valid_subtree(s, end)) {
-            let root = subtree_root(&tree, start, end).unwrap();
+    let want = "ac2a8f989e44d99e399db448050ff5f19757df53cfb716aa81015d3955d8163f";
+    assert_accumulated(want, |tree, lines| {
+        for (start, end, root) in subtree_roots(tree, MTC_MAX) {
             for index in start..end {
-                let proof = subtree_inclusion_proof(&tree, index, start, end).unwrap();
+                let proof = subtree_inclusion_proof(tree, index, start, end).unwrap();
                 let leaf = tree
                     .node(locus_ledger::merkle::NodeId::new(0, index))
                     .unwrap();
                 verify_subtree_inclusion(&leaf, index, start, end, &proof, &root).unwrap();
-                h.update(proof_line(format!("{index} [{start}, {end})"), &proof));
+                lines.push(proof_line(format!("{index} [{start}, {end})"), &proof));
             }
         }
-    }
-    assert_eq!(
-        hex::encode(h.finalize()),
-        "ac2a8f989e44d99e399db448050ff5f19757df53cfb716aa81015d3955d8163f"
-    );
+    });
 }
 
 #[test]
 fn mtc_subtree_consistency_proofs() {
-    let tree = mtc_tree();
-    let mut h = Sha256::new();
-    for size in 0..=MTC_MAX {
-        let root = subtree_root(&tree, 0, size).unwrap();
-        for end in 1..=size {
-            for start in (0..end).filter(|&s| is_valid_subtree(s, end)) {
-                let proof = subtree_consistency_proof(&tree, start, end, size).unwrap();
-                let sub = subtree_root(&tree, start, end).unwrap();
+    let want = "c586ebbb73a5621baf2140095d87dde934e3b6503a562a1a5215b8209edd083d";
+    assert_accumulated(want, |tree, lines| {
+        for size in 0..=MTC_MAX {
+            let root = subtree_root(tree, 0, size).unwrap();
+            for (start, end, sub) in subtree_roots(tree, size) {
+                let proof = subtree_consistency_proof(tree, start, end, size).unwrap();
                 verify_subtree_consistency(start, end, size, &sub, &root, &proof).unwrap();
                 if start == 0 && end < size {
                     verify_consistency(end, size, &sub, &root, &proof).unwrap();
                 }
-                h.update(proof_line(format!("[{start}, {end}) {size}"), &proof));
+                lines.push(proof_line(format!("[{start}, {end}) {size}"), &proof));
             }
         }
-    }
-    assert_eq!(
-        hex::encode(h.finalize()),
-        "c586ebbb73a5621baf2140095d87dde934e3b6503a562a1a5215b8209edd083d"
-    );
+    });
 }

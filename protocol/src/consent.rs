@@ -579,6 +579,7 @@ impl DeviceChallenge {
 mod tests {
     use super::*;
     use crate::device::DeviceSigner;
+    use crate::test_support::{assert_each_edit_refused, scopes};
 
     const HOUR: i64 = 3600;
     const T: i64 = 1_700_000_000_000;
@@ -589,9 +590,7 @@ mod tests {
             requester: "city-er".parse().unwrap(),
             subject: PatientKey::from_bytes([1; 32]),
             purpose: PurposeOfUse::Treatment,
-            scope: "patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs"
-                .parse()
-                .unwrap(),
+            scope: scopes("patient/Observation.rs?category=laboratory patient/DiagnosticReport.rs"),
             data_period: Some(DataPeriod::new("2024-01-01", "2024-12-31").unwrap()),
             duration_secs: 24 * HOUR,
         }
@@ -610,9 +609,7 @@ mod tests {
             rule: "00000000-0000-4000-8000-00000000000a".parse().unwrap(),
             subject: PatientKey::from_bytes([1; 32]),
             who: RuleAudience::AnyHospital,
-            scope: "patient/Observation.rs?category=laboratory"
-                .parse()
-                .unwrap(),
+            scope: scopes("patient/Observation.rs?category=laboratory"),
             data_window_days: Some(365),
             grant_duration_secs: 24 * HOUR,
             purposes: vec![PurposeOfUse::EmergencyTreatment, PurposeOfUse::Treatment],
@@ -912,24 +909,20 @@ mod tests {
             serde_json::from_value::<RequestTerms>(json.clone()).unwrap(),
             t
         );
-        for (field, value) in [
-            ("duration_secs", serde_json::json!(0)),
-            (
-                "duration_secs",
-                serde_json::json!(MAX_GRANT_DURATION_SECS + 1),
-            ),
-            ("duration_secs", serde_json::json!(1.5)),
-            ("purpose", serde_json::json!("treat")),
-            ("scope", serde_json::json!("patient/*.rs")),
-            ("extra", serde_json::json!(1)),
-        ] {
-            let mut bad = json.clone();
-            bad[field] = value;
-            assert!(
-                serde_json::from_value::<RequestTerms>(bad).is_err(),
-                "{field}"
-            );
-        }
+        assert_each_edit_refused::<RequestTerms>(
+            &json,
+            [
+                ("duration_secs", serde_json::json!(0)),
+                (
+                    "duration_secs",
+                    serde_json::json!(MAX_GRANT_DURATION_SECS + 1),
+                ),
+                ("duration_secs", serde_json::json!(1.5)),
+                ("purpose", serde_json::json!("treat")),
+                ("scope", serde_json::json!("patient/*.rs")),
+                ("extra", serde_json::json!(1)),
+            ],
+        );
 
         let d = Decision::Approve(approval());
         let json = serde_json::to_value(&d).unwrap();
@@ -974,25 +967,21 @@ mod tests {
             serde_json::to_value(&named).unwrap()["who"],
             serde_json::json!({"member": "city-er"})
         );
-        for (field, value) in [
-            ("purposes", serde_json::json!([])),
-            ("purposes", serde_json::json!(["TREAT", "TREAT"])),
-            ("data_window_days", serde_json::json!(0)),
-            (
-                "data_window_days",
-                serde_json::json!(MAX_DATA_WINDOW_DAYS + 1),
-            ),
-            ("grant_duration_secs", serde_json::json!(-1)),
-            ("rule", serde_json::json!("ed-labs-12m")),
-            ("who", serde_json::json!("anyone")),
-        ] {
-            let mut bad = rule_json.clone();
-            bad[field] = value;
-            assert!(
-                serde_json::from_value::<StandingRule>(bad).is_err(),
-                "{field}"
-            );
-        }
+        assert_each_edit_refused::<StandingRule>(
+            &rule_json,
+            [
+                ("purposes", serde_json::json!([])),
+                ("purposes", serde_json::json!(["TREAT", "TREAT"])),
+                ("data_window_days", serde_json::json!(0)),
+                (
+                    "data_window_days",
+                    serde_json::json!(MAX_DATA_WINDOW_DAYS + 1),
+                ),
+                ("grant_duration_secs", serde_json::json!(-1)),
+                ("rule", serde_json::json!("ed-labs-12m")),
+                ("who", serde_json::json!("anyone")),
+            ],
+        );
 
         let c = DeviceChallenge {
             challenge: "A".repeat(22),
@@ -1078,10 +1067,7 @@ mod tests {
 
     #[test]
     fn device_signatures_over_consent() {
-        for signer in [
-            DeviceSigner::generate_p256(),
-            DeviceSigner::generate_ed25519(),
-        ] {
+        for signer in DeviceSigner::of_each_algorithm() {
             let key = signer.public_jwk();
             let mut a = approval();
             a.device = signer.device_id();

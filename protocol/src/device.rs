@@ -138,10 +138,7 @@ impl DeviceKey {
             return Err(DeviceKeyError::TooLong);
         }
         let jwk: ExportedJwk = serde_json::from_str(json).map_err(|_| DeviceKeyError::Malformed)?;
-        if jwk.d {
-            return Err(DeviceKeyError::PrivateKey);
-        }
-        let key = Self::from_members(&jwk.kty, &jwk.crv, &jwk.x, jwk.y.as_deref())?;
+        let key = jwk.public_key()?;
         let alg_ok = match (key.algorithm(), jwk.alg.as_deref()) {
             (_, None) => true,
             (DeviceKeyAlgorithm::EcdsaP256, Some(alg)) => alg == "ES256",
@@ -278,28 +275,38 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StrictJwk {
-    kty: String,
-    crv: String,
-    x: String,
-    #[serde(default)]
-    y: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    d: bool,
+/// Declares a JWK as read from JSON: the key members, whether a private `d` is
+/// present, then `$extra` members; any other member is refused.
+macro_rules! jwk_members {
+    ($name:ident { $($extra:tt)* }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            kty: String,
+            crv: String,
+            x: String,
+            #[serde(default)]
+            y: Option<String>,
+            #[serde(default, deserialize_with = "present")]
+            d: bool,
+            $($extra)*
+        }
+
+        impl $name {
+            /// The public key these members describe; a private key is refused.
+            fn public_key(&self) -> Result<DeviceKey, DeviceKeyError> {
+                if self.d {
+                    return Err(DeviceKeyError::PrivateKey);
+                }
+                DeviceKey::from_members(&self.kty, &self.crv, &self.x, self.y.as_deref())
+            }
+        }
+    };
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportedJwk {
-    kty: String,
-    crv: String,
-    x: String,
-    #[serde(default)]
-    y: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    d: bool,
+jwk_members!(StrictJwk {});
+
+jwk_members!(ExportedJwk {
     #[serde(default)]
     alg: Option<String>,
     #[serde(default, rename = "use")]
@@ -312,15 +319,12 @@ struct ExportedJwk {
     #[serde(default)]
     #[allow(dead_code)]
     kid: Option<IgnoredAny>,
-}
+});
 
 impl<'de> Deserialize<'de> for DeviceKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let jwk = StrictJwk::deserialize(d)?;
-        if jwk.d {
-            return Err(serde::de::Error::custom(DeviceKeyError::PrivateKey));
-        }
-        Self::from_members(&jwk.kty, &jwk.crv, &jwk.x, jwk.y.as_deref())
+        StrictJwk::deserialize(d)?
+            .public_key()
             .map_err(serde::de::Error::custom)
     }
 }
@@ -386,6 +390,12 @@ impl DeviceSigner {
         }
     }
 
+    /// A fresh signer of each algorithm, for tests that must hold for both.
+    #[cfg(test)]
+    pub(crate) fn of_each_algorithm() -> [Self; 2] {
+        [Self::generate_p256(), Self::generate_ed25519()]
+    }
+
     /// Signs with an existing P-256 key.
     pub fn from_p256(key: p256::ecdsa::SigningKey) -> Result<Self, DeviceKeyError> {
         let public = DeviceKey::from_p256(key.verifying_key())?;
@@ -432,14 +442,7 @@ impl DeviceSigner {
     }
 }
 
-impl fmt::Debug for DeviceSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceSigner")
-            .field("public", &self.public)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
+redacted_debug!(DeviceSigner, "public", |k| k.public);
 
 #[cfg(test)]
 mod tests {
@@ -697,10 +700,7 @@ mod tests {
 
     #[test]
     fn signatures_round_trip() {
-        for signer in [
-            DeviceSigner::generate_p256(),
-            DeviceSigner::generate_ed25519(),
-        ] {
+        for signer in DeviceSigner::of_each_algorithm() {
             let key = signer.public_jwk();
             assert_eq!(signer.device_id(), key.thumbprint());
             let sig = signer.sign(b"approve request 1");

@@ -27,6 +27,7 @@ use crate::grant::{
 use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId, RuleId};
 use crate::jcs::{self, CanonicalError};
 use crate::member::MemberUpdateError;
+use crate::roles::{logger, Logger};
 use crate::scope::ScopeSet;
 use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
 
@@ -246,57 +247,39 @@ impl Event {
 
     /// The patient the event is about, if any.
     pub fn subject(&self) -> Option<&PatientKey> {
-        match self {
-            Self::PointersPublished(_) | Self::MemberUpdated(_) => None,
-            Self::IndexQueried(e) => Some(&e.subject),
-            Self::RecordRetrieved(e) => Some(&e.subject),
-            Self::AccessRefused(e) => e.subject.as_ref(),
-            Self::GrantRevoked(e) => Some(&e.subject),
-            Self::DeviceEnrolled(e) => Some(&e.subject),
-            Self::DeviceRemoved(e) => Some(&e.subject),
-            Self::AccessRequested(e) => Some(&e.terms.subject),
-            Self::AccessDecided(e) => Some(e.decision.subject()),
-            Self::GrantIssued(e) => Some(&e.subject),
-            Self::RuleCreated(e) => Some(&e.rule.subject),
-            Self::RuleRevoked(e) => Some(&e.subject),
-        }
+        self.subject_and_grant().0
     }
 
     /// The grant the event was made under, if any.
     pub fn grant(&self) -> Option<&GrantId> {
+        self.subject_and_grant().1
+    }
+
+    /// The patient and the grant the event names, each if any: one table for both.
+    fn subject_and_grant(&self) -> (Option<&PatientKey>, Option<&GrantId>) {
         match self {
-            Self::PointersPublished(_) | Self::MemberUpdated(_) => None,
-            Self::IndexQueried(e) => Some(&e.grant),
-            Self::RecordRetrieved(e) => Some(&e.grant),
-            Self::AccessRefused(e) => e.grant.as_ref(),
-            Self::GrantRevoked(e) => Some(&e.grant),
-            Self::GrantIssued(e) => Some(&e.grant),
-            Self::DeviceEnrolled(_)
-            | Self::DeviceRemoved(_)
-            | Self::AccessRequested(_)
-            | Self::AccessDecided(_)
-            | Self::RuleCreated(_)
-            | Self::RuleRevoked(_) => None,
+            Self::PointersPublished(_) | Self::MemberUpdated(_) => (None, None),
+            Self::IndexQueried(e) => (Some(&e.subject), Some(&e.grant)),
+            Self::RecordRetrieved(e) => (Some(&e.subject), Some(&e.grant)),
+            Self::AccessRefused(e) => (e.subject.as_ref(), e.grant.as_ref()),
+            Self::GrantRevoked(e) => (Some(&e.subject), Some(&e.grant)),
+            Self::DeviceEnrolled(e) => (Some(&e.subject), None),
+            Self::DeviceRemoved(e) => (Some(&e.subject), None),
+            Self::AccessRequested(e) => (Some(&e.terms.subject), None),
+            Self::AccessDecided(e) => (Some(e.decision.subject()), None),
+            Self::GrantIssued(e) => (Some(&e.subject), Some(&e.grant)),
+            Self::RuleCreated(e) => (Some(&e.rule.subject), None),
+            Self::RuleRevoked(e) => (Some(&e.subject), None),
         }
     }
 
     /// The record custodian involved, if any: the hospital that published,
-    /// released, or refused a retrieval asked of it.
+    /// released, or refused a retrieval asked of it. Those are the events only
+    /// their custodian may log, so this reads [`logger`]'s table.
     pub fn custodian(&self) -> Option<&HospitalId> {
-        match self {
-            Self::PointersPublished(e) => Some(&e.custodian),
-            Self::RecordRetrieved(e) => Some(&e.custodian),
-            Self::AccessRefused(e) => e.custodian.as_ref(),
-            Self::IndexQueried(_)
-            | Self::MemberUpdated(_)
-            | Self::GrantRevoked(_)
-            | Self::DeviceEnrolled(_)
-            | Self::DeviceRemoved(_)
-            | Self::AccessRequested(_)
-            | Self::AccessDecided(_)
-            | Self::GrantIssued(_)
-            | Self::RuleCreated(_)
-            | Self::RuleRevoked(_) => None,
+        match logger(self) {
+            Logger::Custodian(custodian) => Some(custodian),
+            Logger::Authority | Logger::Role(_) => None,
         }
     }
 
@@ -881,6 +864,7 @@ mod tests {
     use super::*;
     use crate::consent::{Approval, Refusal, RuleAudience};
     use crate::device::DeviceSigner;
+    use crate::test_support::{assert_each_edit_refused, scopes};
 
     const PK: &str = "1553afd87589661bffe7f636c024232c40cc9380f60c26b0070d34c25ae50bf6";
 
@@ -948,9 +932,7 @@ mod tests {
             requester: "city-er".parse().unwrap(),
             subject: PK.parse().unwrap(),
             purpose: PurposeOfUse::Treatment,
-            scope: "patient/Observation.rs?code=http://loinc.org|2339-0"
-                .parse()
-                .unwrap(),
+            scope: scopes("patient/Observation.rs?code=http://loinc.org|2339-0"),
             data_period: Some(DataPeriod::new("2024-01-01", "2024-06-30").unwrap()),
             duration_secs: 86_400,
         }
@@ -961,9 +943,7 @@ mod tests {
             rule: "00000000-0000-4000-8000-0000000000bb".parse().unwrap(),
             subject: PK.parse().unwrap(),
             who: RuleAudience::AnyHospital,
-            scope: "patient/Observation.rs?category=laboratory"
-                .parse()
-                .unwrap(),
+            scope: scopes("patient/Observation.rs?category=laboratory"),
             data_window_days: Some(365),
             grant_duration_secs: 86_400,
             purposes: vec![PurposeOfUse::EmergencyTreatment],
@@ -1545,21 +1525,20 @@ mod tests {
         let bare = serde_json::to_value(Event::MemberUpdated(member_updated())).unwrap();
         assert!(bare.get("endpoint").is_none());
 
-        for (field, value) in [
-            ("display_name", serde_json::json!("")),
-            ("display_name", serde_json::json!("St\u{0}Mary")),
-            ("display_name", serde_json::json!("x".repeat(129))),
-            ("endpoint", serde_json::json!("http://st-mary.example")),
-            ("endpoint", serde_json::json!("https://st mary.example")),
-            ("role", serde_json::json!("owner")),
-            ("status", serde_json::json!("Active")),
-            ("certificate", serde_json::json!({"x5t#S256": "short"})),
-            ("extra", serde_json::json!(1)),
-        ] {
-            let mut bad = json.clone();
-            bad[field] = value;
-            assert!(serde_json::from_value::<Event>(bad).is_err(), "{field}");
-        }
+        assert_each_edit_refused::<Event>(
+            &json,
+            [
+                ("display_name", serde_json::json!("")),
+                ("display_name", serde_json::json!("St\u{0}Mary")),
+                ("display_name", serde_json::json!("x".repeat(129))),
+                ("endpoint", serde_json::json!("http://st-mary.example")),
+                ("endpoint", serde_json::json!("https://st mary.example")),
+                ("role", serde_json::json!("owner")),
+                ("status", serde_json::json!("Active")),
+                ("certificate", serde_json::json!({"x5t#S256": "short"})),
+                ("extra", serde_json::json!(1)),
+            ],
+        );
 
         // Built in code, the same checks run when signing.
         let mut m = member_updated();

@@ -8,7 +8,7 @@ use chrono::{Datelike as _, Days, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ids::{GrantId, MemberId, PatientKey, RequestId, ScopeTag};
+use crate::ids::{PatientKey, RequestId, ScopeTag};
 use crate::linkage::{scope_tag, LinkageKey};
 use crate::scope::{dated_tag_input, ScopeSet};
 
@@ -17,37 +17,25 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
 /// Longest `standing_rule.rule` / `emergency.reason`, in bytes.
 pub const MAX_BASIS_TEXT_LEN: usize = 512;
 
-/// Claims of a grant token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantClaims {
-    /// The issuer (the consent service).
-    pub iss: MemberId,
-    /// The patient.
-    pub sub: PatientKey,
-    /// The member allowed to use the grant.
-    pub aud: MemberId,
-    /// Grant id (for revocation and the ledger).
-    pub jti: GrantId,
-    /// Issued at, Unix seconds.
-    pub iat: i64,
-    /// Not before, Unix seconds.
-    pub nbf: i64,
-    /// Expires, Unix seconds (exclusive).
-    pub exp: i64,
-    /// What may be read.
-    pub scope: ScopeSet,
-    /// `scope_tag(K_link, sub, input)` for each of `scope.tag_inputs()`.
-    pub scope_tags: Vec<ScopeTag>,
-    /// Why.
-    pub purpose: PurposeOfUse,
-    /// Which clinical dates the records may have; absent means any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_period: Option<DataPeriod>,
-    /// Certificate binding (RFC 8705): only the holder of that certificate may use it.
-    pub cnf: Confirmation,
-    /// What authorizes the grant.
-    pub basis: GrantBasis,
+token_claims! {
+    /// Claims of a grant token.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct GrantClaims {
+        /// What may be read.
+        pub scope: ScopeSet,
+        /// `scope_tag(K_link, sub, input)` for each of `scope.tag_inputs()`.
+        pub scope_tags: Vec<ScopeTag>,
+        /// Why.
+        pub purpose: PurposeOfUse,
+        /// Which clinical dates the records may have; absent means any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub data_period: Option<DataPeriod>,
+        /// Certificate binding (RFC 8705): only the holder of that certificate may use it.
+        pub cnf: Confirmation,
+        /// What authorizes the grant.
+        pub basis: GrantBasis,
+    }
 }
 
 /// HL7 v3 PurposeOfUse codes Locus accepts.
@@ -442,6 +430,7 @@ impl GrantClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::GrantId;
 
     const DAY: i64 = 86_400;
     const NOW: i64 = 1_700_000_000;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::RefusalReason;
 use crate::grant::{Confirmation, GrantClaims, GrantError, MAX_CLOCK_SKEW_SECS};
-use crate::ids::{GrantId, KeyId, MemberId, PatientKey, ScopeTag};
+use crate::ids::{KeyId, MemberId, ScopeTag};
 use crate::signing::{SigningKey, VerifyingKey};
 
 /// Longest token accepted (and issued), in bytes. Real grants are 1 to 3 KiB; the
@@ -240,23 +240,17 @@ fn verify_jws<C: TokenClaims>(
 /// The `typ` of a discovery token.
 pub const DISCOVERY_TOKEN_TYP: &str = "locus-discovery+jwt";
 
-/// What the index is shown of a grant: who may discover, for which patient,
-/// when, bound to which certificate, and the blinded scope tags, sorted by
-/// value. No scopes, codes, categories, dates or purpose: the index matches
-/// tags and learns nothing about what records are or when they were made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiscoveryClaims {
-    pub iss: MemberId,
-    pub sub: PatientKey,
-    pub aud: MemberId,
-    /// The grant's id: discovery and retrieval are logged under the same grant.
-    pub jti: GrantId,
-    pub iat: i64,
-    pub nbf: i64,
-    pub exp: i64,
-    pub scope_tags: Vec<ScopeTag>,
-    pub cnf: Confirmation,
+token_claims! {
+    /// What the index is shown of a grant: who may discover, for which patient,
+    /// when, bound to which certificate, and the blinded scope tags, sorted by
+    /// value. No scopes, codes, categories, dates or purpose: the index matches
+    /// tags and learns nothing about what records are or when they were made.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DiscoveryClaims {
+        pub scope_tags: Vec<ScopeTag>,
+        pub cnf: Confirmation,
+    }
 }
 
 impl DiscoveryClaims {

@@ -105,6 +105,51 @@ macro_rules! checked_struct {
     };
 }
 
+/// Gives a secret key a `Debug` that shows only `$field` (its public half or id, as
+/// `$public` with `$k` the key) and a redacted secret, so logging a key leaks nothing.
+macro_rules! redacted_debug {
+    ($ty:ident, $field:literal, |$k:ident| $public:expr) => {
+        impl ::core::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                let $k = self;
+                f.debug_struct(stringify!($ty))
+                    .field($field, &$public)
+                    .field("secret", &"<redacted>")
+                    .finish()
+            }
+        }
+    };
+}
+
+/// Declares a token's claims struct: the registered JWT claims every Locus token
+/// carries (`iss` to `exp`, in this wire order), then the token's own claims.
+macro_rules! token_claims {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($own:tt)* }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            /// The issuer (the consent service).
+            pub iss: $crate::ids::MemberId,
+            /// The patient.
+            pub sub: $crate::ids::PatientKey,
+            /// The member allowed to use the grant.
+            pub aud: $crate::ids::MemberId,
+            /// Grant id (for revocation and the ledger; discovery and retrieval are
+            /// logged under it).
+            pub jti: $crate::ids::GrantId,
+            /// Issued at, Unix seconds.
+            pub iat: i64,
+            /// Not before, Unix seconds.
+            pub nbf: i64,
+            /// Expires, Unix seconds (exclusive).
+            pub exp: i64,
+            $($own)*
+        }
+    };
+}
+
 pub mod consent;
 pub mod device;
 pub mod directory;
@@ -122,4 +167,6 @@ pub mod seal;
 pub mod signing;
 #[cfg(feature = "diesel")]
 pub mod sql;
+#[cfg(test)]
+mod test_support;
 pub mod text;

@@ -113,14 +113,7 @@ impl LinkageKey {
     }
 }
 
-impl fmt::Debug for LinkageKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LinkageKey")
-            .field("kid", &self.kid)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
+redacted_debug!(LinkageKey, "kid", |k| k.kid);
 
 /// Why a raw identifier could not be normalized. The input is never echoed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

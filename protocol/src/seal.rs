@@ -6,8 +6,6 @@
 //! opened as a record or the other way round; the `aad` binds it to its context
 //! (pointer id, patient key, custodian, ...).
 
-use core::fmt;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
@@ -56,14 +54,7 @@ impl X25519SecretKey {
     }
 }
 
-impl fmt::Debug for X25519SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("X25519SecretKey")
-            .field("public", &self.public_key())
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
+redacted_debug!(X25519SecretKey, "public", |k| k.public_key());
 
 /// An X25519 public key. String and JSON form: base64url without padding.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,8 +8,6 @@
 //! [`crate::pointer::PROVENANCE_SIGNATURE_CONTEXT`]). Grant tokens are verified by
 //! `jsonwebtoken` instead, see [`crate::grant_token`] for why that is equivalent.
 
-use core::fmt;
-
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -112,14 +110,7 @@ impl SigningKey {
     }
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("key_id", &self.key_id())
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
+redacted_debug!(SigningKey, "key_id", |k| k.key_id());
 
 /// An Ed25519 public key. String and JSON form: base64url (no padding) of the 32 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
