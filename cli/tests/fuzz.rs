@@ -19,7 +19,8 @@ use locus_cli::consortium::{DropOnExit, Storage};
 use locus_cli::phone::{enrolment_code, Phone};
 use locus_protocol::ids::PatientKey;
 use locus_tests::command::Up;
-use locus_tests::postgres_admin_url;
+
+mod common;
 use serde_json::Value;
 
 /// Test cases per API operation and phase: enough to reach every route with
@@ -255,11 +256,5 @@ fn sqlite() {
 
 #[test]
 fn postgres() {
-    let admin = postgres_admin_url();
-    let (server, _) = admin.rsplit_once('/').unwrap();
-    let url = format!(
-        "{server}/locus_fuzz_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    fuzz_every_listener(Some(&url));
+    fuzz_every_listener(Some(&common::throwaway_postgres_url("fuzz")));
 }
