@@ -108,6 +108,13 @@ fn done(store: &ConsentStore, key: &str, act: &Act) {
     assert!(store.finish(key, 11).unwrap(), "{key}");
 }
 
+/// Adds `code`, hospital-a's enrolment code for `PATIENT`, valid until `expires_at_ms`.
+fn desk_code(store: &ConsentStore, code: &str, expires_at_ms: i64) {
+    store
+        .add_enrolment_code(code, &PATIENT, &member("hospital-a"), expires_at_ms)
+        .unwrap();
+}
+
 /// Asserts that reserving `act` under `key` at `now_ms` is refused with `conflict`.
 fn refused(store: &ConsentStore, key: &str, act: &Act, now_ms: i64, conflict: Conflict) {
     assert_eq!(
@@ -119,12 +126,8 @@ fn refused(store: &ConsentStore, key: &str, act: &Act, now_ms: i64, conflict: Co
 
 async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     let store = open(&db);
-    store
-        .add_enrolment_code("ABCD-EFGH-JKLM", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
-    store
-        .add_enrolment_code("OLD-CODE", &PATIENT, &member("hospital-a"), 0)
-        .unwrap();
+    desk_code(&store, "ABCD-EFGH-JKLM", 1_000);
+    desk_code(&store, "OLD-CODE", 0);
     assert_eq!(
         store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(),
         Some((PATIENT, member("hospital-a")))
@@ -153,9 +156,7 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     done(&store, "device:device-1", &first);
     assert!(!store.finish("device:device-1", 12).unwrap());
     assert!(store.device(&dev(1)).unwrap().is_some());
-    store
-        .add_enrolment_code("WXYZ-WXYZ-WXYZ", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
+    desk_code(&store, "WXYZ-WXYZ-WXYZ", 1_000);
     for (device, patient, code, conflict) in [
         // The code works once; an expired code never.
         (2, PATIENT, "ABCD-EFGH-JKLM", Conflict::CodeUsed),
@@ -196,9 +197,7 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         device_id: dev(1),
     });
     refused(&store, "device:device-1", &not_mine, 21, Conflict::NoDevice);
-    store
-        .add_enrolment_code("AAAA-BBBB-CCCC", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
+    desk_code(&store, "AAAA-BBBB-CCCC", 1_000);
     refused(
         &store,
         "device:device-2",
@@ -350,9 +349,7 @@ async fn concurrent_acts_on_one_thing_reserve_once(db: TestDb) {
 
 async fn challenges_are_single_use_and_bounded(db: TestDb) {
     let store = open(&db);
-    store
-        .add_enrolment_code("ABCD-EFGH-JKLM", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
+    desk_code(&store, "ABCD-EFGH-JKLM", 1_000);
     done(
         &store,
         "device:device-1",
