@@ -152,7 +152,11 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     )?);
     approval.duration_secs = 86_400;
     let decision = Decision::Approve(approval.clone());
-    let body = phone.signed("decision", json!(decision), &decision.signing_bytes()?);
+    let body = phone.signed(
+        "decision",
+        serde_json::to_value(&decision)?,
+        &decision.signing_bytes()?,
+    );
     let (status, decided) = phone.post("/patient/decisions", body).await?;
     ensure!(
         status == 200,

@@ -176,7 +176,7 @@ impl Phone {
             signed_at_ms,
         };
         let bytes = revocation.signing_bytes()?;
-        Ok(self.signed("revocation", json!(revocation), &bytes))
+        Ok(self.signed("revocation", serde_json::to_value(&revocation)?, &bytes))
     }
 
     /// This device's signature over `bytes`, in base64url.
