@@ -439,23 +439,34 @@ impl Network {
         .with_clock(options.clock.clone());
         progress(&format!("index-service and ledger on {index_url}"));
 
+        // The config of the consent service or a connector: its own fields, then
+        // what they are all given alike (the linkage key, the index and its
+        // ledger's key, the authority, their TLS files and the clock).
+        macro_rules! member_config {
+            ($($config:ident)::+, $tls:expr, { $($field:ident: $value:expr,)* }) => {
+                $($config)::+ {
+                    $($field: $value,)*
+                    linkage_key_file: linkage_path.clone(),
+                    index_url: Some(index_url.clone()),
+                    ledger_vkey: Some(vkey.clone()),
+                    authority_key: Some(authority_key.clone()),
+                    tls_ca_cert: Some($tls.ca_cert.clone()),
+                    tls_cert: Some($tls.cert.clone()),
+                    tls_key: Some($tls.key.clone()),
+                    clock: options.clock.clone(),
+                    ..Default::default()
+                }
+            };
+        }
+
         // The consent service.
-        let consent_config = locus_consent::config::Config {
+        let consent_config = member_config!(locus_consent::config::Config, consent.tls, {
             listen: options.ports.addr(10),
             patient_listen: options.ports.addr(11),
             database_url: options.storage.url_for(&dir, CONSENT)?,
             member_id: CONSENT.into(),
             member_key_file: dir.join(CONSENT).join("member.pem"),
-            linkage_key_file: linkage_path.clone(),
-            index_url: Some(index_url.clone()),
-            ledger_vkey: Some(vkey.clone()),
-            authority_key: Some(authority_key.clone()),
-            tls_ca_cert: Some(consent.tls.ca_cert.clone()),
-            tls_cert: Some(consent.tls.cert.clone()),
-            tls_key: Some(consent.tls.key.clone()),
-            clock: options.clock.clone(),
-            ..Default::default()
-        };
+        });
         let consent_app = locus_consent::startup::Application::build(&consent_config)
             .context("the consent service")?;
         let (member_url, patient_url) = (
@@ -471,25 +482,16 @@ impl Network {
             .step_by(10)
             .zip(options.hospitals.iter().zip(hospitals))
         {
-            let config = locus_hospital_connector::config::Config {
+            let config = member_config!(locus_hospital_connector::config::Config, keys.tls, {
                 listen: options.ports.addr(offset),
                 database_url: options.storage.url_for(&dir, id)?,
                 member_id: Some(id.clone()),
                 member_key_file: dir.join(id).join("member.pem"),
                 x25519_key_file: dir.join(id).join("x25519.key"),
-                linkage_key_file: linkage_path.clone(),
-                index_url: Some(index_url.clone()),
-                ledger_vkey: Some(vkey.clone()),
-                authority_key: Some(authority_key.clone()),
-                tls_ca_cert: Some(keys.tls.ca_cert.clone()),
-                tls_cert: Some(keys.tls.cert.clone()),
-                tls_key: Some(keys.tls.key.clone()),
                 publish_interval_ms: millis(options.publish_interval),
                 directory_refresh_ms: millis(options.poll_interval),
                 witness_interval_ms: millis(options.witness_interval),
-                clock: options.clock.clone(),
-                ..Default::default()
-            };
+            });
             let app = locus_hospital_connector::startup::Application::build(&config)
                 .with_context(|| format!("the connector of {id}"))?;
             connectors.push((keys, app, config));

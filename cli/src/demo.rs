@@ -5,19 +5,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use chrono::{Datelike as _, NaiveDate};
 use clap::Args;
 use locus_hospital_connector::retrieve::RetrieveRequest;
-use locus_protocol::consent::{Approval, Decision, DeviceChallenge, RequestTerms, Revocation};
-use locus_protocol::device::DeviceSigner;
+use locus_protocol::consent::{Approval, Decision, RequestTerms};
 use locus_protocol::grant::DataPeriod;
 use locus_protocol::ids::{PatientKey, RequestId};
 use locus_protocol::linkage::{normalize_identifier, patient_key};
 use serde_json::{json, Value};
 
 use crate::consortium::{DropOnExit, Network, Options, Storage};
+use crate::phone::{enrolment_code, post, Phone};
 
 const LAB_RESULTS: &str = "patient/Observation.rs?category=laboratory";
 const LAB_RESULTS_AND_REPORTS: &str =
@@ -99,7 +97,14 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
     ));
 
     chapter(2, "The patient enrols their phone at the front desk");
-    let phone = Phone::enrol(network, a, patient).await?;
+    let code = enrolment_code(&a.node.http, &network.info.consent.member_url, &patient).await?;
+    let phone = Phone::new(
+        network.phone()?,
+        network.info.consent.patient_url.clone(),
+        patient,
+    )
+    .enrol(&code)
+    .await?;
     say("The desk gave a one-time code; the phone made its own key and registered it.");
     say("From now on, only a signature from this phone can say yes.");
 
@@ -126,7 +131,7 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         "the request was not accepted: {status} {asked}"
     );
     let request: RequestId = serde_json::from_value(asked["request"].clone())?;
-    let pending = phone.get("/patient/requests").await?;
+    let pending = phone.get_ok("/patient/requests").await?;
     let shown = pending
         .get(0)
         .context("the request did not reach the phone")?;
@@ -146,14 +151,13 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         &end.to_string(),
     )?);
     approval.duration_secs = 86_400;
-    let (status, decided) = phone
-        .sign_and_post(
-            "/patient/decisions",
-            "decision",
-            &Decision::Approve(approval.clone()),
-            |d| d.signing_bytes(),
-        )
-        .await?;
+    let decision = Decision::Approve(approval.clone());
+    let body = phone.signed(
+        "decision",
+        serde_json::to_value(&decision)?,
+        &decision.signing_bytes()?,
+    );
+    let (status, decided) = phone.post("/patient/decisions", body).await?;
     ensure!(
         status == 200,
         "the approval was refused: {status} {decided}"
@@ -247,17 +251,8 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         .as_str()
         .context("the approval named no grant")?
         .parse()?;
-    let revocation = Revocation {
-        grant: grant_id,
-        subject: patient,
-        device: phone.signer.device_id(),
-        signed_at_ms: network.clock.now_ms(),
-    };
-    let (status, body) = phone
-        .sign_and_post("/patient/revocations", "revocation", &revocation, |r| {
-            r.signing_bytes()
-        })
-        .await?;
+    let revocation = phone.revocation(grant_id, network.clock.now_ms())?;
+    let (status, body) = phone.post("/patient/revocations", revocation).await?;
     ensure!(status == 200, "the revocation was refused: {status} {body}");
     let retry = RetrieveRequest {
         grant: Some(grant.clone()),
@@ -317,7 +312,7 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
         b.name,
         report.received.len()
     ));
-    let grants = phone.get("/patient/grants").await?;
+    let grants = phone.get_ok("/patient/grants").await?;
     let flagged = grants
         .as_array()
         .into_iter()
@@ -348,7 +343,7 @@ async fn chapters(network: &Network) -> anyhow::Result<()> {
             audit.problems.len()
         );
     }
-    let history = phone.get("/patient/history").await?;
+    let history = phone.get_ok("/patient/history").await?;
     // Repeated events (one per record released) are shown once, counted.
     let mut lines: Vec<(&str, usize)> = Vec::new();
     for text in history
@@ -413,24 +408,6 @@ fn month_end(today: NaiveDate) -> NaiveDate {
         .unwrap_or(today)
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: String,
-    body: Value,
-    bearer: Option<&str>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = client.post(&url).json(&body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await.unwrap_or(Value::Null)))
-}
-
 async fn get_json(client: &reqwest::Client, url: String) -> anyhow::Result<Value> {
     let response = client
         .get(&url)
@@ -443,107 +420,4 @@ async fn get_json(client: &reqwest::Client, url: String) -> anyhow::Result<Value
         response.status()
     );
     Ok(response.json().await?)
-}
-
-/// The patient's phone: a device key it made itself, and a session.
-struct Phone {
-    client: reqwest::Client,
-    base: String,
-    signer: DeviceSigner,
-    session: String,
-}
-
-impl Phone {
-    async fn enrol(
-        network: &Network,
-        desk: &crate::consortium::Hospital,
-        subject: PatientKey,
-    ) -> anyhow::Result<Self> {
-        let (status, code) = post(
-            &desk.node.http,
-            format!(
-                "{}/consent/enrolment-codes",
-                network.info.consent.member_url
-            ),
-            json!({ "subject": subject }),
-            None,
-        )
-        .await?;
-        ensure!(
-            status == 200,
-            "the desk could not get an enrolment code: {status} {code}"
-        );
-        let client = network.phone()?;
-        let base = network.info.consent.patient_url.clone();
-        let signer = DeviceSigner::generate_p256();
-        let body = json!({ "code": code["code"], "device_key": signer.public_jwk() });
-        let (status, enrolled) = post(&client, format!("{base}/patient/enrol"), body, None).await?;
-        ensure!(status == 200, "enrolment failed: {status} {enrolled}");
-        let device = signer.device_id();
-        let (_, challenge) = post(
-            &client,
-            format!("{base}/patient/challenge"),
-            json!({ "device": device }),
-            None,
-        )
-        .await?;
-        let challenge = challenge["challenge"]
-            .as_str()
-            .context("no sign-in challenge")?
-            .to_owned();
-        let signed = DeviceChallenge {
-            challenge: challenge.clone(),
-            device,
-        }
-        .signing_bytes()?;
-        let body = json!({ "device": device, "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(signer.sign(&signed)) });
-        let (status, session) =
-            post(&client, format!("{base}/patient/session"), body, None).await?;
-        ensure!(status == 200, "sign-in failed: {status} {session}");
-        let session = session["session"]
-            .as_str()
-            .context("no session")?
-            .to_owned();
-        Ok(Self {
-            client,
-            base,
-            signer,
-            session,
-        })
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.session)
-            .send()
-            .await?;
-        ensure!(
-            response.status().is_success(),
-            "the phone's GET {path}: {}",
-            response.status()
-        );
-        Ok(response.json().await?)
-    }
-
-    /// Signs `value` with the device key and posts it as `{field, signature}`.
-    async fn sign_and_post<T: serde::Serialize, E: std::error::Error + Send + Sync + 'static>(
-        &self,
-        path: &str,
-        field: &str,
-        value: &T,
-        signing_bytes: impl Fn(&T) -> Result<Vec<u8>, E>,
-    ) -> anyhow::Result<(u16, Value)> {
-        let signature = self.signer.sign(&signing_bytes(value)?);
-        let mut body = json!({ "signature": URL_SAFE_NO_PAD.encode(signature) });
-        body[field] = serde_json::to_value(value)?;
-        post(
-            &self.client,
-            format!("{}{path}", self.base),
-            body,
-            Some(&self.session),
-        )
-        .await
-    }
 }

@@ -10,5 +10,6 @@ pub mod bench;
 pub mod consortium;
 pub mod demo;
 pub mod network;
+pub mod phone;
 pub mod pki;
 pub mod synthetic;

@@ -15,14 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use locus_cli::consortium::{DropOnExit, Storage};
-use locus_protocol::consent::DeviceChallenge;
-use locus_protocol::device::DeviceSigner;
+use locus_cli::phone::{enrolment_code, Phone};
+use locus_protocol::ids::PatientKey;
 use locus_tests::command::Up;
-use locus_tests::postgres_admin_url;
-use serde_json::{json, Value};
+
+mod common;
+use serde_json::Value;
 
 /// Test cases per API operation and phase: enough to reach every route with
 /// valid and invalid input, few enough that both backends take minutes.
@@ -70,14 +69,6 @@ fn client(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> reqwest::Client {
     builder.build().unwrap()
 }
 
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
-    let response = client.post(&url).json(&body).send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert_eq!(status, 200, "POST {url}: {body}");
-    body
-}
-
 /// A patient's session on the patients' API: a code from hospital-a's desk,
 /// a fresh device key, a signed challenge.
 async fn patient_session(
@@ -86,43 +77,12 @@ async fn patient_session(
     members: &str,
     patients: &str,
 ) -> String {
-    let desk = client(ca, Some(hospital));
-    let phone = client(ca, None);
-    let subject = "ab".repeat(32);
-    let code = post(
-        &desk,
-        format!("{members}/consent/enrolment-codes"),
-        json!({ "subject": subject }),
-    )
-    .await;
-    let signer = DeviceSigner::generate_p256();
-    post(
-        &phone,
-        format!("{patients}/patient/enrol"),
-        json!({ "code": code["code"], "device_key": signer.public_jwk() }),
-    )
-    .await;
-    let device = signer.device_id();
-    let challenge = post(
-        &phone,
-        format!("{patients}/patient/challenge"),
-        json!({ "device": device }),
-    )
-    .await;
-    let challenge = challenge["challenge"].as_str().unwrap().to_owned();
-    let signed = DeviceChallenge {
-        challenge: challenge.clone(),
-        device,
-    }
-    .signing_bytes()
-    .unwrap();
-    let session = post(
-        &phone,
-        format!("{patients}/patient/session"),
-        json!({ "device": device, "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(signer.sign(&signed)) }),
-    )
-    .await;
-    session["session"].as_str().unwrap().to_owned()
+    let subject = PatientKey::from_bytes([0xab; 32]);
+    let code = enrolment_code(&client(ca, Some(hospital)), members, &subject)
+        .await
+        .unwrap();
+    let phone = Phone::new(client(ca, None), patients.to_owned(), subject);
+    phone.enrol(&code).await.unwrap().session
 }
 
 /// Runs schemathesis on one listener; returns its output if it found anything.
@@ -296,11 +256,5 @@ fn sqlite() {
 
 #[test]
 fn postgres() {
-    let admin = postgres_admin_url();
-    let (server, _) = admin.rsplit_once('/').unwrap();
-    let url = format!(
-        "{server}/locus_fuzz_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    fuzz_every_listener(Some(&url));
+    fuzz_every_listener(Some(&common::throwaway_postgres_url("fuzz")));
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use locus_cli::consortium::{DropOnExit, Storage};
 use locus_tests::command::{code_and_text, Up};
-use locus_tests::postgres_admin_url;
+
+mod common;
 
 fn locus(args: &[&str]) -> (i32, String) {
     code_and_text(
@@ -141,11 +142,5 @@ fn sqlite() {
 
 #[test]
 fn postgres() {
-    let admin = postgres_admin_url();
-    let (server, _) = admin.rsplit_once('/').unwrap();
-    let url = format!(
-        "{server}/locus_up_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    network_runs_and_restarts(Some(&url));
+    network_runs_and_restarts(Some(&common::throwaway_postgres_url("up")));
 }

@@ -37,12 +37,17 @@ const PATIENT_ROUTES: &[(&str, &str)] = &[
 /// What the default service answers for a route the listener does not have.
 const NO_ROUTE: &str = "no such resource";
 
-async fn document(client: &reqwest::Client, base: &str) -> Value {
-    let response = client
+/// A GET of the listener's OpenAPI document, as `client` is answered.
+async fn get_document(client: &reqwest::Client, base: &str) -> reqwest::Response {
+    client
         .get(format!("{base}/openapi.json"))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn document(client: &reqwest::Client, base: &str) -> Value {
+    let response = get_document(client, base).await;
     assert_eq!(response.status().as_u16(), 200);
     let text = response.text().await.unwrap();
     serde_json::from_str(&text)
@@ -148,13 +153,7 @@ async fn each_listener_documents_exactly_its_own_routes() {
     .await;
     let members = document(hospital, &consent.member_url).await;
     // The authority's certificate is the consortium's, but no member's.
-    let refused = network
-        .admin
-        .http
-        .get(format!("{}/openapi.json", consent.member_url))
-        .send()
-        .await
-        .unwrap();
+    let refused = get_document(&network.admin.http, &consent.member_url).await;
     assert_eq!(refused.status().as_u16(), 403);
     assert_eq!(
         members["components"]["securitySchemes"]["mutual_tls"]["type"],

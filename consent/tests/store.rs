@@ -108,14 +108,26 @@ fn done(store: &ConsentStore, key: &str, act: &Act) {
     assert!(store.finish(key, 11).unwrap(), "{key}");
 }
 
+/// Adds `code`, hospital-a's enrolment code for `PATIENT`, valid until `expires_at_ms`.
+fn desk_code(store: &ConsentStore, code: &str, expires_at_ms: i64) {
+    store
+        .add_enrolment_code(code, &PATIENT, &member("hospital-a"), expires_at_ms)
+        .unwrap();
+}
+
+/// Asserts that reserving `act` under `key` at `now_ms` is refused with `conflict`.
+fn refused(store: &ConsentStore, key: &str, act: &Act, now_ms: i64, conflict: Conflict) {
+    assert_eq!(
+        store.reserve(key, act, now_ms).unwrap(),
+        Err(conflict),
+        "{key}"
+    );
+}
+
 async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     let store = open(&db);
-    store
-        .add_enrolment_code("ABCD-EFGH-JKLM", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
-    store
-        .add_enrolment_code("OLD-CODE", &PATIENT, &member("hospital-a"), 0)
-        .unwrap();
+    desk_code(&store, "ABCD-EFGH-JKLM", 1_000);
+    desk_code(&store, "OLD-CODE", 0);
     assert_eq!(
         store.enrolment_code("ABCD-EFGH-JKLM", 10).unwrap(),
         Some((PATIENT, member("hospital-a")))
@@ -144,48 +156,20 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     done(&store, "device:device-1", &first);
     assert!(!store.finish("device:device-1", 12).unwrap());
     assert!(store.device(&dev(1)).unwrap().is_some());
-    // The code works once; an expired code never.
-    assert_eq!(
-        store
-            .reserve(
-                "device:device-2",
-                &enrol(dev(2), PATIENT, "ABCD-EFGH-JKLM"),
-                10
-            )
-            .unwrap(),
-        Err(Conflict::CodeUsed)
-    );
-    assert_eq!(
-        store
-            .reserve("device:device-2", &enrol(dev(2), PATIENT, "OLD-CODE"), 10)
-            .unwrap(),
-        Err(Conflict::CodeUsed)
-    );
-    // A code is for its own patient.
-    store
-        .add_enrolment_code("WXYZ-WXYZ-WXYZ", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
-    assert_eq!(
-        store
-            .reserve(
-                "device:device-2",
-                &enrol(dev(2), OTHER, "WXYZ-WXYZ-WXYZ"),
-                10
-            )
-            .unwrap(),
-        Err(Conflict::CodeUsed)
-    );
-    // A known key cannot be enrolled again, for anyone.
-    assert_eq!(
-        store
-            .reserve(
-                "device:device-1",
-                &enrol(dev(1), PATIENT, "WXYZ-WXYZ-WXYZ"),
-                10
-            )
-            .unwrap(),
-        Err(Conflict::DeviceKnown)
-    );
+    desk_code(&store, "WXYZ-WXYZ-WXYZ", 1_000);
+    for (device, patient, code, conflict) in [
+        // The code works once; an expired code never.
+        (2, PATIENT, "ABCD-EFGH-JKLM", Conflict::CodeUsed),
+        (2, PATIENT, "OLD-CODE", Conflict::CodeUsed),
+        // A code is for its own patient.
+        (2, OTHER, "WXYZ-WXYZ-WXYZ", Conflict::CodeUsed),
+        // A known key cannot be enrolled again, for anyone.
+        (1, PATIENT, "WXYZ-WXYZ-WXYZ", Conflict::DeviceKnown),
+    ] {
+        let key = format!("device:device-{device}");
+        let enrolment = enrol(dev(device), patient, code);
+        refused(&store, &key, &enrolment, 10, conflict);
+    }
     done(
         &store,
         "device:device-2",
@@ -207,30 +191,19 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
     assert!(store.device(&dev(2)).unwrap().is_some());
     done(&store, "device:device-2", &remove);
     assert!(store.device(&dev(2)).unwrap().is_none());
-    assert_eq!(
-        store.reserve("device:device-2", &remove, 21).unwrap(),
-        Err(Conflict::NoDevice)
-    );
+    refused(&store, "device:device-2", &remove, 21, Conflict::NoDevice);
     let not_mine = act(Change::RemoveDevice {
         patient_key: OTHER,
         device_id: dev(1),
     });
-    assert_eq!(
-        store.reserve("device:device-1", &not_mine, 21).unwrap(),
-        Err(Conflict::NoDevice)
-    );
-    store
-        .add_enrolment_code("AAAA-BBBB-CCCC", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
-    assert_eq!(
-        store
-            .reserve(
-                "device:device-2",
-                &enrol(dev(2), PATIENT, "AAAA-BBBB-CCCC"),
-                22
-            )
-            .unwrap(),
-        Err(Conflict::DeviceKnown)
+    refused(&store, "device:device-1", &not_mine, 21, Conflict::NoDevice);
+    desk_code(&store, "AAAA-BBBB-CCCC", 1_000);
+    refused(
+        &store,
+        "device:device-2",
+        &enrol(dev(2), PATIENT, "AAAA-BBBB-CCCC"),
+        22,
+        Conflict::DeviceKnown,
     );
     assert_eq!(store.devices_of(&PATIENT).unwrap().len(), 1);
 
@@ -256,10 +229,7 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         status: RequestStatus::Refused,
         grant: None,
     });
-    assert_eq!(
-        store.reserve("request:r1", &refuse, 12).unwrap(),
-        Err(Conflict::AlreadyDecided)
-    );
+    refused(&store, "request:r1", &refuse, 12, Conflict::AlreadyDecided);
     done(
         &store,
         "request:r2",
@@ -287,19 +257,13 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         patient_key: OTHER,
         grant_id: gid(1),
     });
-    assert_eq!(
-        store.reserve("grant:g1", &by_other, 13).unwrap(),
-        Err(Conflict::NoGrant)
-    );
+    refused(&store, "grant:g1", &by_other, 13, Conflict::NoGrant);
     let revoke = act(Change::RevokeGrant {
         patient_key: PATIENT,
         grant_id: gid(1),
     });
     done(&store, "grant:g1", &revoke);
-    assert_eq!(
-        store.reserve("grant:g1", &revoke, 14).unwrap(),
-        Err(Conflict::AlreadyRevoked)
-    );
+    refused(&store, "grant:g1", &revoke, 14, Conflict::AlreadyRevoked);
 
     // A rule id is used once; a rule is revoked once, by its own patient, and
     // stops matching from the reservation on.
@@ -316,11 +280,12 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         "rule:rule-1",
         &act(Change::AddRule { rule: rule.clone() }),
     );
-    assert_eq!(
-        store
-            .reserve("rule:rule-1", &act(Change::AddRule { rule }), 15)
-            .unwrap(),
-        Err(Conflict::RuleExists)
+    refused(
+        &store,
+        "rule:rule-1",
+        &act(Change::AddRule { rule }),
+        15,
+        Conflict::RuleExists,
     );
     let unrule = act(Change::RevokeRule {
         patient_key: PATIENT,
@@ -330,17 +295,11 @@ async fn acts_are_reserved_applied_and_undone_once(db: TestDb) {
         patient_key: OTHER,
         rule_id: rule_one(),
     });
-    assert_eq!(
-        store.reserve("rule:rule-1", &unrule_other, 16).unwrap(),
-        Err(Conflict::NoRule)
-    );
+    refused(&store, "rule:rule-1", &unrule_other, 16, Conflict::NoRule);
     assert_eq!(store.reserve("rule:rule-1", &unrule, 16).unwrap(), Ok(()));
     assert!(store.rules_of(&PATIENT).unwrap().is_empty());
     assert!(store.finish("rule:rule-1", 17).unwrap());
-    assert_eq!(
-        store.reserve("rule:rule-1", &unrule, 18).unwrap(),
-        Err(Conflict::NoRule)
-    );
+    refused(&store, "rule:rule-1", &unrule, 18, Conflict::NoRule);
     assert!(store.pending_acts().unwrap().is_empty());
 }
 
@@ -390,9 +349,7 @@ async fn concurrent_acts_on_one_thing_reserve_once(db: TestDb) {
 
 async fn challenges_are_single_use_and_bounded(db: TestDb) {
     let store = open(&db);
-    store
-        .add_enrolment_code("ABCD-EFGH-JKLM", &PATIENT, &member("hospital-a"), 1_000)
-        .unwrap();
+    desk_code(&store, "ABCD-EFGH-JKLM", 1_000);
     done(
         &store,
         "device:device-1",

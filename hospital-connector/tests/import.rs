@@ -171,38 +171,27 @@ fn non_content_text(store: &RecordStore) -> Vec<String> {
         ))
         .load(&mut conn)
         .unwrap();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    rows.into_iter()
-        .map(|r| {
-            format!(
-                "{} {} {} {} {} {} {:?} {} {} {} {:?} {}",
-                r.0,
-                r.1,
-                r.2,
-                r.3,
-                r.4,
-                r.5,
-                r.6,
-                hex(&r.7),
-                hex(&r.8),
-                r.9,
-                r.10,
-                r.11
-            )
-        })
-        .chain(received.into_iter().map(|r| {
-            format!(
-                "{} {} {} {} {} {} {}",
-                r.0,
-                r.1,
-                r.2,
-                r.3,
-                r.4,
-                r.5,
-                hex(&r.6)
-            )
-        }))
+    rows.iter()
+        .map(row_text)
+        .chain(received.iter().map(row_text))
         .collect()
+}
+
+/// A row's columns as text, space-separated, binary ones as hex: one
+/// rendering for every table, so no column is left out of the scan.
+fn row_text(row: impl serde::Serialize) -> String {
+    let Value::Array(columns) = serde_json::to_value(row).unwrap() else {
+        panic!("a row is a tuple of columns");
+    };
+    let text = |column: &Value| match column {
+        Value::String(s) => s.clone(),
+        Value::Array(bytes) => bytes
+            .iter()
+            .map(|b| format!("{:02x}", b.as_u64().unwrap()))
+            .collect(),
+        other => other.to_string(),
+    };
+    columns.iter().map(text).collect::<Vec<_>>().join(" ")
 }
 
 fn assert_no_secrets(store: &RecordStore, expected: &[Expected]) {

@@ -4,9 +4,12 @@
 
 use locus_protocol::directory::{MemberRole, MemberStatus};
 use locus_tests::index::{
-    admit, now_ms, random_retrieval, test_config, InProcess, TestClient, TestMember,
+    now_ms, random_retrieval, test_config, InProcess, TestClient, TestMember,
 };
 use locus_tests::{both_backends, TestDb};
+
+mod common;
+use common::start_admitted;
 
 both_backends!(
     bad_input_is_refused_and_changes_nothing,
@@ -46,10 +49,8 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     let stranger = TestMember::new("hospital-z");
     let suspended = TestMember::new("hospital-s");
     let authority = TestMember::authority();
-    let config = test_config(&db, &authority);
-    let service = InProcess::start(&config).await;
+    let service = start_admitted(&db, &authority, &[&member]).await;
     let client = &service.client;
-    admit(client, &authority, &[&member]).await;
     let admission =
         authority.signed(suspended.update(MemberRole::Hospital, MemberStatus::Active, None));
     let admitted = client.submit_ok(admission.clone()).await;
@@ -253,10 +254,8 @@ async fn numbers_beyond_storage_are_refused(db: TestDb) {
 
     let witness = TestMember::new("hospital-w");
     let authority = TestMember::authority();
-    let config = test_config(&db, &authority);
-    let service = InProcess::start(&config).await;
+    let service = start_admitted(&db, &authority, &[&witness]).await;
     let client = &service.client;
-    admit(client, &authority, &[&witness]).await;
     client.submit_ok(witness.retrieval()).await;
     client.checkpoint_at_least(2).await;
     let before = state(client).await;

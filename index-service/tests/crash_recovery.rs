@@ -14,6 +14,9 @@ use locus_tests::index::{
 };
 use locus_tests::{both_backends, TestDb};
 
+mod common;
+use common::{admit_submitters, hospitals};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_index-service");
 
 both_backends!(
@@ -31,23 +34,12 @@ async fn assert_consistent(client: &TestClient, old: &Checkpoint, new: &Checkpoi
 }
 
 async fn kill_mid_stream_then_restart(db: TestDb) {
-    let members: Vec<TestMember> = (0..3)
-        .map(|i| TestMember::new(&format!("hospital-{i}")))
-        .collect();
+    let members = hospitals(3);
     let authority = TestMember::authority();
     let config = test_config(&db, &authority);
 
     let first = Process::start(BINARY.as_ref(), &config);
-    admit(
-        &first.client,
-        &authority,
-        &members.iter().collect::<Vec<_>>(),
-    )
-    .await;
-    let client = Arc::new(TestClient::new(
-        first.client.base.clone(),
-        &first.client.ledger.verifier().to_vkey(),
-    ));
+    let (_, client) = admit_submitters(&first.client, &authority, &members).await;
     // (entry bytes, acknowledged index)
     type Acknowledged = Arc<Mutex<Vec<(Vec<u8>, u64)>>>;
     let acknowledged: Acknowledged = Arc::default();

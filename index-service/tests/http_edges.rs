@@ -12,8 +12,11 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use locus_tests::index::{admit, test_config, InProcess, TestClient, TestMember};
+use locus_tests::index::{TestClient, TestMember};
 use locus_tests::{both_backends, TestDb};
+
+mod common;
+use common::start_admitted;
 
 both_backends!(http_errors_are_json_and_change_nothing);
 
@@ -133,11 +136,9 @@ async fn state(client: &TestClient) -> (u64, usize) {
 async fn http_errors_are_json_and_change_nothing(db: TestDb) {
     let authority = TestMember::authority();
     let member = TestMember::new("hospital-a");
-    let config = test_config(&db, &authority);
-    let service = InProcess::start(&config).await;
+    let service = start_admitted(&db, &authority, &[&member]).await;
     let client = &service.client;
     let port: u16 = client.base.rsplit(':').next().unwrap().parse().unwrap();
-    admit(client, &authority, &[&member]).await;
     client.checkpoint_at_least(1).await;
     let before = state(client).await;
     let entry = member.retrieval();

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use locus_ledger::merkle::{rfc9162_leaf_hash, tree_root, NodeId, NodeReader as _};
 use locus_ledger::wire::Receipt;
-use locus_tests::index::{admit, decode_hash, test_config, InProcess, TestClient, TestMember};
+use locus_tests::index::{decode_hash, test_config, InProcess, TestMember};
 use locus_tests::{both_backends, TestDb};
+
+mod common;
+use common::{admit_submitters, hospitals};
 
 const SUBMITTERS: usize = 4;
 const PER_SUBMITTER: usize = 750;
@@ -19,22 +22,11 @@ const IN_FLIGHT: usize = 32;
 both_backends!(concurrent_submitters_then_verify_over_http);
 
 async fn concurrent_submitters_then_verify_over_http(db: TestDb) {
-    let members: Vec<TestMember> = (0..SUBMITTERS)
-        .map(|i| TestMember::new(&format!("hospital-{i}")))
-        .collect();
+    let members = hospitals(SUBMITTERS);
     let authority = TestMember::authority();
     let config = test_config(&db, &authority);
     let service = InProcess::start(&config).await;
-    let admitted = admit(
-        &service.client,
-        &authority,
-        &members.iter().collect::<Vec<_>>(),
-    )
-    .await;
-    let client = Arc::new(TestClient::new(
-        service.client.base.clone(),
-        &service.client.ledger.verifier().to_vkey(),
-    ));
+    let (admitted, client) = admit_submitters(&service.client, &authority, &members).await;
 
     // Every member submits concurrently, many requests in flight each.
     let mut submitted: Vec<(Vec<u8>, Receipt)> = Vec::new();

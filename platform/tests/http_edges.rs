@@ -104,96 +104,63 @@ async fn errors_outside_the_services_are_json() {
         http.post(format!("{url}{path}"))
             .header("content-type", "application/json")
             .body(body)
-            .send()
     };
+    let get = |path: &str| http.get(format!("{url}{path}"));
 
-    // A wrong method: with `Allow` when the path is one resource, and a 405
-    // still when it is registered once per method.
+    // A wrong method: with `Allow` when the path is one resource.
     let response = http.delete(format!("{url}/strict")).send().await.unwrap();
     let headers = json_error(response, 405, "method_not_allowed").await;
     assert_eq!(headers["allow"], "POST");
-    let response = http.post(format!("{url}/by-route")).send().await.unwrap();
-    json_error(response, 405, "method_not_allowed").await;
-    let response = http.get(format!("{url}/nowhere")).send().await.unwrap();
-    json_error(response, 404, "not_found").await;
-
-    // Bodies: an array is not the object a struct is read from; a plain
-    // `web::Json` without a JSON handler still answers JSON.
-    json_error(post("/strict", "[]").await.unwrap(), 400, "bad_request").await;
-    json_error(
-        post("/strict", r#"["t"]"#).await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    let ok: Value = post("/strict", r#"{"token": "t"}"#)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ok["token"], "t");
+    // A body within the limits is read.
+    let ok = post("/strict", r#"{"token": "t"}"#).send().await.unwrap();
+    assert_eq!(ok.json::<Value>().await.unwrap()["token"], "t");
     let large =
         r#"{"token": "0123456789012345678901234567890123456789012345678901234567890123456789"}"#;
-    json_error(post("/strict", large).await.unwrap(), 413, "too_large").await;
-    json_error(
-        post("/plain", "{not json").await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    json_error(post("/plain", large).await.unwrap(), 413, "too_large").await;
-    // actix answers a missing content type 400 here, and through
-    // `json_config` 415; both in JSON.
-    let response = http
-        .post(format!("{url}/plain"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    json_error(response, 400, "bad_request").await;
-    let response = http
-        .post(format!("{url}/strict"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    json_error(response, 415, "unsupported_media_type").await;
-    let response = http
-        .get(format!("{url}/query?n=4294967296"))
-        .send()
-        .await
-        .unwrap();
-    json_error(response, 400, "bad_request").await;
-
-    // A middleware's own refusal, raised as an error in plain text.
-    let response = http
-        .get(format!("{url}/by-route"))
-        .header("x-refuse", "1")
-        .send()
-        .await
-        .unwrap();
-    json_error(response, 403, "forbidden").await;
-
-    // The head: a long target, many header fields.
-    let response = http
-        .get(format!("{url}/by-route?{}", "a".repeat(9000)))
-        .send()
-        .await
-        .unwrap();
-    json_error(response, 414, "uri_too_long").await;
-    let mut request = http.get(format!("{url}/by-route"));
+    let mut many_fields = get("/by-route");
     for i in 0..70 {
-        request = request.header(format!("x-h{i}"), "v");
+        many_fields = many_fields.header(format!("x-h{i}"), "v");
     }
-    json_error(request.send().await.unwrap(), 431, "headers_too_large").await;
-    assert_eq!(
-        http.get(format!("{url}/by-route"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let refusals = [
+        // A 405 still when the path is registered once per method.
+        (
+            http.post(format!("{url}/by-route")),
+            405,
+            "method_not_allowed",
+        ),
+        (get("/nowhere"), 404, "not_found"),
+        // Bodies: an array is not the object a struct is read from; a plain
+        // `web::Json` without a JSON handler still answers JSON.
+        (post("/strict", "[]"), 400, "bad_request"),
+        (post("/strict", r#"["t"]"#), 400, "bad_request"),
+        (post("/strict", large), 413, "too_large"),
+        (post("/plain", "{not json"), 400, "bad_request"),
+        (post("/plain", large), 413, "too_large"),
+        // actix answers a missing content type 400 here, and through
+        // `json_config` 415; both in JSON.
+        (
+            http.post(format!("{url}/plain")).body("{}"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.post(format!("{url}/strict")).body("{}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (get("/query?n=4294967296"), 400, "bad_request"),
+        // A middleware's own refusal, raised as an error in plain text.
+        (get("/by-route").header("x-refuse", "1"), 403, "forbidden"),
+        // The head: a long target, many header fields.
+        (
+            get(&format!("/by-route?{}", "a".repeat(9000))),
+            414,
+            "uri_too_long",
+        ),
+        (many_fields, 431, "headers_too_large"),
+    ];
+    for (request, status, code) in refusals {
+        json_error(request.send().await.unwrap(), status, code).await;
+    }
+    assert_eq!(get("/by-route").send().await.unwrap().status(), 200);
     handle.stop(true).await;
 }

@@ -12,15 +12,11 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse};
 use locus_platform::http::{not_found, HttpEdges};
-use locus_platform::pki::certificate_der;
 
 mod common;
 use common::Consortium;
 use locus_platform::server::serve;
-use locus_platform::tls::{
-    http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
-};
-use locus_protocol::grant::Confirmation;
+use locus_platform::tls::{record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use serde_json::Value;
 
@@ -212,25 +208,14 @@ async fn the_codecs_refusals_are_json_on_plain_http() {
 #[actix_web::test]
 async fn over_mutual_tls_the_refusals_are_json_and_the_peer_is_known() {
     let dir = tempfile::tempdir().unwrap();
-    let Consortium {
-        server,
-        client,
-        member,
-    } = Consortium::new(dir.path());
-    let (addr, handle) = start(Some(&server));
+    let consortium = Consortium::new(dir.path());
+    let (addr, handle) = start(Some(&consortium.server));
 
     // The connection hook sees the TLS stream under the launcher's wrapper.
-    let seen = http_client(&client, Duration::from_secs(5))
-        .unwrap()
-        .get(format!("https://{addr}/whoami"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let expected = Confirmation::for_certificate_der(&certificate_der(&member.cert_pem).unwrap());
-    assert_eq!(seen, expected.x5t_s256);
+    consortium
+        .assert_member_seen(&format!("https://{addr}/whoami"))
+        .await;
+    let client = consortium.client;
 
     let refused = actix_web::rt::task::spawn_blocking(move || {
         let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();

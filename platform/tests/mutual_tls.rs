@@ -6,14 +6,13 @@
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use locus_platform::pki::{certificate_der, CertificateAuthority};
+use locus_platform::pki::CertificateAuthority;
 
 mod common;
 use common::{write, Consortium};
 use locus_platform::tls::{
     http_client, record_peer_certificate, server_acceptor, PeerCertificate, TlsFiles,
 };
-use locus_protocol::grant::Confirmation;
 
 async fn whoami(peer: PeerCertificate) -> HttpResponse {
     HttpResponse::Ok().body(peer.thumbprint.x5t_s256.clone())
@@ -22,15 +21,16 @@ async fn whoami(peer: PeerCertificate) -> HttpResponse {
 #[actix_web::test]
 async fn only_consortium_certificates_get_through() {
     let dir = tempfile::tempdir().unwrap();
+    let consortium = Consortium::new(dir.path());
     let Consortium {
         server,
         client: client_files,
-        member,
-    } = Consortium::new(dir.path());
+        ..
+    } = &consortium;
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let acceptor = server_acceptor(&server).unwrap();
+    let acceptor = server_acceptor(server).unwrap();
     let http = HttpServer::new(|| App::new().route("/whoami", web::get().to(whoami)))
         .on_connect(record_peer_certificate)
         .listen_openssl(listener, acceptor)
@@ -41,10 +41,7 @@ async fn only_consortium_certificates_get_through() {
     let url = format!("https://127.0.0.1:{port}/whoami");
 
     // A consortium member: the handler sees its certificate's thumbprint.
-    let client = http_client(&client_files, Duration::from_secs(5)).unwrap();
-    let seen = client.get(&url).send().await.unwrap().text().await.unwrap();
-    let expected = Confirmation::for_certificate_der(&certificate_der(&member.cert_pem).unwrap());
-    assert_eq!(seen, expected.x5t_s256);
+    consortium.assert_member_seen(&url).await;
 
     // No client certificate: the handshake fails.
     let ca_only = reqwest::Client::builder()
@@ -91,6 +88,7 @@ async fn only_consortium_certificates_get_through() {
         .run();
     let fake_handle = fake.handle();
     actix_web::rt::spawn(fake);
+    let client = http_client(client_files, Duration::from_secs(5)).unwrap();
     assert!(client
         .get(format!("https://127.0.0.1:{impostor_port}/whoami"))
         .send()

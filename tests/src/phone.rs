@@ -1,13 +1,15 @@
 //! A patient's phone against the consent service's patient API: a device key,
 //! enrolment with a desk code, challenge sign-in, and the signed acts
-//! (decisions, revocations, rules, device removal), as the app makes them.
+//! (decisions, revocations, rules, device removal), as the app makes them. The
+//! flow is `locus_cli::phone`'s, the client `locus demo` uses; here its calls panic.
+
+use std::ops::{Deref, DerefMut};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use locus_protocol::consent::{
-    Decision, DeviceChallenge, Revocation, RuleRevocation, StandingRule,
-};
-use locus_protocol::device::{DeviceKeyId, DeviceSigner};
+use locus_cli::phone;
+use locus_protocol::consent::{Decision, RuleRevocation, StandingRule};
+use locus_protocol::device::DeviceKeyId;
 use locus_protocol::ids::{GrantId, PatientKey, RuleId};
 use serde_json::{json, Value};
 
@@ -21,18 +23,9 @@ pub async fn post(
     body: Value,
     bearer: Option<&str>,
 ) -> (u16, Value) {
-    let mut request = client.post(url).json(&body);
-    if let Some(token) = bearer {
-        request = request.bearer_auth(token);
-    }
-    answer(request).await
-}
-
-/// Sends `request`; the status and the JSON answer (`null` if none).
-async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    phone::post(client, url, body, bearer)
+        .await
+        .expect("request sent")
 }
 
 pub use crate::index::now_ms;
@@ -68,47 +61,39 @@ pub async fn enrolment_code(
     desk: &TestHospital,
     subject: &PatientKey,
 ) -> String {
-    let (status, code) = post(
+    phone::enrolment_code(
         &desk.node.http,
-        format!(
-            "{}/consent/enrolment-codes",
-            network.consent_service.member_url
-        ),
-        json!({ "subject": subject }),
-        None,
+        &network.consent_service.member_url,
+        subject,
     )
-    .await;
-    assert_eq!(status, 200, "{code}");
-    code["code"].as_str().expect("code").to_owned()
+    .await
+    .expect("enrolment code")
 }
 
-/// A patient's phone: its device key and, once signed in, a session.
-pub struct Phone {
-    pub client: reqwest::Client,
-    pub base: String,
-    pub signer: DeviceSigner,
-    pub subject: PatientKey,
-    pub session: String,
+/// A patient's phone: the shared client (its key, subject and session read as
+/// fields through `Deref`), with calls that panic rather than return errors.
+#[derive(Debug)]
+pub struct Phone(phone::Phone);
+
+impl Deref for Phone {
+    type Target = phone::Phone;
+
+    fn deref(&self) -> &phone::Phone {
+        &self.0
+    }
 }
 
-impl std::fmt::Debug for Phone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Phone")
-            .field("device", &self.signer.device_id())
-            .finish_non_exhaustive()
+impl DerefMut for Phone {
+    fn deref_mut(&mut self) -> &mut phone::Phone {
+        &mut self.0
     }
 }
 
 impl Phone {
     /// A new device key that is not enrolled yet.
     pub fn new(network: &TestNetwork, subject: PatientKey) -> Self {
-        Self {
-            client: network.phone(),
-            base: network.consent_service.patient_url.clone(),
-            signer: DeviceSigner::generate_p256(),
-            subject,
-            session: String::new(),
-        }
+        let base = network.consent_service.patient_url.clone();
+        Self(phone::Phone::new(network.phone(), base, subject))
     }
 
     /// Enrols with a code from `desk` and signs in.
@@ -123,70 +108,24 @@ impl Phone {
         phone
     }
 
-    pub fn device(&self) -> DeviceKeyId {
-        self.signer.device_id()
-    }
-
     /// Redeems an enrolment code with this phone's key.
     pub async fn redeem(&self, code: &str) -> (u16, Value) {
-        post(
-            &self.client,
-            format!("{}/patient/enrol", self.base),
-            json!({ "code": code, "device_key": self.signer.public_jwk() }),
-            None,
-        )
-        .await
+        self.0.redeem(code).await.expect("request sent")
     }
 
     /// Asks for a challenge.
     pub async fn challenge(&self) -> (u16, Value) {
-        post(
-            &self.client,
-            format!("{}/patient/challenge", self.base),
-            json!({ "device": self.device() }),
-            None,
-        )
-        .await
+        self.0.challenge().await.expect("request sent")
     }
 
     /// Signs a challenge in; keeps the session on success.
     pub async fn sign_in(&mut self) -> (u16, Value) {
-        let (status, challenge) = self.challenge().await;
-        if status != 200 {
-            return (status, challenge);
-        }
-        let challenge = challenge["challenge"]
-            .as_str()
-            .expect("challenge")
-            .to_owned();
-        let signed = DeviceChallenge {
-            challenge: challenge.clone(),
-            device: self.device(),
-        }
-        .signing_bytes()
-        .expect("challenge bytes");
-        let body = json!({ "device": self.device(), "challenge": challenge, "signature": URL_SAFE_NO_PAD.encode(self.signer.sign(&signed)) });
-        let (status, session) = post(
-            &self.client,
-            format!("{}/patient/session", self.base),
-            body,
-            None,
-        )
-        .await;
-        if status == 200 {
-            self.session = session["session"].as_str().expect("session").to_owned();
-        }
-        (status, session)
+        self.0.sign_in().await.expect("sign-in")
     }
 
     /// A signed-in GET: the status and the JSON answer.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        answer(
-            self.client
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(&self.session),
-        )
-        .await
+        self.0.get(path).await.expect("request sent")
     }
 
     /// A signed-in GET that must succeed.
@@ -198,13 +137,7 @@ impl Phone {
 
     /// A signed-in POST.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        post(
-            &self.client,
-            format!("{}{path}", self.base),
-            body,
-            Some(&self.session),
-        )
-        .await
+        self.0.post(path, body).await.expect("request sent")
     }
 
     /// Sends a decision with this device's signature, or `signature`.
@@ -222,14 +155,9 @@ impl Phone {
 
     /// The signed revocation of `grant`, and its body.
     pub fn revocation(&self, grant: GrantId) -> Value {
-        let revocation = Revocation {
-            grant,
-            subject: self.subject,
-            device: self.device(),
-            signed_at_ms: now_ms(),
-        };
-        let bytes = revocation.signing_bytes().expect("revocation bytes");
-        self.signed("revocation", json!(revocation), &bytes)
+        self.0
+            .revocation(grant, now_ms())
+            .expect("revocation bytes")
     }
 
     /// Revokes a grant.
@@ -259,20 +187,10 @@ impl Phone {
         self.signed("revocation", json!(revocation), &bytes)
     }
 
-    /// The body `{field: value, "signature": …}`, signed over `bytes` with this device's key.
-    fn signed(&self, field: &str, value: Value, bytes: &[u8]) -> Value {
-        let mut body = json!({ "signature": URL_SAFE_NO_PAD.encode(self.signer.sign(bytes)) });
-        body[field] = value;
-        body
-    }
-
     /// Removes one of the patient's devices.
     pub async fn remove_device(&self, device: &DeviceKeyId) -> (u16, Value) {
-        answer(
-            self.client
-                .delete(format!("{}/patient/devices/{device}", self.base))
-                .bearer_auth(&self.session),
-        )
-        .await
+        let url = format!("{}/patient/devices/{device}", self.base);
+        let request = self.client.delete(url).bearer_auth(&self.session);
+        phone::answer(request).await.expect("request sent")
     }
 }

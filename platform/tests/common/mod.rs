@@ -1,7 +1,10 @@
 //! What more than one of the platform's test files needs.
 
-use locus_platform::pki::{CertificateAuthority, IssuedCertificate};
-use locus_platform::tls::TlsFiles;
+use std::time::Duration;
+
+use locus_platform::pki::{certificate_der, CertificateAuthority, IssuedCertificate};
+use locus_platform::tls::{http_client, TlsFiles};
+use locus_protocol::grant::Confirmation;
 
 /// Writes the CA's certificate and `node`'s certificate and key under `dir`,
 /// as the TLS files of `name`.
@@ -46,5 +49,14 @@ impl Consortium {
             client,
             member,
         }
+    }
+
+    /// Asserts that a GET of `url` with the member's certificate reaches a
+    /// handler that sees that certificate (it answers its thumbprint).
+    pub async fn assert_member_seen(&self, url: &str) {
+        let client = http_client(&self.client, Duration::from_secs(5)).unwrap();
+        let seen = client.get(url).send().await.unwrap().text().await.unwrap();
+        let member = certificate_der(&self.member.cert_pem).unwrap();
+        assert_eq!(seen, Confirmation::for_certificate_der(&member).x5t_s256);
     }
 }

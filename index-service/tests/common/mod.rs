@@ -1,0 +1,40 @@
+//! What more than one of the index-service's test files needs.
+
+// Each test file uses some of these.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use locus_tests::index::{admit, test_config, InProcess, TestClient, TestMember};
+use locus_tests::TestDb;
+
+/// A fresh index-service in this process on `db`, under `authority`, with
+/// `members` admitted as active hospitals.
+pub async fn start_admitted(
+    db: &TestDb,
+    authority: &TestMember,
+    members: &[&TestMember],
+) -> InProcess {
+    let service = InProcess::start(&test_config(db, authority)).await;
+    admit(&service.client, authority, members).await;
+    service
+}
+
+/// Members `hospital-0` to `hospital-{n-1}`, to submit side by side.
+pub fn hospitals(n: usize) -> Vec<TestMember> {
+    (0..n)
+        .map(|i| TestMember::new(&format!("hospital-{i}")))
+        .collect()
+}
+
+/// Admits `members` through `client`; how many entries that logged, and a
+/// client of the same service for the members' concurrent submitters to share.
+pub async fn admit_submitters(
+    client: &TestClient,
+    authority: &TestMember,
+    members: &[TestMember],
+) -> (u64, Arc<TestClient>) {
+    let admitted = admit(client, authority, &members.iter().collect::<Vec<_>>()).await;
+    let shared = TestClient::new(client.base.clone(), &client.ledger.verifier().to_vkey());
+    (admitted, Arc::new(shared))
+}
