@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::openapi::{BodyTooLarge, NotActiveHospital, NotJson};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::consent::{Decision, Revocation, RuleRevocation, StandingRule};
 use locus_protocol::device::DeviceKeyId;
@@ -21,6 +22,23 @@ use utoipa::ToSchema;
 
 use crate::acts::{ActError, Consent, HistoryEvent};
 use crate::session::Session;
+
+locus_platform::error_responses! {
+    /// Every act's answer while storage or the ledger cannot be reached.
+    Unavailable = 503, "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged";
+    /// A body of the wrong shape on a route with no narrower words for it.
+    OutOfShape = 400, "Not a JSON object of this shape, or a value out of range";
+    /// A signed-in route's refusal of a missing or stale session.
+    NoSession = 401, "No session, an expired one, or one of a removed device";
+    /// A signed act's refusal of its session or device signature.
+    UnsignedAct = 401, "No valid session, or the device signature does not verify";
+    /// A signed act by a device of another patient.
+    NotOwnDevice = 403, "Not the signed-in patient's device";
+    /// Sign-in with a device that is not enrolled.
+    UnknownDevice = 404, "No enrolled device with this id";
+    /// The anonymous routes' rate limits.
+    Throttled = 429, "Too many attempts from this address or for this device; see Retry-After";
+}
 
 impl ApiError for ActError {
     const SUBJECT: &'static str = "consent request";
@@ -125,11 +143,7 @@ pub struct EnrolmentCode {
 /// A one-time code for the patient to enrol a phone, issued at the hospital's desk.
 #[utoipa::path(post, path = "/consent/enrolment-codes", tag = "consent-members", request_body = EnrolmentCodeRequest,
     responses((status = 200, body = EnrolmentCode),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, NotActiveHospital, BodyTooLarge, NotJson, Unavailable))]
 pub async fn enrolment_code(
     state: State,
     peer: PeerCertificate,
@@ -181,10 +195,7 @@ pub struct RequestStatus {
 #[utoipa::path(post, path = "/consent/requests", tag = "consent-members", request_body = NewRequest,
     responses((status = 200, body = RequestStatus),
         (status = 400, description = "Not a JSON object of this shape, terms out of range, or a request that could not be issued as asked", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, BodyTooLarge, NotJson, Unavailable))]
 pub async fn new_request(
     state: State,
     peer: PeerCertificate,
@@ -216,9 +227,8 @@ pub async fn new_request(
 #[utoipa::path(get, path = "/consent/requests/{id}", tag = "consent-members",
     params(("id" = String, Path, description = "the request id")),
     responses((status = 200, body = RequestStatus),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "No request of the caller's with this id", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, Unavailable))]
 pub async fn request_status(
     state: State,
     peer: PeerCertificate,
@@ -278,10 +288,7 @@ pub struct EmergencyGrant {
 #[utoipa::path(post, path = "/consent/emergency", tag = "consent-members", request_body = EmergencyRequest,
     responses((status = 200, body = EmergencyGrant),
         (status = 400, description = "Not a JSON object of this shape, a duration out of range, or a reason that is not one line of plain text", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, BodyTooLarge, NotJson, Unavailable))]
 pub async fn emergency(
     state: State,
     peer: PeerCertificate,
@@ -299,9 +306,8 @@ pub async fn emergency(
 #[utoipa::path(get, path = "/consent/grants/{id}/fhir", tag = "consent-members",
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "No grant of the caller's with this id", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, Unavailable))]
 pub async fn grant_as_fhir(
     state: State,
     peer: PeerCertificate,
@@ -377,13 +383,9 @@ pub struct Enrolled {
 /// Redeems an enrolment code with a fresh device key.
 #[utoipa::path(post, path = "/patient/enrol", tag = "consent-patients", request_body = Enrol,
     responses((status = 200, body = Enrolled),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
         (status = 401, description = "The code is unknown, used or expired", body = ErrorBody),
         (status = 409, description = "The device key was enrolled before", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, BodyTooLarge, NotJson, Throttled, Unavailable))]
 pub async fn enrol(
     state: State,
     req: HttpRequest,
@@ -412,12 +414,7 @@ pub struct Challenge {
 /// A sign-in challenge for an enrolled device.
 #[utoipa::path(post, path = "/patient/challenge", tag = "consent-patients", request_body = ChallengeRequest,
     responses((status = 200, body = Challenge),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 404, description = "No enrolled device with this id", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnknownDevice, BodyTooLarge, NotJson, Throttled, Unavailable))]
 pub async fn challenge(
     state: State,
     req: HttpRequest,
@@ -449,13 +446,8 @@ pub struct SessionToken {
 /// Signs a patient in: the device signs its challenge, once.
 #[utoipa::path(post, path = "/patient/session", tag = "consent-patients", request_body = SignIn,
     responses((status = 200, body = SessionToken),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
         (status = 401, description = "The signature does not verify, or the challenge is used or expired", body = ErrorBody),
-        (status = 404, description = "No enrolled device with this id", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnknownDevice, BodyTooLarge, NotJson, Throttled, Unavailable))]
 pub async fn sign_in(
     state: State,
     req: HttpRequest,
@@ -484,8 +476,7 @@ pub struct PendingRequest {
 /// The patient's pending requests.
 #[utoipa::path(get, path = "/patient/requests", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<PendingRequest>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn pending(
     state: State,
     req: HttpRequest,
@@ -533,13 +524,10 @@ pub struct Decided {
 #[utoipa::path(post, path = "/patient/decisions", tag = "consent-patients", request_body = Decide, security(("session" = [])),
     responses((status = 200, body = Decided),
         (status = 400, description = "Not a JSON object of this shape, or an approval wider than the request", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
         (status = 403, description = "Not the signed-in patient's device, or the requester is no longer active", body = ErrorBody),
         (status = 404, description = "No request of this patient's", body = ErrorBody),
         (status = 409, description = "The request was decided already, or is being decided", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        UnsignedAct, BodyTooLarge, NotJson, Unavailable))]
 pub async fn decide(
     state: State,
     req: HttpRequest,
@@ -571,14 +559,9 @@ pub struct Revoked {
 /// The patient revokes one of their grants.
 #[utoipa::path(post, path = "/patient/revocations", tag = "consent-patients", request_body = Revoke, security(("session" = [])),
     responses((status = 200, body = Revoked),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
-        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
         (status = 404, description = "No grant of this patient's", body = ErrorBody),
         (status = 409, description = "The grant was revoked already, or is being revoked", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnsignedAct, NotOwnDevice, BodyTooLarge, NotJson, Unavailable))]
 pub async fn revoke(
     state: State,
     req: HttpRequest,
@@ -612,14 +595,9 @@ pub struct RuleAdded {
 /// The patient signs a standing rule.
 #[utoipa::path(post, path = "/patient/rules", tag = "consent-patients", request_body = NewRule, security(("session" = [])),
     responses((status = 200, body = RuleAdded),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
-        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
         (status = 404, description = "The signing device is not enrolled", body = ErrorBody),
         (status = 409, description = "A rule with this id exists", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnsignedAct, NotOwnDevice, BodyTooLarge, NotJson, Unavailable))]
 pub async fn add_rule(
     state: State,
     req: HttpRequest,
@@ -651,8 +629,7 @@ pub struct RuleSummary {
 /// The patient's standing rules in force, oldest first.
 #[utoipa::path(get, path = "/patient/rules", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<RuleSummary>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn rules(
     state: State,
     req: HttpRequest,
@@ -693,14 +670,9 @@ pub struct RuleRevoked {
 #[utoipa::path(post, path = "/patient/rule-revocations", tag = "consent-patients", request_body = RevokeRule,
     security(("session" = [])),
     responses((status = 200, body = RuleRevoked),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
-        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
         (status = 404, description = "No rule of this patient's", body = ErrorBody),
         (status = 409, description = "The rule was revoked already, or is being revoked", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnsignedAct, NotOwnDevice, BodyTooLarge, NotJson, Unavailable))]
 pub async fn revoke_rule(
     state: State,
     req: HttpRequest,
@@ -729,8 +701,7 @@ pub struct GrantSummary {
 /// The patient's grants, newest first; emergency ones are flagged.
 #[utoipa::path(get, path = "/patient/grants", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<GrantSummary>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn grants(
     state: State,
     req: HttpRequest,
@@ -758,8 +729,7 @@ pub async fn grants(
 /// Everything the ledger holds about the patient, newest first, in words.
 #[utoipa::path(get, path = "/patient/history", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<HistoryEvent>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn history(
     state: State,
     req: HttpRequest,
@@ -778,10 +748,9 @@ pub struct DeviceRemoved {
 #[utoipa::path(delete, path = "/patient/devices/{id}", tag = "consent-patients", security(("session" = [])),
     params(("id" = String, Path, description = "the device's RFC 7638 thumbprint")),
     responses((status = 200, body = DeviceRemoved),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
         (status = 404, description = "No enrolled device of this patient's", body = ErrorBody),
         (status = 409, description = "The device is being removed", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn remove_device(
     state: State,
     req: HttpRequest,
@@ -796,9 +765,8 @@ pub async fn remove_device(
 #[utoipa::path(get, path = "/patient/grants/{id}/fhir", tag = "consent-patients", security(("session" = [])),
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
         (status = 404, description = "No grant of this patient's", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn own_grant_as_fhir(
     state: State,
     req: HttpRequest,

@@ -23,6 +23,7 @@ use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
 use locus_platform::access::{check_grant, Refused};
 use locus_platform::http::{ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::openapi::NoClientCertificate;
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
@@ -156,14 +157,14 @@ locus_platform::response_error!(RetrieveError);
     responses(
         (status = 200, description = "Released, after the retrieval was logged", body = RetrieveResponse),
         (status = 400, description = "Malformed request: not a JSON object, unknown field, bad pointer id, sealed not base64 or out of range, grant too long; nothing logged", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
         (status = 403, description = "Refused and logged as access.refused; nothing released", body = ErrorBody),
         (status = 405, description = "Not POST", body = ErrorBody),
         (status = 409, description = "The requester's directory key cannot be sealed to; nothing logged", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 500, description = "This hospital's own record failed its integrity check", body = ErrorBody),
-        (status = 503, description = "The ledger or the store is unavailable; nothing released", body = ErrorBody)))]
+        (status = 503, description = "The ledger or the store is unavailable; nothing released", body = ErrorBody),
+        NoClientCertificate))]
 pub async fn retrieve(
     node: web::Data<Arc<Node>>,
     peer: PeerCertificate,

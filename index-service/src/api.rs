@@ -14,6 +14,9 @@ use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
 use locus_platform::access::{check_discovery, Refused};
 use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::openapi::{
+    BodyTooLarge, NoClientCertificate, NotActiveHospital, NotJson, StorageUnavailable,
+};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, EventKind, IndexQueried, SignedEntry};
@@ -265,13 +268,11 @@ impl IndexState {
 #[utoipa::path(post, path = "/index/pointers", tag = "index", request_body = PublishRequest,
     responses((status = 200, body = PublishResponse),
         (status = 400, description = "Not a JSON object of this shape, or a batch, tag list or sealed body out of bounds", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "A superseded pointer that is not one of the caller's active pointers", body = ErrorBody),
         (status = 409, description = "A pointer id taken with other content", body = ErrorBody),
         (status = 413, description = "A sealed body over 4096 bytes, or a body over the route's limit", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
+        NoClientCertificate, NotActiveHospital, StorageUnavailable))]
 pub async fn publish(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
@@ -317,12 +318,8 @@ pub async fn publish(
 #[utoipa::path(post, path = "/index/pointers/withdraw", tag = "index", request_body = WithdrawRequest,
     responses((status = 200, body = WithdrawResponse),
         (status = 400, description = "Not a JSON object of this shape, or a batch out of bounds", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "A pointer that is not one of the caller's active pointers", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
+        NoClientCertificate, NotActiveHospital, StorageUnavailable, BodyTooLarge, NotJson))]
 pub async fn withdraw(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
@@ -344,11 +341,9 @@ pub async fn withdraw(
 #[utoipa::path(post, path = "/index/discover", tag = "index", request_body = DiscoverRequest,
     responses((status = 200, body = DiscoverResponse),
         (status = 400, description = "Not a JSON object of this shape, or a token longer than any discovery token (not logged)", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
         (status = 403, description = "No grant, or one that does not hold for the caller (logged as a refusal)", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "The ledger cannot log the discovery, or storage unavailable", body = ErrorBody)))]
+        (status = 503, description = "The ledger cannot log the discovery, or storage unavailable", body = ErrorBody),
+        NoClientCertificate, BodyTooLarge, NotJson))]
 pub async fn discover(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
