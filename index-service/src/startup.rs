@@ -129,7 +129,7 @@ impl Launch for Application {
         });
         let registry = web::Data::new(registry);
         let tls = config
-            .tls()
+            .tls_files()
             .map_err(|e| StartupError::Config(e.to_string()))?;
         if tls.is_some() && config.authority_certificate.is_none() {
             tracing::warn!(
