@@ -35,7 +35,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("../migrations/hospital-connector/postgres"),
 };
 
-// 13 columns per row: well under SQLite's 32766 bound parameters per statement.
+// 14 columns per row: well under SQLite's 32766 bound parameters per statement.
 const ROWS_PER_INSERT: usize = 500;
 // Ids per `IN (...)` lookup.
 const KEYS_PER_QUERY: usize = 500;
@@ -85,10 +85,12 @@ pub enum StoreError {
 
 locus_platform::store_error!(StoreError, CorruptColumn);
 
-/// One resource to store, as the importer (or any other source) derives it.
+/// One resource to store, as the importer (or any other source) derives it,
+/// under its patient key `K`: `()` while the key is not known yet (a parsed
+/// bundle's records, [`crate::fhir::ParsedRecord`]).
 #[derive(Clone, PartialEq, Eq)]
-pub struct NewRecordInput {
-    pub patient_key: PatientKey,
+pub struct NewRecordInput<K = PatientKey> {
+    pub patient_key: K,
     pub resource_type: ResourceType,
     pub resource_id: FhirId,
     /// Canonical category tokens: `code` for the standard observation categories,
@@ -101,8 +103,23 @@ pub struct NewRecordInput {
     pub content: String,
 }
 
+impl<K> NewRecordInput<K> {
+    /// The same resource under `patient_key`.
+    pub fn with_key(self, patient_key: PatientKey) -> NewRecordInput {
+        NewRecordInput {
+            patient_key,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            categories: self.categories,
+            codes: self.codes,
+            effective_date: self.effective_date,
+            content: self.content,
+        }
+    }
+}
+
 // Content is health data: never print it.
-impl fmt::Debug for NewRecordInput {
+impl<K: fmt::Debug> fmt::Debug for NewRecordInput<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewRecordInput")
             .field("patient_key", &self.patient_key)
@@ -126,38 +143,8 @@ pub enum Upserted {
     NewVersion(u32),
 }
 
-/// A `records` row as inserted.
-#[derive(Clone, Insertable)]
-#[diesel(table_name = records)]
-pub struct NewRecord {
-    pub resource_type: String,
-    pub resource_id: String,
-    pub version: i32,
-    pub patient_key: String,
-    pub categories: String,
-    pub codes: String,
-    pub effective_date: Option<String>,
-    pub content: String,
-    pub salt: Vec<u8>,
-    pub commitment: Vec<u8>,
-    pub imported_at: i64,
-    pub published_pointer: Option<String>,
-    pub current: bool,
-}
-
-impl fmt::Debug for NewRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewRecord")
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("version", &self.version)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A `records` row as stored (see [`Record`] for the decoded form).
-#[derive(Clone, Queryable, Selectable)]
+/// A `records` row as inserted and stored (see [`Record`] for the decoded form).
+#[derive(Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = records)]
 pub struct RecordRow {
     pub resource_type: String,
@@ -537,7 +524,7 @@ impl RecordStore {
                     Upserted::NewVersion(u32::try_from(version).map_err(|_| StoreError::Overflow)?)
                 });
                 let salt = random_salt().map_err(|_| StoreError::Rng)?;
-                rows.push(NewRecord {
+                rows.push(RecordRow {
                     resource_type: key.0.to_owned(),
                     resource_id: key.1.to_owned(),
                     version,
@@ -553,6 +540,7 @@ impl RecordStore {
                     imported_at,
                     published_pointer: None,
                     current: true,
+                    withdrawn_at: None,
                 });
             }
             // Retire before inserting: at most one current version may exist.
