@@ -85,6 +85,21 @@ pub enum StoreError {
 
 locus_platform::store_error!(StoreError, CorruptColumn);
 
+/// `Debug` for a type holding a record's content (health data): the fields
+/// named, then only the content's length, so that no log ever shows it.
+macro_rules! debug_without_content {
+    ($name:ident $(<$param:ident>)?: $($field:ident $(.$method:ident())?),*) => {
+        impl$(<$param: fmt::Debug>)? fmt::Debug for $name$(<$param>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field$(.$method())?))*
+                    .field("content_bytes", &self.content.len())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// One resource to store, as the importer (or any other source) derives it,
 /// under its patient key `K`: `()` while the key is not known yet (a parsed
 /// bundle's records, [`crate::fhir::ParsedRecord`]).
@@ -118,19 +133,7 @@ impl<K> NewRecordInput<K> {
     }
 }
 
-// Content is health data: never print it.
-impl<K: fmt::Debug> fmt::Debug for NewRecordInput<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewRecordInput")
-            .field("patient_key", &self.patient_key)
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("categories", &self.categories.len())
-            .field("codes", &self.codes.len())
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+debug_without_content!(NewRecordInput<K>: patient_key, resource_type, resource_id, categories.len(), codes.len());
 
 /// What [`RecordStore::upsert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,16 +166,7 @@ pub struct RecordRow {
     pub withdrawn_at: Option<i64>,
 }
 
-impl fmt::Debug for RecordRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordRow")
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("version", &self.version)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+debug_without_content!(RecordRow: resource_type, resource_id, version);
 
 /// One version of one of the hospital's records.
 #[derive(Clone, PartialEq, Eq)]
@@ -195,21 +189,7 @@ pub struct Record {
     pub withdrawn_at: Option<i64>,
 }
 
-impl fmt::Debug for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Record")
-            .field("patient_key", &self.patient_key)
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("version", &self.version)
-            .field("commitment", &self.commitment)
-            .field("published_pointer", &self.published_pointer)
-            .field("current", &self.current)
-            .field("withdrawn_at", &self.withdrawn_at)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+debug_without_content!(Record: patient_key, resource_type, resource_id, version, commitment, published_pointer, current, withdrawn_at);
 
 impl Record {
     /// The codes as `(system, code)` pairs, as [`locus_protocol::scope`] takes them.
@@ -332,17 +312,7 @@ pub struct NewReceivedResult {
     pub receipt_index: u64,
 }
 
-impl fmt::Debug for NewReceivedResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewReceivedResult")
-            .field("patient_key", &self.patient_key)
-            .field("custodian", &self.custodian)
-            .field("pointer_id", &self.pointer_id)
-            .field("receipt_index", &self.receipt_index)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+debug_without_content!(NewReceivedResult: patient_key, custodian, pointer_id, receipt_index);
 
 /// A stored received result: what arrived, and where and when it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
