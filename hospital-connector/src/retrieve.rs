@@ -21,7 +21,7 @@ use base64::Engine as _;
 use locus_index_service::api::MAX_SEALED_BYTES;
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
-use locus_platform::access::{check_grant, Refused};
+use locus_platform::access::{check_token, Authorized, Refused};
 use locus_platform::http::{ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::openapi::NoClientCertificate;
 use locus_platform::tls::PeerCertificate;
@@ -190,7 +190,8 @@ async fn release(
     let now = node.clock.now_secs();
     let (authorized, requester_key) = {
         let directory = node.directory.directory().read();
-        let authorized = check_grant(&directory, request.grant.as_deref(), &peer.thumbprint, now)?;
+        let authorized: Authorized =
+            check_token(&directory, request.grant.as_deref(), &peer.thumbprint, now)?;
         let key = directory.active(&authorized.requester).map(|m| m.x25519);
         (authorized, key.ok_or(RetrieveError::Unavailable)?)
     };

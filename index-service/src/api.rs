@@ -12,7 +12,7 @@ use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
-use locus_platform::access::{check_discovery, Refused};
+use locus_platform::access::{check_token, Refused};
 use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::openapi::{
     BodyTooLarge, NoClientCertificate, NotActiveHospital, NotJson, StorageUnavailable,
@@ -20,7 +20,7 @@ use locus_platform::openapi::{
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, EventKind, IndexQueried, SignedEntry};
-use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
+use locus_protocol::grant_token::{DiscoveryClaims, MAX_GRANT_TOKEN_LEN};
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -362,7 +362,7 @@ pub async fn discover(
     let now = state.sequencer.clock().now_secs();
     let checked = {
         let directory = state.directory.read();
-        check_discovery(&directory, body.discovery.as_deref(), &peer.thumbprint, now)
+        check_token::<DiscoveryClaims>(&directory, body.discovery.as_deref(), &peer.thumbprint, now)
     };
     let authorized = match checked {
         Ok(authorized) => authorized,
