@@ -180,35 +180,27 @@ pub trait Token: Sized {
     fn binding(&self) -> (&Confirmation, GrantId, PatientKey);
 }
 
-impl Token for GrantClaims {
-    fn decode(
-        token: &str,
-        keys: &KeyResolver<'_>,
-        audience: &MemberId,
-        now: i64,
-    ) -> Result<Self, GrantTokenError> {
-        decode_grant(token, keys, audience, now, MAX_GRANT_SECS)
-    }
+/// Each token is decoded by its own function and bound by the same claims.
+macro_rules! token {
+    ($($claims:ty => $decode:ident),*) => {$(
+        impl Token for $claims {
+            fn decode(
+                token: &str,
+                keys: &KeyResolver<'_>,
+                audience: &MemberId,
+                now: i64,
+            ) -> Result<Self, GrantTokenError> {
+                $decode(token, keys, audience, now, MAX_GRANT_SECS)
+            }
 
-    fn binding(&self) -> (&Confirmation, GrantId, PatientKey) {
-        (&self.cnf, self.jti, self.sub)
-    }
+            fn binding(&self) -> (&Confirmation, GrantId, PatientKey) {
+                (&self.cnf, self.jti, self.sub)
+            }
+        }
+    )*};
 }
 
-impl Token for DiscoveryClaims {
-    fn decode(
-        token: &str,
-        keys: &KeyResolver<'_>,
-        audience: &MemberId,
-        now: i64,
-    ) -> Result<Self, GrantTokenError> {
-        decode_discovery(token, keys, audience, now, MAX_GRANT_SECS)
-    }
-
-    fn binding(&self) -> (&Confirmation, GrantId, PatientKey) {
-        (&self.cnf, self.jti, self.sub)
-    }
-}
+token!(GrantClaims => decode_grant, DiscoveryClaims => decode_discovery);
 
 /// Checks a presented token for the peer holding `peer` at time `now`: the peer
 /// is an active member, a token was presented, it verifies under an active
