@@ -11,8 +11,11 @@ use locus_platform::config::required;
 use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
-use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
+use locus_platform::http::{
+    healthz, json_config, json_error, json_extractors, not_found, HttpEdges,
+};
 use locus_platform::launch::{Launch, StartupError};
+use locus_platform::openapi::document;
 use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::{HospitalId, MemberId};
@@ -206,14 +209,8 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     response
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
 async fn openapi() -> HttpResponse {
-    let mut doc = ConnectorApiDoc::openapi();
-    doc.info.title = "Locus hospital connector".into();
-    HttpResponse::Ok().json(doc)
+    document(ConnectorApiDoc::openapi(), "Locus hospital connector", None)
 }
 
 #[derive(Debug, utoipa::OpenApi)]

@@ -417,6 +417,11 @@ fn as_json_error(response: HttpResponse) -> HttpResponse {
     response
 }
 
+/// `GET /healthz` of every listener: `{"status": "ok"}` while it serves.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
 /// The code and sentence of each status [`describe`] knows.
 #[rustfmt::skip]
 const DESCRIBED: [(StatusCode, &str, &str); 14] = [

@@ -5,6 +5,7 @@
 //! schema only, never (de)serialized. Also the error responses several
 //! routes share, for `responses(...)` of `#[utoipa::path]`.
 
+use actix_web::HttpResponse;
 use utoipa::ToSchema;
 
 /// Identifiers that are lowercase hyphenated UUIDs: one schema shape, several names.
@@ -59,6 +60,20 @@ pattern_schema! {
     /// A device's signature (64 bytes, ECDSA P-256 r||s or Ed25519) in base64url
     /// without padding, 86 characters.
     DeviceSignature = "^[A-Za-z0-9_-]{86}$", 86..=86;
+}
+
+/// Serves a listener's API document (`/openapi.json`) under its own title and,
+/// when given, description.
+pub fn document(
+    mut doc: utoipa::openapi::OpenApi,
+    title: &str,
+    description: Option<&str>,
+) -> HttpResponse {
+    doc.info.title = title.into();
+    if let Some(description) = description {
+        doc.info.description = Some(description.into());
+    }
+    HttpResponse::Ok().json(doc)
 }
 
 /// Declares error responses for `responses(...)` of `#[utoipa::path]`, each a
