@@ -11,7 +11,6 @@
 //! it byte for byte.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
@@ -85,21 +84,6 @@ pub enum StoreError {
 
 locus_platform::store_error!(StoreError, CorruptColumn);
 
-/// `Debug` for a type holding a record's content (health data): the fields
-/// named, then only the content's length, so that no log ever shows it.
-macro_rules! debug_without_content {
-    ($name:ident $(<$param:ident>)?: $($field:ident $(.$method:ident())?),*) => {
-        impl$(<$param: fmt::Debug>)? fmt::Debug for $name$(<$param>)? {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name))
-                    $(.field(stringify!($field), &self.$field$(.$method())?))*
-                    .field("content_bytes", &self.content.len())
-                    .finish_non_exhaustive()
-            }
-        }
-    };
-}
-
 /// One resource to store, as the importer (or any other source) derives it,
 /// under its patient key `K`: `()` while the key is not known yet (a parsed
 /// bundle's records, [`crate::fhir::ParsedRecord`]).
@@ -133,7 +117,8 @@ impl<K> NewRecordInput<K> {
     }
 }
 
-debug_without_content!(NewRecordInput<K>: patient_key, resource_type, resource_id, categories.len(), codes.len());
+// Content is health data: its types show its length only.
+locus_platform::debug_fields!(NewRecordInput<K>: patient_key, resource_type, resource_id, categories.len(), codes.len(); content_bytes = content.len());
 
 /// What [`RecordStore::upsert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +151,7 @@ pub struct RecordRow {
     pub withdrawn_at: Option<i64>,
 }
 
-debug_without_content!(RecordRow: resource_type, resource_id, version);
+locus_platform::debug_fields!(RecordRow: resource_type, resource_id, version; content_bytes = content.len());
 
 /// One version of one of the hospital's records.
 #[derive(Clone, PartialEq, Eq)]
@@ -189,7 +174,7 @@ pub struct Record {
     pub withdrawn_at: Option<i64>,
 }
 
-debug_without_content!(Record: patient_key, resource_type, resource_id, version, commitment, published_pointer, current, withdrawn_at);
+locus_platform::debug_fields!(Record: patient_key, resource_type, resource_id, version, commitment, published_pointer, current, withdrawn_at; content_bytes = content.len());
 
 impl Record {
     /// The codes as `(system, code)` pairs, as [`locus_protocol::scope`] takes them.
@@ -312,7 +297,7 @@ pub struct NewReceivedResult {
     pub receipt_index: u64,
 }
 
-debug_without_content!(NewReceivedResult: patient_key, custodian, pointer_id, receipt_index);
+locus_platform::debug_fields!(NewReceivedResult: patient_key, custodian, pointer_id, receipt_index; content_bytes = content.len());
 
 /// A stored received result: what arrived, and where and when it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
