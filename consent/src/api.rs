@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::http::{json_resource, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::openapi::{BodyTooLarge, NotActiveHospital, NotJson};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::consent::{Decision, Revocation, RuleRevocation, StandingRule};
@@ -342,20 +342,15 @@ const SIGNED_BODY: usize = 16 * 1024;
 pub fn configure_members(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/consent/grants/{id}/fhir").route(web::get().to(grant_as_fhir)))
         .service(
-            web::resource("/consent/enrolment-codes")
-                .app_data(json_config(SMALL_BODY))
+            json_resource("/consent/enrolment-codes", SMALL_BODY)
                 .route(web::post().to(enrolment_code)),
         )
         .service(
-            web::resource("/consent/requests")
-                .app_data(json_config(REQUEST_BODY))
-                .route(web::post().to(new_request)),
+            json_resource("/consent/requests", REQUEST_BODY).route(web::post().to(new_request)),
         )
         .service(web::resource("/consent/requests/{id}").route(web::get().to(request_status)))
         .service(
-            web::resource("/consent/emergency")
-                .app_data(json_config(REQUEST_BODY))
-                .route(web::post().to(emergency)),
+            json_resource("/consent/emergency", REQUEST_BODY).route(web::post().to(emergency)),
         );
 }
 
@@ -783,20 +778,21 @@ pub async fn own_grant_as_fhir(
 }
 
 pub fn configure_patients(cfg: &mut web::ServiceConfig) {
-    let post =
-        |path: &str, limit: usize| web::resource(path.to_owned()).app_data(json_config(limit));
-    cfg.service(post("/patient/enrol", REQUEST_BODY).route(web::post().to(enrol)))
-        .service(post("/patient/challenge", SMALL_BODY).route(web::post().to(challenge)))
-        .service(post("/patient/session", SMALL_BODY).route(web::post().to(sign_in)))
+    cfg.service(json_resource("/patient/enrol", REQUEST_BODY).route(web::post().to(enrol)))
+        .service(json_resource("/patient/challenge", SMALL_BODY).route(web::post().to(challenge)))
+        .service(json_resource("/patient/session", SMALL_BODY).route(web::post().to(sign_in)))
         .service(web::resource("/patient/requests").route(web::get().to(pending)))
-        .service(post("/patient/decisions", SIGNED_BODY).route(web::post().to(decide)))
-        .service(post("/patient/revocations", REQUEST_BODY).route(web::post().to(revoke)))
+        .service(json_resource("/patient/decisions", SIGNED_BODY).route(web::post().to(decide)))
+        .service(json_resource("/patient/revocations", REQUEST_BODY).route(web::post().to(revoke)))
         .service(
-            post("/patient/rules", SIGNED_BODY)
+            json_resource("/patient/rules", SIGNED_BODY)
                 .route(web::post().to(add_rule))
                 .route(web::get().to(rules)),
         )
-        .service(post("/patient/rule-revocations", REQUEST_BODY).route(web::post().to(revoke_rule)))
+        .service(
+            json_resource("/patient/rule-revocations", REQUEST_BODY)
+                .route(web::post().to(revoke_rule)),
+        )
         .service(web::resource("/patient/grants").route(web::get().to(grants)))
         .service(web::resource("/patient/grants/{id}/fhir").route(web::get().to(own_grant_as_fhir)))
         .service(web::resource("/patient/history").route(web::get().to(history)))

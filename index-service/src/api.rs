@@ -13,7 +13,7 @@ use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
 use locus_platform::access::{check_token, Refused};
-use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::http::{json_resource, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::openapi::{
     BodyTooLarge, NoClientCertificate, NotActiveHospital, NotJson, StorageUnavailable,
 };
@@ -211,20 +211,13 @@ locus_platform::response_error!(IndexError);
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/index")
+            .service(json_resource("/pointers", PUBLISH_BODY_LIMIT).route(web::post().to(publish)))
             .service(
-                web::resource("/pointers")
-                    .app_data(json_config(PUBLISH_BODY_LIMIT))
-                    .route(web::post().to(publish)),
-            )
-            .service(
-                web::resource("/pointers/withdraw")
-                    .app_data(json_config(WITHDRAW_BODY_LIMIT))
+                json_resource("/pointers/withdraw", WITHDRAW_BODY_LIMIT)
                     .route(web::post().to(withdraw)),
             )
             .service(
-                web::resource("/discover")
-                    .app_data(json_config(DISCOVER_BODY_LIMIT))
-                    .route(web::post().to(discover)),
+                json_resource("/discover", DISCOVER_BODY_LIMIT).route(web::post().to(discover)),
             ),
     );
 }

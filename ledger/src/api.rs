@@ -23,7 +23,7 @@ use crate::wire::{
     CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody,
     HistoricCheckpoint, InclusionProof, LoggedEntry, Receipt,
 };
-use locus_platform::http::{json_config, stored_int, ErrorKind, Json};
+use locus_platform::http::{json_resource, stored_int, ErrorKind, Json};
 use locus_platform::openapi::{NotJson, StorageUnavailable};
 use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
@@ -147,8 +147,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/checkpoint").route(web::get().to(checkpoint)))
             .service(web::resource("/checkpoints").route(web::get().to(checkpoints)))
             .service(
-                web::resource("/cosignatures")
-                    .app_data(json_config(COSIGNATURE_BODY_LIMIT))
+                json_resource("/cosignatures", COSIGNATURE_BODY_LIMIT)
                     .route(web::post().to(cosign)),
             )
             .service(web::resource("/vkey").route(web::get().to(vkey)))

@@ -214,6 +214,12 @@ pub fn json_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .app_data(web::PayloadConfig::default().limit(body_limit));
 }
 
+/// The resource at `path` whose JSON bodies are of at most `limit` bytes
+/// ([`json_config`]): each path one resource, so a wrong method is a 405.
+pub fn json_resource(path: &str, limit: usize) -> actix_web::Resource {
+    web::resource(path.to_owned()).app_data(json_config(limit))
+}
+
 /// JSON bodies of at most `limit` bytes, with JSON errors (413 when too
 /// large, 415 when not `application/json`).
 pub fn json_config(limit: usize) -> web::JsonConfig {
