@@ -21,7 +21,7 @@ use base64::Engine as _;
 use locus_index_service::api::MAX_SEALED_BYTES;
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
-use locus_platform::access::{check_token, Authorized, Refused};
+use locus_platform::access::{check_token, oversized_token, Authorized, Refused};
 use locus_platform::http::{ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::openapi::NoClientCertificate;
 use locus_platform::tls::PeerCertificate;
@@ -64,14 +64,8 @@ impl RetrieveRequest {
     /// Range checks at the edge: a malformed request is a 400, not a refusal.
     /// Returns the sealed pointer's bytes.
     fn validated(&self) -> Result<Vec<u8>, RetrieveError> {
-        if self
-            .grant
-            .as_ref()
-            .is_some_and(|g| g.len() > MAX_GRANT_TOKEN_LEN)
-        {
-            return Err(RetrieveError::BadRequest(format!(
-                "grant is longer than any grant token ({MAX_GRANT_TOKEN_LEN} bytes)"
-            )));
+        if let Some(message) = oversized_token("grant", self.grant.as_deref()) {
+            return Err(RetrieveError::BadRequest(message));
         }
         let sealed = BASE64
             .decode(&self.sealed)

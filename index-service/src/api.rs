@@ -12,7 +12,7 @@ use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
-use locus_platform::access::{check_token, Refused};
+use locus_platform::access::{check_token, oversized_token, Refused};
 use locus_platform::http::{json_resource, ApiError, ErrorBody, ErrorKind, Json};
 use locus_platform::openapi::{
     BodyTooLarge, NoClientCertificate, NotActiveHospital, NotJson, StorageUnavailable,
@@ -343,14 +343,8 @@ pub async fn discover(
     body: Json<DiscoverRequest>,
 ) -> Result<web::Json<DiscoverResponse>, IndexError> {
     // Malformed is not a refusal: only a request that could be a discovery is logged.
-    if body
-        .discovery
-        .as_ref()
-        .is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN)
-    {
-        return Err(IndexError::BadRequest(format!(
-            "discovery is longer than any discovery token ({MAX_GRANT_TOKEN_LEN} bytes)"
-        )));
+    if let Some(message) = oversized_token("discovery", body.discovery.as_deref()) {
+        return Err(IndexError::BadRequest(message));
     }
     let now = state.sequencer.clock().now_secs();
     let checked = {

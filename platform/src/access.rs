@@ -16,7 +16,7 @@ use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
 use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
 use locus_protocol::grant_token::{
-    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError,
+    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError, MAX_GRANT_TOKEN_LEN,
 };
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey};
 
@@ -25,6 +25,15 @@ use crate::tls::PeerCertificate;
 
 /// Longest grant any verifier accepts, whatever the consent service says.
 pub const MAX_GRANT_SECS: i64 = locus_protocol::consent::MAX_GRANT_DURATION_SECS;
+
+/// A presented token longer than any the consent service issues, as the 400
+/// message naming `field`: a malformed request, not one anyone could grant, so
+/// it is never logged as a refusal.
+pub fn oversized_token(field: &str, token: Option<&str>) -> Option<String> {
+    token
+        .is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN)
+        .then(|| format!("{field} is longer than any {field} token ({MAX_GRANT_TOKEN_LEN} bytes)"))
+}
 
 /// A request whose token holds, from a member allowed to act: a grant's claims,
 /// or (for the index) a discovery's.
