@@ -82,13 +82,8 @@ pub struct Consent {
     pub clock: Clock,
 }
 
-impl std::fmt::Debug for Consent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consent")
-            .field("member", &self.member)
-            .finish_non_exhaustive()
-    }
-}
+// Keys and stores are not for logs.
+locus_platform::debug_fields!(Consent: member);
 
 /// The act keys being worked on in this process.
 #[derive(Debug, Default)]

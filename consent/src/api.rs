@@ -7,7 +7,8 @@ use std::sync::Arc;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::http::{json_resource, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::openapi::{BodyTooLarge, NotActiveHospital, NotJson};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::consent::{Decision, Revocation, RuleRevocation, StandingRule};
 use locus_protocol::device::DeviceKeyId;
@@ -21,6 +22,23 @@ use utoipa::ToSchema;
 
 use crate::acts::{ActError, Consent, HistoryEvent};
 use crate::session::Session;
+
+locus_platform::error_responses! {
+    /// Every act's answer while storage or the ledger cannot be reached.
+    Unavailable = 503, "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged";
+    /// A body of the wrong shape on a route with no narrower words for it.
+    OutOfShape = 400, "Not a JSON object of this shape, or a value out of range";
+    /// A signed-in route's refusal of a missing or stale session.
+    NoSession = 401, "No session, an expired one, or one of a removed device";
+    /// A signed act's refusal of its session or device signature.
+    UnsignedAct = 401, "No valid session, or the device signature does not verify";
+    /// A signed act by a device of another patient.
+    NotOwnDevice = 403, "Not the signed-in patient's device";
+    /// Sign-in with a device that is not enrolled.
+    UnknownDevice = 404, "No enrolled device with this id";
+    /// The anonymous routes' rate limits.
+    Throttled = 429, "Too many attempts from this address or for this device; see Retry-After";
+}
 
 impl ApiError for ActError {
     const SUBJECT: &'static str = "consent request";
@@ -125,11 +143,7 @@ pub struct EnrolmentCode {
 /// A one-time code for the patient to enrol a phone, issued at the hospital's desk.
 #[utoipa::path(post, path = "/consent/enrolment-codes", tag = "consent-members", request_body = EnrolmentCodeRequest,
     responses((status = 200, body = EnrolmentCode),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, NotActiveHospital, BodyTooLarge, NotJson, Unavailable))]
 pub async fn enrolment_code(
     state: State,
     peer: PeerCertificate,
@@ -181,10 +195,7 @@ pub struct RequestStatus {
 #[utoipa::path(post, path = "/consent/requests", tag = "consent-members", request_body = NewRequest,
     responses((status = 200, body = RequestStatus),
         (status = 400, description = "Not a JSON object of this shape, terms out of range, or a request that could not be issued as asked", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, BodyTooLarge, NotJson, Unavailable))]
 pub async fn new_request(
     state: State,
     peer: PeerCertificate,
@@ -216,9 +227,8 @@ pub async fn new_request(
 #[utoipa::path(get, path = "/consent/requests/{id}", tag = "consent-members",
     params(("id" = String, Path, description = "the request id")),
     responses((status = 200, body = RequestStatus),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "No request of the caller's with this id", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, Unavailable))]
 pub async fn request_status(
     state: State,
     peer: PeerCertificate,
@@ -278,10 +288,7 @@ pub struct EmergencyGrant {
 #[utoipa::path(post, path = "/consent/emergency", tag = "consent-members", request_body = EmergencyRequest,
     responses((status = 200, body = EmergencyGrant),
         (status = 400, description = "Not a JSON object of this shape, a duration out of range, or a reason that is not one line of plain text", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, BodyTooLarge, NotJson, Unavailable))]
 pub async fn emergency(
     state: State,
     peer: PeerCertificate,
@@ -299,9 +306,8 @@ pub async fn emergency(
 #[utoipa::path(get, path = "/consent/grants/{id}/fhir", tag = "consent-members",
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "No grant of the caller's with this id", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NotActiveHospital, Unavailable))]
 pub async fn grant_as_fhir(
     state: State,
     peer: PeerCertificate,
@@ -336,20 +342,15 @@ const SIGNED_BODY: usize = 16 * 1024;
 pub fn configure_members(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/consent/grants/{id}/fhir").route(web::get().to(grant_as_fhir)))
         .service(
-            web::resource("/consent/enrolment-codes")
-                .app_data(json_config(SMALL_BODY))
+            json_resource("/consent/enrolment-codes", SMALL_BODY)
                 .route(web::post().to(enrolment_code)),
         )
         .service(
-            web::resource("/consent/requests")
-                .app_data(json_config(REQUEST_BODY))
-                .route(web::post().to(new_request)),
+            json_resource("/consent/requests", REQUEST_BODY).route(web::post().to(new_request)),
         )
         .service(web::resource("/consent/requests/{id}").route(web::get().to(request_status)))
         .service(
-            web::resource("/consent/emergency")
-                .app_data(json_config(REQUEST_BODY))
-                .route(web::post().to(emergency)),
+            json_resource("/consent/emergency", REQUEST_BODY).route(web::post().to(emergency)),
         );
 }
 
@@ -377,13 +378,9 @@ pub struct Enrolled {
 /// Redeems an enrolment code with a fresh device key.
 #[utoipa::path(post, path = "/patient/enrol", tag = "consent-patients", request_body = Enrol,
     responses((status = 200, body = Enrolled),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
         (status = 401, description = "The code is unknown, used or expired", body = ErrorBody),
         (status = 409, description = "The device key was enrolled before", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, BodyTooLarge, NotJson, Throttled, Unavailable))]
 pub async fn enrol(
     state: State,
     req: HttpRequest,
@@ -412,12 +409,7 @@ pub struct Challenge {
 /// A sign-in challenge for an enrolled device.
 #[utoipa::path(post, path = "/patient/challenge", tag = "consent-patients", request_body = ChallengeRequest,
     responses((status = 200, body = Challenge),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 404, description = "No enrolled device with this id", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnknownDevice, BodyTooLarge, NotJson, Throttled, Unavailable))]
 pub async fn challenge(
     state: State,
     req: HttpRequest,
@@ -449,13 +441,8 @@ pub struct SessionToken {
 /// Signs a patient in: the device signs its challenge, once.
 #[utoipa::path(post, path = "/patient/session", tag = "consent-patients", request_body = SignIn,
     responses((status = 200, body = SessionToken),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
         (status = 401, description = "The signature does not verify, or the challenge is used or expired", body = ErrorBody),
-        (status = 404, description = "No enrolled device with this id", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 429, description = "Too many attempts from this address or for this device; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnknownDevice, BodyTooLarge, NotJson, Throttled, Unavailable))]
 pub async fn sign_in(
     state: State,
     req: HttpRequest,
@@ -484,8 +471,7 @@ pub struct PendingRequest {
 /// The patient's pending requests.
 #[utoipa::path(get, path = "/patient/requests", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<PendingRequest>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn pending(
     state: State,
     req: HttpRequest,
@@ -533,13 +519,10 @@ pub struct Decided {
 #[utoipa::path(post, path = "/patient/decisions", tag = "consent-patients", request_body = Decide, security(("session" = [])),
     responses((status = 200, body = Decided),
         (status = 400, description = "Not a JSON object of this shape, or an approval wider than the request", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
         (status = 403, description = "Not the signed-in patient's device, or the requester is no longer active", body = ErrorBody),
         (status = 404, description = "No request of this patient's", body = ErrorBody),
         (status = 409, description = "The request was decided already, or is being decided", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        UnsignedAct, BodyTooLarge, NotJson, Unavailable))]
 pub async fn decide(
     state: State,
     req: HttpRequest,
@@ -571,14 +554,9 @@ pub struct Revoked {
 /// The patient revokes one of their grants.
 #[utoipa::path(post, path = "/patient/revocations", tag = "consent-patients", request_body = Revoke, security(("session" = [])),
     responses((status = 200, body = Revoked),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
-        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
         (status = 404, description = "No grant of this patient's", body = ErrorBody),
         (status = 409, description = "The grant was revoked already, or is being revoked", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnsignedAct, NotOwnDevice, BodyTooLarge, NotJson, Unavailable))]
 pub async fn revoke(
     state: State,
     req: HttpRequest,
@@ -612,14 +590,9 @@ pub struct RuleAdded {
 /// The patient signs a standing rule.
 #[utoipa::path(post, path = "/patient/rules", tag = "consent-patients", request_body = NewRule, security(("session" = [])),
     responses((status = 200, body = RuleAdded),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
-        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
         (status = 404, description = "The signing device is not enrolled", body = ErrorBody),
         (status = 409, description = "A rule with this id exists", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnsignedAct, NotOwnDevice, BodyTooLarge, NotJson, Unavailable))]
 pub async fn add_rule(
     state: State,
     req: HttpRequest,
@@ -651,8 +624,7 @@ pub struct RuleSummary {
 /// The patient's standing rules in force, oldest first.
 #[utoipa::path(get, path = "/patient/rules", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<RuleSummary>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn rules(
     state: State,
     req: HttpRequest,
@@ -693,14 +665,9 @@ pub struct RuleRevoked {
 #[utoipa::path(post, path = "/patient/rule-revocations", tag = "consent-patients", request_body = RevokeRule,
     security(("session" = [])),
     responses((status = 200, body = RuleRevoked),
-        (status = 400, description = "Not a JSON object of this shape, or a value out of range", body = ErrorBody),
-        (status = 401, description = "No valid session, or the device signature does not verify", body = ErrorBody),
-        (status = 403, description = "Not the signed-in patient's device", body = ErrorBody),
         (status = 404, description = "No rule of this patient's", body = ErrorBody),
         (status = 409, description = "The rule was revoked already, or is being revoked", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        OutOfShape, UnsignedAct, NotOwnDevice, BodyTooLarge, NotJson, Unavailable))]
 pub async fn revoke_rule(
     state: State,
     req: HttpRequest,
@@ -729,8 +696,7 @@ pub struct GrantSummary {
 /// The patient's grants, newest first; emergency ones are flagged.
 #[utoipa::path(get, path = "/patient/grants", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<GrantSummary>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn grants(
     state: State,
     req: HttpRequest,
@@ -758,8 +724,7 @@ pub async fn grants(
 /// Everything the ledger holds about the patient, newest first, in words.
 #[utoipa::path(get, path = "/patient/history", tag = "consent-patients", security(("session" = [])),
     responses((status = 200, body = Vec<HistoryEvent>),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn history(
     state: State,
     req: HttpRequest,
@@ -778,10 +743,9 @@ pub struct DeviceRemoved {
 #[utoipa::path(delete, path = "/patient/devices/{id}", tag = "consent-patients", security(("session" = [])),
     params(("id" = String, Path, description = "the device's RFC 7638 thumbprint")),
     responses((status = 200, body = DeviceRemoved),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
         (status = 404, description = "No enrolled device of this patient's", body = ErrorBody),
         (status = 409, description = "The device is being removed", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn remove_device(
     state: State,
     req: HttpRequest,
@@ -796,9 +760,8 @@ pub async fn remove_device(
 #[utoipa::path(get, path = "/patient/grants/{id}/fhir", tag = "consent-patients", security(("session" = [])),
     params(("id" = String, Path, description = "the grant id")),
     responses((status = 200, description = "A FHIR R4 Consent resource", body = Object, content_type = "application/fhir+json"),
-        (status = 401, description = "No session, an expired one, or one of a removed device", body = ErrorBody),
         (status = 404, description = "No grant of this patient's", body = ErrorBody),
-        (status = 503, description = "Storage or the ledger is unavailable; an act the ledger could not take completes once it is logged", body = ErrorBody)))]
+        NoSession, Unavailable))]
 pub async fn own_grant_as_fhir(
     state: State,
     req: HttpRequest,
@@ -815,20 +778,21 @@ pub async fn own_grant_as_fhir(
 }
 
 pub fn configure_patients(cfg: &mut web::ServiceConfig) {
-    let post =
-        |path: &str, limit: usize| web::resource(path.to_owned()).app_data(json_config(limit));
-    cfg.service(post("/patient/enrol", REQUEST_BODY).route(web::post().to(enrol)))
-        .service(post("/patient/challenge", SMALL_BODY).route(web::post().to(challenge)))
-        .service(post("/patient/session", SMALL_BODY).route(web::post().to(sign_in)))
+    cfg.service(json_resource("/patient/enrol", REQUEST_BODY).route(web::post().to(enrol)))
+        .service(json_resource("/patient/challenge", SMALL_BODY).route(web::post().to(challenge)))
+        .service(json_resource("/patient/session", SMALL_BODY).route(web::post().to(sign_in)))
         .service(web::resource("/patient/requests").route(web::get().to(pending)))
-        .service(post("/patient/decisions", SIGNED_BODY).route(web::post().to(decide)))
-        .service(post("/patient/revocations", REQUEST_BODY).route(web::post().to(revoke)))
+        .service(json_resource("/patient/decisions", SIGNED_BODY).route(web::post().to(decide)))
+        .service(json_resource("/patient/revocations", REQUEST_BODY).route(web::post().to(revoke)))
         .service(
-            post("/patient/rules", SIGNED_BODY)
+            json_resource("/patient/rules", SIGNED_BODY)
                 .route(web::post().to(add_rule))
                 .route(web::get().to(rules)),
         )
-        .service(post("/patient/rule-revocations", REQUEST_BODY).route(web::post().to(revoke_rule)))
+        .service(
+            json_resource("/patient/rule-revocations", REQUEST_BODY)
+                .route(web::post().to(revoke_rule)),
+        )
         .service(web::resource("/patient/grants").route(web::get().to(grants)))
         .service(web::resource("/patient/grants/{id}/fhir").route(web::get().to(own_grant_as_fhir)))
         .service(web::resource("/patient/history").route(web::get().to(history)))

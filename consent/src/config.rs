@@ -4,9 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use locus_platform::clock::Clock;
-use locus_platform::config::{tls_files, ConfigError};
-use locus_platform::telemetry::LogFormat;
+use locus_platform::config::ConfigError;
 use locus_platform::tls::TlsFiles;
 
 locus_platform::settings! {
@@ -33,29 +31,20 @@ locus_platform::settings! {
         pub ledger_vkey: Option<String> = None => "LOCUS_LEDGER_VKEY",
         /// `LOCUS_AUTHORITY_KEY`: the consortium authority's public key. Required.
         pub authority_key: Option<String> = None => "LOCUS_AUTHORITY_KEY",
-        /// `LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`: required.
-        pub tls_ca_cert: Option<PathBuf> = None => "LOCUS_TLS_CA_CERT",
-        pub tls_cert: Option<PathBuf> = None => "LOCUS_TLS_CERT",
-        pub tls_key: Option<PathBuf> = None => "LOCUS_TLS_KEY",
         /// `LOCUS_ENROLMENT_CODE_SECS`: how long an enrolment code stays valid.
         pub enrolment_code_secs: i64 = 15 * 60 => "LOCUS_ENROLMENT_CODE_SECS",
         /// `LOCUS_MAX_GRANT_SECS`: the longest grant a patient can approve.
         pub max_grant_secs: i64 = 30 * 24 * 3600 => "LOCUS_MAX_GRANT_SECS",
         /// `LOCUS_MAX_EMERGENCY_SECS`: the longest emergency grant.
         pub max_emergency_secs: i64 = 8 * 3600 => "LOCUS_MAX_EMERGENCY_SECS",
-        /// `LOCUS_DB_POOL_SIZE`, `LOCUS_LOG_FORMAT`
+        /// `LOCUS_DB_POOL_SIZE`
         pub db_pool_size: u32 = 8 => "LOCUS_DB_POOL_SIZE",
-        pub log_format: LogFormat = LogFormat::Text => "LOCUS_LOG_FORMAT",
-        in_code {
-            /// What the service takes the time to be: the system's; tests set their own.
-            pub clock: Clock = Clock::system(),
-        }
     }
 }
 
 impl Config {
     pub fn tls(&self) -> Result<TlsFiles, ConfigError> {
-        tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)?.ok_or(ConfigError::Missing(
+        self.tls_files()?.ok_or(ConfigError::Missing(
             "the consent service needs LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT and LOCUS_TLS_KEY",
         ))
     }

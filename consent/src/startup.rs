@@ -10,8 +10,9 @@ use locus_ledger::follower_settings;
 use locus_ledger::startup::follow;
 use locus_platform::access::{members_only, PeerGate};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
-use locus_platform::http::{json_extractors, not_found, HttpEdges};
+use locus_platform::http::{healthz, json_extractors, not_found, HttpEdges};
 use locus_platform::launch::{Launch, StartupError};
+use locus_platform::openapi::document;
 use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{public_acceptor, record_peer_certificate, server_acceptor};
 use locus_protocol::directory::MemberStatus;
@@ -90,11 +91,9 @@ impl Launch for Application {
                 .wrap(from_fn(members_only))
                 .app_data(gate.clone())
                 .app_data(d.clone())
-                .service(web::resource("/healthz").route(web::get().to(healthz)))
-                .service(web::resource("/openapi.json").route(web::get().to(member_openapi)))
-                .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
-                .configure(crate::api::configure_members)
-                .default_service(web::to(not_found))
+                .configure(|cfg| {
+                    listener_routes(cfg, member_openapi, crate::api::configure_members)
+                })
                 .wrap(HttpEdges)
         };
         let members = serve(
@@ -109,11 +108,9 @@ impl Launch for Application {
         let patients_app = move || {
             App::new()
                 .app_data(data.clone())
-                .service(web::resource("/healthz").route(web::get().to(healthz)))
-                .service(web::resource("/openapi.json").route(web::get().to(patient_openapi)))
-                .configure(|cfg| json_extractors(cfg, BODY_LIMIT))
-                .configure(crate::api::configure_patients)
-                .default_service(web::to(not_found))
+                .configure(|cfg| {
+                    listener_routes(cfg, patient_openapi, crate::api::configure_patients)
+                })
                 .wrap(HttpEdges)
         };
         // Patients' devices present no certificate: nothing to record.
@@ -188,26 +185,34 @@ const DIRECTORY_REFRESH: Duration = Duration::from_millis(500);
 /// How often acts left over are tried again.
 const ACT_RETRY: Duration = Duration::from_secs(2);
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// What both listeners serve around their own API: health, the API's
+/// document, JSON extractor errors, and 404 or 405 for anything else.
+fn listener_routes<H>(cfg: &mut web::ServiceConfig, openapi: H, api: fn(&mut web::ServiceConfig))
+where
+    H: actix_web::Handler<()>,
+    H::Output: actix_web::Responder + 'static,
+{
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi)));
+    json_extractors(cfg, BODY_LIMIT);
+    api(cfg);
+    cfg.default_service(web::to(not_found));
 }
 
 /// The members' listener documents only the members' API.
 async fn member_openapi() -> HttpResponse {
-    let mut doc = ConsentMemberApiDoc::openapi();
-    doc.info.title = "Locus consent service: members' API".into();
-    doc.info.description = Some(
-        "Hospitals, over mutual TLS: enrolment codes for patients' phones, access requests and their grants, emergency access, grants as FHIR Consent.".into(),
-    );
-    HttpResponse::Ok().json(doc)
+    document(
+        ConsentMemberApiDoc::openapi(),
+        "Locus consent service: members' API",
+        Some("Hospitals, over mutual TLS: enrolment codes for patients' phones, access requests and their grants, emergency access, grants as FHIR Consent."),
+    )
 }
 
 /// The patients' listener documents only the patients' API.
 async fn patient_openapi() -> HttpResponse {
-    let mut doc = ConsentPatientApiDoc::openapi();
-    doc.info.title = "Locus consent service: patients' API".into();
-    doc.info.description = Some(
-        "Patients' devices: enrol with a code, sign in with the device key, then decide requests, revoke grants, sign standing rules and read grants and history.".into(),
-    );
-    HttpResponse::Ok().json(doc)
+    document(
+        ConsentPatientApiDoc::openapi(),
+        "Locus consent service: patients' API",
+        Some("Patients' devices: enrol with a code, sign in with the device key, then decide requests, revoke grants, sign standing rules and read grants and history."),
+    )
 }

@@ -55,6 +55,16 @@ fn period(p: Option<&DataPeriod>) -> String {
     )
 }
 
+/// What a request or grant covers: its scopes, dates and purpose.
+fn what(scope: &ScopeSet, period_of_data: Option<&DataPeriod>, why: PurposeOfUse) -> String {
+    format!(
+        "{}, {}, {}",
+        scopes(scope),
+        period(period_of_data),
+        purpose(why)
+    )
+}
+
 fn duration(secs: i64) -> String {
     match secs {
         s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
@@ -65,11 +75,9 @@ fn duration(secs: i64) -> String {
 
 pub fn describe_request(directory: &LedgerDirectory, terms: &RequestTerms) -> String {
     format!(
-        "{} asks to see {}, {}, {}, for {}.",
+        "{} asks to see {}, for {}.",
         who(directory, &terms.requester),
-        scopes(&terms.scope),
-        period(terms.data_period.as_ref()),
-        purpose(terms.purpose),
+        what(&terms.scope, terms.data_period.as_ref(), terms.purpose),
         duration(terms.duration_secs)
     )
 }
@@ -83,11 +91,9 @@ pub fn describe_grant(directory: &LedgerDirectory, claims: &GrantClaims) -> Stri
         }
     };
     format!(
-        "{} may see {}, {}, {}, until {}. {basis}",
+        "{} may see {}, until {}. {basis}",
         who(directory, &claims.aud),
-        scopes(&claims.scope),
-        period(claims.data_period.as_ref()),
-        purpose(claims.purpose),
+        what(&claims.scope, claims.data_period.as_ref(), claims.purpose),
         chrono::DateTime::from_timestamp(claims.exp, 0)
             .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
     )

@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use locus_platform::clock::Clock;
-use locus_platform::config::{tls_files, ConfigError};
-use locus_platform::telemetry::LogFormat;
+use locus_platform::config::ConfigError;
 use locus_platform::tls::TlsFiles;
 
 use crate::fhir::US_SSN_SYSTEM;
@@ -40,11 +38,6 @@ locus_platform::settings! {
         /// `LOCUS_AUTHORITY_KEY`: the consortium authority's Ed25519 public key
         /// (base64url), against which the directory is checked. Required.
         pub authority_key: Option<String> = None => "LOCUS_AUTHORITY_KEY",
-        /// `LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`: required; a
-        /// connector talks to nothing without mutual TLS.
-        pub tls_ca_cert: Option<PathBuf> = None => "LOCUS_TLS_CA_CERT",
-        pub tls_cert: Option<PathBuf> = None => "LOCUS_TLS_CERT",
-        pub tls_key: Option<PathBuf> = None => "LOCUS_TLS_KEY",
         /// `LOCUS_PUBLISH_INTERVAL_MS`: how often unpublished records are published.
         pub publish_interval_ms: u64 = 2000 => "LOCUS_PUBLISH_INTERVAL_MS",
         /// `LOCUS_DIRECTORY_REFRESH_MS`: how often the directory is re-read from the ledger.
@@ -54,18 +47,12 @@ locus_platform::settings! {
         pub witness_interval_ms: u64 = 1000 => "LOCUS_WITNESS_INTERVAL_MS",
         /// `LOCUS_DB_POOL_SIZE`
         pub db_pool_size: u32 = 8 => "LOCUS_DB_POOL_SIZE",
-        /// `LOCUS_LOG_FORMAT`: `text` or `json`.
-        pub log_format: LogFormat = LogFormat::Text => "LOCUS_LOG_FORMAT",
-        in_code {
-            /// What the service takes the time to be: the system's; tests set their own.
-            pub clock: Clock = Clock::system(),
-        }
     }
 }
 
 impl Config {
     pub fn tls(&self) -> Result<TlsFiles, ConfigError> {
-        tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)?.ok_or(ConfigError::Missing(
+        self.tls_files()?.ok_or(ConfigError::Missing(
             "a connector needs LOCUS_TLS_CA_CERT, LOCUS_TLS_CERT and LOCUS_TLS_KEY",
         ))
     }

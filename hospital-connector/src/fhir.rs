@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use chrono::NaiveDate;
-use locus_protocol::ids::{FhirId, PatientKey};
+use locus_protocol::ids::FhirId;
 use locus_protocol::linkage::{normalize_identifier, IdentifierError, NormalizedIdentifier};
 use locus_protocol::pointer::MAX_POINTER_TOKENS;
 use locus_protocol::scope::{Coding as ScopeCoding, ResourceType, Token, MAX_SCOPE_LEN};
@@ -99,44 +99,10 @@ pub enum EntryProblem {
     TooManyTokens,
 }
 
-/// One Observation or DiagnosticReport, ready to store.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ParsedRecord {
-    pub resource_type: ResourceType,
-    pub resource_id: FhirId,
-    pub categories: Vec<String>,
-    pub codes: Vec<String>,
-    pub effective_date: Option<NaiveDate>,
-    /// The resource's original JSON text without insignificant whitespace.
-    pub content: String,
-}
-
-impl ParsedRecord {
-    /// The store input for this record under `patient_key`.
-    pub fn into_input(self, patient_key: PatientKey) -> NewRecordInput {
-        NewRecordInput {
-            patient_key,
-            resource_type: self.resource_type,
-            resource_id: self.resource_id,
-            categories: self.categories,
-            codes: self.codes,
-            effective_date: self.effective_date,
-            content: self.content,
-        }
-    }
-}
-
-impl fmt::Debug for ParsedRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ParsedRecord")
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("categories", &self.categories.len())
-            .field("codes", &self.codes.len())
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+/// One Observation or DiagnosticReport, ready to store once its patient key is
+/// known. Its content is the resource's original JSON text without
+/// insignificant whitespace.
+pub type ParsedRecord = NewRecordInput<()>;
 
 /// A parsed bundle. Its `Debug` shows neither the identifier nor any content.
 #[derive(Debug, Clone)]
@@ -366,6 +332,7 @@ fn clinical_record(
     };
 
     Ok(ParsedRecord {
+        patient_key: (),
         resource_type,
         resource_id,
         categories,

@@ -87,7 +87,7 @@ pub fn import_bundle(
     let inputs: Vec<_> = bundle
         .records
         .into_iter()
-        .map(|r| r.into_input(key))
+        .map(|r| r.with_key(key))
         .collect();
     let mut report = ImportReport {
         patient_key: key,

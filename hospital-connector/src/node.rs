@@ -33,13 +33,8 @@ pub struct Node {
     pub clock: Clock,
 }
 
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
-            .field("hospital", &self.hospital)
-            .finish_non_exhaustive()
-    }
-}
+// Keys, stores and clients are not for logs.
+locus_platform::debug_fields!(Node: hospital);
 
 /// How long a connector waits for a checkpoint to cover a receipt.
 pub const CHECKPOINT_WAIT: Duration = Duration::from_secs(10);

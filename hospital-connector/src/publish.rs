@@ -138,21 +138,22 @@ impl Node {
     }
 }
 
+/// A stored record's category or code tokens, parsed back.
+fn parse_all<T: std::str::FromStr<Err: std::fmt::Display>>(
+    tokens: &[String],
+) -> Result<Vec<T>, PublishError> {
+    tokens
+        .iter()
+        .map(|t| t.parse::<T>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| PublishError::Record(e.to_string()))
+}
+
 /// What the sealed pointer says about a record: enough for this hospital to
 /// find it again and to check a grant against it, nothing for anyone else.
 pub fn pointer_body(record: &Record) -> Result<PointerBody, PublishError> {
-    let categories = record
-        .categories
-        .iter()
-        .map(|c| c.parse::<Token>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| PublishError::Record(e.to_string()))?;
-    let codes = record
-        .codes
-        .iter()
-        .map(|c| c.parse::<Coding>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| PublishError::Record(e.to_string()))?;
+    let categories = parse_all::<Token>(&record.categories)?;
+    let codes = parse_all::<Coding>(&record.codes)?;
     Ok(PointerBody {
         resource_type: record.resource_type,
         resource_id: record.resource_id.clone(),

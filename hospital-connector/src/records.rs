@@ -11,7 +11,6 @@
 //! it byte for byte.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
@@ -35,7 +34,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("../migrations/hospital-connector/postgres"),
 };
 
-// 13 columns per row: well under SQLite's 32766 bound parameters per statement.
+// 14 columns per row: well under SQLite's 32766 bound parameters per statement.
 const ROWS_PER_INSERT: usize = 500;
 // Ids per `IN (...)` lookup.
 const KEYS_PER_QUERY: usize = 500;
@@ -85,10 +84,12 @@ pub enum StoreError {
 
 locus_platform::store_error!(StoreError, CorruptColumn);
 
-/// One resource to store, as the importer (or any other source) derives it.
+/// One resource to store, as the importer (or any other source) derives it,
+/// under its patient key `K`: `()` while the key is not known yet (a parsed
+/// bundle's records, [`crate::fhir::ParsedRecord`]).
 #[derive(Clone, PartialEq, Eq)]
-pub struct NewRecordInput {
-    pub patient_key: PatientKey,
+pub struct NewRecordInput<K = PatientKey> {
+    pub patient_key: K,
     pub resource_type: ResourceType,
     pub resource_id: FhirId,
     /// Canonical category tokens: `code` for the standard observation categories,
@@ -101,19 +102,23 @@ pub struct NewRecordInput {
     pub content: String,
 }
 
-// Content is health data: never print it.
-impl fmt::Debug for NewRecordInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewRecordInput")
-            .field("patient_key", &self.patient_key)
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("categories", &self.categories.len())
-            .field("codes", &self.codes.len())
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
+impl<K> NewRecordInput<K> {
+    /// The same resource under `patient_key`.
+    pub fn with_key(self, patient_key: PatientKey) -> NewRecordInput {
+        NewRecordInput {
+            patient_key,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            categories: self.categories,
+            codes: self.codes,
+            effective_date: self.effective_date,
+            content: self.content,
+        }
     }
 }
+
+// Content is health data: its types show its length only.
+locus_platform::debug_fields!(NewRecordInput<K>: patient_key, resource_type, resource_id, categories.len(), codes.len(); content_bytes = content.len());
 
 /// What [`RecordStore::upsert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,38 +131,8 @@ pub enum Upserted {
     NewVersion(u32),
 }
 
-/// A `records` row as inserted.
-#[derive(Clone, Insertable)]
-#[diesel(table_name = records)]
-pub struct NewRecord {
-    pub resource_type: String,
-    pub resource_id: String,
-    pub version: i32,
-    pub patient_key: String,
-    pub categories: String,
-    pub codes: String,
-    pub effective_date: Option<String>,
-    pub content: String,
-    pub salt: Vec<u8>,
-    pub commitment: Vec<u8>,
-    pub imported_at: i64,
-    pub published_pointer: Option<String>,
-    pub current: bool,
-}
-
-impl fmt::Debug for NewRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewRecord")
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("version", &self.version)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A `records` row as stored (see [`Record`] for the decoded form).
-#[derive(Clone, Queryable, Selectable)]
+/// A `records` row as inserted and stored (see [`Record`] for the decoded form).
+#[derive(Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = records)]
 pub struct RecordRow {
     pub resource_type: String,
@@ -176,16 +151,7 @@ pub struct RecordRow {
     pub withdrawn_at: Option<i64>,
 }
 
-impl fmt::Debug for RecordRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordRow")
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("version", &self.version)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+locus_platform::debug_fields!(RecordRow: resource_type, resource_id, version; content_bytes = content.len());
 
 /// One version of one of the hospital's records.
 #[derive(Clone, PartialEq, Eq)]
@@ -208,21 +174,7 @@ pub struct Record {
     pub withdrawn_at: Option<i64>,
 }
 
-impl fmt::Debug for Record {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Record")
-            .field("patient_key", &self.patient_key)
-            .field("resource_type", &self.resource_type)
-            .field("resource_id", &self.resource_id)
-            .field("version", &self.version)
-            .field("commitment", &self.commitment)
-            .field("published_pointer", &self.published_pointer)
-            .field("current", &self.current)
-            .field("withdrawn_at", &self.withdrawn_at)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+locus_platform::debug_fields!(Record: patient_key, resource_type, resource_id, version, commitment, published_pointer, current, withdrawn_at; content_bytes = content.len());
 
 impl Record {
     /// The codes as `(system, code)` pairs, as [`locus_protocol::scope`] takes them.
@@ -345,17 +297,7 @@ pub struct NewReceivedResult {
     pub receipt_index: u64,
 }
 
-impl fmt::Debug for NewReceivedResult {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewReceivedResult")
-            .field("patient_key", &self.patient_key)
-            .field("custodian", &self.custodian)
-            .field("pointer_id", &self.pointer_id)
-            .field("receipt_index", &self.receipt_index)
-            .field("content_bytes", &self.content.len())
-            .finish_non_exhaustive()
-    }
-}
+locus_platform::debug_fields!(NewReceivedResult: patient_key, custodian, pointer_id, receipt_index; content_bytes = content.len());
 
 /// A stored received result: what arrived, and where and when it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -537,7 +479,7 @@ impl RecordStore {
                     Upserted::NewVersion(u32::try_from(version).map_err(|_| StoreError::Overflow)?)
                 });
                 let salt = random_salt().map_err(|_| StoreError::Rng)?;
-                rows.push(NewRecord {
+                rows.push(RecordRow {
                     resource_type: key.0.to_owned(),
                     resource_id: key.1.to_owned(),
                     version,
@@ -553,6 +495,7 @@ impl RecordStore {
                     imported_at,
                     published_pointer: None,
                     current: true,
+                    withdrawn_at: None,
                 });
             }
             // Retire before inserting: at most one current version may exist.

@@ -21,8 +21,9 @@ use base64::Engine as _;
 use locus_index_service::api::MAX_SEALED_BYTES;
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
-use locus_platform::access::{check_grant, Refused};
+use locus_platform::access::{check_token, oversized_token, Authorized, Refused};
 use locus_platform::http::{ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::openapi::NoClientCertificate;
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
@@ -63,14 +64,8 @@ impl RetrieveRequest {
     /// Range checks at the edge: a malformed request is a 400, not a refusal.
     /// Returns the sealed pointer's bytes.
     fn validated(&self) -> Result<Vec<u8>, RetrieveError> {
-        if self
-            .grant
-            .as_ref()
-            .is_some_and(|g| g.len() > MAX_GRANT_TOKEN_LEN)
-        {
-            return Err(RetrieveError::BadRequest(format!(
-                "grant is longer than any grant token ({MAX_GRANT_TOKEN_LEN} bytes)"
-            )));
+        if let Some(message) = oversized_token("grant", self.grant.as_deref()) {
+            return Err(RetrieveError::BadRequest(message));
         }
         let sealed = BASE64
             .decode(&self.sealed)
@@ -156,14 +151,14 @@ locus_platform::response_error!(RetrieveError);
     responses(
         (status = 200, description = "Released, after the retrieval was logged", body = RetrieveResponse),
         (status = 400, description = "Malformed request: not a JSON object, unknown field, bad pointer id, sealed not base64 or out of range, grant too long; nothing logged", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
         (status = 403, description = "Refused and logged as access.refused; nothing released", body = ErrorBody),
         (status = 405, description = "Not POST", body = ErrorBody),
         (status = 409, description = "The requester's directory key cannot be sealed to; nothing logged", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 500, description = "This hospital's own record failed its integrity check", body = ErrorBody),
-        (status = 503, description = "The ledger or the store is unavailable; nothing released", body = ErrorBody)))]
+        (status = 503, description = "The ledger or the store is unavailable; nothing released", body = ErrorBody),
+        NoClientCertificate))]
 pub async fn retrieve(
     node: web::Data<Arc<Node>>,
     peer: PeerCertificate,
@@ -189,7 +184,8 @@ async fn release(
     let now = node.clock.now_secs();
     let (authorized, requester_key) = {
         let directory = node.directory.directory().read();
-        let authorized = check_grant(&directory, request.grant.as_deref(), &peer.thumbprint, now)?;
+        let authorized: Authorized =
+            check_token(&directory, request.grant.as_deref(), &peer.thumbprint, now)?;
         let key = directory.active(&authorized.requester).map(|m| m.x25519);
         (authorized, key.ok_or(RetrieveError::Unavailable)?)
     };

@@ -11,8 +11,11 @@ use locus_platform::config::required;
 use locus_platform::files::{
     load_linkage_key, load_or_create_signing_key, load_or_create_x25519_key,
 };
-use locus_platform::http::{json_config, json_error, json_extractors, not_found, HttpEdges};
+use locus_platform::http::{
+    healthz, json_config, json_error, json_extractors, not_found, HttpEdges,
+};
 use locus_platform::launch::{Launch, StartupError};
+use locus_platform::openapi::document;
 use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::{HospitalId, MemberId};
@@ -141,46 +144,31 @@ impl Application {
     /// Serves, follows the directory, publishes new records and witnesses the
     /// ledger, until stopped.
     pub async fn run_until_stopped(self, config: &Config) -> std::io::Result<()> {
-        let follower = Arc::clone(&self.node);
-        let refresh = config.directory_refresh();
-        let directory = actix_web::rt::spawn(async move {
-            loop {
-                if let Err(e) = follower.directory.refresh().await {
-                    tracing::warn!(error = %e, "directory not refreshed");
-                }
-                actix_web::rt::time::sleep(refresh).await;
+        let directory = every(&self.node, config.directory_refresh(), |node| async move {
+            if let Err(e) = node.directory.refresh().await {
+                tracing::warn!(error = %e, "directory not refreshed");
             }
         });
-        let publisher = Arc::clone(&self.node);
-        let interval = config.publish_interval();
-        let publishing = actix_web::rt::spawn(async move {
-            loop {
-                match publisher.publish_pending().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(records = n, "published"),
-                    Err(e) => tracing::warn!(error = %e, "publishing will be retried"),
-                }
-                actix_web::rt::time::sleep(interval).await;
+        let publishing = every(&self.node, config.publish_interval(), |node| async move {
+            match node.publish_pending().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "published"),
+                Err(e) => tracing::warn!(error = %e, "publishing will be retried"),
             }
         });
-        let witness = Arc::clone(&self.node);
-        let interval = config.witness_interval();
-        let witnessing = actix_web::rt::spawn(async move {
-            loop {
-                match witness.witness_once().await {
-                    Ok(crate::witness::Witnessed::Cosigned(size)) => {
-                        tracing::debug!(size, "checkpoint cosigned")
-                    }
-                    Ok(crate::witness::Witnessed::AlreadyCosigned(_)) => {}
-                    Err(
-                        e @ (crate::witness::WitnessError::Conflict { .. }
-                        | crate::witness::WitnessError::Stopped),
-                    ) => {
-                        tracing::error!(error = %e, "the ledger's history is not append-only");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "witnessing will be retried"),
+        let witnessing = every(&self.node, config.witness_interval(), |node| async move {
+            match node.witness_once().await {
+                Ok(crate::witness::Witnessed::Cosigned(size)) => {
+                    tracing::debug!(size, "checkpoint cosigned")
                 }
-                actix_web::rt::time::sleep(interval).await;
+                Ok(crate::witness::Witnessed::AlreadyCosigned(_)) => {}
+                Err(
+                    e @ (crate::witness::WitnessError::Conflict { .. }
+                    | crate::witness::WitnessError::Stopped),
+                ) => {
+                    tracing::error!(error = %e, "the ledger's history is not append-only");
+                }
+                Err(e) => tracing::warn!(error = %e, "witnessing will be retried"),
             }
         });
         let result = self.server.await;
@@ -189,6 +177,25 @@ impl Application {
         witnessing.abort();
         result
     }
+}
+
+/// Runs `step` on the node every `interval`, in the background until aborted.
+fn every<F, Fut>(
+    node: &Arc<Node>,
+    interval: std::time::Duration,
+    step: F,
+) -> actix_web::rt::task::JoinHandle<()>
+where
+    F: Fn(Arc<Node>) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let node = Arc::clone(node);
+    actix_web::rt::spawn(async move {
+        loop {
+            step(Arc::clone(&node)).await;
+            actix_web::rt::time::sleep(interval).await;
+        }
+    })
 }
 
 /// A known route asked with another method: 405, with the same JSON error as
@@ -206,14 +213,8 @@ async fn method_not_allowed(allow: &'static str) -> HttpResponse {
     response
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
 async fn openapi() -> HttpResponse {
-    let mut doc = ConnectorApiDoc::openapi();
-    doc.info.title = "Locus hospital connector".into();
-    HttpResponse::Ok().json(doc)
+    document(ConnectorApiDoc::openapi(), "Locus hospital connector", None)
 }
 
 #[derive(Debug, utoipa::OpenApi)]

@@ -12,12 +12,15 @@ use locus_ledger::directory::LedgerDirectory;
 use locus_ledger::sequencer::{Sequencer, SubmitError};
 use locus_ledger::store::LedgerStore;
 use locus_ledger::wire::Receipt;
-use locus_platform::access::{check_discovery, Refused};
-use locus_platform::http::{json_config, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::access::{check_token, oversized_token, Refused};
+use locus_platform::http::{json_resource, ApiError, ErrorBody, ErrorKind, Json};
+use locus_platform::openapi::{
+    BodyTooLarge, NoClientCertificate, NotActiveHospital, NotJson, StorageUnavailable,
+};
 use locus_platform::tls::PeerCertificate;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Entry, Event, EventKind, IndexQueried, SignedEntry};
-use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
+use locus_protocol::grant_token::{DiscoveryClaims, MAX_GRANT_TOKEN_LEN};
 use locus_protocol::ids::{HospitalId, MemberId, PatientKey, PointerId, ScopeTag};
 use locus_protocol::signing::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -208,20 +211,13 @@ locus_platform::response_error!(IndexError);
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/index")
+            .service(json_resource("/pointers", PUBLISH_BODY_LIMIT).route(web::post().to(publish)))
             .service(
-                web::resource("/pointers")
-                    .app_data(json_config(PUBLISH_BODY_LIMIT))
-                    .route(web::post().to(publish)),
-            )
-            .service(
-                web::resource("/pointers/withdraw")
-                    .app_data(json_config(WITHDRAW_BODY_LIMIT))
+                json_resource("/pointers/withdraw", WITHDRAW_BODY_LIMIT)
                     .route(web::post().to(withdraw)),
             )
             .service(
-                web::resource("/discover")
-                    .app_data(json_config(DISCOVER_BODY_LIMIT))
-                    .route(web::post().to(discover)),
+                json_resource("/discover", DISCOVER_BODY_LIMIT).route(web::post().to(discover)),
             ),
     );
 }
@@ -265,13 +261,11 @@ impl IndexState {
 #[utoipa::path(post, path = "/index/pointers", tag = "index", request_body = PublishRequest,
     responses((status = 200, body = PublishResponse),
         (status = 400, description = "Not a JSON object of this shape, or a batch, tag list or sealed body out of bounds", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "A superseded pointer that is not one of the caller's active pointers", body = ErrorBody),
         (status = 409, description = "A pointer id taken with other content", body = ErrorBody),
         (status = 413, description = "A sealed body over 4096 bytes, or a body over the route's limit", body = ErrorBody),
         (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
+        NoClientCertificate, NotActiveHospital, StorageUnavailable))]
 pub async fn publish(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
@@ -317,12 +311,8 @@ pub async fn publish(
 #[utoipa::path(post, path = "/index/pointers/withdraw", tag = "index", request_body = WithdrawRequest,
     responses((status = 200, body = WithdrawResponse),
         (status = 400, description = "Not a JSON object of this shape, or a batch out of bounds", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
-        (status = 403, description = "Not an active hospital", body = ErrorBody),
         (status = 404, description = "A pointer that is not one of the caller's active pointers", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
+        NoClientCertificate, NotActiveHospital, StorageUnavailable, BodyTooLarge, NotJson))]
 pub async fn withdraw(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
@@ -344,30 +334,22 @@ pub async fn withdraw(
 #[utoipa::path(post, path = "/index/discover", tag = "index", request_body = DiscoverRequest,
     responses((status = 200, body = DiscoverResponse),
         (status = 400, description = "Not a JSON object of this shape, or a token longer than any discovery token (not logged)", body = ErrorBody),
-        (status = 401, description = "No client certificate", body = ErrorBody),
         (status = 403, description = "No grant, or one that does not hold for the caller (logged as a refusal)", body = ErrorBody),
-        (status = 413, description = "A body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "The ledger cannot log the discovery, or storage unavailable", body = ErrorBody)))]
+        (status = 503, description = "The ledger cannot log the discovery, or storage unavailable", body = ErrorBody),
+        NoClientCertificate, BodyTooLarge, NotJson))]
 pub async fn discover(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
     body: Json<DiscoverRequest>,
 ) -> Result<web::Json<DiscoverResponse>, IndexError> {
     // Malformed is not a refusal: only a request that could be a discovery is logged.
-    if body
-        .discovery
-        .as_ref()
-        .is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN)
-    {
-        return Err(IndexError::BadRequest(format!(
-            "discovery is longer than any discovery token ({MAX_GRANT_TOKEN_LEN} bytes)"
-        )));
+    if let Some(message) = oversized_token("discovery", body.discovery.as_deref()) {
+        return Err(IndexError::BadRequest(message));
     }
     let now = state.sequencer.clock().now_secs();
     let checked = {
         let directory = state.directory.read();
-        check_discovery(&directory, body.discovery.as_deref(), &peer.thumbprint, now)
+        check_token::<DiscoveryClaims>(&directory, body.discovery.as_deref(), &peer.thumbprint, now)
     };
     let authorized = match checked {
         Ok(authorized) => authorized,

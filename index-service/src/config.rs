@@ -6,13 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use locus_platform::clock::Clock;
-use locus_platform::config::{tls_files, ConfigError};
-use locus_platform::telemetry::LogFormat;
-use locus_platform::tls::TlsFiles;
+use locus_platform::config::ConfigError;
 use locus_protocol::grant::Confirmation;
 
 locus_platform::settings! {
+    /// With the three TLS files the service serves HTTPS and requires a consortium
+    /// client certificate; without them, plain HTTP on loopback for development.
     pub struct Config {
         /// `LOCUS_LISTEN`: address to serve on; port 0 picks a free port.
         pub listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7300)) => "LOCUS_LISTEN",
@@ -37,13 +36,6 @@ locus_platform::settings! {
         /// its own entries (discoveries, refusals); created on first start if missing.
         pub member_key_file: PathBuf = "locus-data/index-member.pem".into()
             => "LOCUS_MEMBER_KEY_FILE",
-        /// `LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`: the consortium CA
-        /// and this node's certificate and key (PEM). With all three, the service
-        /// serves HTTPS and requires a consortium client certificate; without them,
-        /// plain HTTP on loopback for development.
-        pub tls_ca_cert: Option<PathBuf> = None => "LOCUS_TLS_CA_CERT",
-        pub tls_cert: Option<PathBuf> = None => "LOCUS_TLS_CERT",
-        pub tls_key: Option<PathBuf> = None => "LOCUS_TLS_KEY",
         /// `LOCUS_CHECKPOINT_INTERVAL_MS`: longest delay before new entries are
         /// covered by a signed checkpoint.
         pub checkpoint_interval_ms: u64 = 500 => "LOCUS_CHECKPOINT_INTERVAL_MS",
@@ -51,12 +43,6 @@ locus_platform::settings! {
         pub max_batch: usize = 4096 => "LOCUS_MAX_BATCH",
         /// `LOCUS_DB_POOL_SIZE`: database connections.
         pub db_pool_size: u32 = 16 => "LOCUS_DB_POOL_SIZE",
-        /// `LOCUS_LOG_FORMAT`: `text` or `json`.
-        pub log_format: LogFormat = LogFormat::Text => "LOCUS_LOG_FORMAT",
-        in_code {
-            /// What the service takes the time to be: the system's; tests set their own.
-            pub clock: Clock = Clock::system(),
-        }
     }
 }
 
@@ -72,11 +58,6 @@ impl Config {
                 })
             })
             .transpose()
-    }
-
-    /// The TLS files, when all three are set.
-    pub fn tls(&self) -> Result<Option<TlsFiles>, ConfigError> {
-        tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)
     }
 
     pub fn checkpoint_interval(&self) -> Duration {

@@ -19,8 +19,9 @@ use locus_ledger::store::LedgerStore;
 use locus_platform::access::{members_only, PeerGate};
 use locus_platform::db::{self, DatabaseUrl};
 use locus_platform::files::{load_or_create_signing_key, write_secret_file};
-use locus_platform::http::{json_extractors, not_found, HttpEdges};
+use locus_platform::http::{healthz, json_extractors, not_found, HttpEdges};
 use locus_platform::launch::Launch;
+use locus_platform::openapi::document;
 use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
 use locus_protocol::ids::MemberId;
@@ -129,7 +130,7 @@ impl Launch for Application {
         });
         let registry = web::Data::new(registry);
         let tls = config
-            .tls()
+            .tls_files()
             .map_err(|e| StartupError::Config(e.to_string()))?;
         if tls.is_some() && config.authority_certificate.is_none() {
             tracing::warn!(
@@ -269,10 +270,6 @@ fn load_or_create_signer(path: &Path, origin: &str) -> Result<NoteSigner, Startu
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
 /// Ready when the database answers and the sequencer is accepting entries.
 async fn readyz(state: web::Data<LedgerState>) -> HttpResponse {
     if let Some(reason) = state.sequencer.halted() {
@@ -307,9 +304,9 @@ async fn metrics_text(registry: web::Data<Registry>) -> HttpResponse {
 async fn openapi() -> HttpResponse {
     let mut doc = LedgerApiDoc::openapi();
     doc.merge(IndexApiDoc::openapi());
-    doc.info.title = "Locus index service".into();
-    doc.info.description = Some(
-        "The hashed index of sealed pointers, and the Locus ledger: C2SP tlog-tiles reads, RFC 9162 proofs, signed entry submission and queries.".into(),
-    );
-    HttpResponse::Ok().json(doc)
+    document(
+        doc,
+        "Locus index service",
+        Some("The hashed index of sealed pointers, and the Locus ledger: C2SP tlog-tiles reads, RFC 9162 proofs, signed entry submission and queries."),
+    )
 }

@@ -23,7 +23,8 @@ use crate::wire::{
     CheckpointPage, ConsistencyProof, CosignatureSubmission, EntryPage, ErrorBody,
     HistoricCheckpoint, InclusionProof, LoggedEntry, Receipt,
 };
-use locus_platform::http::{json_config, stored_int, ErrorKind, Json};
+use locus_platform::http::{json_resource, stored_int, ErrorKind, Json};
+use locus_platform::openapi::{NotJson, StorageUnavailable};
 use locus_protocol::directory::MemberRole;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
 
@@ -146,8 +147,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/checkpoint").route(web::get().to(checkpoint)))
             .service(web::resource("/checkpoints").route(web::get().to(checkpoints)))
             .service(
-                web::resource("/cosignatures")
-                    .app_data(json_config(COSIGNATURE_BODY_LIMIT))
+                json_resource("/cosignatures", COSIGNATURE_BODY_LIMIT)
                     .route(web::post().to(cosign)),
             )
             .service(web::resource("/vkey").route(web::get().to(vkey)))
@@ -163,6 +163,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+locus_platform::error_responses! {
+    /// The answer of every read route before the first checkpoint, or without storage.
+    NoCheckpoint = 503, "No checkpoint signed yet, or storage unavailable";
+    /// A query route's malformed or out-of-range parameters.
+    MalformedQuery = 400, "A malformed or out-of-range query";
+}
+
 fn published(state: &LedgerState) -> Result<Published, ApiError> {
     state.sequencer.published().ok_or(ApiError::NoCheckpoint)
 }
@@ -175,7 +182,7 @@ fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<String> {
 /// witnesses have sent for it so far as further signature lines.
 #[utoipa::path(get, path = "/ledger/checkpoint", tag = "ledger",
     responses((status = 200, description = "C2SP tlog-checkpoint in a signed note", body = String, content_type = "text/plain"),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        NoCheckpoint))]
 pub async fn checkpoint(state: web::Data<LedgerState>) -> Result<HttpResponse, ApiError> {
     let published = published(&state)?;
     let store = state.store.clone();
@@ -212,8 +219,7 @@ pub struct CheckpointsQuery {
 /// cosignatures: an auditor checks each against the next.
 #[utoipa::path(get, path = "/ledger/checkpoints", tag = "ledger", params(CheckpointsQuery),
     responses((status = 200, body = CheckpointPage),
-        (status = 400, description = "A malformed or out-of-range query", body = ErrorBody),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        MalformedQuery, NoCheckpoint))]
 pub async fn checkpoints(
     state: web::Data<LedgerState>,
     query: web::Query<CheckpointsQuery>,
@@ -257,8 +263,7 @@ pub async fn checkpoints(
         (status = 403, description = "Not an active witness, or the cosignature does not verify", body = ErrorBody),
         (status = 404, description = "The ledger signed no checkpoint of this size", body = ErrorBody),
         (status = 413, description = "The body is over 1024 bytes", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody)))]
+        NotJson, StorageUnavailable))]
 pub async fn cosign(
     state: web::Data<LedgerState>,
     body: Json<CosignatureSubmission>,
@@ -377,7 +382,7 @@ pub struct InclusionQuery {
 #[utoipa::path(get, path = "/ledger/proof/inclusion", tag = "ledger", params(InclusionQuery),
     responses((status = 200, body = InclusionProof),
         (status = 400, description = "A malformed query, an index not below the size, or a size beyond the newest checkpoint", body = ErrorBody),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        NoCheckpoint))]
 pub async fn prove_inclusion(
     state: web::Data<LedgerState>,
     query: web::Query<InclusionQuery>,
@@ -389,15 +394,8 @@ pub async fn prove_inclusion(
             "index {index} is not below size {size}"
         )));
     }
-    let store = state.store.clone();
-    let proof = web::block(move || inclusion_proof(&store, index, size))
-        .await?
-        .map_err(proof_error)?;
-    Ok(web::Json(InclusionProof {
-        index,
-        size,
-        proof: encode_hashes(&proof),
-    }))
+    let proof = proof_hashes(&state, move |store| inclusion_proof(store, index, size)).await?;
+    Ok(web::Json(InclusionProof { index, size, proof }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -415,7 +413,7 @@ pub struct ConsistencyQuery {
 #[utoipa::path(get, path = "/ledger/proof/consistency", tag = "ledger", params(ConsistencyQuery),
     responses((status = 200, body = ConsistencyProof),
         (status = 400, description = "A malformed query, first 0 or above second, or second beyond the newest checkpoint", body = ErrorBody),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        NoCheckpoint))]
 pub async fn prove_consistency(
     state: web::Data<LedgerState>,
     query: web::Query<ConsistencyQuery>,
@@ -427,15 +425,24 @@ pub async fn prove_consistency(
             "first {first} is larger than second {second}"
         )));
     }
-    let store = state.store.clone();
-    let proof = web::block(move || consistency_proof(&store, first, second))
-        .await?
-        .map_err(proof_error)?;
+    let proof = proof_hashes(&state, move |store| consistency_proof(store, first, second)).await?;
     Ok(web::Json(ConsistencyProof {
         first,
         second,
-        proof: encode_hashes(&proof),
+        proof,
     }))
+}
+
+/// Builds a proof from storage off the async runtime, as base64 hashes.
+async fn proof_hashes(
+    state: &LedgerState,
+    prove: impl FnOnce(&LedgerStore) -> Result<Vec<[u8; 32]>, ProofError<StoreError>> + Send + 'static,
+) -> Result<Vec<String>, ApiError> {
+    let store = state.store.clone();
+    let proof = web::block(move || prove(&store))
+        .await?
+        .map_err(proof_error)?;
+    Ok(encode_hashes(&proof))
 }
 
 fn check_size(state: &LedgerState, size: u64) -> Result<Published, ApiError> {
@@ -456,7 +463,7 @@ fn check_size(state: &LedgerState, size: u64) -> Result<Published, ApiError> {
         pattern = "^([0-9]|[1-5][0-9]|6[0-3]|entries)/(x[0-9]{3}/)*[0-9]{3}(\\.p/([1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5]))?$")),
     responses((status = 200, description = "Tile hashes or an entry bundle", body = crate::wire::Binary, content_type = "application/octet-stream"),
         (status = 404, description = "Not a canonical tile path, or a tile beyond the published tree", body = ErrorBody),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        NoCheckpoint))]
 pub async fn tile(
     state: web::Data<LedgerState>,
     path: web::Path<String>,
@@ -617,8 +624,7 @@ fn logged(entry: EntryRow) -> Result<LoggedEntry, ApiError> {
 /// Entries by type, submitter, patient key, grant and time, in log order, paged.
 #[utoipa::path(get, path = "/ledger/entries", tag = "ledger", params(EntryQuery),
     responses((status = 200, body = EntryPage),
-        (status = 400, description = "A malformed or out-of-range query", body = ErrorBody),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        MalformedQuery, NoCheckpoint))]
 pub async fn query_entries(
     state: web::Data<LedgerState>,
     query: web::Query<EntryQuery>,
@@ -639,7 +645,7 @@ pub async fn query_entries(
     params(("index" = u64, Path, description = "leaf index", minimum = 0)),
     responses((status = 200, body = LoggedEntry),
         (status = 404, description = "Not a leaf index of the published tree", body = ErrorBody),
-        (status = 503, description = "No checkpoint signed yet, or storage unavailable", body = ErrorBody)))]
+        NoCheckpoint))]
 pub async fn entry_by_index(
     state: web::Data<LedgerState>,
     index: web::Path<u64>,

@@ -16,7 +16,7 @@ use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
 use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
 use locus_protocol::grant_token::{
-    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError,
+    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError, MAX_GRANT_TOKEN_LEN,
 };
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey};
 
@@ -26,11 +26,21 @@ use crate::tls::PeerCertificate;
 /// Longest grant any verifier accepts, whatever the consent service says.
 pub const MAX_GRANT_SECS: i64 = locus_protocol::consent::MAX_GRANT_DURATION_SECS;
 
-/// A request whose grant holds, from a member allowed to act.
+/// A presented token longer than any the consent service issues, as the 400
+/// message naming `field`: a malformed request, not one anyone could grant, so
+/// it is never logged as a refusal.
+pub fn oversized_token(field: &str, token: Option<&str>) -> Option<String> {
+    token
+        .is_some_and(|t| t.len() > MAX_GRANT_TOKEN_LEN)
+        .then(|| format!("{field} is longer than any {field} token ({MAX_GRANT_TOKEN_LEN} bytes)"))
+}
+
+/// A request whose token holds, from a member allowed to act: a grant's claims,
+/// or (for the index) a discovery's.
 #[derive(Debug, Clone)]
-pub struct Authorized {
+pub struct Authorized<C = GrantClaims> {
     pub requester: MemberId,
-    pub claims: GrantClaims,
+    pub claims: C,
 }
 
 /// Why a request was refused, with what is known of it for the ledger.
@@ -161,20 +171,56 @@ pub fn active_peer(directory: &Directory, peer: &Confirmation) -> Result<MemberI
     Ok(member.member.clone())
 }
 
-type KeyResolver<'a> =
+/// Looks up a consent key by its id.
+pub type KeyResolver<'a> =
     dyn Fn(&locus_protocol::ids::KeyId) -> Option<locus_protocol::signing::VerifyingKey> + 'a;
 
-/// What both token checks share: the peer is an active member, a token was
-/// presented, it verifies under an active consent key for that member at
-/// `now`, and it is bound to the peer's certificate.
-fn check_token<C>(
+/// The tokens the consent service issues, as [`check_token`] checks them: a grant,
+/// or the discovery token the index sees, which shows it no scopes, codes or dates.
+pub trait Token: Sized {
+    fn decode(
+        token: &str,
+        keys: &KeyResolver<'_>,
+        audience: &MemberId,
+        now: i64,
+    ) -> Result<Self, GrantTokenError>;
+
+    /// The certificate it is bound to, its grant and its patient.
+    fn binding(&self) -> (&Confirmation, GrantId, PatientKey);
+}
+
+/// Each token is decoded by its own function and bound by the same claims.
+macro_rules! token {
+    ($($claims:ty => $decode:ident),*) => {$(
+        impl Token for $claims {
+            fn decode(
+                token: &str,
+                keys: &KeyResolver<'_>,
+                audience: &MemberId,
+                now: i64,
+            ) -> Result<Self, GrantTokenError> {
+                $decode(token, keys, audience, now, MAX_GRANT_SECS)
+            }
+
+            fn binding(&self) -> (&Confirmation, GrantId, PatientKey) {
+                (&self.cnf, self.jti, self.sub)
+            }
+        }
+    )*};
+}
+
+token!(GrantClaims => decode_grant, DiscoveryClaims => decode_discovery);
+
+/// Checks a presented token for the peer holding `peer` at time `now`: the peer
+/// is an active member, a token was presented, it verifies under an active
+/// consent key for that member at `now`, and it is bound to the peer's
+/// certificate.
+pub fn check_token<C: Token>(
     directory: &Directory,
     token: Option<&str>,
     peer: &Confirmation,
     now: i64,
-    decode: impl Fn(&str, &KeyResolver<'_>, &MemberId, i64) -> Result<C, GrantTokenError>,
-    binding: impl Fn(&C) -> (&Confirmation, GrantId, PatientKey),
-) -> Result<(MemberId, C), Refused> {
+) -> Result<Authorized<C>, Refused> {
     let requester = active_peer(directory, peer)?;
     let refused = |reason, message| Refused {
         requester: Some(requester.clone()),
@@ -184,7 +230,7 @@ fn check_token<C>(
         return Err(refused(RefusalReason::NoGrant, "no grant was presented"));
     };
     let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
-    let claims = decode(token, &keys, &requester, now).map_err(|e| match e {
+    let claims = C::decode(token, &keys, &requester, now).map_err(|e| match e {
         GrantTokenError::Expired | GrantTokenError::NotYetValid => refused(
             RefusalReason::Expired,
             "the grant has expired or is not yet valid",
@@ -195,7 +241,7 @@ fn check_token<C>(
         ),
         _ => refused(RefusalReason::InvalidGrant, "the grant does not verify"),
     })?;
-    let (cnf, grant, subject) = binding(&claims);
+    let (cnf, grant, subject) = claims.binding();
     if cnf != peer {
         return Err(Refused {
             grant: Some(grant),
@@ -206,49 +252,5 @@ fn check_token<C>(
             )
         });
     }
-    Ok((requester, claims))
-}
-
-/// Checks a presented grant token for the peer holding `peer` at time `now`.
-pub fn check_grant(
-    directory: &Directory,
-    token: Option<&str>,
-    peer: &Confirmation,
-    now: i64,
-) -> Result<Authorized, Refused> {
-    let (requester, claims) = check_token(
-        directory,
-        token,
-        peer,
-        now,
-        |t, keys, aud, now| decode_grant(t, keys, aud, now, MAX_GRANT_SECS),
-        |c: &GrantClaims| (&c.cnf, c.jti, c.sub),
-    )?;
     Ok(Authorized { requester, claims })
-}
-
-/// A discovery the index may answer.
-#[derive(Debug, Clone)]
-pub struct AuthorizedDiscovery {
-    pub requester: MemberId,
-    pub claims: DiscoveryClaims,
-}
-
-/// The index's version of [`check_grant`], over the discovery token, which
-/// shows it no scopes, codes or dates.
-pub fn check_discovery(
-    directory: &Directory,
-    token: Option<&str>,
-    peer: &Confirmation,
-    now: i64,
-) -> Result<AuthorizedDiscovery, Refused> {
-    let (requester, claims) = check_token(
-        directory,
-        token,
-        peer,
-        now,
-        |t, keys, aud, now| decode_discovery(t, keys, aud, now, MAX_GRANT_SECS),
-        |c: &DiscoveryClaims| (&c.cnf, c.jti, c.sub),
-    )?;
-    Ok(AuthorizedDiscovery { requester, claims })
 }

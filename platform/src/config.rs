@@ -111,14 +111,15 @@ parsed_settings!(String, PathBuf, SocketAddr, u32, u64, i64, usize, LogFormat);
 ///     pub struct Config {
 ///         /// `LOCUS_LISTEN`: where to serve.
 ///         pub listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7300)) => "LOCUS_LISTEN",
-///         pub log_format: LogFormat = LogFormat::Text => "LOCUS_LOG_FORMAT",
 ///     }
 /// }
 /// ```
 ///
 /// gives the struct (read from TOML by field name, unknown keys refused), its
 /// `Default`, and [`Settings`]: the file, then the environment. Every service
-/// has a `log_format`.
+/// also gets the settings all services share: the three TLS files
+/// (`LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`, checked together by
+/// `tls_files()`), `log_format` (`LOCUS_LOG_FORMAT`) and the in-code `clock`.
 #[macro_export]
 macro_rules! settings {
     (
@@ -128,16 +129,6 @@ macro_rules! settings {
                 $(#[$field_meta:meta])*
                 pub $field:ident: $ty:ty = $default:expr => $var:literal,
             )+
-            $(
-                // Set by the code that starts the service, never by a file or
-                // the environment (e.g. the clock, which tests move).
-                in_code {
-                    $(
-                        $(#[$code_meta:meta])*
-                        pub $code_field:ident: $code_ty:ty = $code_default:expr,
-                    )+
-                }
-            )?
         }
     ) => {
         $(#[$meta])*
@@ -145,14 +136,38 @@ macro_rules! settings {
         #[serde(default, deny_unknown_fields)]
         pub struct $name {
             $( $(#[$field_meta])* pub $field: $ty, )+
-            $($( $(#[$code_meta])* #[serde(skip)] pub $code_field: $code_ty, )+)?
+            /// `LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`: the consortium CA
+            /// and this node's certificate and key (PEM), all three or none.
+            pub tls_ca_cert: Option<::std::path::PathBuf>,
+            pub tls_cert: Option<::std::path::PathBuf>,
+            pub tls_key: Option<::std::path::PathBuf>,
+            /// `LOCUS_LOG_FORMAT`: `text` or `json`.
+            pub log_format: $crate::telemetry::LogFormat,
+            /// What the service takes the time to be: the system's; tests set their
+            /// own. Set by the code that starts the service, never by a file or the
+            /// environment.
+            #[serde(skip)]
+            pub clock: $crate::clock::Clock,
+        }
+
+        impl $name {
+            /// The TLS files, when all three are set; an error when only some are.
+            pub fn tls_files(
+                &self,
+            ) -> Result<Option<$crate::tls::TlsFiles>, $crate::config::ConfigError> {
+                $crate::config::tls_files(&self.tls_ca_cert, &self.tls_cert, &self.tls_key)
+            }
         }
 
         impl Default for $name {
             fn default() -> Self {
                 Self {
                     $( $field: $default, )+
-                    $($( $code_field: $code_default, )+)?
+                    tls_ca_cert: None,
+                    tls_cert: None,
+                    tls_key: None,
+                    log_format: $crate::telemetry::LogFormat::Text,
+                    clock: $crate::clock::Clock::system(),
                 }
             }
         }
@@ -163,6 +178,10 @@ macro_rules! settings {
             ) -> Result<Self, $crate::config::ConfigError> {
                 let mut config: Self = $crate::config::from_file(file)?;
                 $( $crate::config::Setting::set_from_env(&mut config.$field, $var)?; )+
+                $crate::config::Setting::set_from_env(&mut config.tls_ca_cert, "LOCUS_TLS_CA_CERT")?;
+                $crate::config::Setting::set_from_env(&mut config.tls_cert, "LOCUS_TLS_CERT")?;
+                $crate::config::Setting::set_from_env(&mut config.tls_key, "LOCUS_TLS_KEY")?;
+                $crate::config::Setting::set_from_env(&mut config.log_format, "LOCUS_LOG_FORMAT")?;
                 Ok(config)
             }
 

@@ -214,6 +214,12 @@ pub fn json_extractors(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .app_data(web::PayloadConfig::default().limit(body_limit));
 }
 
+/// The resource at `path` whose JSON bodies are of at most `limit` bytes
+/// ([`json_config`]): each path one resource, so a wrong method is a 405.
+pub fn json_resource(path: &str, limit: usize) -> actix_web::Resource {
+    web::resource(path.to_owned()).app_data(json_config(limit))
+}
+
 /// JSON bodies of at most `limit` bytes, with JSON errors (413 when too
 /// large, 415 when not `application/json`).
 pub fn json_config(limit: usize) -> web::JsonConfig {
@@ -417,42 +423,36 @@ fn as_json_error(response: HttpResponse) -> HttpResponse {
     response
 }
 
+/// `GET /healthz` of every listener: `{"status": "ok"}` while it serves.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The code and sentence of each status [`describe`] knows.
+#[rustfmt::skip]
+const DESCRIBED: [(StatusCode, &str, &str); 14] = [
+    (StatusCode::BAD_REQUEST, "bad_request", "the request is malformed"),
+    (StatusCode::UNAUTHORIZED, "unauthorized", "this resource requires authentication"),
+    (StatusCode::FORBIDDEN, "forbidden", "this request is not allowed"),
+    (StatusCode::NOT_FOUND, "not_found", "no such resource"),
+    (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this resource does not take this method; the Allow header lists those it takes"),
+    (StatusCode::NOT_ACCEPTABLE, "not_acceptable", "no representation of this resource is acceptable"),
+    (StatusCode::REQUEST_TIMEOUT, "timeout", "the request was not received in time"),
+    (StatusCode::LENGTH_REQUIRED, "length_required", "this request needs a Content-Length"),
+    (StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is larger than this resource takes"),
+    (StatusCode::URI_TOO_LONG, "uri_too_long", "the request target is too long"),
+    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "the request body must be application/json"),
+    (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "the request's header fields are too large"),
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal", "the service failed to answer"),
+    (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service is unavailable"),
+];
+
 /// A code and a sentence for a status raised outside any service's own errors.
 pub(crate) fn describe(status: StatusCode) -> (String, &'static str) {
-    let known = match status {
-        StatusCode::BAD_REQUEST => Some(("bad_request", "the request is malformed")),
-        StatusCode::UNAUTHORIZED => Some(("unauthorized", "this resource requires authentication")),
-        StatusCode::FORBIDDEN => Some(("forbidden", "this request is not allowed")),
-        StatusCode::NOT_FOUND => Some(("not_found", "no such resource")),
-        StatusCode::METHOD_NOT_ALLOWED => Some((
-            "method_not_allowed",
-            "this resource does not take this method; the Allow header lists those it takes",
-        )),
-        StatusCode::NOT_ACCEPTABLE => Some((
-            "not_acceptable",
-            "no representation of this resource is acceptable",
-        )),
-        StatusCode::REQUEST_TIMEOUT => Some(("timeout", "the request was not received in time")),
-        StatusCode::LENGTH_REQUIRED => {
-            Some(("length_required", "this request needs a Content-Length"))
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => Some((
-            "too_large",
-            "the request body is larger than this resource takes",
-        )),
-        StatusCode::URI_TOO_LONG => Some(("uri_too_long", "the request target is too long")),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => Some((
-            "unsupported_media_type",
-            "the request body must be application/json",
-        )),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Some((
-            "headers_too_large",
-            "the request's header fields are too large",
-        )),
-        StatusCode::INTERNAL_SERVER_ERROR => Some(("internal", "the service failed to answer")),
-        StatusCode::SERVICE_UNAVAILABLE => Some(("unavailable", "the service is unavailable")),
-        _ => None,
-    };
+    let known = DESCRIBED
+        .iter()
+        .find(|(described, _, _)| *described == status)
+        .map(|&(_, code, message)| (code, message));
     match known {
         Some((code, message)) => (code.to_owned(), message),
         None => {

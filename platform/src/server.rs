@@ -367,14 +367,26 @@ mod tests {
         (status, headers, serde_json::from_str(body).unwrap())
     }
 
+    /// What the connection sends for a codec refusal, parsed.
+    fn json_answer(codec: &[u8]) -> (String, Vec<String>, Value) {
+        parse(&codec_error_as_json(codec).expect("a codec refusal is rewritten"))
+    }
+
+    /// [`json_answer`] to a codec refusal of `status` with `headers` and a date,
+    /// whose status line is kept.
+    fn dated_answer(status: &str, headers: &str) -> (Vec<String>, Value) {
+        let (line, headers, body) =
+            json_answer(format!("{status}\r\n{headers}{DATE}\r\n\r\n").as_bytes());
+        assert_eq!(line, status);
+        (headers, body)
+    }
+
     #[test]
     fn a_bad_request_from_the_codec_gets_the_json_body() {
-        let codec = format!(
-            "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n{DATE}\r\n\r\n"
+        let (headers, body) = dated_answer(
+            "HTTP/1.1 400 Bad Request",
+            "content-length: 0\r\nconnection: close\r\n",
         );
-        let out = codec_error_as_json(codec.as_bytes()).unwrap();
-        let (status, headers, body) = parse(&out);
-        assert_eq!(status, "HTTP/1.1 400 Bad Request");
         assert!(
             headers.contains(&"connection: close".to_owned()),
             "{headers:?}"
@@ -394,25 +406,22 @@ mod tests {
 
     #[test]
     fn too_many_headers_says_so_in_the_same_words_as_the_middleware() {
-        let codec = format!(
-            "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n{DATE}\r\n\r\n"
+        let (_, body) = dated_answer(
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "Content-Length: 0\r\n",
         );
-        let out = codec_error_as_json(codec.as_bytes()).unwrap();
-        let (status, _, body) = parse(&out);
-        assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
         assert_eq!(body["error"], "headers_too_large");
         assert_eq!(body["message"], headers_too_large().message);
     }
 
     #[test]
     fn a_timeout_and_an_internal_error_are_described_too() {
-        let out = codec_error_as_json(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
-            .unwrap();
-        assert_eq!(parse(&out).2["error"], "timeout");
-        let out =
-            codec_error_as_json(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n")
-                .unwrap();
-        assert_eq!(parse(&out).2["error"], "internal");
+        let (_, _, body) =
+            json_answer(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(body["error"], "timeout");
+        let (_, _, body) =
+            json_answer(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(body["error"], "internal");
     }
 
     #[test]

@@ -49,11 +49,17 @@ struct Seed<S>(S);
 /// A seed that reads its value as a map (for struct variants).
 struct MapSeed<V>(V);
 
+/// `Deserializer` methods that hand the inner deserializer their arguments and a
+/// wrapped visitor.
 macro_rules! forward_deserialize {
-    ($($method:ident),* $(,)?) => {
+    ($($method:ident $(($($arg:ident: $ty:ty),*))?),* $(,)?) => {
         $(
-            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-                self.0.$method(Wrap(visitor))
+            fn $method<V: Visitor<'de>>(
+                self,
+                $($($arg: $ty,)*)?
+                visitor: V,
+            ) -> Result<V::Value, D::Error> {
+                self.0.$method($($($arg,)*)? Wrap(visitor))
             }
         )*
     };
@@ -88,40 +94,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         deserialize_map,
         deserialize_identifier,
         deserialize_ignored_any,
+        deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str),
+        deserialize_tuple(len: usize),
+        deserialize_tuple_struct(name: &'static str, len: usize),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
     );
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_unit_struct(name, Wrap(visitor))
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_newtype_struct(name, Wrap(visitor))
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_tuple(len, Wrap(visitor))
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_tuple_struct(name, len, Wrap(visitor))
-    }
 
     /// The point of it all: a struct is a map, never a sequence.
     fn deserialize_struct<V: Visitor<'de>>(
@@ -131,15 +109,6 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         visitor: V,
     ) -> Result<V::Value, D::Error> {
         self.0.deserialize_map(Wrap(visitor))
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_enum(name, variants, Wrap(visitor))
     }
 
     fn is_human_readable(&self) -> bool {

@@ -42,3 +42,23 @@ pub fn init_with(format: LogFormat, default_filter: &str) {
         LogFormat::Text => builder.init(),
     }
 }
+
+/// `Debug` showing only the named fields, for types that hold keys, clients or
+/// health data no log may show; after `;`, one more entry shows a length in
+/// place of content: `debug_fields!(Row: id, version; content_bytes = content.len());`.
+#[macro_export]
+macro_rules! debug_fields {
+    (
+        $name:ident $(<$param:ident>)?: $($field:ident $(.$method:ident())?),*
+        $(; $label:ident = $value:ident.$measure:ident())?
+    ) => {
+        impl$(<$param: ::std::fmt::Debug>)? ::std::fmt::Debug for $name$(<$param>)? {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &self.$field$(.$method())?))*
+                    $(.field(stringify!($label), &self.$value.$measure()))?
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
