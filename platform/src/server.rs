@@ -41,6 +41,28 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// [`crate::tls::record_peer_certificate`].
 pub type OnConnect = fn(&dyn Any, &mut Extensions);
 
+/// What `HttpServer` asks of an app's service factory, named once for [`serve`]
+/// and each worker's service (bounds on the associated types, so users get them).
+pub trait AppFactory<B>:
+    ServiceFactory<
+        Request,
+        Config = AppConfig,
+        Error: Into<actix_web::Error> + 'static,
+        InitError: std::fmt::Debug,
+        Response: Into<Response<B>> + 'static,
+    > + 'static
+{
+}
+
+impl<S, B> AppFactory<B> for S
+where
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+{
+}
+
 /// Serves `app` on `listener`: over TLS with `tls` (HTTP/1.1, ALPN
 /// `http/1.1`), else plain HTTP/1.1; `on_connect` runs for each connection.
 /// Everything else is `HttpServer`'s default (workers, keep-alive, request
@@ -55,10 +77,7 @@ pub fn serve<F, I, S, B>(
 where
     F: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<actix_web::Error> + 'static,
-    S::InitError: std::fmt::Debug,
-    S::Response: Into<Response<B>> + 'static,
+    S: AppFactory<B>,
     B: MessageBody + 'static,
 {
     let addr = listener.local_addr()?;
@@ -134,10 +153,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
     F: Fn() -> I,
     I: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<actix_web::Error> + 'static,
-    S::InitError: std::fmt::Debug,
-    S::Response: Into<Response<B>> + 'static,
+    S: AppFactory<B>,
     B: MessageBody + 'static,
 {
     let mut builder = HttpService::build()
