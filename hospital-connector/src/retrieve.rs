@@ -18,7 +18,7 @@ use std::sync::Arc;
 use actix_web::web;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use locus_index_service::api::MAX_SEALED_BYTES;
+use locus_index_service::api::{decode_sealed, SealedFault, MAX_SEALED_BYTES};
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
 use locus_platform::access::{check_token, oversized_token, Authorized, Refused};
@@ -67,15 +67,14 @@ impl RetrieveRequest {
         if let Some(message) = oversized_token("grant", self.grant.as_deref()) {
             return Err(RetrieveError::BadRequest(message));
         }
-        let sealed = BASE64
-            .decode(&self.sealed)
-            .map_err(|_| RetrieveError::BadRequest("sealed is not base64".into()))?;
-        if sealed.is_empty() || sealed.len() > MAX_SEALED_BYTES {
-            return Err(RetrieveError::BadRequest(format!(
-                "sealed must hold 1 to {MAX_SEALED_BYTES} bytes"
-            )));
-        }
-        Ok(sealed)
+        decode_sealed(&self.sealed).map_err(|fault| {
+            RetrieveError::BadRequest(match fault {
+                SealedFault::NotBase64 => "sealed is not base64".into(),
+                SealedFault::OutOfBounds => {
+                    format!("sealed must hold 1 to {MAX_SEALED_BYTES} bytes")
+                }
+            })
+        })
     }
 }
 

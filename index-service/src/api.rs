@@ -32,6 +32,23 @@ use crate::pointers::{NewPointer, PointerError, PointerStore};
 pub const MAX_BATCH: usize = 1000;
 /// Largest sealed pointer accepted, in bytes.
 pub const MAX_SEALED_BYTES: usize = 4096;
+/// Why a sealed pointer sent in base64 is refused; each edge words its own answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedFault {
+    NotBase64,
+    /// Empty, or over [`MAX_SEALED_BYTES`].
+    OutOfBounds,
+}
+
+/// A sealed pointer from a request, decoded from base64 and held to 1 to
+/// [`MAX_SEALED_BYTES`] bytes, as publication and retrieval both take it.
+pub fn decode_sealed(sealed: &str) -> Result<Vec<u8>, SealedFault> {
+    let bytes = BASE64.decode(sealed).map_err(|_| SealedFault::NotBase64)?;
+    if bytes.is_empty() || bytes.len() > MAX_SEALED_BYTES {
+        return Err(SealedFault::OutOfBounds);
+    }
+    Ok(bytes)
+}
 /// Most scope tags one pointer carries.
 pub const MAX_SCOPE_TAGS: usize = 64;
 
@@ -280,14 +297,12 @@ pub async fn publish(
     }
     let mut batch = Vec::with_capacity(request.pointers.len());
     for p in request.pointers {
-        let sealed = BASE64
-            .decode(&p.sealed)
-            .map_err(|_| IndexError::BadRequest("sealed is not base64".into()))?;
-        if sealed.is_empty() || sealed.len() > MAX_SEALED_BYTES {
-            return Err(IndexError::TooLarge(format!(
+        let sealed = decode_sealed(&p.sealed).map_err(|fault| match fault {
+            SealedFault::NotBase64 => IndexError::BadRequest("sealed is not base64".into()),
+            SealedFault::OutOfBounds => IndexError::TooLarge(format!(
                 "a sealed pointer holds 1 to {MAX_SEALED_BYTES} bytes"
-            )));
-        }
+            )),
+        })?;
         if p.scope_tags.is_empty() || p.scope_tags.len() > MAX_SCOPE_TAGS {
             return Err(IndexError::BadRequest(format!(
                 "a pointer carries 1 to {MAX_SCOPE_TAGS} scope tags"

@@ -204,15 +204,22 @@ impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for MapSeed<V> {
     }
 }
 
+/// `SeqAccess` and `MapAccess` methods that hand the inner access their seed,
+/// wrapped; each names what it answers in terms of the seed `T`.
+macro_rules! forward_seed {
+    ($($method:ident -> $answer:ty),* $(,)?) => {
+        $(
+            fn $method<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<$answer, A::Error> {
+                self.0.$method(Seed(seed))
+            }
+        )*
+    };
+}
+
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrap<A> {
     type Error = A::Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, A::Error> {
-        self.0.next_element_seed(Seed(seed))
-    }
+    forward_seed!(next_element_seed -> Option<T::Value>);
 
     fn size_hint(&self) -> Option<usize> {
         self.0.size_hint()
@@ -222,16 +229,10 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrap<A> {
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrap<A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, A::Error> {
-        self.0.next_key_seed(Seed(seed))
-    }
-
-    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
-        self.0.next_value_seed(Seed(seed))
-    }
+    forward_seed!(
+        next_key_seed -> Option<T::Value>,
+        next_value_seed -> T::Value,
+    );
 
     fn size_hint(&self) -> Option<usize> {
         self.0.size_hint()
