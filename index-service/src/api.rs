@@ -281,8 +281,7 @@ impl IndexState {
         (status = 404, description = "A superseded pointer that is not one of the caller's active pointers", body = ErrorBody),
         (status = 409, description = "A pointer id taken with other content", body = ErrorBody),
         (status = 413, description = "A sealed body over 4096 bytes, or a body over the route's limit", body = ErrorBody),
-        (status = 415, description = "The body is not application/json", body = ErrorBody),
-        NoClientCertificate, NotActiveHospital, StorageUnavailable))]
+        NoClientCertificate, NotActiveHospital, StorageUnavailable, NotJson))]
 pub async fn publish(
     state: web::Data<IndexState>,
     peer: PeerCertificate,
