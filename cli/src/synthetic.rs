@@ -92,8 +92,8 @@ pub fn cohort(seed: u64, count: usize) -> Cohort {
         let mut tries = 0;
         let (female, given, family) = loop {
             let female = rng.chance(0.5);
-            let given = rng.pick(if female { &FEMALE_NAMES } else { &MALE_NAMES });
-            let family = rng.pick(&FAMILY_NAMES);
+            let given = rng.pick_line(if female { FEMALE_NAMES } else { MALE_NAMES });
+            let family = rng.pick_line(FAMILY_NAMES);
             tries += 1;
             if names.insert((given, family)) || tries == 8 {
                 break (female, given, family);
@@ -612,6 +612,11 @@ impl Rng {
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
+
+    /// One line of `list` (a name list), each as likely as [`Self::pick`] makes it.
+    fn pick_line(&mut self, list: &'static str) -> &'static str {
+        self.pick(&list.lines().collect::<Vec<_>>())
+    }
 }
 
 /// The splitmix64 finalizer, a bijection on u64.
@@ -621,34 +626,10 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[rustfmt::skip]
-const FEMALE_NAMES: [&str; 40] = [
-    "Olivia", "Emma", "Amelia", "Sophia", "Isabella", "Mia", "Charlotte", "Harper", "Evelyn",
-    "Abigail", "Emily", "Ella", "Grace", "Chloe", "Zoe", "Hannah", "Nora", "Leah", "Aisha",
-    "Fatima", "Mei", "Yuki", "Priya", "Ananya", "Sofia", "Lucia", "Camila", "Valentina", "Ingrid",
-    "Astrid", "Margaret", "Dorothy", "Ruth", "Helen", "Frances", "Joan", "Maria", "Rosa", "Amara",
-    "Nia",
-];
-
-#[rustfmt::skip]
-const MALE_NAMES: [&str; 40] = [
-    "Liam", "Noah", "Oliver", "James", "Elijah", "William", "Henry", "Lucas", "Benjamin",
-    "Theodore", "Samuel", "Daniel", "Jack", "Owen", "Leo", "Arthur", "Hugo", "Mateo", "Diego",
-    "Javier", "Omar", "Yusuf", "Hamza", "Arjun", "Rohan", "Wei", "Hiroshi", "Kenji", "Kwame",
-    "Tunde", "Lars", "Erik", "Walter", "Harold", "George", "Frank", "Raymond", "Joseph", "Thomas",
-    "Paul",
-];
-
-#[rustfmt::skip]
-const FAMILY_NAMES: [&str; 64] = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
-    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott",
-    "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
-    "Campbell", "Mitchell", "Carter", "Roberts", "Okafor", "Mensah", "Haddad", "Khan", "Patel",
-    "Singh", "Chen", "Wang", "Kim", "Tanaka", "Novak", "Kowalski", "Larsen", "Murphy",
-];
+/// Given and family names, one a line: data, kept in files rather than in code.
+const FEMALE_NAMES: &str = include_str!("synthetic_names/female.txt");
+const MALE_NAMES: &str = include_str!("synthetic_names/male.txt");
+const FAMILY_NAMES: &str = include_str!("synthetic_names/family.txt");
 
 #[cfg(test)]
 mod tests {
