@@ -20,6 +20,18 @@ pub async fn start_admitted(
     service
 }
 
+/// The cases of a case file (a table of requests kept out of the code): each
+/// line's first three space-separated fields, the third taking the rest of the
+/// line; `#` comments and blank lines skipped.
+pub fn cases(file: &'static str) -> impl Iterator<Item = [&'static str; 3]> {
+    file.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let mut fields = line.splitn(3, ' ');
+            [(); 3].map(|()| fields.next().unwrap())
+        })
+}
+
 /// Members `hospital-0` to `hospital-{n-1}`, to submit side by side.
 pub fn hospitals(n: usize) -> Vec<TestMember> {
     (0..n)
