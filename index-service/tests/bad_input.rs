@@ -9,7 +9,7 @@ use locus_tests::index::{
 use locus_tests::{both_backends, TestDb};
 
 mod common;
-use common::{cases, start_admitted};
+use common::{cases, start_admitted, state};
 
 both_backends!(
     bad_input_is_refused_and_changes_nothing,
@@ -38,10 +38,40 @@ async fn submit_refused(client: &TestClient, body: Vec<u8>, status: u16, code: &
     expect_error(client.submit(body).await, status, code).await;
 }
 
-async fn state(client: &TestClient) -> (u64, usize) {
-    let checkpoint = client.checkpoint().await;
-    let page = client.get_json("/ledger/entries?limit=1000").await;
-    (checkpoint.size, page["entries"].as_array().unwrap().len())
+/// Submits the JSON `body` and checks that it is refused with `status` and `code`.
+async fn submit_json_refused(
+    client: &TestClient,
+    body: &serde_json::Value,
+    status: u16,
+    code: &str,
+) {
+    submit_refused(client, serde_json::to_vec(body).unwrap(), status, code).await;
+}
+
+/// Posts the cosignature `line` for `tree_size` and checks that it is refused as
+/// a bad request; the answer's body.
+async fn cosign_refused(
+    client: &TestClient,
+    line: &str,
+    tree_size: serde_json::Value,
+) -> serde_json::Value {
+    let body = serde_json::json!({"tree_size": tree_size, "cosignature": line}).to_string();
+    let response = client
+        .http
+        .post(client.url("/ledger/cosignatures"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "tree size {tree_size}: {body}"
+    );
+    body
 }
 
 async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
@@ -75,13 +105,7 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         format!("A{}", &sig[1..])
     };
     forged["sig"] = flipped.into();
-    submit_refused(
-        client,
-        serde_json::to_vec(&forged).unwrap(),
-        403,
-        "bad_signature",
-    )
-    .await;
+    submit_json_refused(client, &forged, 403, "bad_signature").await;
 
     // Signed by a key that is not the member's.
     let mut impostor = TestMember::new("hospital-a");
@@ -157,13 +181,7 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     // An unknown field inside an otherwise signed entry.
     let mut extra: serde_json::Value = serde_json::from_slice(&member.retrieval()).unwrap();
     extra["entry"]["name"] = "Jane Doe".into();
-    submit_refused(
-        client,
-        serde_json::to_vec(&extra).unwrap(),
-        400,
-        "malformed_entry",
-    )
-    .await;
+    submit_json_refused(client, &extra, 400, "malformed_entry").await;
 
     // Over 64 KiB.
     let oversized = vec![b' '; 64 * 1024 + 1];
@@ -290,24 +308,8 @@ async fn numbers_beyond_storage_are_refused(db: TestDb) {
         .cosign(&text, now)
         .unwrap()
         .to_string();
-    let cosign = |tree_size: serde_json::Value| {
-        let body = serde_json::json!({"tree_size": tree_size, "cosignature": line}).to_string();
-        client
-            .http
-            .post(client.url("/ledger/cosignatures"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
     for n in beyond {
-        let response = cosign(n.into()).await.unwrap();
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("bad_request")),
-            "tree size {n}: {body}"
-        );
+        let body = cosign_refused(client, &line, n.into()).await;
         assert!(
             body["message"]
                 .as_str()
@@ -323,14 +325,7 @@ async fn numbers_beyond_storage_are_refused(db: TestDb) {
         serde_json::Value::Null,
         serde_json::from_str::<serde_json::Value>("18446744073709551616").unwrap(),
     ] {
-        let response = cosign(bad.clone()).await.unwrap();
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("bad_request")),
-            "tree size {bad}: {body}"
-        );
+        cosign_refused(client, &line, bad).await;
     }
 
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;

@@ -12,11 +12,11 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use locus_tests::index::{TestClient, TestMember};
+use locus_tests::index::TestMember;
 use locus_tests::{both_backends, TestDb};
 
 mod common;
-use common::{cases, start_admitted};
+use common::{cases, start_admitted, state};
 
 both_backends!(http_errors_are_json_and_change_nothing);
 
@@ -125,12 +125,6 @@ fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) ->
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
-}
-
-async fn state(client: &TestClient) -> (u64, usize) {
-    let checkpoint = client.checkpoint().await;
-    let page = client.get_json("/ledger/entries?limit=1000").await;
-    (checkpoint.size, page["entries"].as_array().unwrap().len())
 }
 
 async fn http_errors_are_json_and_change_nothing(db: TestDb) {

@@ -32,6 +32,14 @@ pub fn cases(file: &'static str) -> impl Iterator<Item = [&'static str; 3]> {
         })
 }
 
+/// What refused requests must leave unchanged: the checkpoint's size and the
+/// number of entries listed.
+pub async fn state(client: &TestClient) -> (u64, usize) {
+    let checkpoint = client.checkpoint().await;
+    let page = client.get_json("/ledger/entries?limit=1000").await;
+    (checkpoint.size, page["entries"].as_array().unwrap().len())
+}
+
 /// Members `hospital-0` to `hospital-{n-1}`, to submit side by side.
 pub fn hospitals(n: usize) -> Vec<TestMember> {
     (0..n)
