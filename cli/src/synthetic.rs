@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use chrono::{Days, NaiveDate};
 use locus_hospital_connector::fhir::{OBSERVATION_CATEGORY_SYSTEM, US_SSN_SYSTEM};
@@ -92,8 +93,8 @@ pub fn cohort(seed: u64, count: usize) -> Cohort {
         let mut tries = 0;
         let (female, given, family) = loop {
             let female = rng.chance(0.5);
-            let given = rng.pick(if female { &FEMALE_NAMES } else { &MALE_NAMES });
-            let family = rng.pick(&FAMILY_NAMES);
+            let given = rng.pick_line(if female { FEMALE_NAMES } else { MALE_NAMES });
+            let family = rng.pick_line(FAMILY_NAMES);
             tries += 1;
             if names.insert((given, family)) || tries == 8 {
                 break (female, given, family);
@@ -264,7 +265,7 @@ impl Patient {
 /// ordered, so their results are consistent from visit to visit.
 #[derive(Debug, Clone)]
 struct Health {
-    baseline: [f64; ANALYTES.len()],
+    baseline: [f64; ANALYTE_COUNT],
     panel_odds: [f64; PANELS.len()],
 }
 
@@ -272,8 +273,8 @@ impl Health {
     /// A healthy baseline, shifted by sex and by the odd chronic condition
     /// (diabetes, high cholesterol, kidney disease) that makes results abnormal.
     fn draw(rng: &mut Rng, female: bool) -> Self {
-        let mut baseline = [0.0; ANALYTES.len()];
-        for (value, analyte) in baseline.iter_mut().zip(&ANALYTES) {
+        let mut baseline = [0.0; ANALYTE_COUNT];
+        for (value, analyte) in baseline.iter_mut().zip(ANALYTES.iter()) {
             if let Model::Drawn { mean, between, .. } = analyte.model {
                 *value = mean + between * rng.normal();
             }
@@ -313,9 +314,9 @@ impl Health {
 
     /// One blood sample: baseline plus measurement noise, never below a quarter
     /// of the population mean (no lab reports a negative count).
-    fn sample(&self, rng: &mut Rng) -> [f64; ANALYTES.len()] {
+    fn sample(&self, rng: &mut Rng) -> [f64; ANALYTE_COUNT] {
         let mut values = self.baseline;
-        for (value, analyte) in values.iter_mut().zip(&ANALYTES) {
+        for (value, analyte) in values.iter_mut().zip(ANALYTES.iter()) {
             if let Model::Drawn { mean, within, .. } = analyte.model {
                 *value = (*value + within * rng.normal()).max(mean / 4.0);
             }
@@ -432,6 +433,33 @@ struct Analyte {
 }
 
 impl Analyte {
+    /// One row of the analytes' data file (see its header).
+    fn parse(row: &'static str) -> Self {
+        let fields: Vec<&'static str> = row.split('\t').collect();
+        let [loinc, display, text, unit, low, high, decimals, mean, between, within] = fields[..]
+        else {
+            panic!("an analyte row has ten fields: {row}");
+        };
+        let number = |field: &str| -> f64 {
+            field
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number in {row}"))
+        };
+        Self {
+            loinc,
+            display,
+            text,
+            unit,
+            low: number(low),
+            high: number(high),
+            decimals: decimals.parse().expect("decimals are a whole number"),
+            model: match mean {
+                "-" => Model::Derived,
+                _ => drawn(number(mean), number(between), number(within)),
+            },
+        }
+    }
+
     /// `value` in this analyte's unit; whole numbers when it has no decimals.
     fn quantity(&self, value: f64) -> Value {
         let number = if self.decimals == 0 {
@@ -483,27 +511,21 @@ const HDL: usize = 15;
 const LDL: usize = 16;
 const A1C: usize = 17;
 
-#[rustfmt::skip]
-const ANALYTES: [Analyte; 18] = [
-    Analyte { loinc: "6690-2", display: "Leukocytes [#/volume] in Blood by Automated count", text: "White blood cells", unit: "10*3/uL", low: 4.5, high: 11.0, decimals: 1, model: drawn(7.0, 1.2, 0.9) },
-    Analyte { loinc: "789-8", display: "Erythrocytes [#/volume] in Blood by Automated count", text: "Red blood cells", unit: "10*6/uL", low: 4.2, high: 5.9, decimals: 2, model: drawn(5.0, 0.3, 0.15) },
-    Analyte { loinc: "718-7", display: "Hemoglobin [Mass/volume] in Blood", text: "Hemoglobin", unit: "g/dL", low: 12.0, high: 17.5, decimals: 1, model: drawn(15.0, 0.8, 0.4) },
-    Analyte { loinc: "4544-3", display: "Hematocrit [Volume Fraction] of Blood by Automated count", text: "Hematocrit", unit: "%", low: 36.0, high: 50.0, decimals: 1, model: Model::Derived },
-    Analyte { loinc: "777-3", display: "Platelets [#/volume] in Blood by Automated count", text: "Platelets", unit: "10*3/uL", low: 150.0, high: 400.0, decimals: 0, model: drawn(260.0, 50.0, 25.0) },
-    Analyte { loinc: "2345-7", display: "Glucose [Mass/volume] in Serum or Plasma", text: "Glucose", unit: "mg/dL", low: 70.0, high: 99.0, decimals: 0, model: drawn(86.0, 5.0, 6.0) },
-    Analyte { loinc: "3094-0", display: "Urea nitrogen [Mass/volume] in Serum or Plasma", text: "Blood urea nitrogen", unit: "mg/dL", low: 7.0, high: 20.0, decimals: 0, model: drawn(14.0, 2.5, 2.0) },
-    Analyte { loinc: "2160-0", display: "Creatinine [Mass/volume] in Serum or Plasma", text: "Creatinine", unit: "mg/dL", low: 0.6, high: 1.3, decimals: 2, model: drawn(1.0, 0.12, 0.07) },
-    Analyte { loinc: "2951-2", display: "Sodium [Moles/volume] in Serum or Plasma", text: "Sodium", unit: "mmol/L", low: 135.0, high: 145.0, decimals: 0, model: drawn(140.0, 1.5, 1.5) },
-    Analyte { loinc: "2823-3", display: "Potassium [Moles/volume] in Serum or Plasma", text: "Potassium", unit: "mmol/L", low: 3.5, high: 5.1, decimals: 1, model: drawn(4.3, 0.2, 0.25) },
-    Analyte { loinc: "2075-0", display: "Chloride [Moles/volume] in Serum or Plasma", text: "Chloride", unit: "mmol/L", low: 98.0, high: 107.0, decimals: 0, model: drawn(102.0, 1.5, 1.5) },
-    Analyte { loinc: "2028-9", display: "Carbon dioxide, total [Moles/volume] in Serum or Plasma", text: "Bicarbonate (total CO2)", unit: "mmol/L", low: 22.0, high: 29.0, decimals: 0, model: drawn(25.5, 1.2, 1.3) },
-    Analyte { loinc: "17861-6", display: "Calcium [Mass/volume] in Serum or Plasma", text: "Calcium", unit: "mg/dL", low: 8.6, high: 10.3, decimals: 1, model: drawn(9.5, 0.25, 0.2) },
-    Analyte { loinc: "2093-3", display: "Cholesterol [Mass/volume] in Serum or Plasma", text: "Total cholesterol", unit: "mg/dL", low: 0.0, high: 200.0, decimals: 0, model: Model::Derived },
-    Analyte { loinc: "2571-8", display: "Triglyceride [Mass/volume] in Serum or Plasma", text: "Triglycerides", unit: "mg/dL", low: 0.0, high: 150.0, decimals: 0, model: drawn(100.0, 22.0, 15.0) },
-    Analyte { loinc: "2085-9", display: "Cholesterol in HDL [Mass/volume] in Serum or Plasma", text: "HDL cholesterol", unit: "mg/dL", low: 40.0, high: 100.0, decimals: 0, model: drawn(52.0, 9.0, 4.0) },
-    Analyte { loinc: "18262-6", display: "Cholesterol in LDL [Mass/volume] in Serum or Plasma by Direct assay", text: "LDL cholesterol", unit: "mg/dL", low: 0.0, high: 130.0, decimals: 0, model: drawn(95.0, 16.0, 9.0) },
-    Analyte { loinc: "4548-4", display: "Hemoglobin A1c/Hemoglobin.total in Blood", text: "Hemoglobin A1c", unit: "%", low: 4.0, high: 5.6, decimals: 1, model: drawn(5.3, 0.2, 0.1) },
-];
+/// How many analytes there are: one per index above.
+const ANALYTE_COUNT: usize = A1C + 1;
+
+/// The analytes: reference data, kept in a data file rather than in code, one row
+/// each in the order of the indexes above.
+static ANALYTES: LazyLock<[Analyte; ANALYTE_COUNT]> = LazyLock::new(|| {
+    let analytes: Vec<Analyte> = include_str!("synthetic_analytes.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(Analyte::parse)
+        .collect();
+    analytes
+        .try_into()
+        .unwrap_or_else(|rows: Vec<_>| panic!("{} analytes, not {ANALYTE_COUNT}", rows.len()))
+});
 
 /// A laboratory order, reported as one DiagnosticReport over its analytes' Observations.
 struct Panel {
@@ -612,6 +634,11 @@ impl Rng {
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
+
+    /// One line of `list` (a name list), each as likely as [`Self::pick`] makes it.
+    fn pick_line(&mut self, list: &'static str) -> &'static str {
+        self.pick(&list.lines().collect::<Vec<_>>())
+    }
 }
 
 /// The splitmix64 finalizer, a bijection on u64.
@@ -621,34 +648,10 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[rustfmt::skip]
-const FEMALE_NAMES: [&str; 40] = [
-    "Olivia", "Emma", "Amelia", "Sophia", "Isabella", "Mia", "Charlotte", "Harper", "Evelyn",
-    "Abigail", "Emily", "Ella", "Grace", "Chloe", "Zoe", "Hannah", "Nora", "Leah", "Aisha",
-    "Fatima", "Mei", "Yuki", "Priya", "Ananya", "Sofia", "Lucia", "Camila", "Valentina", "Ingrid",
-    "Astrid", "Margaret", "Dorothy", "Ruth", "Helen", "Frances", "Joan", "Maria", "Rosa", "Amara",
-    "Nia",
-];
-
-#[rustfmt::skip]
-const MALE_NAMES: [&str; 40] = [
-    "Liam", "Noah", "Oliver", "James", "Elijah", "William", "Henry", "Lucas", "Benjamin",
-    "Theodore", "Samuel", "Daniel", "Jack", "Owen", "Leo", "Arthur", "Hugo", "Mateo", "Diego",
-    "Javier", "Omar", "Yusuf", "Hamza", "Arjun", "Rohan", "Wei", "Hiroshi", "Kenji", "Kwame",
-    "Tunde", "Lars", "Erik", "Walter", "Harold", "George", "Frank", "Raymond", "Joseph", "Thomas",
-    "Paul",
-];
-
-#[rustfmt::skip]
-const FAMILY_NAMES: [&str; 64] = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
-    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott",
-    "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
-    "Campbell", "Mitchell", "Carter", "Roberts", "Okafor", "Mensah", "Haddad", "Khan", "Patel",
-    "Singh", "Chen", "Wang", "Kim", "Tanaka", "Novak", "Kowalski", "Larsen", "Murphy",
-];
+/// Given and family names, one a line: data, kept in files rather than in code.
+const FEMALE_NAMES: &str = include_str!("synthetic_names/female.txt");
+const MALE_NAMES: &str = include_str!("synthetic_names/male.txt");
+const FAMILY_NAMES: &str = include_str!("synthetic_names/family.txt");
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,9 @@ use std::process::Command;
 use locus_tests::index::{admit, test_config, InProcess, TestMember};
 use locus_tests::{both_backends, TestDb};
 
+mod common;
+use common::path_arg;
+
 both_backends!(verify_honest_then_tampered_log);
 
 fn locus(args: &[&str]) -> (i32, String, String) {
@@ -35,8 +38,7 @@ async fn verify_honest_then_tampered_log(db: TestDb) {
     client.checkpoint_at_least(300).await;
 
     let vkey = client.ledger.verifier().to_vkey();
-    let state = db.scratch_dir().join("seen.checkpoint");
-    let state = state.to_str().unwrap();
+    let state = path_arg(db.scratch_dir().join("seen.checkpoint"));
     let args = [
         "ledger",
         "verify",
@@ -45,7 +47,7 @@ async fn verify_honest_then_tampered_log(db: TestDb) {
         "--vkey",
         &vkey,
         "--state",
-        state,
+        &state,
     ];
 
     let (code, out, err) = locus(&args);

@@ -15,6 +15,9 @@ use locus_platform::db::{self, DatabaseUrl};
 use locus_tests::command::code_and_text;
 use locus_tests::{postgres_admin_url, Backend};
 
+mod common;
+use common::path_arg;
+
 /// Runs the `locus` binary without blocking the runtime the network serves on.
 async fn locus(args: &[&str]) -> (i32, String) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_locus"))
@@ -114,9 +117,8 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     let _cleanup = DropOnExit(options.storage.clone());
     options.patients = 3;
     let network = Network::start(&options, &|_| {}).await.unwrap();
-    let file = dir.path().join(NETWORK_FILE);
-    let file = file.to_str().unwrap();
-    let verify = ["audit", "verify", "--network", file];
+    let file = path_arg(dir.path().join(NETWORK_FILE));
+    let verify = ["audit", "verify", "--network", &file];
 
     let (code, out) = locus(&verify).await;
     assert_eq!(code, 0, "an honest ledger must pass:\n{out}");
@@ -127,15 +129,14 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     );
 
     // The regulator witnesses too: it cosigns once, and its view is kept.
-    let state = dir.path().join("regulator-witness.json");
-    let state = state.to_str().unwrap();
+    let state = path_arg(dir.path().join("regulator-witness.json"));
     let watch = [
         "audit",
         "watch",
         "--network",
-        file,
+        &file,
         "--state",
-        state,
+        &state,
         "--once",
     ];
     let (code, out) = locus(&watch).await;
@@ -210,9 +211,9 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
     // now serves (as after a fork): it refuses, keeps the evidence, and stays
     // stopped.
     let mut view: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     view["root"] = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into();
-    std::fs::write(state, view.to_string()).unwrap();
+    std::fs::write(&state, view.to_string()).unwrap();
     let (code, out) = locus(&watch).await;
     assert_eq!(code, 2, "{out}");
     assert!(
@@ -220,7 +221,7 @@ async fn audit_names_what_was_tampered_with(backend: Backend) {
         "{out}"
     );
     let kept: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert!(
         kept["conflict"]
             .as_str()

@@ -14,9 +14,9 @@ use locus_platform::access::MAX_GRANT_SECS;
 use locus_protocol::directory::MemberRole;
 use locus_protocol::entry::{Event, SignedEntry};
 use locus_protocol::grant::GrantClaims;
-use locus_protocol::grant_token::decode_grant;
+use locus_protocol::grant_token::{decode_grant, TokenCheck};
 use locus_protocol::ids::PointerId;
-use locus_protocol::pointer::{open_record, verify_commitment};
+use locus_protocol::pointer::{verify_commitment, RecordRelease};
 use uuid::Uuid;
 
 use crate::node::Node;
@@ -91,14 +91,13 @@ impl Node {
     fn own_grant(&self, grant: &str) -> Result<GrantClaims, FetchError> {
         let directory = self.directory.directory().read();
         let keys = |kid: &_| directory.active_key(MemberRole::Consent, kid);
-        decode_grant(
-            grant,
-            &keys,
-            &self.member,
-            self.clock.now_secs(),
-            MAX_GRANT_SECS,
-        )
-        .map_err(|e| FetchError::Grant(e.to_string()))
+        let check = TokenCheck {
+            keys: &keys,
+            audience: &self.member,
+            now: self.clock.now_secs(),
+            max_duration_secs: MAX_GRANT_SECS,
+        };
+        decode_grant(grant, &check).map_err(|e| FetchError::Grant(e.to_string()))
     }
 
     /// Sends one retrieval to the custodian: the raw answer, for callers that
@@ -142,13 +141,12 @@ impl Node {
         let sealed = BASE64
             .decode(&response.sealed_record)
             .map_err(|_| ResultError::Unopenable)?;
-        let plaintext = open_record(
-            &self.x25519,
-            &pointer.pointer_id,
-            &claims.jti,
-            &self.member,
-            &sealed,
-        )
+        let plaintext = RecordRelease {
+            pointer: &pointer.pointer_id,
+            grant: &claims.jti,
+            requester: &self.member,
+        }
+        .open(&self.x25519, &sealed)
         .map_err(|_| ResultError::Unopenable)?;
         let released: ReleasedRecord =
             serde_json::from_slice(&plaintext).map_err(|_| ResultError::Unopenable)?;

@@ -29,7 +29,7 @@ use locus_protocol::entry::{Event, RecordRetrieved, RefusalReason};
 use locus_protocol::grant_token::MAX_GRANT_TOKEN_LEN;
 use locus_protocol::ids::PointerId;
 use locus_protocol::pointer::{
-    content_digest, seal_record, PointerBody, Provenance, SignedProvenance,
+    content_digest, PointerBody, Provenance, RecordRelease, SignedProvenance,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -259,14 +259,14 @@ async fn release(
     if !record.verify_commitment() {
         return Err(RetrieveError::Integrity);
     }
-    seal_record(
-        &requester_key,
-        &request.pointer_id,
-        &claims.jti,
-        &authorized.requester,
-        &[],
-    )
-    .map_err(|_| RetrieveError::RequesterKey)?;
+    let release = RecordRelease {
+        pointer: &request.pointer_id,
+        grant: &claims.jti,
+        requester: &authorized.requester,
+    };
+    release
+        .seal(&requester_key, &[])
+        .map_err(|_| RetrieveError::RequesterKey)?;
 
     // No log, no data: the retrieval is durable on the ledger before the
     // record leaves.
@@ -310,14 +310,9 @@ async fn release(
         provenance,
     };
     let plaintext = serde_json::to_vec(&released).map_err(|_| RetrieveError::ReleaseFailed)?;
-    let sealed_record = seal_record(
-        &requester_key,
-        &request.pointer_id,
-        &claims.jti,
-        &authorized.requester,
-        &plaintext,
-    )
-    .map_err(|_| RetrieveError::ReleaseFailed)?;
+    let sealed_record = release
+        .seal(&requester_key, &plaintext)
+        .map_err(|_| RetrieveError::ReleaseFailed)?;
     Ok(RetrieveResponse {
         sealed_record: BASE64.encode(sealed_record),
         receipt,

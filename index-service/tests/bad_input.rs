@@ -9,7 +9,7 @@ use locus_tests::index::{
 use locus_tests::{both_backends, TestDb};
 
 mod common;
-use common::start_admitted;
+use common::{cases, start_admitted, state};
 
 both_backends!(
     bad_input_is_refused_and_changes_nothing,
@@ -38,10 +38,40 @@ async fn submit_refused(client: &TestClient, body: Vec<u8>, status: u16, code: &
     expect_error(client.submit(body).await, status, code).await;
 }
 
-async fn state(client: &TestClient) -> (u64, usize) {
-    let checkpoint = client.checkpoint().await;
-    let page = client.get_json("/ledger/entries?limit=1000").await;
-    (checkpoint.size, page["entries"].as_array().unwrap().len())
+/// Submits the JSON `body` and checks that it is refused with `status` and `code`.
+async fn submit_json_refused(
+    client: &TestClient,
+    body: &serde_json::Value,
+    status: u16,
+    code: &str,
+) {
+    submit_refused(client, serde_json::to_vec(body).unwrap(), status, code).await;
+}
+
+/// Posts the cosignature `line` for `tree_size` and checks that it is refused as
+/// a bad request; the answer's body.
+async fn cosign_refused(
+    client: &TestClient,
+    line: &str,
+    tree_size: serde_json::Value,
+) -> serde_json::Value {
+    let body = serde_json::json!({"tree_size": tree_size, "cosignature": line}).to_string();
+    let response = client
+        .http
+        .post(client.url("/ledger/cosignatures"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "tree size {tree_size}: {body}"
+    );
+    body
 }
 
 async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
@@ -75,13 +105,7 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         format!("A{}", &sig[1..])
     };
     forged["sig"] = flipped.into();
-    submit_refused(
-        client,
-        serde_json::to_vec(&forged).unwrap(),
-        403,
-        "bad_signature",
-    )
-    .await;
+    submit_json_refused(client, &forged, 403, "bad_signature").await;
 
     // Signed by a key that is not the member's.
     let mut impostor = TestMember::new("hospital-a");
@@ -157,13 +181,7 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
     // An unknown field inside an otherwise signed entry.
     let mut extra: serde_json::Value = serde_json::from_slice(&member.retrieval()).unwrap();
     extra["entry"]["name"] = "Jane Doe".into();
-    submit_refused(
-        client,
-        serde_json::to_vec(&extra).unwrap(),
-        400,
-        "malformed_entry",
-    )
-    .await;
+    submit_json_refused(client, &extra, 400, "malformed_entry").await;
 
     // Over 64 KiB.
     let oversized = vec![b' '; 64 * 1024 + 1];
@@ -175,43 +193,9 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
         .to_canonical_bytes();
     submit_refused(client, stale, 400, "clock_skew").await;
 
-    // Malformed and out-of-range proof queries.
-    for path in [
-        "/ledger/proof/inclusion?index=abc&size=1",
-        "/ledger/proof/inclusion?index=-1&size=1",
-        "/ledger/proof/inclusion?size=1",
-        "/ledger/proof/inclusion?index=0&size=1&extra=1",
-        "/ledger/proof/inclusion?index=1&size=1",
-        "/ledger/proof/inclusion?index=0&size=0",
-        "/ledger/proof/consistency?first=2&second=1",
-        "/ledger/proof/consistency?first=x&second=1",
-        "/ledger/proof/inclusion?index=0&size=18446744073709551616",
-        "/ledger/entries?subject=not-a-key",
-        "/ledger/entries?limit=0",
-        "/ledger/entries?from=yesterday",
-        "/ledger/entries?type=DROP%20TABLE",
-    ] {
-        expect_error(client.get(path).await, 400, "bad_request").await;
-    }
-    for path in [
-        "/ledger/proof/inclusion?index=0&size=5",
-        "/ledger/proof/consistency?first=1&second=5",
-        "/ledger/proof/inclusion?index=0&size=18446744073709551615",
-    ] {
-        expect_error(client.get(path).await, 400, "beyond_tree").await;
-    }
-    for path in [
-        "/ledger/tile/0/000",
-        "/ledger/tile/0/x000",
-        "/ledger/tile/0/000.p/5",
-        "/ledger/tile/0/000.p/0",
-        "/ledger/tile/entries/001",
-        "/ledger/tile/99/000",
-        "/ledger/entries/4",
-        "/ledger/entries/nope",
-        "/no/such/route",
-    ] {
-        expect_error(client.get(path).await, 404, "not_found").await;
+    // Malformed and out-of-range proof queries, tiles and entries that are not there.
+    for [status, code, path] in cases(include_str!("bad_input_cases/small_log.txt")) {
+        expect_error(client.get(path).await, status.parse().unwrap(), code).await;
     }
 
     // Past the checkpoint interval, so anything wrongly accepted would show.
@@ -305,41 +289,11 @@ async fn numbers_beyond_storage_are_refused(db: TestDb) {
         .await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 0, "{page}");
 
-    // Numbers no integer type of the query holds, limits outside their range,
-    // and a time range that ends before it starts.
-    for path in [
-        "/ledger/checkpoints?from=18446744073709551616",
-        "/ledger/checkpoints?from=-1",
-        "/ledger/checkpoints?from=1e3",
-        "/ledger/checkpoints?limit=0",
-        "/ledger/checkpoints?limit=1001",
-        "/ledger/checkpoints?limit=4294967296",
-        "/ledger/entries?after=18446744073709551616",
-        "/ledger/entries?after=-1",
-        "/ledger/entries?limit=1001",
-        "/ledger/entries?limit=-5",
-        "/ledger/entries?from=2025-01-02T00:00:00Z&until=2025-01-01T00:00:00Z",
-        "/ledger/entries?from=10000-01-01T00:00:00Z",
-        "/ledger/proof/inclusion?index=0&size=-1",
-        "/ledger/proof/consistency?first=0&second=1",
-        "/ledger/proof/consistency?first=1&second=18446744073709551616",
-    ] {
-        expect_error(client.get(path).await, 400, "bad_request").await;
-    }
-    // Leaf and tile indexes beyond the tree, or beyond any u64: nothing there.
-    for path in [
-        format!("/ledger/entries/{}", I64_MAX + 1),
-        format!("/ledger/entries/{}", u64::MAX),
-        "/ledger/entries/18446744073709551616".to_owned(),
-        "/ledger/tile/0/x018/x446/x744/x073/x709/x551/615".to_owned(),
-        "/ledger/tile/entries/x018/x446/x744/x073/x709/x551/615".to_owned(),
-        "/ledger/tile/0/x072/x057/x594/x037/x927/x935.p/1".to_owned(),
-        "/ledger/tile/0/x999/x999/x999/x999/x999/x999/x999/999".to_owned(),
-        "/ledger/tile/entries/x072/x057/x594/x037/x927/x936.p/255".to_owned(),
-        "/ledger/tile/63/000".to_owned(),
-        "/ledger/tile/64/000".to_owned(),
-    ] {
-        expect_error(client.get(&path).await, 404, "not_found").await;
+    // Numbers no integer type of the query holds, limits outside their range, a
+    // time range that ends before it starts, and leaf and tile indexes beyond the
+    // tree or beyond any u64.
+    for [status, code, path] in cases(include_str!("bad_input_cases/beyond_storage.txt")) {
+        expect_error(client.get(path).await, status.parse().unwrap(), code).await;
     }
 
     // A witness's cosignature for tree sizes storage cannot hold, and for
@@ -354,24 +308,8 @@ async fn numbers_beyond_storage_are_refused(db: TestDb) {
         .cosign(&text, now)
         .unwrap()
         .to_string();
-    let cosign = |tree_size: serde_json::Value| {
-        let body = serde_json::json!({"tree_size": tree_size, "cosignature": line}).to_string();
-        client
-            .http
-            .post(client.url("/ledger/cosignatures"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
     for n in beyond {
-        let response = cosign(n.into()).await.unwrap();
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("bad_request")),
-            "tree size {n}: {body}"
-        );
+        let body = cosign_refused(client, &line, n.into()).await;
         assert!(
             body["message"]
                 .as_str()
@@ -387,14 +325,7 @@ async fn numbers_beyond_storage_are_refused(db: TestDb) {
         serde_json::Value::Null,
         serde_json::from_str::<serde_json::Value>("18446744073709551616").unwrap(),
     ] {
-        let response = cosign(bad.clone()).await.unwrap();
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (400, Some("bad_request")),
-            "tree size {bad}: {body}"
-        );
+        cosign_refused(client, &line, bad).await;
     }
 
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;

@@ -12,11 +12,11 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use locus_tests::index::{TestClient, TestMember};
+use locus_tests::index::TestMember;
 use locus_tests::{both_backends, TestDb};
 
 mod common;
-use common::start_admitted;
+use common::{cases, start_admitted, state};
 
 both_backends!(http_errors_are_json_and_change_nothing);
 
@@ -127,12 +127,6 @@ fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) ->
     out
 }
 
-async fn state(client: &TestClient) -> (u64, usize) {
-    let checkpoint = client.checkpoint().await;
-    let page = client.get_json("/ledger/entries?limit=1000").await;
-    (checkpoint.size, page["entries"].as_array().unwrap().len())
-}
-
 async fn http_errors_are_json_and_change_nothing(db: TestDb) {
     let authority = TestMember::authority();
     let member = TestMember::new("hospital-a");
@@ -145,21 +139,7 @@ async fn http_errors_are_json_and_change_nothing(db: TestDb) {
     let json = [("content-type", "application/json")];
 
     // A wrong method on a known path: 405, the methods it takes, JSON.
-    for (method, path, allow) in [
-        ("DELETE", "/ledger/entries", "GET, POST"),
-        ("PUT", "/ledger/entries", "GET, POST"),
-        ("PUT", "/ledger/checkpoint", "GET"),
-        ("POST", "/ledger/checkpoints", "GET"),
-        ("GET", "/ledger/cosignatures", "POST"),
-        ("PATCH", "/ledger/entries/0", "GET"),
-        ("POST", "/ledger/proof/inclusion", "GET"),
-        ("DELETE", "/ledger/tile/0/000", "GET"),
-        ("GET", "/index/discover", "POST"),
-        ("GET", "/index/pointers", "POST"),
-        ("PUT", "/index/pointers/withdraw", "POST"),
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/openapi.json", "GET"),
-    ] {
+    for [method, path, allow] in cases(include_str!("http_edges_cases/wrong_methods.txt")) {
         let answer = raw(port, request(method, path, &[], b"")).await;
         answer.json_error(405, "method_not_allowed");
         let allow_header = answer

@@ -16,7 +16,8 @@ use locus_protocol::directory::{Directory, MemberRole, MemberStatus};
 use locus_protocol::entry::{AccessRefused, Event, RefusalReason};
 use locus_protocol::grant::{Confirmation, GrantClaims};
 use locus_protocol::grant_token::{
-    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError, MAX_GRANT_TOKEN_LEN,
+    decode_discovery, decode_grant, DiscoveryClaims, GrantTokenError, TokenCheck,
+    MAX_GRANT_TOKEN_LEN,
 };
 use locus_protocol::ids::{GrantId, HospitalId, MemberId, PatientKey};
 
@@ -199,7 +200,10 @@ macro_rules! token {
                 audience: &MemberId,
                 now: i64,
             ) -> Result<Self, GrantTokenError> {
-                $decode(token, keys, audience, now, MAX_GRANT_SECS)
+                $decode(
+                    token,
+                    &TokenCheck { keys, audience, now, max_duration_secs: MAX_GRANT_SECS },
+                )
             }
 
             fn binding(&self) -> (&Confirmation, GrantId, PatientKey) {

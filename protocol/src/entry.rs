@@ -27,7 +27,7 @@ use crate::grant::{
 use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId, RuleId};
 use crate::jcs::{self, CanonicalError};
 use crate::member::MemberUpdateError;
-use crate::roles::{logger, Logger};
+use crate::roles::{actors, logger, DeviceAct, Logger};
 use crate::scope::ScopeSet;
 use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
 
@@ -299,43 +299,32 @@ impl Event {
                 signature: *signature,
             }))
         };
-        match self {
-            Self::AccessDecided(e) => signed(
+        match actors(self).device {
+            None => Ok(None),
+            Some(DeviceAct::Decision(e)) => signed(
                 e.decision.device(),
                 e.decision.subject(),
                 e.decision.signing_bytes(),
                 &e.signature,
             ),
-            Self::RuleCreated(e) => signed(
+            Some(DeviceAct::Rule(e)) => signed(
                 &e.rule.device,
                 &e.rule.subject,
                 e.rule.signing_bytes(),
                 &e.signature,
             ),
-            Self::RuleRevoked(e) => signed(
+            Some(DeviceAct::RuleRevocation(e)) => signed(
                 &e.device,
                 &e.subject,
                 e.revocation().signing_bytes(),
                 &e.signature,
             ),
-            Self::GrantRevoked(e) => match (&e.by_device, e.revocation()) {
-                (Some(by), Some(revocation)) => signed(
-                    &by.device,
-                    &e.subject,
-                    revocation.signing_bytes(),
-                    &by.signature,
-                ),
-                _ => Ok(None),
-            },
-            Self::PointersPublished(_)
-            | Self::IndexQueried(_)
-            | Self::RecordRetrieved(_)
-            | Self::AccessRefused(_)
-            | Self::MemberUpdated(_)
-            | Self::DeviceEnrolled(_)
-            | Self::DeviceRemoved(_)
-            | Self::AccessRequested(_)
-            | Self::GrantIssued(_) => Ok(None),
+            Some(DeviceAct::GrantRevocation(e, by)) => signed(
+                &by.device,
+                &e.subject,
+                e.revocation_by(by).signing_bytes(),
+                &by.signature,
+            ),
         }
     }
 
@@ -478,12 +467,17 @@ impl GrantRevoked {
     /// The revocation the device signed, rebuilt from the entry, if it came from a
     /// device.
     pub fn revocation(&self) -> Option<Revocation> {
-        self.by_device.as_ref().map(|by| Revocation {
+        self.by_device.as_ref().map(|by| self.revocation_by(by))
+    }
+
+    /// The revocation `by` signed, rebuilt from the entry.
+    fn revocation_by(&self, by: &DeviceRevocation) -> Revocation {
+        Revocation {
             grant: self.grant,
             subject: self.subject,
             device: by.device,
             signed_at_ms: by.signed_at_ms,
-        })
+        }
     }
 }
 
@@ -864,7 +858,7 @@ mod tests {
     use super::*;
     use crate::consent::{Approval, Refusal, RuleAudience};
     use crate::device::DeviceSigner;
-    use crate::test_support::{assert_each_edit_refused, scopes};
+    use crate::test_support::{assert_each_edit_refused, record_retrieved, scopes};
 
     const PK: &str = "1553afd87589661bffe7f636c024232c40cc9380f60c26b0070d34c25ae50bf6";
 
@@ -887,14 +881,7 @@ mod tests {
                 subject,
                 results: 3,
             }),
-            Event::RecordRetrieved(RecordRetrieved {
-                requester: "city-er".parse().unwrap(),
-                custodian: "st-mary".parse().unwrap(),
-                grant,
-                subject,
-                pointer: "00000000-0000-4000-8000-000000000001".parse().unwrap(),
-                commitment: Commitment::from_bytes([4; 32]),
-            }),
+            record_retrieved(grant, subject),
             Event::AccessRefused(AccessRefused {
                 requester: "city-er".parse().unwrap(),
                 custodian: Some("st-mary".parse().unwrap()),

@@ -146,24 +146,40 @@ fn sign_jws<C: Serialize>(
     Ok(token)
 }
 
-/// Verifies a grant token presented by `audience` and returns its claims.
+/// Verifies a grant token presented by `check.audience` and returns its claims.
 ///
-/// `keys` resolves the header's `kid` to a key; it must answer only with keys of
-/// active consent members (see [`crate::directory::Directory::active_key`]).
-/// `now` is Unix seconds. Checks, in order: size, shape, `alg`, `typ`, `kid`,
+/// Checks, in order: size, shape, `alg`, `typ`, `kid`,
 /// signature, `aud`, `exp` (no leeway: an expired grant is not stretched),
 /// `nbf` (with [`MAX_CLOCK_SKEW_SECS`]), then [`GrantClaims::validate`].
 /// Revocation and the certificate binding (`cnf`) are the caller's to check.
-pub fn decode_grant(
-    token: &str,
-    keys: &dyn Fn(&KeyId) -> Option<VerifyingKey>,
-    audience: &MemberId,
-    now: i64,
-    max_duration_secs: i64,
-) -> Result<GrantClaims, GrantTokenError> {
-    let claims: GrantClaims = verify_jws(token, GRANT_TOKEN_TYP, keys, audience, now)?;
-    claims.validate(now, max_duration_secs)?;
+pub fn decode_grant(token: &str, check: &TokenCheck<'_>) -> Result<GrantClaims, GrantTokenError> {
+    let claims: GrantClaims = verify_jws(token, GRANT_TOKEN_TYP, check)?;
+    claims.validate(check.now, check.max_duration_secs)?;
     Ok(claims)
+}
+
+/// What a token is checked against: the same for a grant and its discovery token.
+#[derive(Clone, Copy)]
+pub struct TokenCheck<'a> {
+    /// Resolves the header's `kid` to a key; it must answer only with keys of
+    /// active consent members (see [`crate::directory::Directory::active_key`]).
+    pub keys: &'a dyn Fn(&KeyId) -> Option<VerifyingKey>,
+    /// Who presents the token: its `aud` must be this member.
+    pub audience: &'a MemberId,
+    /// The time of the check, Unix seconds.
+    pub now: i64,
+    /// The longest validity (`exp - nbf`) accepted.
+    pub max_duration_secs: i64,
+}
+
+impl std::fmt::Debug for TokenCheck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCheck")
+            .field("audience", &self.audience)
+            .field("now", &self.now)
+            .field("max_duration_secs", &self.max_duration_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The claims every token carries that [`verify_jws`] checks.
@@ -190,10 +206,14 @@ impl TokenClaims for DiscoveryClaims {
 fn verify_jws<C: TokenClaims>(
     token: &str,
     typ: &str,
-    keys: &dyn Fn(&KeyId) -> Option<VerifyingKey>,
-    audience: &MemberId,
-    now: i64,
+    check: &TokenCheck<'_>,
 ) -> Result<C, GrantTokenError> {
+    let TokenCheck {
+        keys,
+        audience,
+        now,
+        ..
+    } = *check;
     if token.len() > MAX_GRANT_TOKEN_LEN {
         return Err(GrantTokenError::TooLong);
     }
@@ -283,17 +303,15 @@ pub fn encode_discovery(grant: &GrantClaims, key: &SigningKey) -> Result<String,
     )
 }
 
-/// Verifies a discovery token presented by `audience`: the same checks as a
-/// grant's, a validity no longer than `max_duration_secs`, and at least one tag.
+/// Verifies a discovery token presented by `check.audience`: the same checks as a
+/// grant's, a validity no longer than `check.max_duration_secs`, and at least one tag.
 pub fn decode_discovery(
     token: &str,
-    keys: &dyn Fn(&KeyId) -> Option<VerifyingKey>,
-    audience: &MemberId,
-    now: i64,
-    max_duration_secs: i64,
+    check: &TokenCheck<'_>,
 ) -> Result<DiscoveryClaims, GrantTokenError> {
-    let claims: DiscoveryClaims = verify_jws(token, DISCOVERY_TOKEN_TYP, keys, audience, now)?;
-    if claims.exp.saturating_sub(claims.nbf) > max_duration_secs || claims.scope_tags.is_empty() {
+    let claims: DiscoveryClaims = verify_jws(token, DISCOVERY_TOKEN_TYP, check)?;
+    let too_long = claims.exp.saturating_sub(claims.nbf) > check.max_duration_secs;
+    if too_long || claims.scope_tags.is_empty() {
         return Err(GrantTokenError::Malformed);
     }
     Ok(claims)
@@ -376,13 +394,28 @@ mod tests {
     }
 
     /// Resolves only the consent key.
+    /// The check of a token shown by `audience` at `now`, valid at most `max` seconds.
+    fn check<'a>(
+        keys: &'a dyn Fn(&KeyId) -> Option<VerifyingKey>,
+        audience: &'a MemberId,
+        now: i64,
+        max: i64,
+    ) -> TokenCheck<'a> {
+        TokenCheck {
+            keys,
+            audience,
+            now,
+            max_duration_secs: max,
+        }
+    }
+
     fn keys(kid: &KeyId) -> Option<VerifyingKey> {
         let vk = consent_key().verifying_key();
         (*kid == vk.key_id()).then_some(vk)
     }
 
     fn decode(token: &str) -> Result<GrantClaims, GrantTokenError> {
-        decode_grant(token, &keys, &audience(), NOW + 10, MAX)
+        decode_grant(token, &check(&keys, &audience(), NOW + 10, MAX))
     }
 
     fn b64(bytes: &[u8]) -> String {
@@ -518,7 +551,7 @@ mod tests {
         // A resolver that knows nobody (e.g. the consent member is suspended).
         let token = encode_grant(&claims(), &consent_key()).unwrap();
         assert_eq!(
-            decode_grant(&token, &|_| None, &audience(), NOW, MAX),
+            decode_grant(&token, &check(&|_| None, &audience(), NOW, MAX)),
             Err(GrantTokenError::UnknownKey)
         );
     }
@@ -528,7 +561,7 @@ mod tests {
         let token = encode_grant(&claims(), &consent_key()).unwrap();
         let other: MemberId = "st-mary".parse().unwrap();
         assert_eq!(
-            decode_grant(&token, &keys, &other, NOW, MAX),
+            decode_grant(&token, &check(&keys, &other, NOW, MAX)),
             Err(GrantTokenError::WrongAudience)
         );
     }
@@ -537,7 +570,7 @@ mod tests {
     fn time_window() {
         let c = claims();
         let token = encode_grant(&c, &consent_key()).unwrap();
-        let at = |now| decode_grant(&token, &keys, &audience(), now, MAX);
+        let at = |now| decode_grant(&token, &check(&keys, &audience(), now, MAX));
         assert!(at(c.exp - 1).is_ok());
         assert_eq!(at(c.exp), Err(GrantTokenError::Expired));
         assert_eq!(at(i64::MAX), Err(GrantTokenError::Expired));
@@ -549,7 +582,7 @@ mod tests {
         let mut later = claims();
         later.nbf = NOW + 3600;
         let token = encode_grant(&later, &consent_key()).unwrap();
-        let at = |now| decode_grant(&token, &keys, &audience(), now, MAX);
+        let at = |now| decode_grant(&token, &check(&keys, &audience(), now, MAX));
         assert_eq!(at(NOW), Err(GrantTokenError::NotYetValid));
         assert_eq!(at(i64::MIN), Err(GrantTokenError::NotYetValid));
         assert!(at(NOW + 3600 - MAX_CLOCK_SKEW_SECS).is_ok());
@@ -561,12 +594,12 @@ mod tests {
         // iat in the future is caught by GrantClaims::validate.
         let token = encode_grant(&claims(), &consent_key()).unwrap();
         assert_eq!(
-            decode_grant(&token, &keys, &audience(), NOW - 3600, MAX),
+            decode_grant(&token, &check(&keys, &audience(), NOW - 3600, MAX)),
             Err(GrantTokenError::NotYetValid)
         );
         // Longer than this verifier allows.
         assert_eq!(
-            decode_grant(&token, &keys, &audience(), NOW, DAY - 1),
+            decode_grant(&token, &check(&keys, &audience(), NOW, DAY - 1)),
             Err(GrantTokenError::Invalid(GrantError::TooLong {
                 max_secs: DAY - 1
             }))
@@ -728,7 +761,8 @@ mod tests {
     fn discovery_tokens_show_only_tags_and_are_not_grants() {
         let c = claims();
         let discovery = encode_discovery(&c, &consent_key()).unwrap();
-        let shown = decode_discovery(&discovery, &keys, &audience(), NOW + 10, MAX).unwrap();
+        let shown =
+            decode_discovery(&discovery, &check(&keys, &audience(), NOW + 10, MAX)).unwrap();
         assert_eq!((shown.sub, shown.jti, shown.exp), (c.sub, c.jti, c.exp));
         let mut sorted = c.scope_tags.clone();
         sorted.sort();
@@ -745,20 +779,20 @@ mod tests {
         }
         // Neither token passes for the other.
         let grant = encode_grant(&c, &consent_key()).unwrap();
-        assert!(decode_discovery(&grant, &keys, &audience(), NOW + 10, MAX).is_err());
+        assert!(decode_discovery(&grant, &check(&keys, &audience(), NOW + 10, MAX)).is_err());
         assert!(decode(&discovery).is_err());
         // The same audience, time and key rules hold.
         let other: MemberId = "another-er".parse().unwrap();
         assert_eq!(
-            decode_discovery(&discovery, &keys, &other, NOW + 10, MAX),
+            decode_discovery(&discovery, &check(&keys, &other, NOW + 10, MAX)),
             Err(GrantTokenError::WrongAudience)
         );
         assert_eq!(
-            decode_discovery(&discovery, &keys, &audience(), NOW + DAY, MAX),
+            decode_discovery(&discovery, &check(&keys, &audience(), NOW + DAY, MAX)),
             Err(GrantTokenError::Expired)
         );
         assert_eq!(
-            decode_discovery(&discovery, &|_| None, &audience(), NOW + 10, MAX),
+            decode_discovery(&discovery, &check(&|_| None, &audience(), NOW + 10, MAX)),
             Err(GrantTokenError::UnknownKey)
         );
     }

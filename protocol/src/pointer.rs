@@ -6,7 +6,7 @@
 //! ([`crate::seal::POINTER_INFO`], [`pointer_aad`]); the index stores it opaque. At
 //! retrieval the custodian opens it, checks the record against the grant and the
 //! commitment, and seals the record to the requester ([`crate::seal::RECORD_INFO`],
-//! [`record_aad`]) with a [`SignedProvenance`].
+//! [`RecordRelease`]) with a [`SignedProvenance`].
 
 use core::fmt;
 
@@ -23,7 +23,7 @@ use crate::ids::{
     Commitment, ContentDigest, FhirId, GrantId, HospitalId, MemberId, PatientKey, PointerId,
 };
 use crate::jcs::{self, CanonicalError};
-use crate::scope::{record_tag_inputs, Coding, ResourceType, Token, MAX_SCOPE_LEN};
+use crate::scope::{record_tag_inputs, Coding, RecordFacets, ResourceType, Token, MAX_SCOPE_LEN};
 use crate::seal::{
     rfc9180_open, rfc9180_seal, OpenError, SealError, X25519PublicKey, X25519SecretKey,
     POINTER_INFO, RECORD_INFO,
@@ -94,35 +94,42 @@ pub fn pointer_aad(pointer: &PointerId, patient: &PatientKey, custodian: &Hospit
         .into_bytes()
 }
 
-/// The HPKE associated data of a record sealed to a requester: canonical JSON of
-/// `{"grant", "pointer", "requester"}`, so a sealed record is bound to the grant it
-/// was released under and to its recipient.
-pub fn record_aad(pointer: &PointerId, grant: &GrantId, requester: &MemberId) -> Vec<u8> {
-    format!(r#"{{"grant":"{grant}","pointer":"{pointer}","requester":"{requester}"}}"#).into_bytes()
+/// A record released to a requester: the pointer, the grant it was released under
+/// and its recipient, which sealing and opening it both bind it to.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRelease<'a> {
+    /// The pointer the record was found under.
+    pub pointer: &'a PointerId,
+    /// The grant it was released under.
+    pub grant: &'a GrantId,
+    /// Who receives it.
+    pub requester: &'a MemberId,
 }
 
-/// Seals a released record (FHIR JSON, provenance, ...) to the requester.
-pub fn seal_record(
-    requester_key: &X25519PublicKey,
-    pointer: &PointerId,
-    grant: &GrantId,
-    requester: &MemberId,
-    plaintext: &[u8],
-) -> Result<Vec<u8>, SealError> {
-    let aad = record_aad(pointer, grant, requester);
-    rfc9180_seal(requester_key, RECORD_INFO, &aad, plaintext)
-}
+impl RecordRelease<'_> {
+    /// The HPKE associated data of the sealed record: canonical JSON of
+    /// `{"grant", "pointer", "requester"}`, so a sealed record is bound to the grant
+    /// it was released under and to its recipient.
+    pub fn aad(&self) -> Vec<u8> {
+        let Self {
+            pointer,
+            grant,
+            requester,
+        } = self;
+        format!(r#"{{"grant":"{grant}","pointer":"{pointer}","requester":"{requester}"}}"#)
+            .into_bytes()
+    }
 
-/// Opens a record sealed by [`seal_record`] for the same pointer, grant and requester.
-pub fn open_record(
-    requester_secret: &X25519SecretKey,
-    pointer: &PointerId,
-    grant: &GrantId,
-    requester: &MemberId,
-    sealed: &[u8],
-) -> Result<Vec<u8>, OpenError> {
-    let aad = record_aad(pointer, grant, requester);
-    rfc9180_open(requester_secret, RECORD_INFO, &aad, sealed)
+    /// Seals the released record (FHIR JSON, provenance, ...) to the requester.
+    pub fn seal(&self, key: &X25519PublicKey, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        rfc9180_seal(key, RECORD_INFO, &self.aad(), plaintext)
+    }
+
+    /// Opens a record sealed by [`Self::seal`] for the same pointer, grant and
+    /// requester.
+    pub fn open(&self, key: &X25519SecretKey, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        rfc9180_open(key, RECORD_INFO, &self.aad(), sealed)
+    }
 }
 
 /// Problems with a pointer body or sealed pointer.
@@ -331,7 +338,12 @@ impl PointerBody {
         let categories: Vec<String> = self.categories.iter().map(Token::to_string).collect();
         let categories: Vec<&str> = categories.iter().map(String::as_str).collect();
         let codes: Vec<(&str, &str)> = self.codes.iter().map(|c| (c.system(), c.code())).collect();
-        if !grant.scope.covers(self.resource_type, &categories, &codes) {
+        let record = RecordFacets {
+            resource: self.resource_type,
+            categories: &categories,
+            codes: &codes,
+        };
+        if !grant.scope.covers(&record) {
             return Err(RefusalReason::OutOfScope);
         }
         if let Some(period) = &grant.data_period {
@@ -527,7 +539,12 @@ mod tests {
             "requester": "city-er", "grant": g.to_string(), "pointer": p.to_string()
         }))
         .unwrap();
-        assert_eq!(record_aad(&p, &g, &r), want.into_bytes());
+        let release = RecordRelease {
+            pointer: &p,
+            grant: &g,
+            requester: &r,
+        };
+        assert_eq!(release.aad(), want.into_bytes());
     }
 
     #[test]
@@ -655,19 +672,24 @@ mod tests {
         let (p, _, _) = ctx();
         let g = GrantId::new_random();
         let r: MemberId = "city-er".parse().unwrap();
-        let sealed = seal_record(&sk.public_key(), &p, &g, &r, CONTENT).unwrap();
-        assert_eq!(open_record(&sk, &p, &g, &r, &sealed).unwrap(), CONTENT);
+        let release = |pointer, grant, requester| RecordRelease {
+            pointer,
+            grant,
+            requester,
+        };
+        let sealed = release(&p, &g, &r).seal(&sk.public_key(), CONTENT).unwrap();
+        assert_eq!(release(&p, &g, &r).open(&sk, &sealed).unwrap(), CONTENT);
         let p2: PointerId = "00000000-0000-4000-8000-000000000002".parse().unwrap();
         let g2 = GrantId::new_random();
         let r2: MemberId = "other-er".parse().unwrap();
-        assert!(open_record(&sk, &p2, &g, &r, &sealed).is_err());
-        assert!(open_record(&sk, &p, &g2, &r, &sealed).is_err());
-        assert!(open_record(&sk, &p, &g, &r2, &sealed).is_err());
+        assert!(release(&p2, &g, &r).open(&sk, &sealed).is_err());
+        assert!(release(&p, &g2, &r).open(&sk, &sealed).is_err());
+        assert!(release(&p, &g, &r2).open(&sk, &sealed).is_err());
         // A record cannot be passed off as a pointer body or the other way round.
         let (_, k, c) = ctx();
         assert!(PointerBody::open(&sk, &sealed, &p, &k, &c).is_err());
         let pointer = body().seal(&sk.public_key(), &p, &k, &c).unwrap();
-        assert!(open_record(&sk, &p, &g, &r, &pointer).is_err());
+        assert!(release(&p, &g, &r).open(&sk, &pointer).is_err());
     }
 
     #[test]

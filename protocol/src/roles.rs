@@ -3,8 +3,9 @@
 //! The sequencer applies it before it orders an entry, and the regulator's audit
 //! applies it again to every logged entry, each with the submitter's role as the
 //! directory stood at that entry's place in the log, so a sequencer that logged
-//! an entry it should have refused is caught. [`logger`] matches every variant of
-//! [`Event`] by name: a new kind of event does not compile until it has a row.
+//! an entry it should have refused is caught. [`actors`] matches every variant of
+//! [`Event`] by name: a new kind of event does not compile until it has a row
+//! saying who logs it and whether a patient's device signed it.
 //!
 //! Each kind is the act of one role, and an entry speaks only of its submitter's
 //! own acts: a custodian publishes and releases its own records and refuses
@@ -13,7 +14,10 @@
 //! consortium authority changes the directory and logs nothing else.
 
 use crate::directory::{MemberRole, AUTHORITY_MEMBER};
-use crate::entry::{Entry, Event, EventKind};
+use crate::entry::{
+    AccessDecided, DeviceRevocation, Entry, Event, EventKind, GrantRevoked, RuleCreated,
+    RuleRevoked,
+};
 use crate::ids::{HospitalId, MemberId};
 
 /// Who may log an entry.
@@ -38,30 +42,70 @@ impl std::fmt::Display for Logger<'_> {
     }
 }
 
-/// The table: who may log `event`.
-pub fn logger(event: &Event) -> Logger<'_> {
+/// Who acts in one event: the party that logs it and, for a patient's own act,
+/// what the patient's device signed.
+#[derive(Debug, Clone, Copy)]
+pub struct Actors<'a> {
+    /// Who may log it.
+    pub logger: Logger<'a>,
+    /// The device-signed act it carries, if any.
+    pub device: Option<DeviceAct<'a>>,
+}
+
+/// An event's act signed by a patient's device (see [`Event::device_signed`]).
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceAct<'a> {
+    /// The patient's approval or refusal.
+    Decision(&'a AccessDecided),
+    /// The patient's standing rule.
+    Rule(&'a RuleCreated),
+    /// The patient's revocation of a rule.
+    RuleRevocation(&'a RuleRevoked),
+    /// The patient's revocation of a grant from a device.
+    GrantRevocation(&'a GrantRevoked, &'a DeviceRevocation),
+}
+
+/// The table: who acts in `event`.
+pub fn actors(event: &Event) -> Actors<'_> {
+    let logged_by = |logger| Actors {
+        logger,
+        device: None,
+    };
+    // Patients' devices, requests, decisions, grants and rules: a hospital
+    // logging any of these could approve its own requests.
+    let consent = |device| Actors {
+        logger: Logger::Role(MemberRole::Consent),
+        device,
+    };
     match event {
-        Event::MemberUpdated(_) => Logger::Authority,
-        Event::PointersPublished(e) => Logger::Custodian(&e.custodian),
-        Event::RecordRetrieved(e) => Logger::Custodian(&e.custodian),
-        Event::IndexQueried(_) => Logger::Role(MemberRole::Index),
+        Event::MemberUpdated(_) => logged_by(Logger::Authority),
+        Event::PointersPublished(e) => logged_by(Logger::Custodian(&e.custodian)),
+        Event::RecordRetrieved(e) => logged_by(Logger::Custodian(&e.custodian)),
+        Event::IndexQueried(_) => logged_by(Logger::Role(MemberRole::Index)),
         // A refusal is the refusing party's own act: a hospital refuses
         // retrievals asked of it, the index discoveries asked of it.
-        Event::AccessRefused(e) => match &e.custodian {
+        Event::AccessRefused(e) => logged_by(match &e.custodian {
             Some(custodian) => Logger::Custodian(custodian),
             None => Logger::Role(MemberRole::Index),
-        },
-        // Patients' devices, requests, decisions, grants and rules: a hospital
-        // logging any of these could approve its own requests.
+        }),
         Event::DeviceEnrolled(_)
         | Event::DeviceRemoved(_)
         | Event::AccessRequested(_)
-        | Event::AccessDecided(_)
-        | Event::GrantIssued(_)
-        | Event::GrantRevoked(_)
-        | Event::RuleCreated(_)
-        | Event::RuleRevoked(_) => Logger::Role(MemberRole::Consent),
+        | Event::GrantIssued(_) => consent(None),
+        Event::AccessDecided(e) => consent(Some(DeviceAct::Decision(e))),
+        Event::RuleCreated(e) => consent(Some(DeviceAct::Rule(e))),
+        Event::RuleRevoked(e) => consent(Some(DeviceAct::RuleRevocation(e))),
+        Event::GrantRevoked(e) => consent(
+            e.by_device
+                .as_ref()
+                .map(|by| DeviceAct::GrantRevocation(e, by)),
+        ),
     }
+}
+
+/// Who may log `event`, from [`actors`].
+pub fn logger(event: &Event) -> Logger<'_> {
+    actors(event).logger
 }
 
 /// Why a submitter may not log an entry. Names members and kinds, nothing else.
@@ -130,12 +174,10 @@ pub fn role_name(role: MemberRole) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{
-        AccessRefused, Commitment, IndexQueried, MerkleRoot, PointersPublished, RecordRetrieved,
-        RefusalReason,
-    };
+    use crate::entry::{AccessRefused, IndexQueried, MerkleRoot, PointersPublished, RefusalReason};
     use crate::ids::{GrantId, PatientKey};
     use crate::signing::SigningKey;
+    use crate::test_support::record_retrieved;
 
     fn entry(submitter: &str, event: Event) -> Entry {
         let key = SigningKey::from_seed([3; 32]);
@@ -157,14 +199,7 @@ mod tests {
     fn custodians_and_refusals() {
         let subject = PatientKey::from_bytes([1; 32]);
         let grant = GrantId::new_random();
-        let retrieved = Event::RecordRetrieved(RecordRetrieved {
-            requester: "city-er".parse().unwrap(),
-            custodian: "st-mary".parse().unwrap(),
-            grant,
-            subject,
-            pointer: "00000000-0000-4000-8000-000000000001".parse().unwrap(),
-            commitment: Commitment::from_bytes([4; 32]),
-        });
+        let retrieved = record_retrieved(grant, subject);
         let published = Event::PointersPublished(PointersPublished {
             custodian: "st-mary".parse().unwrap(),
             count: 1,

@@ -407,31 +407,39 @@ pub struct Scope {
     pub filter: Option<ScopeFilter>,
 }
 
+/// A record as scopes see it: its type, categories and codes, which every check of
+/// a scope against a record takes together.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFacets<'a> {
+    /// The record's resource type.
+    pub resource: ResourceType,
+    /// Its categories, each `code` or `system|code`.
+    pub categories: &'a [&'a str],
+    /// Its codes, as `(system, code)`.
+    pub codes: &'a [(&'a str, &'a str)],
+}
+
 impl Scope {
-    /// Whether this scope lets its holder read a record of type `resource` with the
-    /// given categories (each `code` or `system|code`) and codes (`(system, code)`).
+    /// Whether this scope lets its holder read `record`.
     ///
     /// Needs the read permission. Without a filter it covers every record of the
     /// type; a category filter needs a matching category (a bare filter matches the
     /// code under any system, `system|code` must match both); a code filter needs a
     /// record code with the same system and code. Record values that no scope could
     /// name (e.g. containing spaces) never match a filter.
-    pub fn covers(
-        &self,
-        resource: ResourceType,
-        categories: &[&str],
-        codes: &[(&str, &str)],
-    ) -> bool {
-        if !self.permissions.read() || self.resource != resource {
+    pub fn covers(&self, record: &RecordFacets<'_>) -> bool {
+        if !self.permissions.read() || self.resource != record.resource {
             return false;
         }
         match &self.filter {
             None => true,
-            Some(ScopeFilter::Category(want)) => categories
+            Some(ScopeFilter::Category(want)) => record
+                .categories
                 .iter()
                 .filter_map(|c| c.parse::<Token>().ok())
                 .any(|have| want.matches(&have)),
-            Some(ScopeFilter::Code(want)) => codes
+            Some(ScopeFilter::Code(want)) => record
+                .codes
                 .iter()
                 .any(|(system, code)| want.system == *system && want.code == *code),
         }
@@ -553,13 +561,8 @@ impl ScopeSet {
     }
 
     /// Whether any scope covers the record (see [`Scope::covers`]).
-    pub fn covers(
-        &self,
-        resource: ResourceType,
-        categories: &[&str],
-        codes: &[(&str, &str)],
-    ) -> bool {
-        self.0.iter().any(|s| s.covers(resource, categories, codes))
+    pub fn covers(&self, record: &RecordFacets<'_>) -> bool {
+        self.0.iter().any(|s| s.covers(record))
     }
 
     /// The first scope of this set that no scope of `broader` has within it
@@ -830,6 +833,19 @@ mod tests {
         assert_eq!(ScopeSet::new(vec![]), Err(ScopeSetError::Empty));
     }
 
+    /// The record of `resource` with these categories and codes.
+    fn record<'a>(
+        resource: ResourceType,
+        categories: &'a [&'a str],
+        codes: &'a [(&'a str, &'a str)],
+    ) -> RecordFacets<'a> {
+        RecordFacets {
+            resource,
+            categories,
+            codes,
+        }
+    }
+
     #[test]
     fn covers_rules() {
         let lab: Scope = "patient/Observation.rs?category=laboratory"
@@ -847,28 +863,28 @@ mod tests {
         let rep = ResourceType::DiagnosticReport;
         let qualified = format!("{LAB_SYSTEM}|laboratory");
 
-        assert!(lab.covers(obs, &["laboratory"], &[]));
-        assert!(lab.covers(obs, &["vital-signs", &qualified], &[]));
-        assert!(!lab.covers(obs, &["vital-signs"], &[]));
-        assert!(!lab.covers(rep, &["laboratory"], &[]));
-        assert!(!lab.covers(obs, &[], &[("http://loinc.org", "laboratory")]));
+        assert!(lab.covers(&record(obs, &["laboratory"], &[])));
+        assert!(lab.covers(&record(obs, &["vital-signs", &qualified], &[])));
+        assert!(!lab.covers(&record(obs, &["vital-signs"], &[])));
+        assert!(!lab.covers(&record(rep, &["laboratory"], &[])));
+        assert!(!lab.covers(&record(obs, &[], &[("http://loinc.org", "laboratory")])));
 
-        assert!(lab_sys.covers(obs, &[&qualified], &[]));
-        assert!(!lab_sys.covers(obs, &["laboratory"], &[]));
-        assert!(!lab_sys.covers(obs, &["http://other.org|laboratory"], &[]));
+        assert!(lab_sys.covers(&record(obs, &[&qualified], &[])));
+        assert!(!lab_sys.covers(&record(obs, &["laboratory"], &[])));
+        assert!(!lab_sys.covers(&record(obs, &["http://other.org|laboratory"], &[])));
 
-        assert!(glucose.covers(obs, &[], &[("http://loinc.org", "2339-0")]));
-        assert!(!glucose.covers(obs, &[], &[("http://snomed.info/sct", "2339-0")]));
-        assert!(!glucose.covers(obs, &["2339-0"], &[]));
+        assert!(glucose.covers(&record(obs, &[], &[("http://loinc.org", "2339-0")])));
+        assert!(!glucose.covers(&record(obs, &[], &[("http://snomed.info/sct", "2339-0")])));
+        assert!(!glucose.covers(&record(obs, &["2339-0"], &[])));
 
-        assert!(all_obs.covers(obs, &[], &[]));
-        assert!(!all_obs.covers(rep, &[], &[]));
-        assert!(!search_only.covers(obs, &[], &[]));
+        assert!(all_obs.covers(&record(obs, &[], &[])));
+        assert!(!all_obs.covers(&record(rep, &[], &[])));
+        assert!(!search_only.covers(&record(obs, &[], &[])));
 
         let set = ScopeSet::new(vec![lab.clone(), glucose.clone()]).unwrap();
-        assert!(set.covers(obs, &["laboratory"], &[]));
-        assert!(set.covers(obs, &[], &[("http://loinc.org", "2339-0")]));
-        assert!(!set.covers(obs, &["imaging"], &[]));
+        assert!(set.covers(&record(obs, &["laboratory"], &[])));
+        assert!(set.covers(&record(obs, &[], &[("http://loinc.org", "2339-0")])));
+        assert!(!set.covers(&record(obs, &["imaging"], &[])));
         assert_eq!(
             set.tag_inputs(),
             vec![
@@ -1084,8 +1100,9 @@ mod tests {
             let (resource, categories, codes) = record;
             let cats: Vec<&str> = categories.iter().map(String::as_str).collect();
             let codes: Vec<(&str, &str)> = codes.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect();
-            if narrow.is_within(&wide) && narrow.covers(resource, &cats, &codes) {
-                prop_assert!(wide.covers(resource, &cats, &codes));
+            let record = RecordFacets { resource, categories: &cats, codes: &codes };
+            if narrow.is_within(&wide) && narrow.covers(&record) {
+                prop_assert!(wide.covers(&record));
             }
             prop_assert!(narrow.is_within(&narrow));
         }
@@ -1097,7 +1114,7 @@ mod tests {
             let codes: Vec<(&str, &str)> = codes.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect();
             let tags = record_tag_inputs(resource, &cats, &codes, None);
             prop_assert_eq!(
-                scope.covers(resource, &cats, &codes),
+                scope.covers(&RecordFacets { resource, categories: &cats, codes: &codes }),
                 tags.contains(&scope.tag_input())
             );
         }

@@ -3,6 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::entry::{Commitment, Event, RecordRetrieved};
+use crate::ids::{GrantId, PatientKey};
 use crate::scope::ScopeSet;
 
 /// Asserts that `good` with any one member replaced (each edit on its own) no
@@ -21,4 +23,17 @@ pub(crate) fn assert_each_edit_refused<T: DeserializeOwned>(
 /// A fixture's scopes, written as the scope string.
 pub(crate) fn scopes(s: &str) -> ScopeSet {
     s.parse().unwrap()
+}
+
+/// St Mary's release of a record to City ER under `grant`, the retrieval several
+/// modules' tests log.
+pub(crate) fn record_retrieved(grant: GrantId, subject: PatientKey) -> Event {
+    Event::RecordRetrieved(RecordRetrieved {
+        requester: "city-er".parse().unwrap(),
+        custodian: "st-mary".parse().unwrap(),
+        grant,
+        subject,
+        pointer: "00000000-0000-4000-8000-000000000001".parse().unwrap(),
+        commitment: Commitment::from_bytes([4; 32]),
+    })
 }

@@ -20,6 +20,26 @@ pub async fn start_admitted(
     service
 }
 
+/// The cases of a case file (a table of requests kept out of the code): each
+/// line's first three space-separated fields, the third taking the rest of the
+/// line; `#` comments and blank lines skipped.
+pub fn cases(file: &'static str) -> impl Iterator<Item = [&'static str; 3]> {
+    file.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let mut fields = line.splitn(3, ' ');
+            [(); 3].map(|()| fields.next().unwrap())
+        })
+}
+
+/// What refused requests must leave unchanged: the checkpoint's size and the
+/// number of entries listed.
+pub async fn state(client: &TestClient) -> (u64, usize) {
+    let checkpoint = client.checkpoint().await;
+    let page = client.get_json("/ledger/entries?limit=1000").await;
+    (checkpoint.size, page["entries"].as_array().unwrap().len())
+}
+
 /// Members `hospital-0` to `hospital-{n-1}`, to submit side by side.
 pub fn hospitals(n: usize) -> Vec<TestMember> {
     (0..n)
