@@ -27,7 +27,6 @@ use crate::grant::{
 use crate::ids::{GrantId, HospitalId, KeyId, MemberId, PatientKey, PointerId, RuleId};
 use crate::jcs::{self, CanonicalError};
 use crate::member::MemberUpdateError;
-use crate::roles::{actors, logger, DeviceAct, Logger};
 use crate::scope::ScopeSet;
 use crate::signing::{Signature64, SigningKey, VerifyError, VerifyingKey};
 
@@ -273,61 +272,6 @@ impl Event {
         }
     }
 
-    /// The record custodian involved, if any: the hospital that published,
-    /// released, or refused a retrieval asked of it. Those are the events only
-    /// their custodian may log, so this reads [`logger`]'s table.
-    pub fn custodian(&self) -> Option<&HospitalId> {
-        match logger(self) {
-            Logger::Custodian(custodian) => Some(custodian),
-            Logger::Authority | Logger::Role(_) => None,
-        }
-    }
-
-    /// The device signature this event carries and what it covers, if any:
-    /// `access.decided`, `rule.created`, `rule.revoked` and a patient's
-    /// `grant.revoked`. Verify it with the key of the `device.enrolled` entry for the
-    /// same device and subject ([`SignedConsent::verify`]).
-    pub fn device_signed(&self) -> Result<Option<SignedConsent>, ConsentError> {
-        let signed = |device: &DeviceKeyId,
-                      subject: &PatientKey,
-                      message: Result<Vec<u8>, ConsentError>,
-                      signature: &Signature64| {
-            Ok(Some(SignedConsent {
-                device: *device,
-                subject: *subject,
-                message: message?,
-                signature: *signature,
-            }))
-        };
-        match actors(self).device {
-            None => Ok(None),
-            Some(DeviceAct::Decision(e)) => signed(
-                e.decision.device(),
-                e.decision.subject(),
-                e.decision.signing_bytes(),
-                &e.signature,
-            ),
-            Some(DeviceAct::Rule(e)) => signed(
-                &e.rule.device,
-                &e.rule.subject,
-                e.rule.signing_bytes(),
-                &e.signature,
-            ),
-            Some(DeviceAct::RuleRevocation(e)) => signed(
-                &e.device,
-                &e.subject,
-                e.revocation().signing_bytes(),
-                &e.signature,
-            ),
-            Some(DeviceAct::GrantRevocation(e, by)) => signed(
-                &by.device,
-                &e.subject,
-                e.revocation_by(by).signing_bytes(),
-                &by.signature,
-            ),
-        }
-    }
-
     /// Checks what serde alone cannot (for events built in code rather than parsed).
     fn check(&self) -> Result<(), EntryError> {
         match self {
@@ -471,7 +415,7 @@ impl GrantRevoked {
     }
 
     /// The revocation `by` signed, rebuilt from the entry.
-    fn revocation_by(&self, by: &DeviceRevocation) -> Revocation {
+    pub(crate) fn revocation_by(&self, by: &DeviceRevocation) -> Revocation {
         Revocation {
             grant: self.grant,
             subject: self.subject,

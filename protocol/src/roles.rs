@@ -13,12 +13,15 @@
 //! service keeps patients' devices, decisions, grants and rules, and the
 //! consortium authority changes the directory and logs nothing else.
 
+use crate::consent::ConsentError;
+use crate::device::DeviceKeyId;
 use crate::directory::{MemberRole, AUTHORITY_MEMBER};
 use crate::entry::{
     AccessDecided, DeviceRevocation, Entry, Event, EventKind, GrantRevoked, RuleCreated,
-    RuleRevoked,
+    RuleRevoked, SignedConsent,
 };
-use crate::ids::{HospitalId, MemberId};
+use crate::ids::{HospitalId, MemberId, PatientKey};
+use crate::signing::Signature64;
 
 /// Who may log an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,64 @@ pub fn actors(event: &Event) -> Actors<'_> {
 /// Who may log `event`, from [`actors`].
 pub fn logger(event: &Event) -> Logger<'_> {
     actors(event).logger
+}
+
+/// What the table says of one event, as methods of the event.
+impl Event {
+    /// The record custodian involved, if any: the hospital that published,
+    /// released, or refused a retrieval asked of it. Those are the events only
+    /// their custodian may log, so this reads [`logger`]'s table.
+    pub fn custodian(&self) -> Option<&HospitalId> {
+        match logger(self) {
+            Logger::Custodian(custodian) => Some(custodian),
+            Logger::Authority | Logger::Role(_) => None,
+        }
+    }
+
+    /// The device signature this event carries and what it covers, if any:
+    /// `access.decided`, `rule.created`, `rule.revoked` and a patient's
+    /// `grant.revoked`. Verify it with the key of the `device.enrolled` entry for the
+    /// same device and subject ([`SignedConsent::verify`]).
+    pub fn device_signed(&self) -> Result<Option<SignedConsent>, ConsentError> {
+        let signed = |device: &DeviceKeyId,
+                      subject: &PatientKey,
+                      message: Result<Vec<u8>, ConsentError>,
+                      signature: &Signature64| {
+            Ok(Some(SignedConsent {
+                device: *device,
+                subject: *subject,
+                message: message?,
+                signature: *signature,
+            }))
+        };
+        match actors(self).device {
+            None => Ok(None),
+            Some(DeviceAct::Decision(e)) => signed(
+                e.decision.device(),
+                e.decision.subject(),
+                e.decision.signing_bytes(),
+                &e.signature,
+            ),
+            Some(DeviceAct::Rule(e)) => signed(
+                &e.rule.device,
+                &e.rule.subject,
+                e.rule.signing_bytes(),
+                &e.signature,
+            ),
+            Some(DeviceAct::RuleRevocation(e)) => signed(
+                &e.device,
+                &e.subject,
+                e.revocation().signing_bytes(),
+                &e.signature,
+            ),
+            Some(DeviceAct::GrantRevocation(e, by)) => signed(
+                &by.device,
+                &e.subject,
+                e.revocation_by(by).signing_bytes(),
+                &by.signature,
+            ),
+        }
+    }
 }
 
 /// Why a submitter may not log an entry. Names members and kinds, nothing else.
