@@ -3,11 +3,10 @@
 
 use diesel::prelude::*;
 use locus_platform::db::{
-    write_transaction, DbConnection, DbError, Migrations, MultiBackend, Pool, PooledConnection,
+    first_row, write_transaction, DbConnection, Migrations, Pool, PooledConnection,
 };
 use locus_protocol::device::DeviceKeyId;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
-use locus_protocol::sql::Corrupt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -25,9 +24,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("../migrations/consent/postgres"),
 };
 
-locus_protocol::text_enum! {
-    in MultiBackend;
-
+locus_platform::stored_enum! {
     /// Where an access request stands.
     pub enum RequestStatus {
         Pending = "pending",
@@ -43,17 +40,12 @@ locus_protocol::text_enum! {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Corrupt(Corrupt),
-    #[error("a stored act does not encode: {0}")]
-    Encoding(String),
+locus_platform::store_error! {
+    pub enum StoreError {
+        #[error("a stored act does not encode: {0}")]
+        Encoding(String),
+    }
 }
-
-locus_platform::store_error!(StoreError, Corrupt);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = devices)]
@@ -256,12 +248,10 @@ impl ConsentStore {
 
     /// An enrolled device that has not been removed.
     pub fn device(&self, device_id: &DeviceKeyId) -> Result<Option<Device>, StoreError> {
-        Ok(devices::table
+        let enrolled = devices::table
             .find(device_id)
-            .filter(devices::removed_at.is_null())
-            .select(Device::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+            .filter(devices::removed_at.is_null());
+        first_row(&self.pool, enrolled)
     }
 
     pub fn devices_of(&self, patient_key: &PatientKey) -> Result<Vec<Device>, StoreError> {
@@ -334,11 +324,7 @@ impl ConsentStore {
     }
 
     pub fn request(&self, request_id: &RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        Ok(access_requests::table
-            .find(request_id)
-            .select(AccessRequest::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, access_requests::table.find(request_id))
     }
 
     /// A patient's requests in `status`, newest first.
@@ -356,11 +342,7 @@ impl ConsentStore {
     }
 
     pub fn grant(&self, grant_id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        Ok(grants::table
-            .find(grant_id)
-            .select(Grant::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, grants::table.find(grant_id))
     }
 
     /// A patient's grants, newest first.
@@ -383,11 +365,7 @@ impl ConsentStore {
     }
 
     pub fn rule(&self, rule_id: &RuleId) -> Result<Option<Rule>, StoreError> {
-        Ok(rules::table
-            .find(rule_id)
-            .select(Rule::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, rules::table.find(rule_id))
     }
 
     // ---- acts: reserve, then log, then finish (or undo) ----
