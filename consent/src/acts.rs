@@ -277,6 +277,14 @@ pub fn issue_grant(claims: &GrantClaims, key: &SigningKey) -> Result<String, Act
     Ok(token)
 }
 
+/// What a patient revokes with their device's signature: a grant, or a
+/// standing rule. Both are checked alike (`Consent::revocation_signature`).
+#[derive(Clone, Copy)]
+enum SignedRevocation<'a> {
+    Grant(&'a Revocation),
+    Rule(&'a RuleRevocation),
+}
+
 /// A grant ready to be issued: its token, its row and its ledger entry,
 /// all made (and so known to be issuable) before anything is logged.
 struct PreparedGrant {
@@ -905,6 +913,39 @@ impl Consent {
         Ok((prepared.token, discovery))
     }
 
+    /// The signature of a revocation the signed-in patient made on their
+    /// signed-in device, checked under that device's key.
+    async fn revocation_signature(
+        &self,
+        session: &Session,
+        revocation: SignedRevocation<'_>,
+        signature: &[u8],
+    ) -> Result<Signature64, ActError> {
+        let (subject, device, forbidden) = match revocation {
+            SignedRevocation::Grant(r) => (
+                r.subject,
+                r.device,
+                "a patient revokes only their own grants, from their signed-in device",
+            ),
+            SignedRevocation::Rule(r) => (
+                r.subject,
+                r.device,
+                "a patient revokes only their own rules, from their signed-in device",
+            ),
+        };
+        if subject != session.sub || device != session.dev {
+            return Err(ActError::Forbidden(forbidden));
+        }
+        let (_, key) = self.device(&device).await?;
+        match revocation {
+            SignedRevocation::Grant(r) => r.verify_signature(&key, signature),
+            SignedRevocation::Rule(r) => r.verify_signature(&key, signature),
+        }
+        .map_err(|_| ActError::BadSignature)?;
+        // A signature the device's key verifies has 64 bytes.
+        Signature64::try_from(signature).map_err(|_| ActError::BadSignature)
+    }
+
     /// The patient revokes one of their grants, with their device's signature; once.
     pub async fn revoke(
         &self,
@@ -912,15 +953,9 @@ impl Consent {
         revocation: &Revocation,
         signature: &[u8],
     ) -> Result<(), ActError> {
-        if revocation.subject != session.sub || revocation.device != session.dev {
-            return Err(ActError::Forbidden(
-                "a patient revokes only their own grants, from their signed-in device",
-            ));
-        }
-        let (_, key) = self.device(&revocation.device).await?;
-        revocation
-            .verify_signature(&key, signature)
-            .map_err(|_| ActError::BadSignature)?;
+        let signature = self
+            .revocation_signature(session, SignedRevocation::Grant(revocation), signature)
+            .await?;
         let (store, id) = (self.store.clone(), revocation.grant);
         let grant = blocking(move || store.grant(&id))
             .await?
@@ -931,7 +966,6 @@ impl Consent {
         if grant.revoked_at.is_some() {
             return Err(Conflict::AlreadyRevoked.into());
         }
-        let signature = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
         let event = Event::GrantRevoked(GrantRevoked {
             grant: revocation.grant,
             subject: revocation.subject,
@@ -1075,16 +1109,9 @@ impl Consent {
         revocation: &RuleRevocation,
         signature: &[u8],
     ) -> Result<(), ActError> {
-        if revocation.subject != session.sub || revocation.device != session.dev {
-            return Err(ActError::Forbidden(
-                "a patient revokes only their own rules, from their signed-in device",
-            ));
-        }
-        let (_, key) = self.device(&revocation.device).await?;
-        revocation
-            .verify_signature(&key, signature)
-            .map_err(|_| ActError::BadSignature)?;
-        let signature = Signature64::try_from(signature).map_err(|_| ActError::BadSignature)?;
+        let signature = self
+            .revocation_signature(session, SignedRevocation::Rule(revocation), signature)
+            .await?;
         let (store, r) = (self.store.clone(), revocation.rule);
         let rule = blocking(move || store.rule(&r)).await?;
         match rule {

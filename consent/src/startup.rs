@@ -11,7 +11,7 @@ use locus_ledger::startup::follow;
 use locus_platform::access::{members_only, PeerGate};
 use locus_platform::files::{load_linkage_key, load_or_create_signing_key};
 use locus_platform::http::{healthz, json_extractors, not_found, HttpEdges};
-use locus_platform::launch::{Launch, StartupError};
+use locus_platform::launch::{member_id, Launch, StartupError};
 use locus_platform::openapi::document;
 use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{public_acceptor, record_peer_certificate, server_acceptor};
@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
 use crate::acts::{Consent, InFlight, Limits};
-use crate::api::{ConsentMemberApiDoc, ConsentPatientApiDoc};
+use crate::api::{
+    configure_members, configure_patients, ConsentMemberApiDoc, ConsentPatientApiDoc,
+};
 use crate::config::Config;
 use crate::session::SessionKeys;
 use crate::store::ConsentStore;
@@ -45,10 +47,7 @@ impl Launch for Application {
     type Error = StartupError;
 
     fn build(config: &Config) -> Result<Self, StartupError> {
-        let member = config
-            .member_id
-            .parse()
-            .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
+        let member = member_id(&config.member_id)?;
         let followed = follow(follower_settings!(config), ConsentStore::open)?;
         let tls = followed.tls;
         let consent = Arc::new(Consent {
@@ -86,18 +85,18 @@ impl Launch for Application {
                     .is_some_and(|m| m.status == MemberStatus::Active)
             }
         });
-        let members_app = move || {
-            App::new()
-                .wrap(from_fn(members_only))
-                .app_data(gate.clone())
-                .app_data(d.clone())
-                .configure(|cfg| {
-                    listener_routes(cfg, member_openapi, crate::api::configure_members)
-                })
-                .wrap(HttpEdges)
-        };
         let members = serve(
-            members_app,
+            move || {
+                App::new()
+                    .wrap(from_fn(members_only))
+                    .app_data(gate.clone())
+                    .configure(listener_routes(
+                        d.clone(),
+                        member_openapi,
+                        configure_members,
+                    ))
+                    .wrap(HttpEdges)
+            },
             members_listener,
             Some(server_acceptor(&tls)?),
             Some(record_peer_certificate),
@@ -105,17 +104,17 @@ impl Launch for Application {
 
         let patients_listener = TcpListener::bind(config.patient_listen)?;
         let patient_port = patients_listener.local_addr()?.port();
-        let patients_app = move || {
-            App::new()
-                .app_data(data.clone())
-                .configure(|cfg| {
-                    listener_routes(cfg, patient_openapi, crate::api::configure_patients)
-                })
-                .wrap(HttpEdges)
-        };
         // Patients' devices present no certificate: nothing to record.
         let patients = serve(
-            patients_app,
+            move || {
+                App::new()
+                    .configure(listener_routes(
+                        data.clone(),
+                        patient_openapi,
+                        configure_patients,
+                    ))
+                    .wrap(HttpEdges)
+            },
             patients_listener,
             Some(public_acceptor(&tls)?),
             None,
@@ -185,18 +184,26 @@ const DIRECTORY_REFRESH: Duration = Duration::from_millis(500);
 /// How often acts left over are tried again.
 const ACT_RETRY: Duration = Duration::from_secs(2);
 
-/// What both listeners serve around their own API: health, the API's
-/// document, JSON extractor errors, and 404 or 405 for anything else.
-fn listener_routes<H>(cfg: &mut web::ServiceConfig, openapi: H, api: fn(&mut web::ServiceConfig))
+/// What both listeners serve around their own API: the service's state,
+/// health, the API's document, JSON extractor errors, and 404 or 405 for
+/// anything else.
+fn listener_routes<H>(
+    consent: web::Data<Arc<Consent>>,
+    openapi: H,
+    api: fn(&mut web::ServiceConfig),
+) -> impl FnOnce(&mut web::ServiceConfig)
 where
     H: actix_web::Handler<()>,
     H::Output: actix_web::Responder + 'static,
 {
-    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/openapi.json").route(web::get().to(openapi)));
-    json_extractors(cfg, BODY_LIMIT);
-    api(cfg);
-    cfg.default_service(web::to(not_found));
+    move |cfg| {
+        cfg.app_data(consent)
+            .service(web::resource("/healthz").route(web::get().to(healthz)))
+            .service(web::resource("/openapi.json").route(web::get().to(openapi)));
+        json_extractors(cfg, BODY_LIMIT);
+        api(cfg);
+        cfg.default_service(web::to(not_found));
+    }
 }
 
 /// The members' listener documents only the members' API.

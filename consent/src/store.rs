@@ -3,11 +3,10 @@
 
 use diesel::prelude::*;
 use locus_platform::db::{
-    write_transaction, DbConnection, DbError, Migrations, MultiBackend, Pool, PooledConnection,
+    first_row, write_transaction, DbConnection, Migrations, Pool, PooledConnection,
 };
 use locus_protocol::device::DeviceKeyId;
 use locus_protocol::ids::{GrantId, MemberId, PatientKey, RequestId, RuleId};
-use locus_protocol::sql::Corrupt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -25,9 +24,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: diesel_migrations::embed_migrations!("../migrations/consent/postgres"),
 };
 
-locus_protocol::text_enum! {
-    in MultiBackend;
-
+locus_platform::stored_enum! {
     /// Where an access request stands.
     pub enum RequestStatus {
         Pending = "pending",
@@ -43,17 +40,12 @@ locus_protocol::text_enum! {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Corrupt(Corrupt),
-    #[error("a stored act does not encode: {0}")]
-    Encoding(String),
+locus_platform::store_error! {
+    pub enum StoreError {
+        #[error("a stored act does not encode: {0}")]
+        Encoding(String),
+    }
 }
-
-locus_platform::store_error!(StoreError, Corrupt);
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[diesel(table_name = devices)]
@@ -160,6 +152,21 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The grant this change issues, if any: stored after the rest of the change.
+    fn grant(&self) -> Option<&Grant> {
+        match self {
+            Self::Request { grant, .. } | Self::Decide { grant, .. } => grant.as_ref(),
+            Self::Emergency { grant } => Some(grant),
+            Self::Enrol { .. }
+            | Self::RemoveDevice { .. }
+            | Self::RevokeGrant { .. }
+            | Self::AddRule { .. }
+            | Self::RevokeRule { .. } => None,
+        }
+    }
+}
+
 /// An act under way: the exact signed entries it logs, in order, and the
 /// change it then applies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -256,12 +263,10 @@ impl ConsentStore {
 
     /// An enrolled device that has not been removed.
     pub fn device(&self, device_id: &DeviceKeyId) -> Result<Option<Device>, StoreError> {
-        Ok(devices::table
+        let enrolled = devices::table
             .find(device_id)
-            .filter(devices::removed_at.is_null())
-            .select(Device::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+            .filter(devices::removed_at.is_null());
+        first_row(&self.pool, enrolled)
     }
 
     pub fn devices_of(&self, patient_key: &PatientKey) -> Result<Vec<Device>, StoreError> {
@@ -334,11 +339,7 @@ impl ConsentStore {
     }
 
     pub fn request(&self, request_id: &RequestId) -> Result<Option<AccessRequest>, StoreError> {
-        Ok(access_requests::table
-            .find(request_id)
-            .select(AccessRequest::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, access_requests::table.find(request_id))
     }
 
     /// A patient's requests in `status`, newest first.
@@ -356,11 +357,7 @@ impl ConsentStore {
     }
 
     pub fn grant(&self, grant_id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        Ok(grants::table
-            .find(grant_id)
-            .select(Grant::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, grants::table.find(grant_id))
     }
 
     /// A patient's grants, newest first.
@@ -383,11 +380,7 @@ impl ConsentStore {
     }
 
     pub fn rule(&self, rule_id: &RuleId) -> Result<Option<Rule>, StoreError> {
-        Ok(rules::table
-            .find(rule_id)
-            .select(Rule::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, rules::table.find(rule_id))
     }
 
     // ---- acts: reserve, then log, then finish (or undo) ----
@@ -488,6 +481,30 @@ fn load_act(conn: &mut DbConnection, key: &str) -> Result<Option<Act>, StoreErro
         .transpose()
 }
 
+/// `take_away!(conn, target, table::at, now)`: takes what a reservation takes
+/// (a code used up, a device removed, a rule revoked) by stamping the column
+/// `at` with `now` on the row `target` selects, unless it carries a stamp
+/// already; whether it did. A macro, as diesel's bounds for a generic update
+/// over any table and column would be longer than the statement.
+macro_rules! take_away {
+    ($conn:expr, $target:expr, $at:expr, $now:expr) => {
+        diesel::update($target.filter($at.is_null()))
+            .set($at.eq(Some($now)))
+            .execute($conn)
+            .map(|stamped| stamped == 1)
+    };
+}
+
+/// `give_back!(conn, target, table::at)`: gives back what [`take_away!`]
+/// took, clearing the stamp `at` on the row `target` selects.
+macro_rules! give_back {
+    ($conn:expr, $target:expr, $at:expr) => {
+        diesel::update($target)
+            .set($at.eq(None::<i64>))
+            .execute($conn)
+    };
+}
+
 /// Checks that `change` may still happen and makes its reservation.
 fn reserve_change(
     conn: &mut DbConnection,
@@ -505,38 +522,22 @@ fn reserve_change(
             let hash = hex::decode(code_hash).map_err(|e| StoreError::Encoding(e.to_string()))?;
             // Codes expire in Unix seconds; acts are timed in milliseconds.
             let now_secs = now.div_euclid(1000);
-            let used = diesel::update(
-                enrolment_codes::table
-                    .filter(enrolment_codes::code_hash.eq(&hash))
-                    .filter(enrolment_codes::patient_key.eq(&device.patient_key))
-                    .filter(enrolment_codes::used_at.is_null())
-                    .filter(enrolment_codes::expires_at.gt(now_secs)),
-            )
-            .set(enrolment_codes::used_at.eq(Some(now_secs)))
-            .execute(conn)?;
-            Ok(if used == 1 {
-                Ok(())
-            } else {
-                Err(Conflict::CodeUsed)
-            })
+            let code = enrolment_codes::table
+                .find(&hash)
+                .filter(enrolment_codes::patient_key.eq(&device.patient_key))
+                .filter(enrolment_codes::expires_at.gt(now_secs));
+            let used = take_away!(conn, code, enrolment_codes::used_at, now_secs)?;
+            Ok(used.then_some(()).ok_or(Conflict::CodeUsed))
         }
         Change::RemoveDevice {
             patient_key,
             device_id,
         } => {
-            let removed = diesel::update(
-                devices::table
-                    .filter(devices::device_id.eq(device_id))
-                    .filter(devices::patient_key.eq(patient_key))
-                    .filter(devices::removed_at.is_null()),
-            )
-            .set(devices::removed_at.eq(Some(now)))
-            .execute(conn)?;
-            Ok(if removed == 1 {
-                Ok(())
-            } else {
-                Err(Conflict::NoDevice)
-            })
+            let device = devices::table
+                .find(device_id)
+                .filter(devices::patient_key.eq(patient_key));
+            let removed = take_away!(conn, device, devices::removed_at, now)?;
+            Ok(removed.then_some(()).ok_or(Conflict::NoDevice))
         }
         Change::Request { .. } | Change::Emergency { .. } => Ok(Ok(())),
         Change::Decide { request_id, .. } => {
@@ -581,19 +582,11 @@ fn reserve_change(
             patient_key,
             rule_id,
         } => {
-            let revoked = diesel::update(
-                rules::table
-                    .filter(rules::rule_id.eq(rule_id))
-                    .filter(rules::patient_key.eq(patient_key))
-                    .filter(rules::revoked_at.is_null()),
-            )
-            .set(rules::revoked_at.eq(Some(now)))
-            .execute(conn)?;
-            Ok(if revoked == 1 {
-                Ok(())
-            } else {
-                Err(Conflict::NoRule)
-            })
+            let rule = rules::table
+                .find(rule_id)
+                .filter(rules::patient_key.eq(patient_key));
+            let revoked = take_away!(conn, rule, rules::revoked_at, now)?;
+            Ok(revoked.then_some(()).ok_or(Conflict::NoRule))
         }
     }
 }
@@ -608,15 +601,10 @@ fn apply_change(conn: &mut DbConnection, change: &Change, now: i64) -> Result<()
         }
         // Done at reservation.
         Change::RemoveDevice { .. } | Change::RevokeRule { .. } => {}
-        Change::Request { request, grant } => {
+        Change::Request { request, .. } => {
             diesel::insert_into(access_requests::table)
                 .values(request)
                 .execute(conn)?;
-            if let Some(grant) = grant {
-                diesel::insert_into(grants::table)
-                    .values(grant)
-                    .execute(conn)?;
-            }
         }
         Change::Decide {
             request_id,
@@ -630,17 +618,9 @@ fn apply_change(conn: &mut DbConnection, change: &Change, now: i64) -> Result<()
                     access_requests::grant_id.eq(grant.as_ref().map(|g| g.grant_id)),
                 ))
                 .execute(conn)?;
-            if let Some(grant) = grant {
-                diesel::insert_into(grants::table)
-                    .values(grant)
-                    .execute(conn)?;
-            }
         }
-        Change::Emergency { grant } => {
-            diesel::insert_into(grants::table)
-                .values(grant)
-                .execute(conn)?;
-        }
+        // Issues only its grant, below.
+        Change::Emergency { .. } => {}
         Change::RevokeGrant { grant_id, .. } => {
             diesel::update(grants::table.find(grant_id))
                 .set(grants::revoked_at.eq(Some(now)))
@@ -652,6 +632,11 @@ fn apply_change(conn: &mut DbConnection, change: &Change, now: i64) -> Result<()
                 .execute(conn)?;
         }
     }
+    if let Some(grant) = change.grant() {
+        diesel::insert_into(grants::table)
+            .values(grant)
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -660,19 +645,17 @@ fn release_change(conn: &mut DbConnection, change: &Change) -> Result<(), StoreE
     match change {
         Change::Enrol { code_hash, .. } => {
             let hash = hex::decode(code_hash).map_err(|e| StoreError::Encoding(e.to_string()))?;
-            diesel::update(enrolment_codes::table.find(hash))
-                .set(enrolment_codes::used_at.eq(None::<i64>))
-                .execute(conn)?;
+            give_back!(
+                conn,
+                enrolment_codes::table.find(hash),
+                enrolment_codes::used_at
+            )?;
         }
         Change::RemoveDevice { device_id, .. } => {
-            diesel::update(devices::table.find(device_id))
-                .set(devices::removed_at.eq(None::<i64>))
-                .execute(conn)?;
+            give_back!(conn, devices::table.find(device_id), devices::removed_at)?;
         }
         Change::RevokeRule { rule_id, .. } => {
-            diesel::update(rules::table.find(rule_id))
-                .set(rules::revoked_at.eq(None::<i64>))
-                .execute(conn)?;
+            give_back!(conn, rules::table.find(rule_id), rules::revoked_at)?;
         }
         Change::Request { .. }
         | Change::Decide { .. }

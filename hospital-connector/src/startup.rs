@@ -14,11 +14,11 @@ use locus_platform::files::{
 use locus_platform::http::{
     healthz, json_config, json_error, json_extractors, not_found, HttpEdges,
 };
-use locus_platform::launch::{Launch, StartupError};
+use locus_platform::launch::{member_id, Launch, StartupError};
 use locus_platform::openapi::document;
 use locus_platform::server::{serve, Serving};
 use locus_platform::tls::{record_peer_certificate, server_acceptor};
-use locus_protocol::ids::{HospitalId, MemberId};
+use locus_protocol::ids::HospitalId;
 use serde_json::{json, Value};
 use utoipa::OpenApi as _;
 
@@ -44,9 +44,7 @@ impl Launch for Application {
     type Error = StartupError;
 
     fn build(config: &Config) -> Result<Self, StartupError> {
-        let member: MemberId = required(&config.member_id, "LOCUS_MEMBER_ID is required")?
-            .parse()
-            .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))?;
+        let member = member_id(required(&config.member_id, "LOCUS_MEMBER_ID is required")?)?;
         let hospital: HospitalId = member
             .as_str()
             .parse()

@@ -4,9 +4,8 @@
 use std::collections::HashSet;
 
 use diesel::prelude::*;
-use locus_platform::db::{write_transaction, DbError, Migrations, MultiBackend, Pool};
+use locus_platform::db::{write_transaction, Migrations, Pool};
 use locus_protocol::ids::{HospitalId, PatientKey, PointerId, ScopeTag};
-use locus_protocol::sql::Corrupt;
 
 use crate::schema::{pointer_tags, pointers};
 
@@ -19,9 +18,7 @@ const ROWS_PER_INSERT: usize = 1000;
 /// Serializes pointer writers on PostgreSQL (see `write_transaction`).
 const POINTERS_WRITER_LOCK: i64 = 0x6c6f_6375_735f_7074;
 
-locus_protocol::text_enum! {
-    in MultiBackend;
-
+locus_platform::stored_enum! {
     /// Where a pointer stands: only active pointers are discovered.
     pub enum PointerStatus {
         Active = "active",
@@ -73,19 +70,14 @@ pub struct NewPointer {
     pub supersedes: Option<PointerId>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PointerError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Corrupt(Corrupt),
-    #[error("pointer {0} is already published with other contents or by another custodian")]
-    Conflict(PointerId),
-    #[error("pointer {0} is not one of this custodian's active pointers")]
-    NotOwned(PointerId),
+locus_platform::store_error! {
+    pub enum PointerError {
+        #[error("pointer {0} is already published with other contents or by another custodian")]
+        Conflict(PointerId),
+        #[error("pointer {0} is not one of this custodian's active pointers")]
+        NotOwned(PointerId),
+    }
 }
-
-locus_platform::store_error!(PointerError, Corrupt);
 
 #[derive(Debug, Clone)]
 pub struct PointerStore {

@@ -4,10 +4,9 @@ use diesel::prelude::*;
 
 use crate::merkle::{Hash, NodeId, NodeReader};
 use crate::schema::{ledger_checkpoints, ledger_cosignatures, ledger_entries, ledger_nodes};
-use locus_platform::db::{DbConnection, DbError, Migrations, Pool, PooledConnection};
+use locus_platform::db::{first_row, DbConnection, Migrations, Pool, PooledConnection};
 use locus_protocol::entry::{EventKind, SignedEntry};
 use locus_protocol::ids::{GrantId, MemberId, PatientKey};
-use locus_protocol::sql::Corrupt;
 
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: diesel_migrations::embed_migrations!("../migrations/ledger/sqlite"),
@@ -107,21 +106,16 @@ pub struct EntryFilter {
     pub after: Option<i64>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error(transparent)]
-    Corrupt(Corrupt),
-    #[error("the stored tree is missing node {0:?}")]
-    MissingNode(NodeId),
-    #[error("a stored hash is not 32 bytes")]
-    CorruptHash,
-    #[error("index {0} does not fit the database's integer type")]
-    IndexOverflow(u64),
+locus_platform::store_error! {
+    pub enum StoreError {
+        #[error("the stored tree is missing node {0:?}")]
+        MissingNode(NodeId),
+        #[error("a stored hash is not 32 bytes")]
+        CorruptHash,
+        #[error("index {0} does not fit the database's integer type")]
+        IndexOverflow(u64),
+    }
 }
-
-locus_platform::store_error!(StoreError, Corrupt);
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::IndexOverflow(v))
@@ -210,11 +204,8 @@ impl LedgerStore {
     }
 
     pub fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
-        Ok(ledger_checkpoints::table
-            .order(ledger_checkpoints::tree_size.desc())
-            .select(SignedCheckpoint::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        let newest = ledger_checkpoints::table.order(ledger_checkpoints::tree_size.desc());
+        first_row(&self.pool, newest)
     }
 
     pub fn insert_checkpoint(&self, checkpoint: &SignedCheckpoint) -> Result<(), StoreError> {
@@ -226,11 +217,10 @@ impl LedgerStore {
 
     /// The checkpoint the ledger signed at `tree_size`, if it signed one.
     pub fn checkpoint(&self, tree_size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
-        Ok(ledger_checkpoints::table
-            .find(to_i64(tree_size)?)
-            .select(SignedCheckpoint::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(
+            &self.pool,
+            ledger_checkpoints::table.find(to_i64(tree_size)?),
+        )
     }
 
     /// Stores a witness's cosignature of a signed checkpoint, unless that
@@ -363,11 +353,7 @@ impl LedgerStore {
     }
 
     pub fn entry(&self, idx: u64) -> Result<Option<EntryRow>, StoreError> {
-        Ok(ledger_entries::table
-            .find(to_i64(idx)?)
-            .select(EntryRow::as_select())
-            .first(&mut self.conn()?)
-            .optional()?)
+        first_row(&self.pool, ledger_entries::table.find(to_i64(idx)?))
     }
 
     /// Entries matching `filter` with index below `below` (the published tree

@@ -48,8 +48,25 @@ pub enum DbError {
 /// from diesel and its pool, written once. A stored value that does not parse
 /// as its type becomes the `$corrupt` variant, naming its column; anything
 /// else is the database's own error, in a `Db(DbError)` variant.
+///
+/// `store_error! { pub enum StoreError { ...its own variants... } }` declares
+/// the error as well, with those two variants first (`Db`, `Corrupt`), so a
+/// store writes only what is its own.
 #[macro_export]
 macro_rules! store_error {
+    ($(#[$meta:meta])* pub enum $error:ident { $($variants:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, ::thiserror::Error)]
+        pub enum $error {
+            #[error(transparent)]
+            Db(#[from] $crate::db::DbError),
+            #[error(transparent)]
+            Corrupt(::locus_protocol::sql::Corrupt),
+            $($variants)*
+        }
+
+        $crate::store_error!($error, Corrupt);
+    };
     ($error:ty, $corrupt:ident) => {
         impl From<::diesel::result::Error> for $error {
             fn from(e: ::diesel::result::Error) -> Self {
@@ -239,6 +256,31 @@ impl fmt::Debug for Migrations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Migrations")
     }
+}
+
+/// `stored_enum! { pub enum Status { Active = "active", ... } }`: an enum
+/// stored as text, as [`locus_protocol::text_enum!`] declares it, for columns
+/// of either backend of [`DbConnection`].
+#[macro_export]
+macro_rules! stored_enum {
+    ($($enums:tt)+) => {
+        ::locus_protocol::text_enum! { in $crate::db::MultiBackend; $($enums)+ }
+    };
+}
+
+/// The first row `query` selects as `R`, if any, read from `pool`: the
+/// one-row lookup (by key, or the newest) that every store makes.
+pub fn first_row<'q, R, Q, E>(pool: &Pool, query: Q) -> Result<Option<R>, E>
+where
+    R: Selectable<MultiBackend>,
+    R::SelectExpression: diesel::query_builder::QueryId,
+    Q: diesel::query_dsl::methods::SelectDsl<diesel::dsl::AsSelect<R, MultiBackend>>,
+    Q::Output: diesel::query_dsl::methods::LimitDsl + RunQueryDsl<DbConnection>,
+    diesel::dsl::Limit<Q::Output>: diesel::query_dsl::LoadQuery<'q, DbConnection, R>,
+    E: From<diesel::result::Error> + From<r2d2::PoolError>,
+{
+    let mut conn = pool.get()?;
+    Ok(query.select(R::as_select()).first(&mut conn).optional()?)
 }
 
 /// Runs `$body` with `$conn` bound to the concrete connection of either backend.

@@ -11,6 +11,7 @@ use crate::config::{ConfigError, Settings};
 use crate::db::DbError;
 use crate::files::KeyFileError;
 use crate::tls::TlsError;
+use locus_protocol::ids::MemberId;
 
 /// A service a binary runs.
 pub trait Launch: Sized {
@@ -93,6 +94,14 @@ impl StartupError {
     pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Store(Box::new(e))
     }
+}
+
+/// The member a service acts as, from its `LOCUS_MEMBER_ID` setting: every
+/// member service reads it alike and refuses to start on anything else.
+pub fn member_id(setting: &str) -> Result<MemberId, StartupError> {
+    setting
+        .parse()
+        .map_err(|_| StartupError::Invalid("LOCUS_MEMBER_ID is not a member id"))
 }
 
 #[derive(Debug, clap::Parser)]
