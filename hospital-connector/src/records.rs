@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use locus_platform::clock::Clock;
 use locus_platform::db::{
-    write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
+    first_row, write_transaction, DbConnection, DbError, Migrations, Pool, PooledConnection,
 };
 use locus_protocol::ids::{Commitment, FhirId, HospitalId, PatientKey, PointerId};
 use locus_protocol::pointer::{content_commitment, random_salt, verify_commitment};
@@ -153,17 +153,13 @@ pub struct RecordRow {
 
 locus_platform::debug_fields!(RecordRow: resource_type, resource_id, version; content_bytes = content.len());
 
-/// One version of one of the hospital's records.
+/// One version of one of the hospital's records: the resource as it was
+/// derived ([`NewRecordInput`], read through `Deref`) and what storing and
+/// publishing it added.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
-    pub patient_key: PatientKey,
-    pub resource_type: ResourceType,
-    pub resource_id: FhirId,
+    pub input: NewRecordInput,
     pub version: u32,
-    pub categories: Vec<String>,
-    pub codes: Vec<String>,
-    pub effective_date: Option<NaiveDate>,
-    pub content: String,
     pub salt: [u8; 32],
     pub commitment: Commitment,
     /// Unix time in milliseconds.
@@ -172,6 +168,14 @@ pub struct Record {
     pub current: bool,
     /// When its pointer was withdrawn (Unix milliseconds): never released since.
     pub withdrawn_at: Option<i64>,
+}
+
+impl std::ops::Deref for Record {
+    type Target = NewRecordInput;
+
+    fn deref(&self) -> &NewRecordInput {
+        &self.input
+    }
 }
 
 locus_platform::debug_fields!(Record: patient_key, resource_type, resource_id, version, commitment, published_pointer, current, withdrawn_at; content_bytes = content.len());
@@ -220,23 +224,30 @@ impl TryFrom<RecordRow> for Record {
             serde_json::from_str::<Vec<String>>(text).map_err(|_| corrupt(column))
         };
         Ok(Self {
-            patient_key: row
-                .patient_key
-                .parse()
-                .map_err(|_| corrupt("patient_key"))?,
-            resource_type: row
-                .resource_type
-                .parse()
-                .map_err(|_| corrupt("resource_type"))?,
+            input: NewRecordInput {
+                patient_key: row
+                    .patient_key
+                    .parse()
+                    .map_err(|_| corrupt("patient_key"))?,
+                resource_type: row
+                    .resource_type
+                    .parse()
+                    .map_err(|_| corrupt("resource_type"))?,
+                resource_id: row
+                    .resource_id
+                    .parse()
+                    .map_err(|_| corrupt("resource_id"))?,
+                categories: string_list(&row.categories, "categories")?,
+                codes: string_list(&row.codes, "codes")?,
+                effective_date: row
+                    .effective_date
+                    .as_deref()
+                    .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+                    .transpose()
+                    .map_err(|_| corrupt("effective_date"))?,
+                content: row.content,
+            },
             version: u32::try_from(row.version).map_err(|_| corrupt("version"))?,
-            categories: string_list(&row.categories, "categories")?,
-            codes: string_list(&row.codes, "codes")?,
-            effective_date: row
-                .effective_date
-                .as_deref()
-                .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
-                .transpose()
-                .map_err(|_| corrupt("effective_date"))?,
             salt: row.salt.try_into().map_err(|_| corrupt("salt"))?,
             commitment: Commitment::from_bytes(
                 row.commitment
@@ -252,13 +263,13 @@ impl TryFrom<RecordRow> for Record {
                 .map_err(|_| corrupt("published_pointer"))?,
             current: row.current,
             withdrawn_at: row.withdrawn_at,
-            resource_id: row
-                .resource_id
-                .parse()
-                .map_err(|_| corrupt("resource_id"))?,
-            content: row.content,
         })
     }
+}
+
+/// The record a one-row lookup found, decoded.
+fn decoded(row: Result<Option<RecordRow>, StoreError>) -> Result<Option<Record>, StoreError> {
+    row?.map(Record::try_from).transpose()
 }
 
 /// The pointer a record version was published under, for [`RecordStore::mark_published`].
@@ -539,14 +550,11 @@ impl RecordStore {
         resource_type: ResourceType,
         resource_id: &FhirId,
     ) -> Result<Option<Record>, StoreError> {
-        let row: Option<RecordRow> = records::table
+        let current = records::table
             .filter(records::resource_type.eq(resource_type.as_str()))
             .filter(records::resource_id.eq(resource_id.as_str()))
-            .filter(records::current)
-            .select(RecordRow::as_select())
-            .first(&mut self.conn()?)
-            .optional()?;
-        row.map(Record::try_from).transpose()
+            .filter(records::current);
+        decoded(first_row(&self.pool, current))
     }
 
     /// One version of one record, current or not (a pointer names a version).
@@ -557,22 +565,14 @@ impl RecordStore {
         version: u32,
     ) -> Result<Option<Record>, StoreError> {
         let version = i32::try_from(version).map_err(|_| StoreError::Overflow)?;
-        let row: Option<RecordRow> = records::table
-            .find((resource_type.as_str(), resource_id.as_str(), version))
-            .select(RecordRow::as_select())
-            .first(&mut self.conn()?)
-            .optional()?;
-        row.map(Record::try_from).transpose()
+        let key = (resource_type.as_str(), resource_id.as_str(), version);
+        decoded(first_row(&self.pool, records::table.find(key)))
     }
 
     /// The record version published under `pointer`, if it is one of ours.
     pub fn by_pointer(&self, pointer: &PointerId) -> Result<Option<Record>, StoreError> {
-        let row: Option<RecordRow> = records::table
-            .filter(records::published_pointer.eq(pointer))
-            .select(RecordRow::as_select())
-            .first(&mut self.conn()?)
-            .optional()?;
-        row.map(Record::try_from).transpose()
+        let published = records::table.filter(records::published_pointer.eq(pointer));
+        decoded(first_row(&self.pool, published))
     }
 
     /// Every version of one record, oldest first.

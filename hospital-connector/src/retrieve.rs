@@ -305,7 +305,7 @@ async fn release(
     )
     .map_err(|_| RetrieveError::ReleaseFailed)?;
     let released = ReleasedRecord {
-        content: record.content,
+        content: record.input.content,
         salt: URL_SAFE_NO_PAD.encode(record.salt),
         provenance,
     };
