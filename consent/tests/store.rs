@@ -108,10 +108,10 @@ fn done(store: &ConsentStore, key: &str, act: &Act) {
     assert!(store.finish(key, 11).unwrap(), "{key}");
 }
 
-/// Adds `code`, hospital-a's enrolment code for `PATIENT`, valid until `expires_at_ms`.
-fn desk_code(store: &ConsentStore, code: &str, expires_at_ms: i64) {
+/// Adds `code`, hospital-a's enrolment code for `PATIENT`, valid until `expires_at_secs` (Unix seconds).
+fn desk_code(store: &ConsentStore, code: &str, expires_at_secs: i64) {
     store
-        .add_enrolment_code(code, &PATIENT, &member("hospital-a"), expires_at_ms)
+        .add_enrolment_code(code, &PATIENT, &member("hospital-a"), expires_at_secs)
         .unwrap();
 }
 

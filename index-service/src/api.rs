@@ -32,9 +32,11 @@ use crate::pointers::{NewPointer, PointerError, PointerStore};
 pub const MAX_BATCH: usize = 1000;
 /// Largest sealed pointer accepted, in bytes.
 pub const MAX_SEALED_BYTES: usize = 4096;
+
 /// Why a sealed pointer sent in base64 is refused; each edge words its own answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealedFault {
+    /// Not standard base64.
     NotBase64,
     /// Empty, or over [`MAX_SEALED_BYTES`].
     OutOfBounds,

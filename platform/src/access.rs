@@ -179,6 +179,8 @@ pub type KeyResolver<'a> =
 /// The tokens the consent service issues, as [`check_token`] checks them: a grant,
 /// or the discovery token the index sees, which shows it no scopes, codes or dates.
 pub trait Token: Sized {
+    /// Verifies `token` as shown by `audience` at `now` (Unix seconds), with
+    /// the keys `keys` resolves; the protocol's decoder for this kind.
     fn decode(
         token: &str,
         keys: &KeyResolver<'_>,

@@ -137,7 +137,8 @@ macro_rules! settings {
         pub struct $name {
             $( $(#[$field_meta])* pub $field: $ty, )+
             /// `LOCUS_TLS_CA_CERT`, `LOCUS_TLS_CERT`, `LOCUS_TLS_KEY`: the consortium CA
-            /// and this node's certificate and key (PEM), all three or none.
+            /// and this node's certificate and key (PEM), all three or none; a
+            /// service that serves only over TLS requires them (its `tls()`).
             pub tls_ca_cert: Option<::std::path::PathBuf>,
             pub tls_cert: Option<::std::path::PathBuf>,
             pub tls_key: Option<::std::path::PathBuf>,

@@ -393,7 +393,6 @@ mod tests {
         }
     }
 
-    /// Resolves only the consent key.
     /// The check of a token shown by `audience` at `now`, valid at most `max` seconds.
     fn check<'a>(
         keys: &'a dyn Fn(&KeyId) -> Option<VerifyingKey>,
@@ -409,6 +408,7 @@ mod tests {
         }
     }
 
+    /// Resolves only the consent key.
     fn keys(kid: &KeyId) -> Option<VerifyingKey> {
         let vk = consent_key().verifying_key();
         (*kid == vk.key_id()).then_some(vk)

@@ -115,7 +115,9 @@ pub fn logger(event: &Event) -> Logger<'_> {
 impl Event {
     /// The record custodian involved, if any: the hospital that published,
     /// released, or refused a retrieval asked of it. Those are the events only
-    /// their custodian may log, so this reads [`logger`]'s table.
+    /// their custodian may log, so this reads [`logger`]'s table: an event that
+    /// names a custodian is one its custodian logs, and its row in [`actors`]
+    /// says so.
     pub fn custodian(&self) -> Option<&HospitalId> {
         match logger(self) {
             Logger::Custodian(custodian) => Some(custodian),
