@@ -93,8 +93,8 @@ pub fn cohort(seed: u64, count: usize) -> Cohort {
         let mut tries = 0;
         let (female, given, family) = loop {
             let female = rng.chance(0.5);
-            let given = rng.pick_line(if female { FEMALE_NAMES } else { MALE_NAMES });
-            let family = rng.pick_line(FAMILY_NAMES);
+            let given = rng.pick(if female { &FEMALE_NAMES } else { &MALE_NAMES });
+            let family = rng.pick(&FAMILY_NAMES);
             tries += 1;
             if names.insert((given, family)) || tries == 8 {
                 break (female, given, family);
@@ -634,11 +634,6 @@ impl Rng {
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
-
-    /// One line of `list` (a name list), each as likely as [`Self::pick`] makes it.
-    fn pick_line(&mut self, list: &'static str) -> &'static str {
-        self.pick(&list.lines().collect::<Vec<_>>())
-    }
 }
 
 /// The splitmix64 finalizer, a bijection on u64.
@@ -648,10 +643,14 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Given and family names, one a line: data, kept in files rather than in code.
-const FEMALE_NAMES: &str = include_str!("synthetic_names/female.txt");
-const MALE_NAMES: &str = include_str!("synthetic_names/male.txt");
-const FAMILY_NAMES: &str = include_str!("synthetic_names/family.txt");
+/// Given and family names, one a line: data, kept in files rather than in
+/// code, split into lists once.
+static FEMALE_NAMES: LazyLock<Vec<&str>> =
+    LazyLock::new(|| include_str!("synthetic_names/female.txt").lines().collect());
+static MALE_NAMES: LazyLock<Vec<&str>> =
+    LazyLock::new(|| include_str!("synthetic_names/male.txt").lines().collect());
+static FAMILY_NAMES: LazyLock<Vec<&str>> =
+    LazyLock::new(|| include_str!("synthetic_names/family.txt").lines().collect());
 
 #[cfg(test)]
 mod tests {

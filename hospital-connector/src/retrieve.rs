@@ -18,7 +18,6 @@ use std::sync::Arc;
 use actix_web::web;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use locus_index_service::api::{decode_sealed, SealedFault, MAX_SEALED_BYTES};
 use locus_ledger::client::ClientError;
 use locus_ledger::wire::{Receipt, GRANT_REVOKED_CODE};
 use locus_platform::access::{check_token, oversized_token, Authorized, Refused};
@@ -31,6 +30,7 @@ use locus_protocol::ids::PointerId;
 use locus_protocol::pointer::{
     content_digest, PointerBody, Provenance, RecordRelease, SignedProvenance,
 };
+use locus_protocol::pointer::{decode_sealed, SealedFault, MAX_SEALED_BYTES};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -30,27 +30,7 @@ use crate::pointers::{NewPointer, PointerError, PointerStore};
 
 /// Most pointers in one publish call.
 pub const MAX_BATCH: usize = 1000;
-/// Largest sealed pointer accepted, in bytes.
-pub const MAX_SEALED_BYTES: usize = 4096;
-
-/// Why a sealed pointer sent in base64 is refused; each edge words its own answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealedFault {
-    /// Not standard base64.
-    NotBase64,
-    /// Empty, or over [`MAX_SEALED_BYTES`].
-    OutOfBounds,
-}
-
-/// A sealed pointer from a request, decoded from base64 and held to 1 to
-/// [`MAX_SEALED_BYTES`] bytes, as publication and retrieval both take it.
-pub fn decode_sealed(sealed: &str) -> Result<Vec<u8>, SealedFault> {
-    let bytes = BASE64.decode(sealed).map_err(|_| SealedFault::NotBase64)?;
-    if bytes.is_empty() || bytes.len() > MAX_SEALED_BYTES {
-        return Err(SealedFault::OutOfBounds);
-    }
-    Ok(bytes)
-}
+pub use locus_protocol::pointer::{decode_sealed, SealedFault, MAX_SEALED_BYTES};
 /// Most scope tags one pointer carries.
 pub const MAX_SCOPE_TAGS: usize = 64;
 

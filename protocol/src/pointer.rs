@@ -41,6 +41,30 @@ pub const MAX_POINTER_TOKENS: usize = 32;
 /// body is at most about 20 KiB.
 pub const MAX_SEALED_POINTER_LEN: usize = 64 * 1024;
 
+/// Largest sealed pointer the index keeps and a custodian is shown back, in bytes.
+pub const MAX_SEALED_BYTES: usize = 4096;
+
+/// Why a sealed pointer sent in base64 is refused; each edge words its own answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedFault {
+    /// Not standard base64.
+    NotBase64,
+    /// Empty, or over [`MAX_SEALED_BYTES`].
+    OutOfBounds,
+}
+
+/// A sealed pointer from a request, decoded from base64 and held to 1 to
+/// [`MAX_SEALED_BYTES`] bytes, as publication and retrieval both take it.
+pub fn decode_sealed(sealed: &str) -> Result<Vec<u8>, SealedFault> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .map_err(|_| SealedFault::NotBase64)?;
+    if bytes.is_empty() || bytes.len() > MAX_SEALED_BYTES {
+        return Err(SealedFault::OutOfBounds);
+    }
+    Ok(bytes)
+}
+
 /// `SHA-256(COMMITMENT_LABEL || salt || canonical_content)`. Label and salt have
 /// fixed lengths, so the concatenation is unambiguous; the secret salt keeps anyone
 /// who sees the commitment (it is on the ledger) from testing guesses of the content.

@@ -5,14 +5,7 @@ use serde_json::Value;
 /// POSTs `body` as JSON to `url` as `client` and returns the JSON answer;
 /// panics unless 200: for the steps that set a test up.
 pub async fn post_ok(client: &reqwest::Client, url: String, body: Value) -> Value {
-    let response = client
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .expect("request sent");
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, body) = crate::phone::post(client, url.clone(), body, None).await;
     assert_eq!(status, 200, "POST {url}: {body}");
     body
 }
